@@ -1,0 +1,678 @@
+//! A data directory loaded for feature computation. The small tables (subscriptions,
+//! customers, tickets, payments, surveys, catalog) are held in memory per customer; the
+//! events table, the large one, is only ever streamed ([`Dataset::for_each_event_batch`]).
+
+use crate::contract::{self, ColumnType, TableSpec};
+use crate::error::Result;
+use crate::read::{self, Batch, TableFile};
+use crate::time::{Day, Ts};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// One subscription period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subscription {
+    pub start: Day,
+    /// First day no longer covered; `None` while ongoing.
+    pub end: Option<Day>,
+    pub mrr: f64,
+    pub plan: String,
+}
+
+/// One support ticket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ticket {
+    pub opened: Ts,
+    pub closed: Option<Ts>,
+    pub first_response: Option<Ts>,
+    pub priority: Option<String>,
+    pub satisfaction: Option<f64>,
+}
+
+/// The outcome of an invoice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PaymentStatus {
+    Paid,
+    Late,
+    Failed,
+    Refunded,
+}
+
+impl PaymentStatus {
+    /// Parses the contract's spelling (case-insensitive).
+    pub fn parse(text: &str) -> Option<PaymentStatus> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "paid" => Some(PaymentStatus::Paid),
+            "late" => Some(PaymentStatus::Late),
+            "failed" => Some(PaymentStatus::Failed),
+            "refunded" => Some(PaymentStatus::Refunded),
+            _ => None,
+        }
+    }
+
+    /// The contract's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Paid => "paid",
+            PaymentStatus::Late => "late",
+            PaymentStatus::Failed => "failed",
+            PaymentStatus::Refunded => "refunded",
+        }
+    }
+}
+
+/// One invoice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payment {
+    pub due: Day,
+    pub paid: Option<Ts>,
+    pub amount: Option<f64>,
+    pub status: PaymentStatus,
+}
+
+/// One survey answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Survey {
+    pub answered: Ts,
+    pub nps: Option<f64>,
+    pub csat: Option<f64>,
+}
+
+/// Everything known about one customer outside the events table, sorted by time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Customer {
+    pub id: String,
+    pub subscriptions: Vec<Subscription>,
+    pub tickets: Vec<Ticket>,
+    pub payments: Vec<Payment>,
+    pub surveys: Vec<Survey>,
+}
+
+/// The values of one static attribute column, indexed like [`Dataset::customers`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttributeValues {
+    Numeric(Vec<Option<f64>>),
+    Categorical(Vec<Option<String>>),
+}
+
+/// A static attribute from the `customers` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attribute {
+    pub name: String,
+    pub values: AttributeValues,
+}
+
+/// The product feature catalog: feature name and group.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Catalog {
+    pub features: Vec<(String, String)>,
+}
+
+impl Catalog {
+    /// Group names in first-seen order.
+    pub fn groups(&self) -> Vec<String> {
+        let mut groups: Vec<String> = Vec::new();
+        for (_, g) in &self.features {
+            if !groups.contains(g) {
+                groups.push(g.clone());
+            }
+        }
+        groups
+    }
+}
+
+/// Rows of one table that name customers absent from `subscriptions`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Orphans {
+    pub table: String,
+    pub rows: u64,
+    /// Up to five distinct ids, in file order.
+    pub first_ids: Vec<String>,
+}
+
+impl Orphans {
+    fn new(table: &str) -> Self {
+        Orphans {
+            table: table.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Counts one orphan row.
+    pub fn add(&mut self, id: &str) {
+        self.rows += 1;
+        if self.first_ids.len() < 5 && !self.first_ids.iter().any(|x| x == id) {
+            self.first_ids.push(id.to_string());
+        }
+    }
+}
+
+impl std::fmt::Display for Orphans {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} row(s) name customers absent from subscriptions (first: {}); they are not used",
+            self.table,
+            self.rows,
+            self.first_ids.join(", ")
+        )
+    }
+}
+
+/// A loaded data directory.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub dir: PathBuf,
+    /// Customers in order of first appearance in `subscriptions`.
+    pub customers: Vec<Customer>,
+    pub index: HashMap<String, u32>,
+    pub attributes: Vec<Attribute>,
+    pub catalog: Option<Catalog>,
+    /// The events file, streamed on demand.
+    pub events: Option<TableFile>,
+    /// Rows of the small tables that reference unknown customers (events are reported
+    /// by the scan that reads them).
+    pub orphans: Vec<Orphans>,
+}
+
+fn open(dir: &Path, spec: &'static TableSpec) -> Result<Option<TableFile>> {
+    let file = read::locate(dir, spec)?;
+    if let Some(f) = &file {
+        f.check_columns()?;
+    }
+    Ok(file)
+}
+
+fn column_names(spec: &TableSpec) -> Vec<&'static str> {
+    spec.columns.iter().map(|c| c.name).collect()
+}
+
+impl Dataset {
+    /// Loads every table of `dir` except the events, which are checked and streamed later.
+    pub fn open(dir: &Path) -> Result<Dataset> {
+        let subs = open(dir, &contract::SUBSCRIPTIONS)?.expect("required table");
+        let mut ds = Dataset {
+            dir: dir.to_path_buf(),
+            customers: Vec::new(),
+            index: HashMap::new(),
+            attributes: Vec::new(),
+            catalog: None,
+            events: open(dir, &contract::EVENTS)?,
+            orphans: Vec::new(),
+        };
+        ds.load_subscriptions(&subs)?;
+        if let Some(f) = open(dir, &contract::CUSTOMERS)? {
+            ds.load_attributes(&f)?;
+        }
+        if let Some(f) = open(dir, &contract::TICKETS)? {
+            ds.load_tickets(&f)?;
+        }
+        if let Some(f) = open(dir, &contract::PAYMENTS)? {
+            ds.load_payments(&f)?;
+        }
+        if let Some(f) = open(dir, &contract::SURVEYS)? {
+            ds.load_surveys(&f)?;
+        }
+        if let Some(f) = open(dir, &contract::CATALOG)? {
+            ds.catalog = Some(load_catalog(&f)?);
+        }
+        ds.sort();
+        Ok(ds)
+    }
+
+    /// Builds a dataset from in-memory customers (tests, the simulator's measurements).
+    pub fn from_customers(customers: Vec<Customer>) -> Dataset {
+        let index = customers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i as u32))
+            .collect();
+        let mut ds = Dataset {
+            dir: PathBuf::new(),
+            customers,
+            index,
+            attributes: Vec::new(),
+            catalog: None,
+            events: None,
+            orphans: Vec::new(),
+        };
+        ds.sort();
+        ds
+    }
+
+    /// Puts every per-customer list in a canonical order, so results never depend on
+    /// the order of rows in the input files.
+    fn sort(&mut self) {
+        for c in &mut self.customers {
+            c.subscriptions.sort_by(|a, b| {
+                (a.start, a.end.unwrap_or(Day::MAX), &a.plan)
+                    .cmp(&(b.start, b.end.unwrap_or(Day::MAX), &b.plan))
+                    .then(a.mrr.total_cmp(&b.mrr))
+            });
+            c.tickets.sort_by(|a, b| {
+                (a.opened, a.closed, a.first_response, &a.priority)
+                    .cmp(&(b.opened, b.closed, b.first_response, &b.priority))
+                    .then(cmp_opt(a.satisfaction, b.satisfaction))
+            });
+            c.payments.sort_by(|a, b| {
+                (a.due, a.paid, a.status)
+                    .cmp(&(b.due, b.paid, b.status))
+                    .then(cmp_opt(a.amount, b.amount))
+            });
+            c.surveys.sort_by(|a, b| {
+                a.answered
+                    .cmp(&b.answered)
+                    .then(cmp_opt(a.nps, b.nps))
+                    .then(cmp_opt(a.csat, b.csat))
+            });
+        }
+    }
+
+    /// The index of customer `id`.
+    pub fn customer(&self, id: &str) -> Option<u32> {
+        self.index.get(id).copied()
+    }
+
+    fn load_subscriptions(&mut self, file: &TableFile) -> Result<()> {
+        file.for_each_batch(&column_names(file.spec), |b| {
+            let id = b.required("customer_id")?;
+            let start = b.required("start_date")?;
+            let end = b.required("end_date")?;
+            let mrr = b.required("mrr")?;
+            let plan = b.required("plan")?;
+            for i in 0..b.len() {
+                let cid = id.filled(i, id.text(i), ColumnType::Text)?;
+                let s = start.filled(i, start.date(i)?, ColumnType::Date)?;
+                let e = end.date(i)?;
+                if let Some(e) = e {
+                    if e < s {
+                        return Err(end.bad(
+                            i,
+                            "an end_date on or after start_date",
+                            crate::time::format_date(e),
+                        ));
+                    }
+                }
+                let m = mrr.filled(i, mrr.number(i)?, ColumnType::Number)?;
+                if m < 0.0 {
+                    return Err(mrr.bad(i, "a non-negative number", m));
+                }
+                let p = plan.filled(i, plan.text(i), ColumnType::Text)?;
+                let next = self.customers.len() as u32;
+                let idx = *self.index.entry(cid.clone()).or_insert(next);
+                if idx == next {
+                    self.customers.push(Customer {
+                        id: cid,
+                        ..Default::default()
+                    });
+                }
+                self.customers[idx as usize]
+                    .subscriptions
+                    .push(Subscription {
+                        start: s,
+                        end: e,
+                        mrr: m,
+                        plan: p,
+                    });
+            }
+            Ok(())
+        })
+    }
+
+    /// Reads rows of a per-customer table, resolving ids and collecting orphans.
+    fn load_rows<T>(
+        &mut self,
+        file: &TableFile,
+        parse: impl Fn(&Batch, usize) -> Result<T>,
+        push: impl Fn(&mut Customer, T),
+    ) -> Result<()> {
+        let mut orphans = Orphans::new(file.spec.name);
+        file.for_each_batch(&column_names(file.spec), |b| {
+            let id = b.required("customer_id")?;
+            for i in 0..b.len() {
+                let cid = id.filled(
+                    i,
+                    id.str(i).map(str::to_string).or_else(|| id.text(i)),
+                    ColumnType::Text,
+                )?;
+                let row = parse(b, i)?;
+                match self.index.get(&cid) {
+                    Some(&idx) => push(&mut self.customers[idx as usize], row),
+                    None => orphans.add(&cid),
+                }
+            }
+            Ok(())
+        })?;
+        if orphans.rows > 0 {
+            self.orphans.push(orphans);
+        }
+        Ok(())
+    }
+
+    fn load_tickets(&mut self, file: &TableFile) -> Result<()> {
+        self.load_rows(
+            file,
+            |b, i| {
+                let opened = b.required("opened_at")?;
+                let o = opened.filled(i, opened.timestamp(i)?, ColumnType::Timestamp)?;
+                let closed = optional_ts(b, "closed_at", i, o)?;
+                let first_response = optional_ts(b, "first_response_at", i, o)?;
+                let priority = b.column("priority")?.and_then(|c| c.text(i));
+                let satisfaction = match b.column("satisfaction")? {
+                    Some(c) => in_range(&c, i, 1.0, 5.0)?,
+                    None => None,
+                };
+                Ok(Ticket {
+                    opened: o,
+                    closed,
+                    first_response,
+                    priority,
+                    satisfaction,
+                })
+            },
+            |c, t| c.tickets.push(t),
+        )
+    }
+
+    fn load_payments(&mut self, file: &TableFile) -> Result<()> {
+        self.load_rows(
+            file,
+            |b, i| {
+                let due = b.required("due_date")?;
+                let status = b.required("status")?;
+                let s = status.filled(i, status.text(i), ColumnType::Text)?;
+                let status_value = PaymentStatus::parse(&s)
+                    .ok_or_else(|| status.bad(i, "one of paid, late, failed, refunded", &s))?;
+                Ok(Payment {
+                    due: due.filled(i, due.date(i)?, ColumnType::Date)?,
+                    paid: match b.column("paid_at")? {
+                        Some(c) => c.timestamp(i)?,
+                        None => None,
+                    },
+                    amount: match b.column("amount")? {
+                        Some(c) => c.number(i)?,
+                        None => None,
+                    },
+                    status: status_value,
+                })
+            },
+            |c, p| c.payments.push(p),
+        )
+    }
+
+    fn load_surveys(&mut self, file: &TableFile) -> Result<()> {
+        self.load_rows(
+            file,
+            |b, i| {
+                let at = b.required("answered_at")?;
+                Ok(Survey {
+                    answered: at.filled(i, at.timestamp(i)?, ColumnType::Timestamp)?,
+                    nps: match b.column("nps")? {
+                        Some(c) => in_range(&c, i, 0.0, 10.0)?,
+                        None => None,
+                    },
+                    csat: match b.column("csat")? {
+                        Some(c) => in_range(&c, i, 1.0, 10.0)?,
+                        None => None,
+                    },
+                })
+            },
+            |c, s| c.surveys.push(s),
+        )
+    }
+
+    fn load_attributes(&mut self, file: &TableFile) -> Result<()> {
+        let names = file.check_columns()?;
+        let attr_names: Vec<String> = names.into_iter().filter(|n| n != "customer_id").collect();
+        let wanted: Vec<&str> = std::iter::once("customer_id")
+            .chain(attr_names.iter().map(String::as_str))
+            .collect();
+        let n = self.customers.len();
+        // Collect raw cells first: whether a CSV column is numeric is only known once
+        // every value has been seen.
+        let mut raw: Vec<Vec<Option<String>>> = vec![vec![None; n]; attr_names.len()];
+        let mut numeric_typed: Vec<Option<Vec<Option<f64>>>> = vec![None; attr_names.len()];
+        let mut seen = vec![false; n];
+        let mut orphans = Orphans::new("customers");
+        file.for_each_batch(&wanted, |b| {
+            let id = b.required("customer_id")?;
+            let columns: Vec<_> = attr_names
+                .iter()
+                .map(|a| b.required(a))
+                .collect::<Result<_>>()?;
+            for i in 0..b.len() {
+                let cid = id.filled(i, id.text(i), ColumnType::Text)?;
+                let Some(&idx) = self.index.get(&cid) else {
+                    orphans.add(&cid);
+                    continue;
+                };
+                let idx = idx as usize;
+                if std::mem::replace(&mut seen[idx], true) {
+                    return Err(id.bad(
+                        i,
+                        "one row per customer",
+                        format!("a second row for {cid}"),
+                    ));
+                }
+                for (k, c) in columns.iter().enumerate() {
+                    if c.is_text() {
+                        raw[k][idx] = c.text(i);
+                    } else {
+                        numeric_typed[k].get_or_insert_with(|| vec![None; n])[idx] = c.number(i)?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        if orphans.rows > 0 {
+            self.orphans.push(orphans);
+        }
+        for (k, name) in attr_names.into_iter().enumerate() {
+            let values = match numeric_typed[k].take() {
+                Some(v) => AttributeValues::Numeric(v),
+                None => infer_attribute(std::mem::take(&mut raw[k])),
+            };
+            self.attributes.push(Attribute { name, values });
+        }
+        Ok(())
+    }
+
+    /// Streams the events table in batches with ids resolved through `vocab`. Rows of
+    /// unknown customers are counted in the returned [`Orphans`], never silently dropped.
+    pub fn for_each_event_batch(
+        &self,
+        vocab: &mut Vocabulary,
+        mut visit: impl FnMut(&EventBatch) -> Result<()>,
+    ) -> Result<Orphans> {
+        let mut orphans = Orphans::new("events");
+        let Some(file) = &self.events else {
+            return Ok(orphans);
+        };
+        let mut out = EventBatch::default();
+        file.for_each_batch(&column_names(file.spec), |b| {
+            out.clear();
+            let id = b.required("customer_id")?;
+            let ts = b.required("timestamp")?;
+            let kind = b.required("event_type")?;
+            let value = b.column("value")?;
+            let feature = b.column("feature")?;
+            for i in 0..b.len() {
+                let cid = id
+                    .str(i)
+                    .ok_or_else(|| id.bad(i, "a customer id (the column is required)", ""))?;
+                let t = ts.filled(i, ts.timestamp(i)?, ColumnType::Timestamp)?;
+                let k = kind
+                    .str(i)
+                    .ok_or_else(|| kind.bad(i, "an event type (the column is required)", ""))?;
+                let v = match &value {
+                    Some(c) => c.number(i)?,
+                    None => None,
+                };
+                let Some(&c) = self.index.get(cid) else {
+                    orphans.add(cid);
+                    continue;
+                };
+                let f = feature.as_ref().and_then(|c| c.str(i));
+                out.customer.push(c);
+                out.ts.push(t);
+                out.kind.push(vocab.event_types.intern(k));
+                out.value.push(v.unwrap_or(f64::NAN));
+                out.feature
+                    .push(f.map_or(NO_FEATURE, |f| vocab.features.intern(f)));
+            }
+            visit(&out)
+        })?;
+        Ok(orphans)
+    }
+}
+
+fn cmp_opt(a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
+    match (a, b) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (x, y) => x.is_some().cmp(&y.is_some()),
+    }
+}
+
+fn optional_ts(b: &Batch, name: &str, i: usize, not_before: Ts) -> Result<Option<Ts>> {
+    let Some(c) = b.column(name)? else {
+        return Ok(None);
+    };
+    match c.timestamp(i)? {
+        Some(t) if t < not_before => Err(c.bad(
+            i,
+            "a time on or after opened_at",
+            crate::time::format_timestamp(t),
+        )),
+        v => Ok(v),
+    }
+}
+
+fn in_range(c: &read::Column, i: usize, lo: f64, hi: f64) -> Result<Option<f64>> {
+    match c.number(i)? {
+        Some(v) if !(lo..=hi).contains(&v) => {
+            Err(c.bad(i, &format!("a number from {lo} to {hi}"), v))
+        }
+        v => Ok(v),
+    }
+}
+
+fn infer_attribute(raw: Vec<Option<String>>) -> AttributeValues {
+    let as_number = |s: &str| -> Option<f64> {
+        match s.to_ascii_lowercase().as_str() {
+            "true" | "yes" => Some(1.0),
+            "false" | "no" => Some(0.0),
+            other => other.parse::<f64>().ok().filter(|v| v.is_finite()),
+        }
+    };
+    let any = raw.iter().any(Option::is_some);
+    if any && raw.iter().flatten().all(|s| as_number(s).is_some()) {
+        AttributeValues::Numeric(
+            raw.iter()
+                .map(|v| v.as_deref().and_then(as_number))
+                .collect(),
+        )
+    } else {
+        AttributeValues::Categorical(raw)
+    }
+}
+
+fn load_catalog(file: &TableFile) -> Result<Catalog> {
+    let mut catalog = Catalog::default();
+    file.for_each_batch(&["feature", "group"], |b| {
+        let f = b.required("feature")?;
+        let g = b.required("group")?;
+        for i in 0..b.len() {
+            let name = f.filled(i, f.text(i), ColumnType::Text)?;
+            if catalog.features.iter().any(|(n, _)| *n == name) {
+                return Err(f.bad(i, "each feature once", name));
+            }
+            catalog
+                .features
+                .push((name, g.filled(i, g.text(i), ColumnType::Text)?));
+        }
+        Ok(())
+    })?;
+    Ok(catalog)
+}
+
+/// Marks an event without a product feature.
+pub const NO_FEATURE: u32 = u32::MAX;
+
+/// Dense ids for strings seen while streaming (event types, feature names).
+#[derive(Debug, Clone, Default)]
+pub struct Interner {
+    map: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    /// The id of `name`, adding it if new.
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.map.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.map.insert(name.to_string(), id);
+        self.names.push(name.to_string());
+        id
+    }
+
+    /// The id of `name`, if seen.
+    pub fn get(&self, name: &str) -> Option<u32> {
+        self.map.get(name).copied()
+    }
+
+    /// The name of `id`.
+    pub fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    /// Number of distinct names.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True when nothing has been interned.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// Interned event types and feature names of one scan.
+#[derive(Debug, Clone, Default)]
+pub struct Vocabulary {
+    pub event_types: Interner,
+    pub features: Interner,
+}
+
+/// A batch of events in columns, ids resolved.
+#[derive(Debug, Clone, Default)]
+pub struct EventBatch {
+    pub customer: Vec<u32>,
+    pub ts: Vec<Ts>,
+    pub kind: Vec<u32>,
+    /// `NaN` when the event has no value.
+    pub value: Vec<f64>,
+    /// [`NO_FEATURE`] when the event names no feature.
+    pub feature: Vec<u32>,
+}
+
+impl EventBatch {
+    fn clear(&mut self) {
+        self.customer.clear();
+        self.ts.clear();
+        self.kind.clear();
+        self.value.clear();
+        self.feature.clear();
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+}

@@ -1,0 +1,650 @@
+//! Streaming table readers. CSV (plain or gzipped) and Parquet files are read in Arrow
+//! record batches of bounded size; [`Batch`] then gives typed, checked access to cells,
+//! so every table parser reports bad values the same way, whatever the file format.
+
+use crate::contract::{ColumnType, Presence, TableSpec};
+use crate::error::{DataError, Location, Result};
+use crate::time::{self, Day, Ts};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Date64Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+};
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Rows per record batch when streaming.
+pub const BATCH_ROWS: usize = 64 * 1024;
+
+/// The on-disk format of a table file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    CsvGz,
+    Parquet,
+}
+
+impl Format {
+    /// The format a path's extension names (`.csv`, `.csv.gz`, `.parquet`).
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+        if name.ends_with(".csv.gz") {
+            Some(Format::CsvGz)
+        } else if name.ends_with(".csv") {
+            Some(Format::Csv)
+        } else if name.ends_with(".parquet") || name.ends_with(".pq") {
+            Some(Format::Parquet)
+        } else {
+            None
+        }
+    }
+}
+
+/// A table file found in a data directory.
+#[derive(Debug, Clone)]
+pub struct TableFile {
+    pub spec: &'static TableSpec,
+    pub path: PathBuf,
+    pub format: Format,
+}
+
+/// Finds the file of `spec` in `dir`: `NAME.csv`, `NAME.csv.gz` or `NAME.parquet`.
+/// Two of them at once is an error; none is `Ok(None)` (or an error for a required table).
+pub fn locate(dir: &Path, spec: &'static TableSpec) -> Result<Option<TableFile>> {
+    let mut found: Option<TableFile> = None;
+    for (ext, format) in [
+        ("csv", Format::Csv),
+        ("csv.gz", Format::CsvGz),
+        ("parquet", Format::Parquet),
+    ] {
+        let path = dir.join(format!("{}.{ext}", spec.name));
+        if path.is_file() {
+            if let Some(first) = &found {
+                return Err(DataError::DuplicateTable {
+                    dir: dir.to_path_buf(),
+                    table: spec.name.into(),
+                    first: file_name(&first.path),
+                    second: file_name(&path),
+                });
+            }
+            found = Some(TableFile { spec, path, format });
+        }
+    }
+    if found.is_none() && spec.required {
+        if !dir.is_dir() {
+            return Err(DataError::io(
+                dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "data directory not found"),
+            ));
+        }
+        return Err(DataError::MissingTable {
+            dir: dir.to_path_buf(),
+            table: spec.name.into(),
+        });
+    }
+    Ok(found)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+impl TableFile {
+    /// A table file at an explicit path (format from the extension).
+    pub fn at(path: &Path, spec: &'static TableSpec) -> Result<TableFile> {
+        let format = Format::from_path(path).ok_or_else(|| DataError::Malformed {
+            file: path.to_path_buf(),
+            message: "unknown file type: expected .csv, .csv.gz or .parquet".into(),
+        })?;
+        Ok(TableFile {
+            spec,
+            path: path.to_path_buf(),
+            format,
+        })
+    }
+
+    /// The column names the file has, in file order.
+    pub fn column_names(&self) -> Result<Vec<String>> {
+        match self.format {
+            Format::Parquet => {
+                let builder = self.parquet_builder()?;
+                Ok(builder
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect())
+            }
+            Format::Csv | Format::CsvGz => {
+                let mut reader = self.csv_reader()?;
+                let headers = reader.headers().map_err(|e| self.csv_error(e))?;
+                Ok(headers.iter().map(|h| h.trim().to_string()).collect())
+            }
+        }
+    }
+
+    /// Checks that every required column is there; returns the file's column names.
+    pub fn check_columns(&self) -> Result<Vec<String>> {
+        let names = self.column_names()?;
+        for c in self.spec.columns {
+            if c.presence != Presence::Optional && !names.iter().any(|n| n == c.name) {
+                return Err(DataError::MissingColumn {
+                    file: self.path.clone(),
+                    column: c.name.into(),
+                    found: names.join(", "),
+                });
+            }
+        }
+        Ok(names)
+    }
+
+    /// Streams the file in record batches of at most [`BATCH_ROWS`] rows, reading only
+    /// `columns` (absent ones are skipped; check required ones with [`check_columns`]).
+    ///
+    /// [`check_columns`]: TableFile::check_columns
+    pub fn for_each_batch(
+        &self,
+        columns: &[&str],
+        mut visit: impl FnMut(&Batch) -> Result<()>,
+    ) -> Result<()> {
+        match self.format {
+            Format::Parquet => {
+                let builder = self.parquet_builder()?;
+                let schema = builder.parquet_schema();
+                let wanted: Vec<usize> = builder
+                    .schema()
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| columns.contains(&f.name().as_str()))
+                    .map(|(i, _)| i)
+                    .collect();
+                let mask = ProjectionMask::roots(schema, wanted);
+                let reader = builder
+                    .with_projection(mask)
+                    .with_batch_size(BATCH_ROWS)
+                    .build()
+                    .map_err(|e| self.malformed(e))?;
+                let mut first_row = 0u64;
+                for batch in reader {
+                    let batch = batch.map_err(|e| self.malformed(e))?;
+                    let rows = batch.num_rows() as u64;
+                    visit(&Batch::new(&self.path, batch, Rows::Parquet(first_row)))?;
+                    first_row += rows;
+                }
+                Ok(())
+            }
+            Format::Csv | Format::CsvGz => self.csv_batches(columns, visit),
+        }
+    }
+
+    fn parquet_builder(&self) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+        let file = File::open(&self.path).map_err(|e| DataError::io(&self.path, e))?;
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| self.malformed(e))
+    }
+
+    fn csv_reader(&self) -> Result<csv::Reader<Box<dyn Read>>> {
+        let file = File::open(&self.path).map_err(|e| DataError::io(&self.path, e))?;
+        let inner: Box<dyn Read> = match self.format {
+            Format::CsvGz => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+                1 << 16,
+                file,
+            ))),
+            _ => Box::new(file),
+        };
+        Ok(csv::ReaderBuilder::new()
+            .buffer_capacity(1 << 16)
+            .from_reader(inner))
+    }
+
+    fn csv_batches(
+        &self,
+        columns: &[&str],
+        mut visit: impl FnMut(&Batch) -> Result<()>,
+    ) -> Result<()> {
+        let mut reader = self.csv_reader()?;
+        let headers = reader.headers().map_err(|e| self.csv_error(e))?.clone();
+        let picked: Vec<(usize, &str)> = headers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| {
+                let h = h.trim();
+                columns.iter().find(|c| **c == h).map(|c| (i, *c))
+            })
+            .collect();
+        let schema = Arc::new(Schema::new(
+            picked
+                .iter()
+                .map(|(_, name)| Field::new(*name, DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        ));
+        let mut record = csv::StringRecord::new();
+        loop {
+            let mut builders: Vec<arrow_array::builder::StringBuilder> = picked
+                .iter()
+                .map(|_| {
+                    arrow_array::builder::StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 8)
+                })
+                .collect();
+            let mut lines = Vec::with_capacity(BATCH_ROWS);
+            while lines.len() < BATCH_ROWS {
+                let more = reader
+                    .read_record(&mut record)
+                    .map_err(|e| self.csv_error(e))?;
+                if !more {
+                    break;
+                }
+                let line = record.position().map_or(0, |p| p.line());
+                if record.len() == 1 && record.get(0) == Some("") {
+                    continue; // a blank line
+                }
+                for ((i, _), builder) in picked.iter().zip(builders.iter_mut()) {
+                    match record.get(*i) {
+                        Some(v) if !v.trim().is_empty() => builder.append_value(v.trim()),
+                        _ => builder.append_null(),
+                    }
+                }
+                lines.push(line);
+            }
+            if lines.is_empty() {
+                return Ok(());
+            }
+            let arrays: Vec<ArrayRef> = builders
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef)
+                .collect();
+            let batch = RecordBatch::try_new_with_options(
+                schema.clone(),
+                arrays,
+                &arrow_array::RecordBatchOptions::new().with_row_count(Some(lines.len())),
+            )
+            .map_err(|e| self.malformed(e))?;
+            let done = lines.len() < BATCH_ROWS;
+            visit(&Batch::new(&self.path, batch, Rows::Csv(lines)))?;
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    fn malformed(&self, e: impl std::fmt::Display) -> DataError {
+        DataError::Malformed {
+            file: self.path.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    fn csv_error(&self, e: csv::Error) -> DataError {
+        let message = match e.kind() {
+            csv::ErrorKind::UnequalLengths {
+                pos,
+                expected_len,
+                len,
+            } => format!(
+                "line {}: expected {expected_len} fields like the header, found {len}",
+                pos.as_ref().map_or(0, |p| p.line())
+            ),
+            csv::ErrorKind::Utf8 { pos, err } => format!(
+                "line {}: invalid UTF-8 in field {}",
+                pos.as_ref().map_or(0, |p| p.line()),
+                err.field() + 1
+            ),
+            _ => e.to_string(),
+        };
+        DataError::Malformed {
+            file: self.path.clone(),
+            message,
+        }
+    }
+}
+
+enum Rows {
+    Csv(Vec<u64>),
+    Parquet(u64),
+}
+
+/// One record batch of a table file, with typed access to its cells.
+pub struct Batch<'a> {
+    file: &'a Path,
+    batch: RecordBatch,
+    rows: Rows,
+}
+
+impl<'a> Batch<'a> {
+    fn new(file: &'a Path, batch: RecordBatch, rows: Rows) -> Self {
+        Batch { file, batch, rows }
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Where row `i` of this batch is in the file.
+    pub fn location(&self, i: usize) -> Location {
+        match &self.rows {
+            Rows::Csv(lines) => Location::Line(lines[i]),
+            Rows::Parquet(first) => Location::Row(first + i as u64 + 1),
+        }
+    }
+
+    /// The column `name`, or `None` when the file does not have it.
+    pub fn column(&self, name: &str) -> Result<Option<Column<'_>>> {
+        let Some(array) = self.batch.column_by_name(name) else {
+            return Ok(None);
+        };
+        let cells = Cells::new(array.as_ref()).ok_or_else(|| DataError::BadColumnType {
+            file: self.file.to_path_buf(),
+            column: name.into(),
+            expected: "text, a number, a date or a timestamp".into(),
+            found: array.data_type().to_string(),
+        })?;
+        Ok(Some(Column {
+            batch: self,
+            name: name.to_string(),
+            cells,
+        }))
+    }
+
+    /// The column `name`, which the contract requires (checked up front).
+    pub fn required(&self, name: &str) -> Result<Column<'_>> {
+        self.column(name)?.ok_or_else(|| DataError::MissingColumn {
+            file: self.file.to_path_buf(),
+            column: name.into(),
+            found: self
+                .batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+}
+
+enum Cells<'a> {
+    Utf8(&'a StringArray),
+    LargeUtf8(&'a arrow_array::LargeStringArray),
+    Utf8View(&'a arrow_array::StringViewArray),
+    Dict {
+        array: &'a dyn Array,
+        keys: Vec<usize>,
+        values: Box<Cells<'a>>,
+    },
+    Bool(&'a arrow_array::BooleanArray),
+    Float(Vec<f64>, &'a dyn Array),
+    Date(Vec<Day>, &'a dyn Array),
+    Time(Vec<Ts>, &'a dyn Array),
+}
+
+macro_rules! numbers {
+    ($array:expr, $t:ty) => {
+        $array
+            .as_primitive::<$t>()
+            .values()
+            .iter()
+            .map(|v| *v as f64)
+            .collect()
+    };
+}
+
+impl<'a> Cells<'a> {
+    fn new(array: &'a dyn Array) -> Option<Cells<'a>> {
+        Some(match array.data_type() {
+            DataType::Utf8 => Cells::Utf8(array.as_string::<i32>()),
+            DataType::LargeUtf8 => Cells::LargeUtf8(array.as_string::<i64>()),
+            DataType::Utf8View => Cells::Utf8View(array.as_string_view()),
+            DataType::Dictionary(_, _) => {
+                let dict = array.as_any_dictionary_opt()?;
+                let values = Cells::new(dict.values().as_ref())?;
+                Cells::Dict {
+                    array,
+                    keys: dict.normalized_keys(),
+                    values: Box::new(values),
+                }
+            }
+            DataType::Boolean => Cells::Bool(array.as_boolean()),
+            DataType::Float64 => {
+                Cells::Float(array.as_primitive::<Float64Type>().values().to_vec(), array)
+            }
+            DataType::Float32 => Cells::Float(numbers!(array, Float32Type), array),
+            DataType::Int64 => Cells::Float(numbers!(array, Int64Type), array),
+            DataType::Int32 => Cells::Float(numbers!(array, Int32Type), array),
+            DataType::Int16 => Cells::Float(numbers!(array, Int16Type), array),
+            DataType::Int8 => Cells::Float(numbers!(array, Int8Type), array),
+            DataType::UInt64 => Cells::Float(numbers!(array, UInt64Type), array),
+            DataType::UInt32 => Cells::Float(numbers!(array, UInt32Type), array),
+            DataType::UInt16 => Cells::Float(numbers!(array, UInt16Type), array),
+            DataType::UInt8 => Cells::Float(numbers!(array, UInt8Type), array),
+            DataType::Date32 => {
+                Cells::Date(array.as_primitive::<Date32Type>().values().to_vec(), array)
+            }
+            DataType::Date64 => Cells::Date(
+                array
+                    .as_primitive::<Date64Type>()
+                    .values()
+                    .iter()
+                    .map(|ms| time::day_of(ms.div_euclid(1000)))
+                    .collect(),
+                array,
+            ),
+            DataType::Timestamp(unit, _) => {
+                let per_second: i64 = match unit {
+                    TimeUnit::Second => 1,
+                    TimeUnit::Millisecond => 1_000,
+                    TimeUnit::Microsecond => 1_000_000,
+                    TimeUnit::Nanosecond => 1_000_000_000,
+                };
+                let raw: Vec<i64> = match unit {
+                    TimeUnit::Second => array
+                        .as_primitive::<TimestampSecondType>()
+                        .values()
+                        .to_vec(),
+                    TimeUnit::Millisecond => array
+                        .as_primitive::<TimestampMillisecondType>()
+                        .values()
+                        .to_vec(),
+                    TimeUnit::Microsecond => array
+                        .as_primitive::<TimestampMicrosecondType>()
+                        .values()
+                        .to_vec(),
+                    TimeUnit::Nanosecond => array
+                        .as_primitive::<TimestampNanosecondType>()
+                        .values()
+                        .to_vec(),
+                };
+                Cells::Time(
+                    raw.into_iter().map(|v| v.div_euclid(per_second)).collect(),
+                    array,
+                )
+            }
+            _ => return None,
+        })
+    }
+
+    fn is_null(&self, i: usize) -> bool {
+        match self {
+            Cells::Utf8(a) => a.is_null(i),
+            Cells::LargeUtf8(a) => a.is_null(i),
+            Cells::Utf8View(a) => a.is_null(i),
+            Cells::Dict {
+                array,
+                keys,
+                values,
+            } => array.is_null(i) || values.is_null(keys[i]),
+            Cells::Bool(a) => a.is_null(i),
+            Cells::Float(_, a) | Cells::Date(_, a) | Cells::Time(_, a) => a.is_null(i),
+        }
+    }
+
+    fn text(&self, i: usize) -> Option<&str> {
+        match self {
+            Cells::Utf8(a) => Some(a.value(i)),
+            Cells::LargeUtf8(a) => Some(a.value(i)),
+            Cells::Utf8View(a) => Some(a.value(i)),
+            Cells::Dict { keys, values, .. } => values.text(keys[i]),
+            _ => None,
+        }
+    }
+}
+
+/// A typed view of one column of a [`Batch`]. Each getter returns `Ok(None)` for an
+/// empty cell and an error naming file, line or row, and column for a bad value.
+pub struct Column<'a> {
+    batch: &'a Batch<'a>,
+    name: String,
+    cells: Cells<'a>,
+}
+
+impl Column<'_> {
+    /// The column's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether row `i` is empty.
+    pub fn is_null(&self, i: usize) -> bool {
+        self.cells.is_null(i)
+    }
+
+    /// An error for row `i` of this column.
+    pub fn bad(&self, i: usize, expected: &str, found: impl std::fmt::Display) -> DataError {
+        DataError::BadValue {
+            file: self.batch.file.to_path_buf(),
+            location: self.batch.location(i),
+            column: self.name.clone(),
+            expected: expected.into(),
+            found: found.to_string(),
+        }
+    }
+
+    fn found(&self, i: usize) -> String {
+        match &self.cells {
+            Cells::Float(v, _) => v[i].to_string(),
+            Cells::Date(v, _) => time::format_date(v[i]),
+            Cells::Time(v, _) => time::format_timestamp(v[i]),
+            Cells::Bool(a) => a.value(i).to_string(),
+            _ => self.cells.text(i).unwrap_or_default().to_string(),
+        }
+    }
+
+    /// The cell as text (numbers, dates and booleans are formatted).
+    pub fn text(&self, i: usize) -> Option<String> {
+        if self.is_null(i) {
+            return None;
+        }
+        Some(match self.cells.text(i) {
+            Some(t) => t.to_string(),
+            None => self.found(i),
+        })
+    }
+
+    /// The cell as borrowed text, when the column is stored as text.
+    pub fn str(&self, i: usize) -> Option<&str> {
+        if self.is_null(i) {
+            None
+        } else {
+            self.cells.text(i)
+        }
+    }
+
+    /// Whether the column is stored as text (for CSV, always).
+    pub fn is_text(&self) -> bool {
+        !matches!(
+            self.cells,
+            Cells::Float(..) | Cells::Date(..) | Cells::Time(..) | Cells::Bool(_)
+        )
+    }
+
+    /// The cell as a finite number.
+    pub fn number(&self, i: usize) -> Result<Option<f64>> {
+        if self.is_null(i) {
+            return Ok(None);
+        }
+        let v = match &self.cells {
+            Cells::Float(v, _) => v[i],
+            Cells::Bool(a) => f64::from(u8::from(a.value(i))),
+            Cells::Date(..) | Cells::Time(..) => {
+                return Err(self.bad(i, "a number", self.found(i)))
+            }
+            _ => {
+                let t = self.cells.text(i).unwrap_or_default();
+                match t.parse::<f64>() {
+                    Ok(v) => v,
+                    Err(_) => return Err(self.bad(i, "a number", t)),
+                }
+            }
+        };
+        if v.is_finite() {
+            Ok(Some(v))
+        } else {
+            Err(self.bad(i, "a finite number", v))
+        }
+    }
+
+    /// The cell as a date (`YYYY-MM-DD`; a timestamp column gives its UTC date).
+    pub fn date(&self, i: usize) -> Result<Option<Day>> {
+        if self.is_null(i) {
+            return Ok(None);
+        }
+        match &self.cells {
+            Cells::Date(v, _) => Ok(Some(v[i])),
+            Cells::Time(v, _) => Ok(Some(time::day_of(v[i]))),
+            Cells::Float(..) | Cells::Bool(_) => {
+                Err(self.bad(i, "a date (YYYY-MM-DD)", self.found(i)))
+            }
+            _ => {
+                let t = self.cells.text(i).unwrap_or_default();
+                time::parse_date(t)
+                    .map(Some)
+                    .ok_or_else(|| self.bad(i, "a date (YYYY-MM-DD)", t))
+            }
+        }
+    }
+
+    /// The cell as an instant (RFC 3339; UTC when no offset; a date means midnight).
+    pub fn timestamp(&self, i: usize) -> Result<Option<Ts>> {
+        if self.is_null(i) {
+            return Ok(None);
+        }
+        match &self.cells {
+            Cells::Time(v, _) => Ok(Some(v[i])),
+            Cells::Date(v, _) => Ok(Some(time::day_start(v[i]))),
+            Cells::Float(..) | Cells::Bool(_) => {
+                Err(self.bad(i, "a timestamp (RFC 3339)", self.found(i)))
+            }
+            _ => {
+                let t = self.cells.text(i).unwrap_or_default();
+                time::parse_timestamp(t).map(Some).ok_or_else(|| {
+                    self.bad(i, "a timestamp (RFC 3339, e.g. 2024-03-01T12:00:00Z)", t)
+                })
+            }
+        }
+    }
+
+    /// Turns an empty cell of a required column into an error.
+    pub fn filled<T>(&self, i: usize, value: Option<T>, ty: ColumnType) -> Result<T> {
+        value.ok_or_else(|| {
+            self.bad(
+                i,
+                &format!("a {} (the column is required)", ty.describe()),
+                "",
+            )
+        })
+    }
+}

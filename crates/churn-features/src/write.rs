@@ -1,0 +1,197 @@
+//! Atomic table writers. A table is written to a temporary file beside its destination
+//! and renamed into place by [`TableWriter::finish`], so a crash or an error never
+//! leaves a truncated file under the final name.
+
+use crate::error::{DataError, Result};
+use crate::read::Format;
+use crate::time;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampSecondType};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::{DataType, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+enum Sink {
+    Csv(csv::Writer<Box<dyn Write + Send>>),
+    Parquet(ArrowWriter<File>),
+}
+
+/// Writes record batches of one schema to a CSV, gzipped CSV or Parquet file.
+pub struct TableWriter {
+    sink: Option<Sink>,
+    temp: PathBuf,
+    dest: PathBuf,
+    schema: SchemaRef,
+    rows: u64,
+}
+
+/// A temporary path beside `dest`, unique to this process, in the same directory so the
+/// final rename is atomic.
+pub fn temp_path(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+impl TableWriter {
+    /// Starts writing `dest`; the format comes from its extension.
+    pub fn create(dest: &Path, schema: SchemaRef) -> Result<TableWriter> {
+        let format = Format::from_path(dest).ok_or_else(|| DataError::Malformed {
+            file: dest.to_path_buf(),
+            message: "unknown output type: expected .csv, .csv.gz or .parquet".into(),
+        })?;
+        if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
+        }
+        let temp = temp_path(dest);
+        let file = File::create(&temp).map_err(|e| DataError::io(&temp, e))?;
+        let sink = match format {
+            Format::Parquet => {
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(
+                        ZstdLevel::try_new(3).expect("valid level"),
+                    ))
+                    .build();
+                Sink::Parquet(
+                    ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| {
+                        DataError::Malformed {
+                            file: dest.to_path_buf(),
+                            message: e.to_string(),
+                        }
+                    })?,
+                )
+            }
+            Format::Csv | Format::CsvGz => {
+                let out: Box<dyn Write + Send> = if format == Format::CsvGz {
+                    Box::new(flate2::write::GzEncoder::new(
+                        BufWriter::with_capacity(1 << 16, file),
+                        flate2::Compression::default(),
+                    ))
+                } else {
+                    Box::new(BufWriter::with_capacity(1 << 16, file))
+                };
+                let mut writer = csv::Writer::from_writer(out);
+                writer
+                    .write_record(schema.fields().iter().map(|f| f.name().as_str()))
+                    .map_err(|e| csv_error(&temp, e))?;
+                Sink::Csv(writer)
+            }
+        };
+        Ok(TableWriter {
+            sink: Some(sink),
+            temp,
+            dest: dest.to_path_buf(),
+            schema,
+            rows: 0,
+        })
+    }
+
+    /// The schema every batch must have.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Appends a batch.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows() as u64;
+        match self.sink.as_mut().expect("writer used after finish") {
+            Sink::Parquet(w) => w.write(batch).map_err(|e| DataError::Malformed {
+                file: self.dest.clone(),
+                message: e.to_string(),
+            }),
+            Sink::Csv(w) => write_csv_batch(w, batch).map_err(|e| csv_error(&self.temp, e)),
+        }
+    }
+
+    /// Flushes, closes and renames the file into place; returns the rows written.
+    pub fn finish(mut self) -> Result<u64> {
+        match self.sink.take().expect("finish called once") {
+            Sink::Parquet(w) => {
+                w.close().map_err(|e| DataError::Malformed {
+                    file: self.dest.clone(),
+                    message: e.to_string(),
+                })?;
+            }
+            Sink::Csv(w) => {
+                let mut inner = w
+                    .into_inner()
+                    .map_err(|e| DataError::io(&self.temp, e.into_error()))?;
+                inner.flush().map_err(|e| DataError::io(&self.temp, e))?;
+                drop(inner); // finishes the gzip stream
+            }
+        }
+        std::fs::rename(&self.temp, &self.dest).map_err(|e| DataError::io(&self.dest, e))?;
+        Ok(self.rows)
+    }
+}
+
+impl Drop for TableWriter {
+    fn drop(&mut self) {
+        if self.sink.is_some() {
+            // Not finished: an error happened, so leave nothing behind.
+            self.sink = None;
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+fn csv_error(path: &Path, e: csv::Error) -> DataError {
+    DataError::Malformed {
+        file: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+fn write_csv_batch(
+    w: &mut csv::Writer<Box<dyn Write + Send>>,
+    batch: &RecordBatch,
+) -> csv::Result<()> {
+    let columns = batch.columns();
+    let mut cell = String::new();
+    let mut number = String::with_capacity(32);
+    for row in 0..batch.num_rows() {
+        for col in columns {
+            cell.clear();
+            if !col.is_null(row) {
+                format_cell(col.as_ref(), row, &mut cell, &mut number);
+            }
+            w.write_field(&cell)?;
+        }
+        w.write_record(None::<&[u8]>)?;
+    }
+    Ok(())
+}
+
+fn format_cell(col: &dyn Array, row: usize, out: &mut String, scratch: &mut String) {
+    use std::fmt::Write as _;
+    match col.data_type() {
+        DataType::Utf8 => out.push_str(col.as_string::<i32>().value(row)),
+        DataType::Float64 => {
+            scratch.clear();
+            let _ = write!(scratch, "{}", col.as_primitive::<Float64Type>().value(row));
+            out.push_str(scratch);
+        }
+        DataType::Int64 => {
+            let _ = write!(out, "{}", col.as_primitive::<Int64Type>().value(row));
+        }
+        DataType::Date32 => out.push_str(&time::format_date(
+            col.as_primitive::<Date32Type>().value(row),
+        )),
+        DataType::Timestamp(TimeUnit::Second, _) => out.push_str(&time::format_timestamp(
+            col.as_primitive::<TimestampSecondType>().value(row),
+        )),
+        DataType::Boolean => out.push_str(if col.as_boolean().value(row) {
+            "true"
+        } else {
+            "false"
+        }),
+        other => panic!("the writers only produce contract types, not {other}"),
+    }
+}

@@ -1,0 +1,227 @@
+//! Retention KPIs computed from a loaded data directory, with their definitions written
+//! next to the code that computes them (and in `docs/kpis.md`).
+//!
+//! The measurement window runs from the first month with activity data (payments,
+//! tickets, surveys; subscriptions alone when there are none) to `as_of` (default: the
+//! first day of the month after the latest date in the data). Signup cohorts that
+//! started before the window are left out of cohort retention: customers who signed up
+//! and left before the data began are not in it, so those cohorts would look better
+//! than they were (survivorship bias).
+
+use churn_features::dataset::{AttributeValues, Dataset};
+use churn_features::periods::{self, Period};
+use churn_features::time::{self, Day};
+use serde::Serialize;
+
+/// Churn over one calendar month.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MonthChurn {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Customers active on the first day of the month.
+    pub active_at_start: u64,
+    /// Of those, customers whose active period ended during the month.
+    pub churned: u64,
+    /// `churned / active_at_start`, in percent.
+    pub churn_pct: f64,
+    /// MRR on the first day of the month.
+    pub mrr_at_start: f64,
+    /// MRR on the first day of the month of the customers who churned.
+    pub churned_mrr: f64,
+    /// `churned_mrr / mrr_at_start`, in percent (gross revenue churn).
+    pub revenue_churn_pct: f64,
+}
+
+/// The headline figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub window_start: String,
+    pub as_of: String,
+    /// Mean monthly churn over the trailing 12 full months (fewer if the data is shorter).
+    pub monthly_churn_pct: f64,
+    /// Months averaged in `monthly_churn_pct`.
+    pub churn_months: usize,
+    pub retention_m1_pct: Option<f64>,
+    pub retention_m3_pct: Option<f64>,
+    pub retention_m6_pct: Option<f64>,
+    /// MRR on the last day before `as_of`.
+    pub mrr: f64,
+    /// Customers active on the last day before `as_of`.
+    pub active_customers: u64,
+    /// MRR / active customers.
+    pub arpa: f64,
+    /// Share of active customers whose `has_csm` attribute is 1 (None without it).
+    pub csm_coverage_pct: Option<f64>,
+}
+
+/// Options of the KPI computation.
+#[derive(Debug, Clone, Copy)]
+pub struct KpiOptions {
+    pub grace_days: i32,
+    pub as_of: Option<Day>,
+}
+
+impl Default for KpiOptions {
+    fn default() -> Self {
+        KpiOptions {
+            grace_days: periods::DEFAULT_GRACE_DAYS,
+            as_of: None,
+        }
+    }
+}
+
+/// The measurement window of a data set: (first day of the first month with activity,
+/// as-of day).
+pub fn window(ds: &Dataset, as_of: Option<Day>) -> (Day, Day) {
+    let mut first_activity = Day::MAX;
+    let mut last = Day::MIN;
+    for c in &ds.customers {
+        for p in &c.payments {
+            first_activity = first_activity.min(p.due);
+            last = last.max(p.due);
+        }
+        for t in &c.tickets {
+            first_activity = first_activity.min(time::day_of(t.opened));
+            last = last.max(time::day_of(t.opened));
+        }
+        for s in &c.surveys {
+            first_activity = first_activity.min(time::day_of(s.answered));
+            last = last.max(time::day_of(s.answered));
+        }
+        for s in &c.subscriptions {
+            last = last.max(s.start);
+            if let Some(e) = s.end {
+                last = last.max(e - 1);
+            }
+        }
+    }
+    if first_activity == Day::MAX {
+        first_activity = ds
+            .customers
+            .iter()
+            .filter_map(|c| periods::signup(&c.subscriptions))
+            .min()
+            .unwrap_or(0);
+    }
+    let as_of =
+        as_of.unwrap_or_else(|| time::add_months(time::month_start(last.max(first_activity)), 1));
+    (time::month_start(first_activity), as_of)
+}
+
+/// Monthly churn for every full month of the window.
+pub fn monthly_churn(ds: &Dataset, opts: KpiOptions) -> Vec<MonthChurn> {
+    let (start, as_of) = window(ds, opts.as_of);
+    let all: Vec<Vec<Period>> = ds
+        .customers
+        .iter()
+        .map(|c| periods::active_periods(&c.subscriptions, opts.grace_days))
+        .collect();
+    let mut out = Vec::new();
+    let mut m0 = start;
+    loop {
+        let m1 = time::add_months(m0, 1);
+        if m1 > as_of {
+            break;
+        }
+        let (mut active, mut churned, mut mrr, mut churned_mrr) = (0u64, 0u64, 0.0, 0.0);
+        for (c, ps) in ds.customers.iter().zip(&all) {
+            if let Some(p) = ps.iter().find(|p| p.covers(m0)) {
+                let m = periods::mrr_on(&c.subscriptions, m0);
+                active += 1;
+                mrr += m;
+                if p.end.is_some_and(|e| e <= m1) {
+                    churned += 1;
+                    churned_mrr += m;
+                }
+            }
+        }
+        out.push(MonthChurn {
+            month: time::month_key(m0),
+            active_at_start: active,
+            churned,
+            churn_pct: pct(churned as f64, active as f64),
+            mrr_at_start: mrr,
+            churned_mrr,
+            revenue_churn_pct: pct(churned_mrr, mrr),
+        });
+        m0 = m1;
+    }
+    out
+}
+
+/// Retention `k` months after signup over all customers who signed up inside the window
+/// early enough to be measured: the share still active on the day `k` months after
+/// their signup. `None` when no customer is old enough.
+pub fn retention_after(ds: &Dataset, k: i32, opts: KpiOptions) -> Option<f64> {
+    let (start, as_of) = window(ds, opts.as_of);
+    let (mut n, mut kept) = (0u64, 0u64);
+    for c in &ds.customers {
+        let Some(signup) = periods::signup(&c.subscriptions) else {
+            continue;
+        };
+        let at = time::add_months(signup, k);
+        if signup < start || at >= as_of {
+            continue;
+        }
+        n += 1;
+        if periods::active_periods(&c.subscriptions, opts.grace_days)
+            .iter()
+            .any(|p| p.covers(at))
+        {
+            kept += 1;
+        }
+    }
+    (n > 0).then(|| pct(kept as f64, n as f64))
+}
+
+/// The headline KPIs.
+pub fn summary(ds: &Dataset, opts: KpiOptions) -> Summary {
+    let (start, as_of) = window(ds, opts.as_of);
+    let months = monthly_churn(ds, opts);
+    let trailing: Vec<&MonthChurn> = months.iter().rev().take(12).collect();
+    let monthly_churn_pct = if trailing.is_empty() {
+        0.0
+    } else {
+        trailing.iter().map(|m| m.churn_pct).sum::<f64>() / trailing.len() as f64
+    };
+    let last_day = as_of - 1;
+    let csm = ds.attributes.iter().find(|a| a.name == "has_csm");
+    let (mut mrr, mut active, mut with_csm) = (0.0, 0u64, 0u64);
+    for (i, c) in ds.customers.iter().enumerate() {
+        if periods::active_periods(&c.subscriptions, 0)
+            .iter()
+            .any(|p| p.covers(last_day))
+        {
+            active += 1;
+            mrr += periods::mrr_on(&c.subscriptions, last_day);
+            if let Some(AttributeValues::Numeric(v)) = csm.map(|a| &a.values) {
+                if v[i] == Some(1.0) {
+                    with_csm += 1;
+                }
+            }
+        }
+    }
+    Summary {
+        window_start: time::format_date(start),
+        as_of: time::format_date(as_of),
+        monthly_churn_pct,
+        churn_months: trailing.len(),
+        retention_m1_pct: retention_after(ds, 1, opts),
+        retention_m3_pct: retention_after(ds, 3, opts),
+        retention_m6_pct: retention_after(ds, 6, opts),
+        mrr,
+        active_customers: active,
+        arpa: if active > 0 { mrr / active as f64 } else { 0.0 },
+        csm_coverage_pct: csm
+            .filter(|a| matches!(a.values, AttributeValues::Numeric(_)))
+            .map(|_| pct(with_csm as f64, active as f64)),
+    }
+}
+
+fn pct(num: f64, den: f64) -> f64 {
+    if den > 0.0 {
+        100.0 * num / den
+    } else {
+        0.0
+    }
+}

@@ -1,0 +1,174 @@
+//! The simulator's output: readable through both formats, deterministic, and on target.
+
+use churn_features::dataset::{EventBatch, Vocabulary};
+use churn_features::Dataset;
+use churn_kpis::{summary, KpiOptions};
+use churn_sim::{generate, OutputFormat, SimConfig};
+
+type EventRow = (u32, i64, String, u64, Option<String>);
+
+/// All events of a data set with interned ids mapped back to names.
+fn events(ds: &Dataset) -> (Vec<EventRow>, u64) {
+    let mut vocab = Vocabulary::default();
+    let mut raw = Vec::new();
+    let orphans = ds
+        .for_each_event_batch(&mut vocab, |b: &EventBatch| {
+            for i in 0..b.len() {
+                raw.push((
+                    b.customer[i],
+                    b.ts[i],
+                    b.kind[i],
+                    b.value[i].to_bits(),
+                    b.feature[i],
+                ));
+            }
+            Ok(())
+        })
+        .unwrap();
+    let rows = raw
+        .into_iter()
+        .map(|(c, t, k, v, f)| {
+            let feature = (f != churn_features::dataset::NO_FEATURE)
+                .then(|| vocab.features.name(f).to_string());
+            (c, t, vocab.event_types.name(k).to_string(), v, feature)
+        })
+        .collect();
+    (rows, orphans.rows)
+}
+
+fn small(format: OutputFormat) -> SimConfig {
+    SimConfig {
+        customers: 150,
+        months: 4,
+        seed: 3,
+        format,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn every_table_round_trips_through_csv_and_parquet() {
+    let csv_dir = tempfile::tempdir().unwrap();
+    let pq_dir = tempfile::tempdir().unwrap();
+    let a = generate(&small(OutputFormat::Csv), csv_dir.path(), |_, _| {}).unwrap();
+    let b = generate(&small(OutputFormat::Parquet), pq_dir.path(), |_, _| {}).unwrap();
+    assert_eq!(a, b);
+    for table in [
+        "subscriptions",
+        "customers",
+        "tickets",
+        "payments",
+        "surveys",
+        "catalog",
+    ] {
+        assert!(
+            csv_dir.path().join(format!("{table}.csv")).is_file(),
+            "{table}.csv"
+        );
+        assert!(
+            pq_dir.path().join(format!("{table}.parquet")).is_file(),
+            "{table}.parquet"
+        );
+    }
+    let from_csv = Dataset::open(csv_dir.path()).unwrap();
+    let from_pq = Dataset::open(pq_dir.path()).unwrap();
+    assert_eq!(from_csv.customers.len() as u64, a.customers);
+    assert_eq!(from_csv.customers, from_pq.customers);
+    assert_eq!(from_csv.attributes, from_pq.attributes);
+    assert_eq!(from_csv.catalog, from_pq.catalog);
+    assert!(from_csv.catalog.as_ref().unwrap().features.len() == 20);
+    let (ev_csv, orphans_csv) = events(&from_csv);
+    let (ev_pq, orphans_pq) = events(&from_pq);
+    assert_eq!(ev_csv.len() as u64, a.events);
+    assert_eq!(ev_csv, ev_pq);
+    assert_eq!((orphans_csv, orphans_pq), (0, 0));
+    // Every row made it through: the loaded counts equal what was written.
+    let count = |f: fn(&churn_features::dataset::Customer) -> usize| {
+        from_pq.customers.iter().map(f).sum::<usize>() as u64
+    };
+    assert_eq!(count(|c| c.subscriptions.len()), a.subscriptions);
+    assert_eq!(count(|c| c.tickets.len()), a.tickets);
+    assert_eq!(count(|c| c.payments.len()), a.payments);
+    assert_eq!(count(|c| c.surveys.len()), a.surveys);
+}
+
+#[test]
+fn same_seed_same_bytes_other_seed_other_data() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut cfg = small(OutputFormat::Mixed);
+    generate(&cfg, dirs[0].path(), |_, _| {}).unwrap();
+    generate(&cfg, dirs[1].path(), |_, _| {}).unwrap();
+    cfg.seed = 4;
+    generate(&cfg, dirs[2].path(), |_, _| {}).unwrap();
+    for f in [
+        "subscriptions.csv",
+        "events.parquet",
+        "payments.csv",
+        "tickets.csv",
+        "surveys.csv",
+        "customers.csv",
+    ] {
+        let read = |i: usize| std::fs::read(dirs[i].path().join(f)).unwrap();
+        assert_eq!(
+            read(0),
+            read(1),
+            "{f} differs between two runs with one seed"
+        );
+        if f != "customers.csv" {
+            assert_ne!(read(0), read(2), "{f} is the same for two seeds");
+        }
+    }
+}
+
+/// The brief's "business today", measured on `--customers 4000 --months 24`.
+#[test]
+fn generated_business_hits_the_brief_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SimConfig {
+        customers: 4000,
+        months: 24,
+        ..Default::default()
+    };
+    generate(&cfg, dir.path(), |_, _| {}).unwrap();
+    let ds = Dataset::open(dir.path()).unwrap();
+    let s = summary(&ds, KpiOptions::default());
+    let within = |name: &str, v: f64, lo: f64, hi: f64| {
+        assert!(
+            (lo..=hi).contains(&v),
+            "{name} = {v:.2}, expected {lo}..={hi}"
+        );
+    };
+    within("monthly churn %", s.monthly_churn_pct, 4.5, 6.0);
+    within("retention m1 %", s.retention_m1_pct.unwrap(), 68.0, 82.0);
+    within("retention m3 %", s.retention_m3_pct.unwrap(), 53.0, 67.0);
+    within("retention m6 %", s.retention_m6_pct.unwrap(), 38.0, 52.0);
+    within("ARPA $", s.arpa, 115.0, 145.0);
+    within("CSM coverage %", s.csm_coverage_pct.unwrap(), 53.0, 67.0);
+    within(
+        "active customers",
+        s.active_customers as f64,
+        3000.0,
+        5000.0,
+    );
+}
+
+#[test]
+fn bad_settings_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SimConfig {
+        customers: 0,
+        ..Default::default()
+    };
+    assert!(generate(&cfg, dir.path(), |_, _| {})
+        .unwrap_err()
+        .to_string()
+        .contains("customers"));
+    let cfg = SimConfig {
+        months: 0,
+        ..Default::default()
+    };
+    assert!(generate(&cfg, dir.path(), |_, _| {})
+        .unwrap_err()
+        .to_string()
+        .contains("months"));
+}

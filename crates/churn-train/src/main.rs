@@ -1,0 +1,140 @@
+//! `churn-train`: the data scientist's command. It generates synthetic data, summarises
+//! a data directory, and (as the trainer grows) builds features and trains models.
+
+use anyhow::{Context, Result};
+use churn_features::time;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+mod summary;
+
+#[derive(Parser)]
+#[command(
+    name = "churn-train",
+    version,
+    about = "Churn prediction for subscription businesses: data, features, training"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a synthetic SaaS data set (all tables of the data contract).
+    Generate(GenerateArgs),
+    /// Check a data directory and print its tables and headline retention figures.
+    Summary(SummaryArgs),
+    /// Print the input data contract (tables and columns) as Markdown.
+    Contract,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// Events as Parquet, the other tables as CSV.
+    Mixed,
+    Csv,
+    Parquet,
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Active customers when the data window opens.
+    #[arg(long, default_value_t = 4000)]
+    customers: u64,
+    /// Months of data.
+    #[arg(long, default_value_t = 24)]
+    months: u32,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// First day of the data (YYYY-MM-DD).
+    #[arg(long, default_value = "2024-01-01", value_parser = parse_day)]
+    start: time::Day,
+    #[arg(long, value_enum, default_value_t = Format::Mixed)]
+    format: Format,
+}
+
+#[derive(clap::Args)]
+struct SummaryArgs {
+    /// Data directory.
+    #[arg(long)]
+    data: PathBuf,
+    /// Measure as of this day (default: the month after the latest data).
+    #[arg(long, value_parser = parse_day)]
+    as_of: Option<time::Day>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_day(s: &str) -> Result<time::Day, String> {
+    time::parse_date(s).ok_or_else(|| format!("expected a date as YYYY-MM-DD, found `{s}`"))
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Generate(a) => generate(a),
+        Command::Summary(a) => summary::run(&a.data, a.as_of, a.json),
+        Command::Contract => {
+            print!("{}", churn_features::contract::markdown());
+            Ok(())
+        }
+    }
+}
+
+fn generate(a: GenerateArgs) -> Result<()> {
+    let cfg = churn_sim::SimConfig {
+        customers: a.customers,
+        months: a.months,
+        seed: a.seed,
+        start: a.start,
+        format: match a.format {
+            Format::Mixed => churn_sim::OutputFormat::Mixed,
+            Format::Csv => churn_sim::OutputFormat::Csv,
+            Format::Parquet => churn_sim::OutputFormat::Parquet,
+        },
+    };
+    let bar = progress_bar("simulating customers");
+    let started = std::time::Instant::now();
+    let stats = churn_sim::generate(&cfg, &a.out, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .with_context(|| format!("generating data into {}", a.out.display()))?;
+    bar.finish_and_clear();
+    println!(
+        "wrote {} in {:.1}s: {} customers, {} subscriptions, {} events, {} tickets, {} payments, {} surveys",
+        a.out.display(),
+        started.elapsed().as_secs_f64(),
+        stats.customers,
+        stats.subscriptions,
+        stats.events,
+        stats.tickets,
+        stats.payments,
+        stats.surveys
+    );
+    Ok(())
+}
+
+/// A progress bar on stderr that hides itself when stderr is not a terminal.
+pub fn progress_bar(what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
