@@ -88,9 +88,9 @@ pub struct Customer {
     pub surveys: Vec<Survey>,
 }
 
-/// The values of one static attribute column, indexed like [`Dataset::customers`].
+/// A column of optional values: numbers or categories (attributes, features).
 #[derive(Debug, Clone, PartialEq)]
-pub enum AttributeValues {
+pub enum Values {
     Numeric(Vec<Option<f64>>),
     Categorical(Vec<Option<String>>),
 }
@@ -99,7 +99,7 @@ pub enum AttributeValues {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attribute {
     pub name: String,
-    pub values: AttributeValues,
+    pub values: Values,
 }
 
 /// The product feature catalog: feature name and group.
@@ -159,6 +159,29 @@ impl std::fmt::Display for Orphans {
     }
 }
 
+/// Which optional tables (and optional columns that change meaning) a data set has.
+/// Features from an absent table are missing, not zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Present {
+    pub events: bool,
+    pub tickets: bool,
+    pub payments: bool,
+    /// `payments.paid_at` exists (without it, lateness comes from `status` alone).
+    pub paid_at: bool,
+    pub surveys: bool,
+}
+
+impl Present {
+    /// Every table and column present.
+    pub const ALL: Present = Present {
+        events: true,
+        tickets: true,
+        payments: true,
+        paid_at: true,
+        surveys: true,
+    };
+}
+
 /// A loaded data directory.
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -173,6 +196,7 @@ pub struct Dataset {
     /// Rows of the small tables that reference unknown customers (events are reported
     /// by the scan that reads them).
     pub orphans: Vec<Orphans>,
+    pub tables: Present,
 }
 
 fn open(dir: &Path, spec: &'static TableSpec) -> Result<Option<TableFile>> {
@@ -199,18 +223,30 @@ impl Dataset {
             catalog: None,
             events: open(dir, &contract::EVENTS)?,
             orphans: Vec::new(),
+            tables: Present {
+                events: false,
+                tickets: false,
+                payments: false,
+                paid_at: false,
+                surveys: false,
+            },
         };
+        ds.tables.events = ds.events.is_some();
         ds.load_subscriptions(&subs)?;
         if let Some(f) = open(dir, &contract::CUSTOMERS)? {
             ds.load_attributes(&f)?;
         }
         if let Some(f) = open(dir, &contract::TICKETS)? {
+            ds.tables.tickets = true;
             ds.load_tickets(&f)?;
         }
         if let Some(f) = open(dir, &contract::PAYMENTS)? {
+            ds.tables.payments = true;
+            ds.tables.paid_at = f.column_names()?.iter().any(|n| n == "paid_at");
             ds.load_payments(&f)?;
         }
         if let Some(f) = open(dir, &contract::SURVEYS)? {
+            ds.tables.surveys = true;
             ds.load_surveys(&f)?;
         }
         if let Some(f) = open(dir, &contract::CATALOG)? {
@@ -220,7 +256,8 @@ impl Dataset {
         Ok(ds)
     }
 
-    /// Builds a dataset from in-memory customers (tests, the simulator's measurements).
+    /// Builds a dataset from in-memory customers (tests), with every small table
+    /// present and no events file.
     pub fn from_customers(customers: Vec<Customer>) -> Dataset {
         let index = customers
             .iter()
@@ -235,6 +272,10 @@ impl Dataset {
             catalog: None,
             events: None,
             orphans: Vec::new(),
+            tables: Present {
+                events: false,
+                ..Present::ALL
+            },
         };
         ds.sort();
         ds
@@ -266,6 +307,49 @@ impl Dataset {
                     .then(cmp_opt(a.csat, b.csat))
             });
         }
+    }
+
+    /// The span the data covers: the first day with activity (payments, tickets or
+    /// surveys; the first signup when there are none) and the day after the latest date
+    /// in any of the small tables (starts, ends, due dates, tickets, answers).
+    pub fn date_range(&self) -> (Day, Day) {
+        let mut first_activity = Day::MAX;
+        let mut last = Day::MIN;
+        let mut see = |d: Day, activity: bool| {
+            if activity {
+                first_activity = first_activity.min(d);
+            }
+            last = last.max(d);
+        };
+        for c in &self.customers {
+            for p in &c.payments {
+                see(p.due, true);
+                if let Some(t) = p.paid {
+                    see(crate::time::day_of(t), false);
+                }
+            }
+            for t in &c.tickets {
+                see(crate::time::day_of(t.opened), true);
+            }
+            for s in &c.surveys {
+                see(crate::time::day_of(s.answered), true);
+            }
+            for s in &c.subscriptions {
+                see(s.start, false);
+                if let Some(e) = s.end {
+                    see(e - 1, false);
+                }
+            }
+        }
+        if first_activity == Day::MAX {
+            first_activity = self
+                .customers
+                .iter()
+                .flat_map(|c| c.subscriptions.iter().map(|s| s.start))
+                .min()
+                .unwrap_or(0);
+        }
+        (first_activity, last.max(first_activity) + 1)
     }
 
     /// The index of customer `id`.
@@ -469,7 +553,7 @@ impl Dataset {
         }
         for (k, name) in attr_names.into_iter().enumerate() {
             let values = match numeric_typed[k].take() {
-                Some(v) => AttributeValues::Numeric(v),
+                Some(v) => Values::Numeric(v),
                 None => infer_attribute(std::mem::take(&mut raw[k])),
             };
             self.attributes.push(Attribute { name, values });
@@ -556,7 +640,7 @@ fn in_range(c: &read::Column, i: usize, lo: f64, hi: f64) -> Result<Option<f64>>
     }
 }
 
-fn infer_attribute(raw: Vec<Option<String>>) -> AttributeValues {
+fn infer_attribute(raw: Vec<Option<String>>) -> Values {
     let as_number = |s: &str| -> Option<f64> {
         match s.to_ascii_lowercase().as_str() {
             "true" | "yes" => Some(1.0),
@@ -566,13 +650,13 @@ fn infer_attribute(raw: Vec<Option<String>>) -> AttributeValues {
     };
     let any = raw.iter().any(Option::is_some);
     if any && raw.iter().flatten().all(|s| as_number(s).is_some()) {
-        AttributeValues::Numeric(
+        Values::Numeric(
             raw.iter()
                 .map(|v| v.as_deref().and_then(as_number))
                 .collect(),
         )
     } else {
-        AttributeValues::Categorical(raw)
+        Values::Categorical(raw)
     }
 }
 

@@ -9,6 +9,8 @@
 pub mod contract;
 pub mod dataset;
 pub mod error;
+pub mod features;
+pub mod labels;
 pub mod periods;
 pub mod read;
 pub mod time;

@@ -178,6 +178,14 @@ fn format_cell(col: &dyn Array, row: usize, out: &mut String, scratch: &mut Stri
             let _ = write!(scratch, "{}", col.as_primitive::<Float64Type>().value(row));
             out.push_str(scratch);
         }
+        DataType::UInt8 => {
+            let _ = write!(
+                out,
+                "{}",
+                col.as_primitive::<arrow_array::types::UInt8Type>()
+                    .value(row)
+            );
+        }
         DataType::Int64 => {
             let _ = write!(out, "{}", col.as_primitive::<Int64Type>().value(row));
         }

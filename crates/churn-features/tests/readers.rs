@@ -348,7 +348,7 @@ fn attributes_are_typed_by_their_values() {
         ),
     ]);
     let ds = Dataset::open(dir.path()).unwrap();
-    use churn_features::dataset::AttributeValues::*;
+    use churn_features::dataset::Values::*;
     let by_name = |n: &str| {
         ds.attributes
             .iter()

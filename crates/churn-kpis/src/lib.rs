@@ -8,7 +8,7 @@
 //! and left before the data began are not in it, so those cohorts would look better
 //! than they were (survivorship bias).
 
-use churn_features::dataset::{AttributeValues, Dataset};
+use churn_features::dataset::{Dataset, Values};
 use churn_features::periods::{self, Period};
 use churn_features::time::{self, Day};
 use serde::Serialize;
@@ -71,41 +71,11 @@ impl Default for KpiOptions {
 }
 
 /// The measurement window of a data set: (first day of the first month with activity,
-/// as-of day).
+/// as-of day: the given one, or the first day of the month after the latest data).
 pub fn window(ds: &Dataset, as_of: Option<Day>) -> (Day, Day) {
-    let mut first_activity = Day::MAX;
-    let mut last = Day::MIN;
-    for c in &ds.customers {
-        for p in &c.payments {
-            first_activity = first_activity.min(p.due);
-            last = last.max(p.due);
-        }
-        for t in &c.tickets {
-            first_activity = first_activity.min(time::day_of(t.opened));
-            last = last.max(time::day_of(t.opened));
-        }
-        for s in &c.surveys {
-            first_activity = first_activity.min(time::day_of(s.answered));
-            last = last.max(time::day_of(s.answered));
-        }
-        for s in &c.subscriptions {
-            last = last.max(s.start);
-            if let Some(e) = s.end {
-                last = last.max(e - 1);
-            }
-        }
-    }
-    if first_activity == Day::MAX {
-        first_activity = ds
-            .customers
-            .iter()
-            .filter_map(|c| periods::signup(&c.subscriptions))
-            .min()
-            .unwrap_or(0);
-    }
-    let as_of =
-        as_of.unwrap_or_else(|| time::add_months(time::month_start(last.max(first_activity)), 1));
-    (time::month_start(first_activity), as_of)
+    let (first, end) = ds.date_range();
+    let as_of = as_of.unwrap_or_else(|| time::add_months(time::month_start(end - 1), 1));
+    (time::month_start(first), as_of)
 }
 
 /// Monthly churn for every full month of the window.
@@ -194,7 +164,7 @@ pub fn summary(ds: &Dataset, opts: KpiOptions) -> Summary {
         {
             active += 1;
             mrr += periods::mrr_on(&c.subscriptions, last_day);
-            if let Some(AttributeValues::Numeric(v)) = csm.map(|a| &a.values) {
+            if let Some(Values::Numeric(v)) = csm.map(|a| &a.values) {
                 if v[i] == Some(1.0) {
                     with_csm += 1;
                 }
@@ -213,7 +183,7 @@ pub fn summary(ds: &Dataset, opts: KpiOptions) -> Summary {
         active_customers: active,
         arpa: if active > 0 { mrr / active as f64 } else { 0.0 },
         csm_coverage_pct: csm
-            .filter(|a| matches!(a.values, AttributeValues::Numeric(_)))
+            .filter(|a| matches!(a.values, Values::Numeric(_)))
             .map(|_| pct(with_csm as f64, active as f64)),
     }
 }

@@ -6,6 +6,7 @@ use churn_features::time;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+mod features;
 mod summary;
 
 #[derive(Parser)]
@@ -25,6 +26,12 @@ enum Command {
     Generate(GenerateArgs),
     /// Check a data directory and print its tables and headline retention figures.
     Summary(SummaryArgs),
+    /// Build the feature table as of a date (one row per active customer).
+    Features(features::FeaturesArgs),
+    /// Build labelled training examples over monthly observation dates.
+    Examples(features::ExamplesArgs),
+    /// Print every feature's name and description.
+    Describe(features::DescribeArgs),
     /// Print the input data contract (tables and columns) as Markdown.
     Contract,
 }
@@ -70,7 +77,7 @@ struct SummaryArgs {
     json: bool,
 }
 
-fn parse_day(s: &str) -> Result<time::Day, String> {
+pub fn parse_day(s: &str) -> Result<time::Day, String> {
     time::parse_date(s).ok_or_else(|| format!("expected a date as YYYY-MM-DD, found `{s}`"))
 }
 
@@ -86,6 +93,9 @@ fn run() -> Result<()> {
     match cli.command {
         Command::Generate(a) => generate(a),
         Command::Summary(a) => summary::run(&a.data, a.as_of, a.json),
+        Command::Features(a) => features::run_features(a),
+        Command::Examples(a) => features::run_examples(a),
+        Command::Describe(a) => features::run_describe(a),
         Command::Contract => {
             print!("{}", churn_features::contract::markdown());
             Ok(())

@@ -1,0 +1,87 @@
+//! Labels and observation dates: the training examples the trainer fits and backtests on.
+//!
+//! For an observation date `d`, every customer active at `d` (see
+//! [`features::is_active`]) gets one example: label 1 if the active period containing
+//! `d` (subscriptions merged with the grace period, over the full history) ends within
+//! `horizon` days after `d` (`d < end <= d + horizon`), else 0. Features come from
+//! before `d`, labels from after it: the two never share data.
+
+use crate::dataset::{Customer, Dataset};
+use crate::error::{DataError, Result};
+use crate::features::{self, FeatureConfig, FeatureTable};
+use crate::periods;
+use crate::time::{self, Day};
+
+/// Default prediction horizon in days.
+pub const DEFAULT_HORIZON_DAYS: i32 = 30;
+
+/// Labelled examples: feature rows with a 0/1 label each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Examples {
+    pub features: FeatureTable,
+    pub labels: Vec<u8>,
+    pub horizon_days: i32,
+    /// The observation dates, ascending.
+    pub dates: Vec<Day>,
+}
+
+/// The label of customer `c` at `as_of`, or `None` when it is not active then.
+pub fn label(c: &Customer, as_of: Day, horizon_days: i32, grace_days: i32) -> Option<u8> {
+    if !features::is_active(c, as_of) {
+        return None;
+    }
+    let period = periods::active_periods(&c.subscriptions, grace_days)
+        .into_iter()
+        .find(|p| p.covers(as_of))?;
+    Some(u8::from(
+        period.end.is_some_and(|e| e <= as_of + horizon_days),
+    ))
+}
+
+/// The default observation dates: the first of every month after the data's first
+/// month that leaves a full horizon before the data ends.
+pub fn observation_dates(ds: &Dataset, horizon_days: i32) -> Vec<Day> {
+    let (first, end) = ds.date_range();
+    let mut out = Vec::new();
+    let mut d = time::add_months(time::month_start(first), 1);
+    while d + horizon_days <= end {
+        out.push(d);
+        d = time::add_months(d, 1);
+    }
+    out
+}
+
+/// Features and labels for every customer active at each of `dates`, in one pass.
+pub fn examples(
+    ds: &Dataset,
+    dates: &[Day],
+    horizon_days: i32,
+    cfg: &FeatureConfig,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Examples> {
+    if !(1..=3660).contains(&horizon_days) {
+        return Err(DataError::InvalidParameter {
+            name: "horizon_days".into(),
+            message: format!("must be from 1 to 3660, got {horizon_days}"),
+        });
+    }
+    let table = features::build_with_progress(ds, dates, cfg, progress)?;
+    let labels = table
+        .customers
+        .iter()
+        .zip(&table.as_of)
+        .map(|(&c, &d)| {
+            label(&ds.customers[c as usize], d, horizon_days, cfg.grace_days)
+                .expect("feature rows are active customers")
+        })
+        .collect();
+    let mut dates = dates.to_vec();
+    dates.sort_unstable();
+    dates.dedup();
+    Ok(Examples {
+        features: table,
+        labels,
+        horizon_days,
+        dates,
+    })
+}

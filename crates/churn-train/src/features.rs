@@ -1,0 +1,133 @@
+//! `churn-train features`, `examples` and `describe`.
+
+use crate::{parse_day, progress_bar};
+use anyhow::{Context, Result};
+use churn_features::features::{self, FeatureConfig};
+use churn_features::labels;
+use churn_features::time::{self, Day};
+use churn_features::Dataset;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct FeaturesArgs {
+    /// Data directory.
+    #[arg(long)]
+    data: PathBuf,
+    /// Compute features from what happened strictly before this day (YYYY-MM-DD).
+    #[arg(long, value_parser = parse_day)]
+    as_of: Day,
+    /// Output file: .parquet, .csv or .csv.gz.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct ExamplesArgs {
+    /// Data directory.
+    #[arg(long)]
+    data: PathBuf,
+    /// Days ahead a churn counts for the label.
+    #[arg(long, default_value_t = labels::DEFAULT_HORIZON_DAYS)]
+    horizon_days: i32,
+    /// Output file: .parquet, .csv or .csv.gz.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct DescribeArgs {
+    /// Data directory (the event types, feature groups and attributes it has add features).
+    #[arg(long)]
+    data: PathBuf,
+}
+
+fn open(dir: &Path) -> Result<Dataset> {
+    let ds =
+        Dataset::open(dir).with_context(|| format!("reading data directory {}", dir.display()))?;
+    for o in &ds.orphans {
+        eprintln!("warning: {o}");
+    }
+    Ok(ds)
+}
+
+fn event_bar() -> indicatif::ProgressBar {
+    let bar = progress_bar("events");
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg}: {pos} read ({per_sec})")
+            .expect("valid template"),
+    );
+    bar
+}
+
+pub fn run_features(a: FeaturesArgs) -> Result<()> {
+    let ds = open(&a.data)?;
+    let started = Instant::now();
+    let bar = event_bar();
+    let table = features::build_with_progress(&ds, &[a.as_of], &FeatureConfig::default(), &|n| {
+        bar.set_position(n)
+    })
+    .context("building features")?;
+    bar.finish_and_clear();
+    let rows = features::write_table(&table, None, &a.out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "wrote {}: {rows} customers x {} features as of {} in {:.2}s",
+        a.out.display(),
+        table.info.len(),
+        time::format_date(a.as_of),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub fn run_examples(a: ExamplesArgs) -> Result<()> {
+    let ds = open(&a.data)?;
+    let dates = labels::observation_dates(&ds, a.horizon_days);
+    anyhow::ensure!(
+        !dates.is_empty(),
+        "the data is too short for one observation date with a {}-day horizon",
+        a.horizon_days
+    );
+    let started = Instant::now();
+    let bar = event_bar();
+    let ex = labels::examples(
+        &ds,
+        &dates,
+        a.horizon_days,
+        &FeatureConfig::default(),
+        &|n| bar.set_position(n),
+    )?;
+    bar.finish_and_clear();
+    features::write_table(&ex.features, Some(&ex.labels), &a.out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    let positives = ex.labels.iter().filter(|&&l| l == 1).count();
+    println!(
+        "wrote {}: {} examples ({} churned within {} days, {:.1} %) over {} observation dates {} to {} in {:.2}s",
+        a.out.display(),
+        ex.labels.len(),
+        positives,
+        a.horizon_days,
+        100.0 * positives as f64 / ex.labels.len().max(1) as f64,
+        dates.len(),
+        time::format_date(dates[0]),
+        time::format_date(*dates.last().expect("non-empty")),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub fn run_describe(a: DescribeArgs) -> Result<()> {
+    let ds = open(&a.data)?;
+    let (_, end) = ds.date_range();
+    let table = features::features(&ds, end, &FeatureConfig::default())?;
+    let width = table.info.iter().map(|i| i.name.len()).max().unwrap_or(0);
+    for i in &table.info {
+        let kind = match i.kind {
+            features::FeatureKind::Numeric => "number",
+            features::FeatureKind::Categorical => "category",
+        };
+        println!("{:width$}  {kind:8}  {}", i.name, i.description);
+    }
+    Ok(())
+}
