@@ -13,6 +13,7 @@ pub mod features;
 pub mod labels;
 pub mod periods;
 pub mod read;
+pub mod rules;
 pub mod time;
 pub mod write;
 

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 mod features;
+mod rules;
 mod summary;
 
 #[derive(Parser)]
@@ -32,6 +33,8 @@ enum Command {
     Examples(features::ExamplesArgs),
     /// Print every feature's name and description.
     Describe(features::DescribeArgs),
+    /// Print the default rules, or measure the rules against churn in a data directory.
+    Rules(rules::RulesArgs),
     /// Print the input data contract (tables and columns) as Markdown.
     Contract,
 }
@@ -96,6 +99,7 @@ fn run() -> Result<()> {
         Command::Features(a) => features::run_features(a),
         Command::Examples(a) => features::run_examples(a),
         Command::Describe(a) => features::run_describe(a),
+        Command::Rules(a) => rules::run(a),
         Command::Contract => {
             print!("{}", churn_features::contract::markdown());
             Ok(())
