@@ -550,7 +550,7 @@ pub fn score(x: &RuleInputs, cfg: &RulesConfig) -> RuleResult {
                 .position(|e| d < *e)
                 .unwrap_or(cfg.ttv.edges.len()),
         ),
-        (None, Some(r)) if r == 0.0 => Some(cfg.ttv.edges.len()),
+        (None, Some(0.0)) => Some(cfg.ttv.edges.len()),
         _ => None,
     };
     RuleResult {
