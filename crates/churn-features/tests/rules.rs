@@ -288,7 +288,8 @@ fn config_error(edit: impl Fn(&str) -> String) -> String {
 
 #[test]
 fn bad_configurations_are_refused_naming_the_key() {
-    let cases: Vec<(&str, Box<dyn Fn(&str) -> String>, Vec<&str>)> = vec![
+    type Edit = Box<dyn Fn(&str) -> String>;
+    let cases: Vec<(&str, Edit, Vec<&str>)> = vec![
         (
             "weights not summing to 1",
             Box::new(|t| t.replace("usage = 0.30 ", "usage = 0.35 ")),
