@@ -230,6 +230,8 @@ struct Window {
 }
 
 const NONE_SLOT: u32 = u32::MAX;
+/// Rows whose fixed features are computed at once.
+const FILL_CHUNK: usize = 16 * 1024;
 
 /// Per-customer, per-interval latest login / activity and earliest feature use, where
 /// interval `k` holds events in `[dates[k-1], dates[k])`.
@@ -456,17 +458,21 @@ fn assemble(
         })
         .collect();
 
-    // Fixed features, row by row in parallel.
-    let computed: Vec<Vec<Cell>> = rows
-        .par_iter()
-        .map(|&(c, j)| fixed_row(ds, c as usize, dates[j], j, scan, cfg, has_events))
-        .collect();
-    for (r, cells) in computed.into_iter().enumerate() {
-        for (k, cell) in cells.into_iter().enumerate() {
-            match (&mut columns[k], cell) {
-                (Values::Numeric(v), Cell::Num(x)) => v[r] = x,
-                (Values::Categorical(v), Cell::Cat(x)) => v[r] = x,
-                _ => unreachable!("cell kinds follow FIXED_FEATURES"),
+    // Fixed features, in parallel over chunks of rows, so the intermediate cells take
+    // memory for one chunk, not the whole table.
+    for (chunk_index, chunk) in rows.chunks(FILL_CHUNK).enumerate() {
+        let computed: Vec<Vec<Cell>> = chunk
+            .par_iter()
+            .map(|&(c, j)| fixed_row(ds, c as usize, dates[j], j, scan, cfg, has_events))
+            .collect();
+        for (offset, cells) in computed.into_iter().enumerate() {
+            let r = chunk_index * FILL_CHUNK + offset;
+            for (k, cell) in cells.into_iter().enumerate() {
+                match (&mut columns[k], cell) {
+                    (Values::Numeric(v), Cell::Num(x)) => v[r] = x,
+                    (Values::Categorical(v), Cell::Cat(x)) => v[r] = x,
+                    _ => unreachable!("cell kinds follow FIXED_FEATURES"),
+                }
             }
         }
     }

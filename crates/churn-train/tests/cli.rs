@@ -1,0 +1,187 @@
+//! The `churn-train` binary end to end on simulated files.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn churn_train(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_churn-train"))
+        .args(args)
+        .output()
+        .expect("run churn-train")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = churn_train(args);
+    assert!(
+        out.status.success(),
+        "churn-train {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = churn_train(args);
+    assert!(!out.status.success(), "churn-train {args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).unwrap().lines().count()
+}
+
+#[test]
+fn generate_then_summarise_build_features_and_measure_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let out = ok(&[
+        "generate",
+        "--out",
+        data_s,
+        "--customers",
+        "300",
+        "--months",
+        "6",
+        "--seed",
+        "9",
+    ]);
+    assert!(out.contains("customers") && out.contains("events"), "{out}");
+    for f in [
+        "subscriptions.csv",
+        "customers.csv",
+        "events.parquet",
+        "tickets.csv",
+        "payments.csv",
+        "surveys.csv",
+        "catalog.csv",
+    ] {
+        assert!(data.join(f).is_file(), "{f} missing");
+    }
+
+    let summary: serde_json::Value =
+        serde_json::from_str(&ok(&["summary", "--data", data_s, "--json"])).unwrap();
+    assert!(summary["events"].as_u64().unwrap() > 10_000);
+    assert!(summary["kpis"]["active_customers"].as_u64().unwrap() > 200);
+
+    // Features as CSV and as Parquet: one row per active customer plus a header.
+    let csv = dir.path().join("features.csv");
+    let out = ok(&[
+        "features",
+        "--data",
+        data_s,
+        "--as-of",
+        "2024-05-01",
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
+    let rows: usize = out
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(lines(&csv), rows + 1);
+    let header = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        header.starts_with("customer_id,as_of,tenure_days,plan,mrr"),
+        "{header}"
+    );
+    let pq = dir.path().join("features.parquet");
+    ok(&[
+        "features",
+        "--data",
+        data_s,
+        "--as-of",
+        "2024-05-01",
+        "--out",
+        pq.to_str().unwrap(),
+    ]);
+    assert!(std::fs::metadata(&pq).unwrap().len() > 1000);
+    // No temp file is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty());
+
+    let ex = dir.path().join("examples.csv");
+    let out = ok(&["examples", "--data", data_s, "--out", ex.to_str().unwrap()]);
+    assert!(
+        out.contains("observation dates 2024-02-01 to 2024-06-01"),
+        "{out}"
+    );
+    assert!(std::fs::read_to_string(&ex)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(",label"));
+
+    let rules: serde_json::Value =
+        serde_json::from_str(&ok(&["rules", "--data", data_s, "--json"])).unwrap();
+    assert!(
+        rules["health"]["roc_auc"].as_f64().unwrap() > 0.6,
+        "{rules}"
+    );
+    assert!(ok(&["rules", "--print-default"]).contains("[health.weights]"));
+    let describe = ok(&["describe", "--data", data_s]);
+    assert!(describe.contains("adoption_core_30d") && describe.contains("events_export_28d"));
+}
+
+#[test]
+fn bad_input_gets_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let e = fails(&["summary", "--data", d]);
+    assert!(e.contains("no `subscriptions` table"), "{e}");
+    std::fs::write(
+        dir.path().join("subscriptions.csv"),
+        "customer_id,start_date,end_date,mrr,plan\nA,2024-01-01,,ten,pro\n",
+    )
+    .unwrap();
+    let e = fails(&[
+        "features",
+        "--data",
+        d,
+        "--as-of",
+        "2024-05-01",
+        "--out",
+        "/tmp/never.csv",
+    ]);
+    assert!(
+        e.contains("subscriptions.csv, line 2, column `mrr`: expected a number, found `ten`"),
+        "{e}"
+    );
+    let e = fails(&[
+        "features",
+        "--data",
+        d,
+        "--as-of",
+        "May 1",
+        "--out",
+        "/tmp/never.csv",
+    ]);
+    assert!(
+        e.contains("expected a date as YYYY-MM-DD, found `May 1`"),
+        "{e}"
+    );
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, "[health]\nweights = 3\n").unwrap();
+    std::fs::write(
+        dir.path().join("subscriptions.csv"),
+        "customer_id,start_date,end_date,mrr,plan\nA,2024-01-01,,10,pro\n",
+    )
+    .unwrap();
+    let e = fails(&["rules", "--data", d, "--rules", rules.to_str().unwrap()]);
+    assert!(e.contains("rules.toml"), "{e}");
+}
