@@ -14,6 +14,7 @@ pub mod labels;
 pub mod periods;
 pub mod read;
 pub mod rules;
+pub mod table;
 pub mod time;
 pub mod write;
 

@@ -1,5 +1,18 @@
-//! Churn models. So far: [`metrics`], the evaluation measures shared by the trainer's
-//! backtest and the rules baseline.
+//! Churn models: preprocessing, classifiers, calibration, metrics and the rules
+//! baseline.
+//!
+//! - [`preprocess::Preprocessor`] turns feature rows into model inputs (fitted on
+//!   training rows only);
+//! - [`logistic::LinearModel`] is the L2 logistic regression;
+//! - [`calibrate::Calibrator`] maps raw scores to calibrated probabilities;
+//! - [`metrics`] and [`baseline`] measure scores against labels.
 
+pub mod artifact;
 pub mod baseline;
+pub mod calibrate;
+pub mod logistic;
 pub mod metrics;
+pub mod model;
+pub mod preprocess;
+pub mod report;
+pub mod train;

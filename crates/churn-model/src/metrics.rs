@@ -86,6 +86,64 @@ pub fn precision_recall_at(scores: &[f64], labels: &[u8], threshold: f64) -> (f6
     )
 }
 
+/// Mean log loss of probabilities (clamped to [1e-15, 1 - 1e-15]).
+pub fn log_loss(p: &[f64], y: &[u8]) -> f64 {
+    if y.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = p
+        .iter()
+        .zip(y)
+        .map(|(&p, &y)| {
+            let p = p.clamp(1e-15, 1.0 - 1e-15);
+            if y == 1 {
+                -p.ln()
+            } else {
+                -(1.0 - p).ln()
+            }
+        })
+        .sum();
+    sum / y.len() as f64
+}
+
+/// Mean squared error of probabilities.
+pub fn brier(p: &[f64], y: &[u8]) -> f64 {
+    if y.is_empty() {
+        return 0.0;
+    }
+    p.iter()
+        .zip(y)
+        .map(|(&p, &y)| (p - f64::from(y)).powi(2))
+        .sum::<f64>()
+        / y.len() as f64
+}
+
+/// Calibration over `bins` equal-width probability bins: (mean predicted, observed
+/// rate, rows) for each non-empty bin.
+pub fn calibration_bins(p: &[f64], y: &[u8], bins: usize) -> Vec<(f64, f64, usize)> {
+    let mut acc = vec![(0.0, 0.0, 0usize); bins];
+    for (&p, &y) in p.iter().zip(y) {
+        let b = ((p * bins as f64) as usize).min(bins - 1);
+        acc[b].0 += p;
+        acc[b].1 += f64::from(y);
+        acc[b].2 += 1;
+    }
+    acc.into_iter()
+        .filter(|b| b.2 > 0)
+        .map(|(sp, sy, n)| (sp / n as f64, sy / n as f64, n))
+        .collect()
+}
+
+/// Expected calibration error over 10 equal-width bins: the row-weighted mean gap
+/// between predicted and observed churn.
+pub fn ece(p: &[f64], y: &[u8]) -> f64 {
+    let n = y.len().max(1) as f64;
+    calibration_bins(p, y, 10)
+        .iter()
+        .map(|(mp, obs, k)| (mp - obs).abs() * *k as f64 / n)
+        .sum()
+}
+
 /// The ranking metrics of one score against labels.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct RankingMetrics {
@@ -156,6 +214,17 @@ mod tests {
         assert!(
             (lift(&[1.0; 10], &[1, 0, 0, 0, 0, 1, 0, 0, 0, 0], 0.1).unwrap() - 1.0).abs() < 1e-12
         );
+    }
+
+    #[test]
+    fn probability_metrics() {
+        let p = [0.9, 0.1, 0.8, 0.3];
+        let y = [1, 0, 0, 1];
+        let ll = -(0.9f64.ln() + 0.9f64.ln() + 0.2f64.ln() + 0.3f64.ln()) / 4.0;
+        assert!((log_loss(&p, &y) - ll).abs() < 1e-12);
+        assert!((brier(&p, &y) - (0.01 + 0.01 + 0.64 + 0.49) / 4.0).abs() < 1e-12);
+        // Bins: [0.1] obs 0, [0.3] obs 1, [0.8] obs 0, [0.9] obs 1 -> gaps .1 .7 .8 .1.
+        assert!((ece(&p, &y) - (0.1 + 0.7 + 0.8 + 0.1) / 4.0).abs() < 1e-12);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 mod features;
 mod rules;
 mod summary;
+mod train;
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +28,10 @@ enum Command {
     Generate(GenerateArgs),
     /// Check a data directory and print its tables and headline retention figures.
     Summary(SummaryArgs),
+    /// Fit, calibrate and backtest churn models; write a versioned model and a report.
+    Train(train::TrainArgs),
+    /// Measure a trained model on labelled data it never saw.
+    Evaluate(train::EvaluateArgs),
     /// Build the feature table as of a date (one row per active customer).
     Features(features::FeaturesArgs),
     /// Build labelled training examples over monthly observation dates.
@@ -96,6 +101,8 @@ fn run() -> Result<()> {
     match cli.command {
         Command::Generate(a) => generate(a),
         Command::Summary(a) => summary::run(&a.data, a.as_of, a.json),
+        Command::Train(a) => train::run_train(a),
+        Command::Evaluate(a) => train::run_evaluate(a),
         Command::Features(a) => features::run_features(a),
         Command::Examples(a) => features::run_examples(a),
         Command::Describe(a) => features::run_describe(a),

@@ -1,0 +1,189 @@
+//! Reading a plain feature table (a CSV or Parquet file with one row per customer):
+//! the output of `churn-train features`, or any labelled churn table a user brings.
+
+use crate::dataset::Values;
+use crate::error::{DataError, Result};
+use crate::features::{FeatureInfo, FeatureKind, FeatureTable};
+use crate::read::TableFile;
+use crate::time::{self, Day};
+use std::path::Path;
+
+/// A table read from a file, with its labels when a label column was named.
+#[derive(Debug, Clone)]
+pub struct LoadedTable {
+    pub table: FeatureTable,
+    pub labels: Option<Vec<u8>>,
+}
+
+/// Parses a churn label: 1/0, yes/no, true/false, y/n (case-insensitive).
+pub fn parse_label(text: &str) -> Option<u8> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "1.0" | "yes" | "y" | "true" | "t" | "churn" | "churned" => Some(1),
+        "0" | "0.0" | "no" | "n" | "false" | "f" | "stay" | "retained" => Some(0),
+        _ => None,
+    }
+}
+
+/// Reads `path` (CSV, CSV.gz or Parquet). `id` names the customer id column (row
+/// numbers when absent); `label`, when given, the 0/1 label column. An `as_of` column, if
+/// present, is read as the rows' date. Every other column is a feature: numeric when all
+/// its values are numbers (or true/false), otherwise categorical.
+pub fn read_table(path: &Path, id: Option<&str>, label: Option<&str>) -> Result<LoadedTable> {
+    let file = TableFile::at(path, &crate::contract::CUSTOMERS)?;
+    let names = file.column_names()?;
+    for (what, col) in [("id", id), ("label", label)] {
+        if let Some(c) = col {
+            if !names.iter().any(|n| n == c) {
+                return Err(DataError::MissingColumn {
+                    file: path.to_path_buf(),
+                    column: c.to_string(),
+                    found: format!("{} (asked for as the {what} column)", names.join(", ")),
+                });
+            }
+        }
+    }
+    let features: Vec<String> = names
+        .iter()
+        .filter(|n| Some(n.as_str()) != id && Some(n.as_str()) != label && n.as_str() != "as_of")
+        .cloned()
+        .collect();
+    let wanted: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut ids = Vec::new();
+    let mut as_of: Vec<Day> = Vec::new();
+    let mut labels = Vec::new();
+    let mut text: Vec<Vec<Option<String>>> = vec![Vec::new(); features.len()];
+    let mut numbers: Vec<Option<Vec<Option<f64>>>> = vec![None; features.len()];
+    file.for_each_batch(&wanted, |b| {
+        let id_col = match id {
+            Some(c) => Some(b.required(c)?),
+            None => None,
+        };
+        let label_col = match label {
+            Some(c) => Some(b.required(c)?),
+            None => None,
+        };
+        let as_of_col = b.column("as_of")?;
+        let cols: Vec<_> = features
+            .iter()
+            .map(|f| b.required(f))
+            .collect::<Result<_>>()?;
+        for i in 0..b.len() {
+            let row = ids.len();
+            ids.push(match &id_col {
+                Some(c) => c.text(i).ok_or_else(|| c.bad(i, "a customer id", ""))?,
+                None => (row + 1).to_string(),
+            });
+            as_of.push(match &as_of_col {
+                Some(c) => c.date(i)?.unwrap_or(0),
+                None => 0,
+            });
+            if let Some(c) = &label_col {
+                let t = c.text(i).unwrap_or_default();
+                labels.push(
+                    parse_label(&t)
+                        .ok_or_else(|| c.bad(i, "a churn label (1/0, yes/no, true/false)", &t))?,
+                );
+            }
+            for (k, c) in cols.iter().enumerate() {
+                if c.is_text() {
+                    text[k].push(c.text(i));
+                } else {
+                    numbers[k].get_or_insert_with(Vec::new).push(c.number(i)?);
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let n = ids.len();
+    let mut info = Vec::new();
+    let mut columns = Vec::new();
+    for (k, name) in features.into_iter().enumerate() {
+        let values = match numbers[k].take() {
+            Some(v) => Values::Numeric(v),
+            None => infer(std::mem::take(&mut text[k])),
+        };
+        let kind = match values {
+            Values::Numeric(_) => FeatureKind::Numeric,
+            Values::Categorical(_) => FeatureKind::Categorical,
+        };
+        info.push(FeatureInfo {
+            description: format!("column `{name}` of {}", file_name(path)),
+            name,
+            kind,
+        });
+        columns.push(values);
+    }
+    Ok(LoadedTable {
+        table: FeatureTable {
+            customer_ids: ids,
+            customers: (0..n as u32).collect(),
+            as_of,
+            info,
+            columns,
+        },
+        labels: label.map(|_| labels),
+    })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn infer(raw: Vec<Option<String>>) -> Values {
+    let number = |s: &str| -> Option<f64> {
+        match s.to_ascii_lowercase().as_str() {
+            "true" => Some(1.0),
+            "false" => Some(0.0),
+            other => other.parse::<f64>().ok().filter(|v| v.is_finite()),
+        }
+    };
+    if raw.iter().flatten().all(|s| number(s).is_some()) && raw.iter().any(Option::is_some) {
+        Values::Numeric(raw.iter().map(|v| v.as_deref().and_then(number)).collect())
+    } else {
+        Values::Categorical(raw)
+    }
+}
+
+/// The date range of a table's `as_of` column, formatted, for messages.
+pub fn describe_dates(t: &FeatureTable) -> String {
+    match (t.as_of.iter().min(), t.as_of.iter().max()) {
+        (Some(a), Some(b)) if a == b => time::format_date(*a),
+        (Some(a), Some(b)) => format!("{} to {}", time::format_date(*a), time::format_date(*b)),
+        _ => "no rows".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_labelled_table_with_blank_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        std::fs::write(&p, "id,tenure,contract,total,Churn\na,1,month,29.85,No\nb,34,year,,Yes\nc,2,month,108.15,yes\n").unwrap();
+        let t = read_table(&p, Some("id"), Some("Churn")).unwrap();
+        assert_eq!(t.labels, Some(vec![0, 1, 1]));
+        assert_eq!(t.table.customer_ids, ["a", "b", "c"]);
+        assert_eq!(t.table.number("total", 1), None);
+        assert_eq!(t.table.number("tenure", 1), Some(34.0));
+        assert_eq!(t.table.category("contract", 2), Some("month"));
+        let e = read_table(&p, Some("id"), Some("Churned"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("missing required column `Churned`") && e.contains("label column"),
+            "{e}"
+        );
+        std::fs::write(&p, "id,x,Churn\na,1,maybe\n").unwrap();
+        let e = read_table(&p, Some("id"), Some("Churn"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("`Churn`") && e.contains("found `maybe`"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,219 @@
+//! A fitted churn model: preprocessing, estimator and calibration, predicting and
+//! explaining one row at a time or a whole table.
+
+use crate::calibrate::Calibrator;
+use crate::logistic::{sigmoid, LinearModel};
+use crate::preprocess::{Cell, Note, PrepError, Preprocessor};
+use churn_features::dataset::Values;
+use churn_features::features::FeatureTable;
+use serde::{Deserialize, Serialize};
+
+/// The kinds of estimator the trainer can fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    Logistic,
+}
+
+impl ModelKind {
+    /// The name used on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Logistic => "logistic",
+        }
+    }
+
+    /// Parses a command-line name.
+    pub fn parse(s: &str) -> Option<ModelKind> {
+        match s.trim() {
+            "logistic" => Some(ModelKind::Logistic),
+            _ => None,
+        }
+    }
+}
+
+/// A fitted estimator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Estimator {
+    Logistic(LinearModel),
+}
+
+impl Estimator {
+    /// The estimator's kind.
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            Estimator::Logistic(_) => ModelKind::Logistic,
+        }
+    }
+
+    /// Uncalibrated churn probability of one transformed row.
+    pub fn raw(&self, x: &[f64]) -> f64 {
+        match self {
+            Estimator::Logistic(m) => sigmoid(m.logit(x)),
+        }
+    }
+
+    /// Each model input's contribution to the log-odds.
+    pub fn contributions(&self, x: &[f64], out: &mut [f64]) {
+        match self {
+            Estimator::Logistic(m) => m.contributions(x, out),
+        }
+    }
+}
+
+/// Preprocessing, estimator and calibration together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChurnModel {
+    pub preprocessor: Preprocessor,
+    pub estimator: Estimator,
+    pub calibrator: Calibrator,
+    /// Probability at or above which a customer is flagged (chosen on calibration rows).
+    pub threshold: f64,
+}
+
+/// One feature's push on a prediction (log-odds, summed over its model inputs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Contribution {
+    /// Index into the preprocessor's transforms.
+    pub feature: usize,
+    pub contribution: f64,
+}
+
+/// A prediction with what the preprocessing did on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub probability: f64,
+    /// Features pushing the probability up, largest first (when asked for).
+    pub reasons: Vec<Contribution>,
+    /// (feature index, note) for imputed values and unseen categories.
+    pub notes: Vec<(usize, Note)>,
+}
+
+impl ChurnModel {
+    /// Calibrated churn probability of one transformed row.
+    pub fn probability(&self, x: &[f64]) -> f64 {
+        self.calibrator.apply(self.estimator.raw(x))
+    }
+
+    /// Predicts one row given by a lookup from feature index and name to a value;
+    /// `scratch` must hold 2 x the model's width. With `explain`, the top `top` features
+    /// pushing the probability up are returned.
+    pub fn predict<'a>(
+        &self,
+        get: impl FnMut(usize, &str) -> Cell<'a>,
+        scratch: &mut Vec<f64>,
+        explain: bool,
+        top: usize,
+    ) -> Result<Prediction, PrepError> {
+        let p = self.preprocessor.width();
+        scratch.resize(2 * p, 0.0);
+        let (x, contrib) = scratch.split_at_mut(p);
+        let mut notes = Vec::new();
+        self.preprocessor
+            .transform_one(get, x, |i, n| notes.push((i, n)))?;
+        let probability = self.probability(x);
+        let mut reasons = Vec::new();
+        if explain {
+            self.estimator.contributions(x, contrib);
+            let mut per_feature = vec![0.0; self.preprocessor.transforms.len()];
+            for (k, c) in contrib.iter().enumerate() {
+                per_feature[self.preprocessor.output_source[k]] += c;
+            }
+            reasons = per_feature
+                .into_iter()
+                .enumerate()
+                .filter(|(_, c)| *c > 0.0)
+                .map(|(feature, contribution)| Contribution {
+                    feature,
+                    contribution,
+                })
+                .collect();
+            reasons.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
+            reasons.truncate(top);
+        }
+        Ok(Prediction {
+            probability,
+            reasons,
+            notes,
+        })
+    }
+
+    /// Calibrated probabilities for `rows` of a table.
+    pub fn predict_table(
+        &self,
+        table: &FeatureTable,
+        rows: &[usize],
+    ) -> Result<Vec<f64>, PrepError> {
+        self.scores(table, rows, true)
+    }
+
+    /// Raw (uncalibrated) or calibrated probabilities for `rows`.
+    pub fn scores(
+        &self,
+        table: &FeatureTable,
+        rows: &[usize],
+        calibrated: bool,
+    ) -> Result<Vec<f64>, PrepError> {
+        let cols: Vec<Option<&Values>> = self
+            .preprocessor
+            .transforms
+            .iter()
+            .map(|t| table.column(t.name()))
+            .collect();
+        let p = self.preprocessor.width();
+        let mut x = vec![0.0; p];
+        rows.iter()
+            .map(|&r| {
+                self.preprocessor.transform_one(
+                    |f, _| match cols[f] {
+                        None => Cell::Missing,
+                        Some(Values::Numeric(v)) => v[r].map_or(Cell::Missing, Cell::Number),
+                        Some(Values::Categorical(v)) => {
+                            v[r].as_deref().map_or(Cell::Missing, Cell::Text)
+                        }
+                    },
+                    &mut x,
+                    |_, _| {},
+                )?;
+                let raw = self.estimator.raw(&x);
+                Ok(if calibrated {
+                    self.calibrator.apply(raw)
+                } else {
+                    raw
+                })
+            })
+            .collect()
+    }
+
+    /// Mean absolute contribution of each input feature over `rows` (global importance).
+    pub fn importance(
+        &self,
+        table: &FeatureTable,
+        rows: &[usize],
+    ) -> Result<Vec<(String, f64)>, PrepError> {
+        let p = self.preprocessor.width();
+        let x = self.preprocessor.transform_table(table, rows)?;
+        let mut total = vec![0.0; self.preprocessor.transforms.len()];
+        let mut c = vec![0.0; p];
+        for r in 0..rows.len() {
+            self.estimator.contributions(&x[r * p..(r + 1) * p], &mut c);
+            let mut per = vec![0.0; total.len()];
+            for (k, v) in c.iter().enumerate() {
+                per[self.preprocessor.output_source[k]] += v;
+            }
+            for (t, v) in total.iter_mut().zip(per) {
+                *t += v.abs();
+            }
+        }
+        let n = rows.len().max(1) as f64;
+        let mut out: Vec<(String, f64)> = self
+            .preprocessor
+            .transforms
+            .iter()
+            .zip(total)
+            .map(|(t, v)| (t.name().to_string(), v / n))
+            .collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(out)
+    }
+}

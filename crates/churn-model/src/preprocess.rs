@@ -1,0 +1,419 @@
+//! Preprocessing, fitted on training rows only and stored with the model: median
+//! imputation with missing indicators and standardisation for numbers, one-hot encoding
+//! for categories (frequent levels only; rare and unseen ones share an "other" slot).
+//! A served model therefore accepts any row the training data could have produced.
+
+use churn_features::dataset::Values;
+use churn_features::features::{FeatureInfo, FeatureKind, FeatureTable};
+use serde::{Deserialize, Serialize};
+
+/// Categories kept per column at most; the rest go to "other".
+const MAX_LEVELS: usize = 30;
+/// A category needs this many training rows to get its own slot.
+const MIN_LEVEL_ROWS: usize = 5;
+
+/// How one input feature becomes model inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Transform {
+    /// `(value or median - mean) / std`, plus a 0/1 missing indicator when training
+    /// rows had missing values.
+    Numeric {
+        name: String,
+        median: f64,
+        mean: f64,
+        std: f64,
+        indicator: bool,
+    },
+    /// One slot per kept level, then "other"; a missing value sets no slot.
+    Categorical { name: String, levels: Vec<String> },
+}
+
+impl Transform {
+    /// The input feature's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Transform::Numeric { name, .. } | Transform::Categorical { name, .. } => name,
+        }
+    }
+
+    /// Number of model inputs this feature produces.
+    pub fn width(&self) -> usize {
+        match self {
+            Transform::Numeric { indicator, .. } => 1 + usize::from(*indicator),
+            Transform::Categorical { levels, .. } => levels.len() + 1,
+        }
+    }
+}
+
+/// One input value as a caller provides it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell<'a> {
+    Missing,
+    Number(f64),
+    Text(&'a str),
+}
+
+/// A value of the wrong type for its feature.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PrepError {
+    #[error("feature `{feature}`: expected a number, found text `{found}`")]
+    ExpectedNumber { feature: String, found: String },
+    #[error("feature `{feature}`: {value} is not a finite number")]
+    NotFinite { feature: String, value: f64 },
+}
+
+/// The fitted preprocessing of a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocessor {
+    pub transforms: Vec<Transform>,
+    /// Names of the model inputs, e.g. `mrr`, `mrr__missing`, `plan=pro`, `plan=__other`.
+    pub output_names: Vec<String>,
+    /// For each model input, the index of the transform (input feature) it comes from.
+    pub output_source: Vec<usize>,
+}
+
+/// What happened to one value while transforming (reported back to callers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Note {
+    /// A missing number replaced by the training median.
+    Imputed,
+    /// A category not seen (often enough) in training, put in "other".
+    UnseenCategory,
+}
+
+impl Preprocessor {
+    /// Fits on `rows` of `table`, using the features in `use_features` (in that order).
+    pub fn fit(table: &FeatureTable, rows: &[usize], use_features: &[usize]) -> Preprocessor {
+        let mut transforms = Vec::new();
+        for &f in use_features {
+            let name = table.info[f].name.clone();
+            transforms.push(match &table.columns[f] {
+                Values::Numeric(v) => {
+                    let mut present: Vec<f64> = rows.iter().filter_map(|&r| v[r]).collect();
+                    let indicator = present.len() < rows.len();
+                    present.sort_by(f64::total_cmp);
+                    let median = if present.is_empty() {
+                        0.0
+                    } else if present.len() % 2 == 1 {
+                        present[present.len() / 2]
+                    } else {
+                        (present[present.len() / 2 - 1] + present[present.len() / 2]) / 2.0
+                    };
+                    let n = rows.len().max(1) as f64;
+                    let imputed = || rows.iter().map(|&r| v[r].unwrap_or(median));
+                    let mean = imputed().sum::<f64>() / n;
+                    let var = imputed().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+                    let std = if var.sqrt() > 1e-12 { var.sqrt() } else { 1.0 };
+                    Transform::Numeric {
+                        name,
+                        median,
+                        mean,
+                        std,
+                        indicator,
+                    }
+                }
+                Values::Categorical(v) => {
+                    let mut counts: std::collections::HashMap<&str, usize> =
+                        std::collections::HashMap::new();
+                    for &r in rows {
+                        if let Some(c) = v[r].as_deref() {
+                            *counts.entry(c).or_default() += 1;
+                        }
+                    }
+                    let mut levels: Vec<(&str, usize)> = counts
+                        .into_iter()
+                        .filter(|(_, n)| *n >= MIN_LEVEL_ROWS)
+                        .collect();
+                    levels.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+                    levels.truncate(MAX_LEVELS);
+                    let mut levels: Vec<String> =
+                        levels.into_iter().map(|(l, _)| l.to_string()).collect();
+                    levels.sort();
+                    Transform::Categorical { name, levels }
+                }
+            });
+        }
+        let mut output_names = Vec::new();
+        let mut output_source = Vec::new();
+        for (i, t) in transforms.iter().enumerate() {
+            match t {
+                Transform::Numeric {
+                    name, indicator, ..
+                } => {
+                    output_names.push(name.clone());
+                    if *indicator {
+                        output_names.push(format!("{name}__missing"));
+                    }
+                }
+                Transform::Categorical { name, levels } => {
+                    output_names.extend(levels.iter().map(|l| format!("{name}={l}")));
+                    output_names.push(format!("{name}=__other"));
+                }
+            }
+            output_source.extend(std::iter::repeat_n(i, t.width()));
+        }
+        Preprocessor {
+            transforms,
+            output_names,
+            output_source,
+        }
+    }
+
+    /// Number of model inputs.
+    pub fn width(&self) -> usize {
+        self.output_names.len()
+    }
+
+    /// Transforms one row given by a lookup; `note(feature index, note)` hears about
+    /// imputations and unseen categories.
+    pub fn transform_one<'a>(
+        &self,
+        mut get: impl FnMut(usize, &str) -> Cell<'a>,
+        out: &mut [f64],
+        mut note: impl FnMut(usize, Note),
+    ) -> Result<(), PrepError> {
+        debug_assert_eq!(out.len(), self.width());
+        let mut k = 0;
+        for (i, t) in self.transforms.iter().enumerate() {
+            match t {
+                Transform::Numeric {
+                    name,
+                    median,
+                    mean,
+                    std,
+                    indicator,
+                } => {
+                    let v = match get(i, name) {
+                        Cell::Number(x) if x.is_finite() => Some(x),
+                        Cell::Number(x) => {
+                            return Err(PrepError::NotFinite {
+                                feature: name.clone(),
+                                value: x,
+                            })
+                        }
+                        Cell::Missing => None,
+                        Cell::Text(s) => match s.trim().parse::<f64>() {
+                            Ok(x) if x.is_finite() => Some(x),
+                            _ => {
+                                return Err(PrepError::ExpectedNumber {
+                                    feature: name.clone(),
+                                    found: s.to_string(),
+                                })
+                            }
+                        },
+                    };
+                    if v.is_none() {
+                        note(i, Note::Imputed);
+                    }
+                    out[k] = (v.unwrap_or(*median) - mean) / std;
+                    k += 1;
+                    if *indicator {
+                        out[k] = if v.is_none() { 1.0 } else { 0.0 };
+                        k += 1;
+                    }
+                }
+                Transform::Categorical { name: _, levels } => {
+                    let slots = &mut out[k..k + levels.len() + 1];
+                    slots.fill(0.0);
+                    let number_text;
+                    let value = match get(i, t.name()) {
+                        Cell::Missing => None,
+                        Cell::Text(s) => Some(s),
+                        Cell::Number(x) => {
+                            number_text = format_number(x);
+                            Some(number_text.as_str())
+                        }
+                    };
+                    if let Some(v) = value {
+                        match levels.binary_search_by(|l| l.as_str().cmp(v)) {
+                            Ok(pos) => slots[pos] = 1.0,
+                            Err(_) => {
+                                slots[levels.len()] = 1.0;
+                                note(i, Note::UnseenCategory);
+                            }
+                        }
+                    }
+                    k += levels.len() + 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Transforms `rows` of a table into a row-major matrix.
+    pub fn transform_table(
+        &self,
+        table: &FeatureTable,
+        rows: &[usize],
+    ) -> Result<Vec<f64>, PrepError> {
+        let cols: Vec<Option<&Values>> = self
+            .transforms
+            .iter()
+            .map(|t| table.column(t.name()))
+            .collect();
+        let p = self.width();
+        let mut out = vec![0.0; rows.len() * p];
+        for (i, &r) in rows.iter().enumerate() {
+            self.transform_one(
+                |f, _| match cols[f] {
+                    None => Cell::Missing,
+                    Some(Values::Numeric(v)) => v[r].map_or(Cell::Missing, Cell::Number),
+                    Some(Values::Categorical(v)) => {
+                        v[r].as_deref().map_or(Cell::Missing, Cell::Text)
+                    }
+                },
+                &mut out[i * p..(i + 1) * p],
+                |_, _| {},
+            )?;
+        }
+        Ok(out)
+    }
+}
+
+/// A number as a category label (`3` not `3.0`).
+fn format_number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        x.to_string()
+    }
+}
+
+/// The features a model uses: every feature except identifiers and the signup cohort
+/// (a calendar month: in an out-of-time backtest every new cohort is unseen, and
+/// `tenure_days` carries what it means).
+pub fn model_features(info: &[FeatureInfo]) -> Vec<usize> {
+    info.iter()
+        .enumerate()
+        .filter(|(_, i)| i.name != "signup_cohort")
+        .filter(|(_, i)| i.kind == FeatureKind::Numeric || i.kind == FeatureKind::Categorical)
+        .map(|(k, _)| k)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> FeatureTable {
+        let n = 12;
+        FeatureTable {
+            customer_ids: (0..n).map(|i| format!("c{i}")).collect(),
+            customers: (0..n as u32).collect(),
+            as_of: vec![0; n],
+            info: vec![
+                FeatureInfo {
+                    name: "x".into(),
+                    description: String::new(),
+                    kind: FeatureKind::Numeric,
+                },
+                FeatureInfo {
+                    name: "plan".into(),
+                    description: String::new(),
+                    kind: FeatureKind::Categorical,
+                },
+            ],
+            columns: vec![
+                Values::Numeric(
+                    (0..n)
+                        .map(|i| if i == 0 { None } else { Some(i as f64) })
+                        .collect(),
+                ),
+                Values::Categorical(
+                    (0..n)
+                        .map(|i| {
+                            Some(
+                                if i < 6 {
+                                    "a"
+                                } else if i < 11 {
+                                    "b"
+                                } else {
+                                    "rare"
+                                }
+                                .to_string(),
+                            )
+                        })
+                        .collect(),
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn fits_medians_levels_and_other() {
+        let t = table();
+        let rows: Vec<usize> = (0..12).collect();
+        let p = Preprocessor::fit(&t, &rows, &[0, 1]);
+        assert_eq!(
+            p.output_names,
+            ["x", "x__missing", "plan=a", "plan=b", "plan=__other"]
+        );
+        let Transform::Numeric { median, .. } = &p.transforms[0] else {
+            panic!()
+        };
+        assert_eq!(*median, 6.0); // 1..=11
+        let mut out = vec![0.0; p.width()];
+        let mut notes = Vec::new();
+        p.transform_one(
+            |i, _| {
+                if i == 0 {
+                    Cell::Missing
+                } else {
+                    Cell::Text("never-seen")
+                }
+            },
+            &mut out,
+            |i, n| notes.push((i, n)),
+        )
+        .unwrap();
+        assert_eq!(&out[1..], &[1.0, 0.0, 0.0, 1.0]);
+        assert_eq!(notes, [(0, Note::Imputed), (1, Note::UnseenCategory)]);
+        let e = p
+            .transform_one(
+                |i, _| {
+                    if i == 0 {
+                        Cell::Text("abc")
+                    } else {
+                        Cell::Missing
+                    }
+                },
+                &mut out,
+                |_, _| {},
+            )
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "feature `x`: expected a number, found text `abc`"
+        );
+        let e = p
+            .transform_one(
+                |i, _| {
+                    if i == 0 {
+                        Cell::Number(f64::NAN)
+                    } else {
+                        Cell::Missing
+                    }
+                },
+                &mut out,
+                |_, _| {},
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("not a finite number"));
+    }
+
+    #[test]
+    fn fitting_sees_training_rows_only() {
+        let t = table();
+        let p = Preprocessor::fit(&t, &[1, 2, 3], &[0]);
+        let Transform::Numeric {
+            median,
+            mean,
+            indicator,
+            ..
+        } = &p.transforms[0]
+        else {
+            panic!()
+        };
+        assert_eq!((*median, *mean, *indicator), (2.0, 2.0, false));
+    }
+}

@@ -1,0 +1,648 @@
+//! Fitting, calibrating and validating candidates.
+//!
+//! Every candidate is fitted on one set of rows, has its regularisation chosen and its
+//! calibration fitted on a later, disjoint set (the latest observation date whose label
+//! window closed in time, or a held-out stratified share of a plain table), and is
+//! scored on rows it never saw.
+//!
+//! Class imbalance (about 5 % churners) is handled deliberately, not by resampling,
+//! which would distort the probabilities the product reports: models are fitted on the
+//! natural class balance, calibrated on held-out rows, compared by log loss and PR AUC
+//! (which reward getting the rare class right), and the flagging threshold is chosen to
+//! maximise F1 on the calibration rows rather than left at 0.5.
+
+use crate::baseline::rules_baseline;
+use crate::calibrate::Calibrator;
+use crate::logistic::LinearModel;
+use crate::metrics::{self, RankingMetrics};
+use crate::model::{ChurnModel, Estimator, ModelKind};
+use crate::preprocess::{model_features, PrepError, Preprocessor};
+use churn_features::dataset::Values;
+use churn_features::features::{FeatureKind, FeatureTable};
+use churn_features::labels::Examples;
+use churn_features::rules::{RulesConfig, CORE_INPUTS};
+use churn_features::time::{self, Day};
+use serde::Serialize;
+
+/// Errors of training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("not enough data: {0}")]
+    NotEnoughData(String),
+    #[error(transparent)]
+    Prep(#[from] PrepError),
+    #[error(transparent)]
+    Fit(#[from] crate::logistic::FitError),
+    #[error("invalid setting `{name}`: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+/// What to train.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    pub kinds: Vec<ModelKind>,
+    /// Backtest folds (observation dates) or cross-validation folds.
+    pub folds: usize,
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            kinds: vec![ModelKind::Logistic],
+            folds: 3,
+            seed: 42,
+        }
+    }
+}
+
+/// Metrics of calibrated probabilities against labels.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evaluation {
+    pub rows: usize,
+    pub positives: usize,
+    pub roc_auc: Option<f64>,
+    pub pr_auc: Option<f64>,
+    pub brier: f64,
+    pub log_loss: f64,
+    pub ece: f64,
+    pub lift_top10: Option<f64>,
+    pub threshold: f64,
+    pub precision: f64,
+    pub recall: f64,
+    pub predicted_churn_pct: f64,
+    pub actual_churn_pct: f64,
+}
+
+impl Evaluation {
+    /// Evaluates probabilities `p` against labels `y` at `threshold`.
+    pub fn of(p: &[f64], y: &[u8], threshold: f64) -> Evaluation {
+        let (precision, recall) = metrics::precision_recall_at(p, y, threshold);
+        let n = y.len().max(1) as f64;
+        Evaluation {
+            rows: y.len(),
+            positives: y.iter().filter(|&&v| v == 1).count(),
+            roc_auc: metrics::roc_auc(p, y),
+            pr_auc: metrics::pr_auc(p, y),
+            brier: metrics::brier(p, y),
+            log_loss: metrics::log_loss(p, y),
+            ece: metrics::ece(p, y),
+            lift_top10: metrics::lift(p, y, 0.1),
+            threshold,
+            precision,
+            recall,
+            predicted_churn_pct: 100.0 * p.iter().sum::<f64>() / n,
+            actual_churn_pct: 100.0 * y.iter().map(|&v| f64::from(v)).sum::<f64>() / n,
+        }
+    }
+}
+
+/// One candidate fitted on a fold.
+#[derive(Debug, Clone, Serialize)]
+pub struct CandidateFit {
+    pub kind: ModelKind,
+    /// The regularisation chosen (logistic: linfa's alpha).
+    pub alpha: f64,
+    pub calibration: &'static str,
+    /// Cross-fitted log loss of Platt and isotonic calibration on the calibration rows.
+    pub calibration_losses: [f64; 2],
+    pub evaluation: Evaluation,
+}
+
+/// One backtest fold or cross-validation fold.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fold {
+    /// The observation date scored, or `fold k` for a plain table.
+    pub name: String,
+    pub fit_rows: usize,
+    pub calibration_rows: usize,
+    pub test_rows: usize,
+    pub candidates: Vec<CandidateFit>,
+    /// Rules on the same test rows (`None` when the features cannot feed the rules).
+    pub rules_health: Option<RankingMetrics>,
+    pub rules_signals: Option<RankingMetrics>,
+}
+
+/// Predicted against actual churn in one signup cohort, over all backtest test rows.
+#[derive(Debug, Clone, Serialize)]
+pub struct CohortRow {
+    pub cohort: String,
+    pub rows: usize,
+    pub predicted_churn_pct: f64,
+    pub actual_churn_pct: f64,
+    pub roc_auc: Option<f64>,
+}
+
+/// A finding of the leakage guard.
+#[derive(Debug, Clone, Serialize)]
+pub struct Suspicion {
+    pub what: String,
+    pub roc_auc: f64,
+    pub message: String,
+}
+
+/// Everything the trainer learned, for the artifact and the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainOutcome {
+    #[serde(skip)]
+    pub model: ChurnModel,
+    pub chosen: ModelKind,
+    /// Mean backtest / CV log loss and PR AUC of each candidate.
+    pub candidates: Vec<(ModelKind, f64, f64)>,
+    pub folds: Vec<Fold>,
+    /// Chosen model's metrics over all folds' test rows pooled.
+    pub overall: Evaluation,
+    /// Pooled test-row probabilities and labels of the chosen kind (for curves).
+    #[serde(skip)]
+    pub pooled: (Vec<f64>, Vec<u8>),
+    pub by_cohort: Vec<CohortRow>,
+    pub rules_health: Option<RankingMetrics>,
+    pub rules_signals: Option<RankingMetrics>,
+    pub suspicious: Vec<Suspicion>,
+    /// Global importance of the final model's features (mean |log-odds contribution|).
+    pub importance: Vec<(String, f64)>,
+    pub final_fit_rows: usize,
+    pub final_calibration_rows: usize,
+    pub validation: &'static str,
+}
+
+/// L2 strengths tried, strongest first (penalty `lambda / 2 * |w|^2` on the mean loss).
+const LAMBDAS: [f64; 5] = [1e-1, 1e-2, 1e-3, 1e-4, 1e-5];
+
+/// Fits one candidate on `fit` rows; chooses alpha and fits calibration on `calib` rows.
+pub fn fit_candidate(
+    kind: ModelKind,
+    table: &FeatureTable,
+    labels: &[u8],
+    fit: &[usize],
+    calib: &[usize],
+) -> Result<(ChurnModel, f64, [f64; 2]), TrainError> {
+    if fit.is_empty() || calib.is_empty() {
+        return Err(TrainError::NotEnoughData(
+            "a fold has no rows to fit or calibrate on".into(),
+        ));
+    }
+    let prep = Preprocessor::fit(table, fit, &model_features(&table.info));
+    let p = prep.width();
+    let x_fit = prep.transform_table(table, fit)?;
+    let y_fit: Vec<u8> = fit.iter().map(|&r| labels[r]).collect();
+    let y_cal: Vec<u8> = calib.iter().map(|&r| labels[r]).collect();
+    if !y_fit.contains(&1) || !y_fit.contains(&0) {
+        return Err(TrainError::NotEnoughData(
+            "the training rows of a fold hold only one class".into(),
+        ));
+    }
+    let x_cal = prep.transform_table(table, calib)?;
+    let estimator = match kind {
+        ModelKind::Logistic => {
+            // The regularisation path from strong to weak, each fit warm-started from the
+            // last; the lambda with the lowest log loss on the calibration rows wins.
+            let mut best: Option<(f64, LinearModel)> = None;
+            let mut start: Option<LinearModel> = None;
+            for lambda in LAMBDAS {
+                let m = LinearModel::fit(&x_fit, p, &y_fit, lambda, start.as_ref())?;
+                let raw: Vec<f64> = (0..calib.len())
+                    .map(|i| crate::logistic::sigmoid(m.logit(&x_cal[i * p..(i + 1) * p])))
+                    .collect();
+                let loss = metrics::log_loss(&raw, &y_cal);
+                if best.as_ref().is_none_or(|(l, _)| loss < *l) {
+                    best = Some((loss, m.clone()));
+                }
+                start = Some(m);
+            }
+            Estimator::Logistic(best.expect("a non-empty grid").1)
+        }
+    };
+    let raw: Vec<f64> = (0..calib.len())
+        .map(|i| estimator.raw(&x_cal[i * p..(i + 1) * p]))
+        .collect();
+    let (calibrator, losses) = Calibrator::choose(&raw, &y_cal);
+    let calibrated: Vec<f64> = raw.iter().map(|&r| calibrator.apply(r)).collect();
+    let threshold = best_f1_threshold(&calibrated, &y_cal);
+    let alpha = match &estimator {
+        Estimator::Logistic(m) => m.lambda,
+    };
+    Ok((
+        ChurnModel {
+            preprocessor: prep,
+            estimator,
+            calibrator,
+            threshold,
+        },
+        alpha,
+        losses,
+    ))
+}
+
+/// The probability threshold that maximises F1 on `(p, y)`.
+pub fn best_f1_threshold(p: &[f64], y: &[u8]) -> f64 {
+    let mut candidates: Vec<f64> = p.to_vec();
+    candidates.sort_by(f64::total_cmp);
+    candidates.dedup();
+    let step = (candidates.len() / 200).max(1);
+    let mut best = (0.0, 0.5);
+    for &t in candidates.iter().step_by(step) {
+        let (prec, rec) = metrics::precision_recall_at(p, y, t);
+        let f1 = if prec + rec > 0.0 {
+            2.0 * prec * rec / (prec + rec)
+        } else {
+            0.0
+        };
+        if f1 > best.0 {
+            best = (f1, t);
+        }
+    }
+    best.1
+}
+
+fn rules_apply(table: &FeatureTable) -> bool {
+    CORE_INPUTS.iter().any(|n| table.column(n).is_some())
+}
+
+fn rules_on(
+    table: &FeatureTable,
+    labels: &[u8],
+    rows: &[usize],
+    rules: &RulesConfig,
+) -> (Option<RankingMetrics>, Option<RankingMetrics>) {
+    if !rules_apply(table) {
+        return (None, None);
+    }
+    let sub = subset(table, labels, rows);
+    let b = rules_baseline(&sub, rules);
+    (Some(b.health), Some(b.signal_count))
+}
+
+/// A table of just `rows`, as examples (for the rules baseline).
+fn subset(table: &FeatureTable, labels: &[u8], rows: &[usize]) -> Examples {
+    let columns = table
+        .columns
+        .iter()
+        .map(|c| match c {
+            Values::Numeric(v) => Values::Numeric(rows.iter().map(|&r| v[r]).collect()),
+            Values::Categorical(v) => {
+                Values::Categorical(rows.iter().map(|&r| v[r].clone()).collect())
+            }
+        })
+        .collect();
+    Examples {
+        features: FeatureTable {
+            customer_ids: rows
+                .iter()
+                .map(|&r| table.customer_ids[r].clone())
+                .collect(),
+            customers: rows.iter().map(|&r| table.customers[r]).collect(),
+            as_of: rows.iter().map(|&r| table.as_of[r]).collect(),
+            info: table.info.clone(),
+            columns,
+        },
+        labels: rows.iter().map(|&r| labels[r]).collect(),
+        horizon_days: 0,
+        dates: Vec::new(),
+    }
+}
+
+/// Out-of-time training on examples from monthly observation dates.
+pub fn train_over_time(
+    ex: &Examples,
+    cfg: &TrainConfig,
+    rules: &RulesConfig,
+) -> Result<TrainOutcome, TrainError> {
+    validate(cfg)?;
+    let table = &ex.features;
+    let h = ex.horizon_days;
+    let rows_at =
+        |d: Day| -> Vec<usize> { (0..table.len()).filter(|&r| table.as_of[r] == d).collect() };
+    let closed_before =
+        |t: Day| -> Vec<Day> { ex.dates.iter().copied().filter(|&d| d + h <= t).collect() };
+    // A fold needs a test date with at least two earlier dates whose windows closed in
+    // time: the latest is for calibration, the rest for fitting.
+    let usable: Vec<Day> = ex
+        .dates
+        .iter()
+        .copied()
+        .filter(|&t| {
+            let before = closed_before(t);
+            before.len() >= 2 && !closed_before(*before.last().expect("non-empty")).is_empty()
+        })
+        .collect();
+    if usable.is_empty() {
+        return Err(TrainError::NotEnoughData(format!(
+            "{} observation dates leave no backtest fold (each needs two earlier dates whose {h}-day label window closed before it)",
+            ex.dates.len()
+        )));
+    }
+    let tests: Vec<Day> = usable.iter().rev().take(cfg.folds).rev().copied().collect();
+    let mut folds = Vec::new();
+    let mut pooled: Vec<Vec<(usize, f64)>> = vec![Vec::new(); cfg.kinds.len()];
+    for &t in &tests {
+        let before = closed_before(t);
+        let calib_date = *before.last().expect("checked");
+        let fit: Vec<usize> = closed_before(calib_date)
+            .into_iter()
+            .flat_map(rows_at)
+            .collect();
+        let calib = rows_at(calib_date);
+        let test = rows_at(t);
+        let y_test: Vec<u8> = test.iter().map(|&r| ex.labels[r]).collect();
+        let mut candidates = Vec::new();
+        for (k, &kind) in cfg.kinds.iter().enumerate() {
+            let (model, alpha, losses) = fit_candidate(kind, table, &ex.labels, &fit, &calib)?;
+            let p = model.predict_table(table, &test)?;
+            pooled[k].extend(test.iter().copied().zip(p.iter().copied()));
+            candidates.push(CandidateFit {
+                kind,
+                alpha,
+                calibration: model.calibrator.method(),
+                calibration_losses: losses,
+                evaluation: Evaluation::of(&p, &y_test, model.threshold),
+            });
+        }
+        let (rh, rs) = rules_on(table, &ex.labels, &test, rules);
+        folds.push(Fold {
+            name: time::format_date(t),
+            fit_rows: fit.len(),
+            calibration_rows: calib.len(),
+            test_rows: test.len(),
+            candidates,
+            rules_health: rh,
+            rules_signals: rs,
+        });
+    }
+    // The final model: fitted on every date whose window closed before the latest date,
+    // calibrated on the latest date.
+    let last = *ex.dates.last().expect("dates exist");
+    let fit: Vec<usize> = closed_before(last).into_iter().flat_map(rows_at).collect();
+    let calib = rows_at(last);
+    finish(
+        table,
+        &ex.labels,
+        cfg,
+        rules,
+        folds,
+        pooled,
+        &fit,
+        &calib,
+        "out-of-time backtest",
+    )
+}
+
+/// Stratified K-fold cross-validation on a plain table (no time).
+pub fn train_cross_validated(
+    table: &FeatureTable,
+    labels: &[u8],
+    cfg: &TrainConfig,
+    rules: &RulesConfig,
+) -> Result<TrainOutcome, TrainError> {
+    validate(cfg)?;
+    let k = cfg.folds.max(2);
+    let positives: Vec<usize> = (0..labels.len()).filter(|&r| labels[r] == 1).collect();
+    let negatives: Vec<usize> = (0..labels.len()).filter(|&r| labels[r] == 0).collect();
+    if positives.len() < k || negatives.len() < k {
+        return Err(TrainError::NotEnoughData(format!(
+            "{} positive and {} negative rows cannot make {k} stratified folds",
+            positives.len(),
+            negatives.len()
+        )));
+    }
+    let shuffled = |mut v: Vec<usize>, salt: u64| {
+        shuffle(&mut v, cfg.seed ^ salt);
+        v
+    };
+    let (pos, neg) = (shuffled(positives, 1), shuffled(negatives, 2));
+    let mut assignment = vec![0usize; labels.len()];
+    for class in [&pos, &neg] {
+        for (i, &r) in class.iter().enumerate() {
+            assignment[r] = i % k;
+        }
+    }
+    let mut folds = Vec::new();
+    let mut pooled: Vec<Vec<(usize, f64)>> = vec![Vec::new(); cfg.kinds.len()];
+    for f in 0..k {
+        let test: Vec<usize> = (0..labels.len()).filter(|&r| assignment[r] == f).collect();
+        let rest: Vec<usize> = (0..labels.len()).filter(|&r| assignment[r] != f).collect();
+        let (fit, calib) = stratified_split(&rest, labels, 0.2, cfg.seed.wrapping_add(f as u64));
+        let y_test: Vec<u8> = test.iter().map(|&r| labels[r]).collect();
+        let mut candidates = Vec::new();
+        for (c, &kind) in cfg.kinds.iter().enumerate() {
+            let (model, alpha, losses) = fit_candidate(kind, table, labels, &fit, &calib)?;
+            let p = model.predict_table(table, &test)?;
+            pooled[c].extend(test.iter().copied().zip(p.iter().copied()));
+            candidates.push(CandidateFit {
+                kind,
+                alpha,
+                calibration: model.calibrator.method(),
+                calibration_losses: losses,
+                evaluation: Evaluation::of(&p, &y_test, model.threshold),
+            });
+        }
+        let (rh, rs) = rules_on(table, labels, &test, rules);
+        folds.push(Fold {
+            name: format!("fold {}", f + 1),
+            fit_rows: fit.len(),
+            calibration_rows: calib.len(),
+            test_rows: test.len(),
+            candidates,
+            rules_health: rh,
+            rules_signals: rs,
+        });
+    }
+    let all: Vec<usize> = (0..labels.len()).collect();
+    let (fit, calib) = stratified_split(&all, labels, 0.2, cfg.seed);
+    finish(
+        table,
+        labels,
+        cfg,
+        rules,
+        folds,
+        pooled,
+        &fit,
+        &calib,
+        "stratified cross-validation",
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    table: &FeatureTable,
+    labels: &[u8],
+    cfg: &TrainConfig,
+    rules: &RulesConfig,
+    folds: Vec<Fold>,
+    pooled: Vec<Vec<(usize, f64)>>,
+    fit: &[usize],
+    calib: &[usize],
+    validation: &'static str,
+) -> Result<TrainOutcome, TrainError> {
+    // Choose by mean log loss over folds, ties by PR AUC.
+    let mut candidates: Vec<(ModelKind, f64, f64)> = cfg
+        .kinds
+        .iter()
+        .enumerate()
+        .map(|(k, &kind)| {
+            let n = folds.len() as f64;
+            let ll = folds
+                .iter()
+                .map(|f| f.candidates[k].evaluation.log_loss)
+                .sum::<f64>()
+                / n;
+            let pr = folds
+                .iter()
+                .map(|f| f.candidates[k].evaluation.pr_auc.unwrap_or(0.0))
+                .sum::<f64>()
+                / n;
+            (kind, ll, pr)
+        })
+        .collect();
+    let best = candidates
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1 .1.total_cmp(&b.1 .1).then(b.1 .2.total_cmp(&a.1 .2)))
+        .map(|(i, _)| i)
+        .expect("at least one candidate");
+    let chosen = candidates[best].0;
+    let (model, _, _) = fit_candidate(chosen, table, labels, fit, calib)?;
+    let rows: Vec<usize> = pooled[best].iter().map(|(r, _)| *r).collect();
+    let p: Vec<f64> = pooled[best].iter().map(|(_, p)| *p).collect();
+    let y: Vec<u8> = rows.iter().map(|&r| labels[r]).collect();
+    let overall = Evaluation::of(&p, &y, model.threshold);
+    let (rules_health, rules_signals) = rules_on(table, labels, &rows, rules);
+    let by_cohort = cohorts(table, &rows, &p, &y);
+    let mut suspicious = leakage_guard(table, labels);
+    if let Some(auc) = overall.roc_auc.filter(|a| *a > 0.95) {
+        suspicious.push(Suspicion {
+            what: format!("model {}", chosen.as_str()),
+            roc_auc: auc,
+            message: "a churn model this good is more often leaking the label than right".into(),
+        });
+    }
+    let importance = model.importance(table, fit)?;
+    candidates.sort_by(|a, b| a.1.total_cmp(&b.1));
+    Ok(TrainOutcome {
+        model,
+        chosen,
+        candidates,
+        folds,
+        overall,
+        pooled: (p, y),
+        by_cohort,
+        rules_health,
+        rules_signals,
+        suspicious,
+        importance,
+        final_fit_rows: fit.len(),
+        final_calibration_rows: calib.len(),
+        validation,
+    })
+}
+
+fn cohorts(table: &FeatureTable, rows: &[usize], p: &[f64], y: &[u8]) -> Vec<CohortRow> {
+    let Some(Values::Categorical(c)) = table.column("signup_cohort") else {
+        return Vec::new();
+    };
+    let mut groups: std::collections::BTreeMap<&str, Vec<usize>> =
+        std::collections::BTreeMap::new();
+    for (i, &r) in rows.iter().enumerate() {
+        groups
+            .entry(c[r].as_deref().unwrap_or("unknown"))
+            .or_default()
+            .push(i);
+    }
+    groups
+        .into_iter()
+        .map(|(cohort, idx)| {
+            let pp: Vec<f64> = idx.iter().map(|&i| p[i]).collect();
+            let yy: Vec<u8> = idx.iter().map(|&i| y[i]).collect();
+            let n = idx.len() as f64;
+            CohortRow {
+                cohort: cohort.to_string(),
+                rows: idx.len(),
+                predicted_churn_pct: 100.0 * pp.iter().sum::<f64>() / n,
+                actual_churn_pct: 100.0 * yy.iter().map(|&v| f64::from(v)).sum::<f64>() / n,
+                roc_auc: metrics::roc_auc(&pp, &yy),
+            }
+        })
+        .collect()
+}
+
+/// Flags any single numeric feature that ranks churners with ROC AUC 0.90 or more (in
+/// either direction): such a feature usually encodes the label.
+pub fn leakage_guard(table: &FeatureTable, labels: &[u8]) -> Vec<Suspicion> {
+    let mut out = Vec::new();
+    for (info, col) in table.info.iter().zip(&table.columns) {
+        if info.kind != FeatureKind::Numeric {
+            continue;
+        }
+        let Values::Numeric(v) = col else { continue };
+        // Missing values rank lowest; both directions count.
+        let scores: Vec<f64> = v.iter().map(|x| x.unwrap_or(f64::MIN)).collect();
+        if let Some(auc) = metrics::roc_auc(&scores, labels) {
+            let strength = auc.max(1.0 - auc);
+            if strength >= 0.90 {
+                out.push(Suspicion {
+                    what: format!("feature {}", info.name),
+                    roc_auc: strength,
+                    message: "ranks churners almost perfectly on its own: check that it is known before the as-of date".into(),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn validate(cfg: &TrainConfig) -> Result<(), TrainError> {
+    if cfg.kinds.is_empty() {
+        return Err(TrainError::Invalid {
+            name: "models",
+            message: "name at least one model".into(),
+        });
+    }
+    if !(1..=50).contains(&cfg.folds) {
+        return Err(TrainError::Invalid {
+            name: "folds",
+            message: format!("must be from 1 to 50, got {}", cfg.folds),
+        });
+    }
+    Ok(())
+}
+
+/// Splits `rows` into (rest, held out share) keeping the class balance.
+pub fn stratified_split(
+    rows: &[usize],
+    labels: &[u8],
+    share: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    let mut fit = Vec::new();
+    let mut held = Vec::new();
+    for class in [0u8, 1] {
+        let mut members: Vec<usize> = rows
+            .iter()
+            .copied()
+            .filter(|&r| labels[r] == class)
+            .collect();
+        shuffle(&mut members, seed ^ u64::from(class));
+        let k = ((members.len() as f64) * share).round() as usize;
+        held.extend_from_slice(&members[..k]);
+        fit.extend_from_slice(&members[k..]);
+    }
+    fit.sort_unstable();
+    held.sort_unstable();
+    (fit, held)
+}
+
+/// Fisher-Yates with a SplitMix64 stream: deterministic per seed.
+fn shuffle<T>(v: &mut [T], seed: u64) {
+    let mut s = seed;
+    let mut next = || {
+        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    for i in (1..v.len()).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
+}

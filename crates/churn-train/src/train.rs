@@ -1,0 +1,363 @@
+//! `churn-train train` and `churn-train evaluate`.
+
+use crate::{parse_day, progress_bar};
+use anyhow::{bail, Context, Result};
+use churn_features::features::FeatureConfig;
+use churn_features::labels;
+use churn_features::rules::{RulesConfig, CORE_INPUTS};
+use churn_features::table::read_table;
+use churn_features::time::{self, Day};
+use churn_features::Dataset;
+use churn_model::artifact::{self, Artifact, FORMAT_VERSION};
+use churn_model::model::ModelKind;
+use churn_model::report::{self, ReportContext};
+use churn_model::train::{self, Evaluation, TrainConfig};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["data", "table"])))]
+pub struct TrainArgs {
+    /// Data directory: examples come from monthly observation dates.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// A plain labelled table (CSV or Parquet) instead: cross-validated, no time.
+    #[arg(long, requires_all = ["id", "label"])]
+    table: Option<PathBuf>,
+    /// Customer id column of --table.
+    #[arg(long)]
+    id: Option<String>,
+    /// Label column of --table (1/0, yes/no, true/false).
+    #[arg(long)]
+    label: Option<String>,
+    /// Where model directories go.
+    #[arg(long, default_value = "models")]
+    out: PathBuf,
+    /// Model name (a directory under --out).
+    #[arg(long, default_value = "churn")]
+    name: String,
+    #[arg(long, default_value_t = labels::DEFAULT_HORIZON_DAYS)]
+    horizon_days: i32,
+    /// Candidates, comma-separated.
+    #[arg(long, default_value = "logistic", value_delimiter = ',')]
+    models: Vec<String>,
+    /// Backtest folds (last K observation dates) or cross-validation folds.
+    #[arg(long, default_value_t = 3)]
+    folds: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Rules file saved with the model (default: the built-in rules).
+    #[arg(long)]
+    rules: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["data", "table"])))]
+pub struct EvaluateArgs {
+    /// A model version directory, or a models/NAME directory (its LATEST).
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long, requires = "as_of")]
+    data: Option<PathBuf>,
+    /// Observation date for --data.
+    #[arg(long, value_parser = parse_day)]
+    as_of: Option<Day>,
+    #[arg(long, requires_all = ["id", "label"])]
+    table: Option<PathBuf>,
+    #[arg(long)]
+    id: Option<String>,
+    #[arg(long)]
+    label: Option<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// SHA-256 over the names and bytes of the input files, in name order.
+fn fingerprint(paths: &[PathBuf]) -> Result<String> {
+    let mut paths = paths.to_vec();
+    paths.sort();
+    let mut h = Sha256::new();
+    for p in paths {
+        h.update(
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        let mut f = std::fs::File::open(&p).with_context(|| format!("reading {}", p.display()))?;
+        std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", p.display()))?;
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn data_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let p = e?.path();
+        if p.is_file() && churn_features::read::Format::from_path(&p).is_some() {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+pub fn run_train(a: TrainArgs) -> Result<()> {
+    let kinds: Vec<ModelKind> = a
+        .models
+        .iter()
+        .map(|m| {
+            ModelKind::parse(m)
+                .ok_or_else(|| anyhow::anyhow!("unknown model `{m}`: expected logistic"))
+        })
+        .collect::<Result<_>>()?;
+    let rules = match &a.rules {
+        Some(p) => RulesConfig::load(p)?,
+        None => RulesConfig::default(),
+    };
+    let cfg = TrainConfig {
+        kinds,
+        folds: a.folds,
+        seed: a.seed,
+    };
+    let started = std::time::Instant::now();
+    let (table, labels, outcome, source, inputs, horizon) = if let Some(dir) = &a.data {
+        let ds = Dataset::open(dir)
+            .with_context(|| format!("reading data directory {}", dir.display()))?;
+        for o in &ds.orphans {
+            eprintln!("warning: {o}");
+        }
+        let dates = labels::observation_dates(&ds, a.horizon_days);
+        if dates.len() < 3 {
+            bail!("{}: {} observation date(s) with a full {}-day horizon; the backtest needs at least 3 (more months of data)", dir.display(), dates.len(), a.horizon_days);
+        }
+        let bar = progress_bar("building examples");
+        let ex = labels::examples(
+            &ds,
+            &dates,
+            a.horizon_days,
+            &FeatureConfig::default(),
+            &|n| bar.set_position(n),
+        )?;
+        bar.finish_and_clear();
+        eprintln!(
+            "{} examples over {} observation dates ({} to {}); training",
+            ex.labels.len(),
+            dates.len(),
+            time::format_date(dates[0]),
+            time::format_date(*dates.last().expect("non-empty"))
+        );
+        let outcome = train::train_over_time(&ex, &cfg, &rules)?;
+        (
+            ex.features,
+            ex.labels,
+            outcome,
+            dir.display().to_string(),
+            data_files(dir)?,
+            a.horizon_days,
+        )
+    } else {
+        let path = a.table.clone().expect("clap requires --data or --table");
+        let loaded = read_table(&path, a.id.as_deref(), a.label.as_deref())?;
+        let labels = loaded.labels.expect("a label column was named");
+        let outcome = train::train_cross_validated(&loaded.table, &labels, &cfg, &rules)?;
+        (
+            loaded.table,
+            labels,
+            outcome,
+            path.display().to_string(),
+            vec![path],
+            0,
+        )
+    };
+    let created = chrono::Utc::now();
+    let mut version = created.format("%Y%m%dT%H%M%SZ").to_string();
+    let mut k = 2;
+    while a.out.join(&a.name).join(&version).exists() {
+        version = format!("{}-{k}", created.format("%Y%m%dT%H%M%SZ"));
+        k += 1;
+    }
+    let rules_apply = CORE_INPUTS.iter().any(|n| table.column(n).is_some());
+    let artifact = Artifact {
+        name: a.name.clone(),
+        version: version.clone(),
+        model: outcome.model.clone(),
+        features: table.info.clone(),
+        rules: rules.clone(),
+        horizon_days: horizon,
+        rules_apply,
+    };
+    let positives = labels.iter().filter(|&&l| l == 1).count();
+    let model_json = serde_json::json!({
+        "format_version": FORMAT_VERSION,
+        "name": a.name,
+        "version": version,
+        "model_kind": outcome.chosen.as_str(),
+        "created": created.to_rfc3339(),
+        "crate_version": env!("CARGO_PKG_VERSION"),
+        "seed": a.seed,
+        "horizon_days": horizon,
+        "validation": outcome.validation,
+        "features": table.info,
+        "model_inputs": outcome.model.preprocessor.output_names,
+        "preprocessing": outcome.model.preprocessor.transforms,
+        "calibration": outcome.model.calibrator,
+        "threshold": outcome.model.threshold,
+        "estimator": outcome.model.estimator,
+        "rules_apply": rules_apply,
+        "rules": rules,
+        "metrics": outcome.overall,
+        "candidates": outcome.candidates.iter().map(|(k, ll, pr)| serde_json::json!({"model": k.as_str(), "mean_log_loss": ll, "mean_pr_auc": pr})).collect::<Vec<_>>(),
+        "training_data": {
+            "source": source,
+            "sha256": fingerprint(&inputs)?,
+            "rows": labels.len(),
+            "positives": positives,
+            "final_fit_rows": outcome.final_fit_rows,
+            "final_calibration_rows": outcome.final_calibration_rows,
+        },
+    });
+    let ctx = ReportContext {
+        name: &a.name,
+        version: &version,
+        source: &source,
+        rows: labels.len(),
+        positives,
+        features: table.info.len(),
+        horizon_days: horizon,
+        created: &created.to_rfc3339(),
+    };
+    let html = report::html(&outcome, &ctx);
+    let dir = artifact::save(
+        &a.out,
+        &artifact,
+        &[
+            ("model.json", serde_json::to_vec_pretty(&model_json)?),
+            ("report.json", serde_json::to_vec_pretty(&outcome)?),
+            ("report.html", html.into_bytes()),
+        ],
+    )?;
+    print_summary(&outcome);
+    println!(
+        "model written to {} in {:.1}s (report: {})",
+        dir.display(),
+        started.elapsed().as_secs_f64(),
+        dir.join("report.html").display()
+    );
+    Ok(())
+}
+
+fn print_summary(o: &train::TrainOutcome) {
+    let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    println!(
+        "{:<12} {:<10} {:>8} {:>8} {:>9} {:>8} {:>7} {:>6}",
+        "fold", "model", "ROC AUC", "PR AUC", "log loss", "Brier", "ECE", "lift"
+    );
+    for fold in &o.folds {
+        for c in &fold.candidates {
+            let e = &c.evaluation;
+            println!(
+                "{:<12} {:<10} {:>8} {:>8} {:>9.4} {:>8.4} {:>7.4} {:>6}",
+                fold.name,
+                c.kind.as_str(),
+                f(e.roc_auc),
+                f(e.pr_auc),
+                e.log_loss,
+                e.brier,
+                e.ece,
+                f(e.lift_top10)
+            );
+        }
+    }
+    let e = &o.overall;
+    println!(
+        "{:<12} {:<10} {:>8} {:>8} {:>9.4} {:>8.4} {:>7.4} {:>6}",
+        "all folds",
+        o.chosen.as_str(),
+        f(e.roc_auc),
+        f(e.pr_auc),
+        e.log_loss,
+        e.brier,
+        e.ece,
+        f(e.lift_top10)
+    );
+    if let (Some(h), Some(s)) = (&o.rules_health, &o.rules_signals) {
+        println!(
+            "{:<12} {:<10} {:>8} {:>8}",
+            "rules",
+            "health",
+            f(h.roc_auc),
+            f(h.pr_auc)
+        );
+        println!(
+            "{:<12} {:<10} {:>8} {:>8}",
+            "rules",
+            "signals",
+            f(s.roc_auc),
+            f(s.pr_auc)
+        );
+    }
+    for s in &o.suspicious {
+        eprintln!(
+            "warning: suspicious {} (ROC AUC {:.3}): {}",
+            s.what, s.roc_auc, s.message
+        );
+    }
+}
+
+pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
+    let (art, dir) = artifact::load(&a.model)?;
+    let (table, labels) = if let Some(data) = &a.data {
+        let as_of = a.as_of.expect("clap requires --as-of");
+        let ds = Dataset::open(data)
+            .with_context(|| format!("reading data directory {}", data.display()))?;
+        let horizon = if art.horizon_days > 0 {
+            art.horizon_days
+        } else {
+            labels::DEFAULT_HORIZON_DAYS
+        };
+        let (_, end) = ds.date_range();
+        if as_of + horizon > end {
+            bail!(
+                "{}: the data ends {} but a {horizon}-day label window from {} needs data until {}",
+                data.display(),
+                time::format_date(end),
+                time::format_date(as_of),
+                time::format_date(as_of + horizon)
+            );
+        }
+        let ex = labels::examples(&ds, &[as_of], horizon, &FeatureConfig::default(), &|_| {})?;
+        (ex.features, ex.labels)
+    } else {
+        let path = a.table.clone().expect("clap requires --data or --table");
+        let loaded = read_table(&path, a.id.as_deref(), a.label.as_deref())?;
+        (
+            loaded.table,
+            loaded.labels.expect("a label column was named"),
+        )
+    };
+    if labels.is_empty() {
+        bail!("no labelled rows to evaluate on");
+    }
+    let rows: Vec<usize> = (0..labels.len()).collect();
+    let p = art.model.predict_table(&table, &rows)?;
+    let e = Evaluation::of(&p, &labels, art.model.threshold);
+    if a.json {
+        let out = serde_json::json!({
+            "model": {"name": art.name, "version": art.version, "path": dir.display().to_string()},
+            "rows": e.rows, "positives": e.positives,
+            "roc_auc": e.roc_auc, "pr_auc": e.pr_auc, "brier": e.brier, "log_loss": e.log_loss,
+            "ece": e.ece, "lift_top10": e.lift_top10, "threshold": e.threshold,
+            "precision": e.precision, "recall": e.recall,
+        });
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+        println!(
+            "model {} {} on {} rows ({} churned)",
+            art.name, art.version, e.rows, e.positives
+        );
+        println!("ROC AUC {}  PR AUC {}  log loss {:.4}  Brier {:.4}  ECE {:.4}  top-10% lift {}  precision {:.3}  recall {:.3} at {:.3}", f(e.roc_auc), f(e.pr_auc), e.log_loss, e.brier, e.ece, f(e.lift_top10), e.precision, e.recall, e.threshold);
+    }
+    Ok(())
+}

@@ -1,0 +1,305 @@
+//! `churn-train train` and `evaluate` end to end on simulated files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn churn_train(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_churn-train"))
+        .args(args)
+        .output()
+        .expect("run churn-train")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = churn_train(args);
+    assert!(
+        out.status.success(),
+        "churn-train {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = churn_train(args);
+    assert!(!out.status.success(), "churn-train {args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn latest(models: &Path, name: &str) -> PathBuf {
+    let v = std::fs::read_to_string(models.join(name).join("LATEST")).unwrap();
+    models.join(name).join(v.trim())
+}
+
+#[test]
+fn trains_on_event_data_beats_the_rules_and_evaluates() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let models = dir.path().join("models");
+    ok(&[
+        "generate",
+        "--out",
+        s(&data),
+        "--customers",
+        "600",
+        "--months",
+        "10",
+        "--seed",
+        "5",
+    ]);
+    let out = ok(&[
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&models),
+        "--name",
+        "demo",
+    ]);
+    assert!(
+        out.contains("all folds") && out.contains("model written to"),
+        "{out}"
+    );
+    let version = latest(&models, "demo");
+    for f in ["model.bin", "model.json", "report.json", "report.html"] {
+        assert!(version.join(f).is_file(), "{f} missing");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(version.join("report.json")).unwrap()).unwrap();
+    let model_auc = report["overall"]["roc_auc"].as_f64().unwrap();
+    let rules_auc = report["rules_health"]["roc_auc"].as_f64().unwrap();
+    assert!(
+        model_auc > rules_auc,
+        "backtest ROC AUC {model_auc} should beat the health score's {rules_auc}"
+    );
+    assert_eq!(report["folds"].as_array().unwrap().len(), 3);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(version.join("model.json")).unwrap()).unwrap();
+    assert_eq!(meta["format_version"], 1);
+    assert_eq!(meta["horizon_days"], 30);
+    assert_eq!(meta["training_data"]["sha256"].as_str().unwrap().len(), 64);
+    assert!(meta["rules"]["health"]["weights"]["usage"]
+        .as_f64()
+        .is_some());
+    let html = std::fs::read_to_string(version.join("report.html")).unwrap();
+    assert!(
+        html.contains("<svg")
+            && html.contains("ROC curve")
+            && !html.contains("http://")
+            && !html.contains("https://")
+    );
+
+    // evaluate --json on an observation date, through the model directory's LATEST.
+    let json = ok(&[
+        "evaluate",
+        "--model",
+        s(&models.join("demo")),
+        "--data",
+        s(&data),
+        "--as-of",
+        "2024-10-01",
+        "--json",
+    ]);
+    let e: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    for field in [
+        "roc_auc",
+        "pr_auc",
+        "brier",
+        "log_loss",
+        "lift_top10",
+        "rows",
+        "positives",
+    ] {
+        assert!(!e[field].is_null(), "evaluate --json lacks {field}: {json}");
+    }
+    assert!(e["rows"].as_u64().unwrap() > 300);
+    let err = fails(&[
+        "evaluate",
+        "--model",
+        s(&models.join("demo")),
+        "--data",
+        s(&data),
+        "--as-of",
+        "2024-10-20",
+    ]);
+    assert!(err.contains("label window"), "{err}");
+
+    // A truncated or foreign model.bin is refused with a clear message.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    let bytes = std::fs::read(version.join("model.bin")).unwrap();
+    std::fs::write(broken.join("model.bin"), &bytes[..bytes.len() / 2]).unwrap();
+    let err = fails(&[
+        "evaluate",
+        "--model",
+        s(&broken),
+        "--data",
+        s(&data),
+        "--as-of",
+        "2024-10-01",
+    ]);
+    assert!(err.contains("truncated"), "{err}");
+    std::fs::write(broken.join("model.bin"), b"PK\x03\x04 not a model").unwrap();
+    let err = fails(&[
+        "evaluate",
+        "--model",
+        s(&broken),
+        "--data",
+        s(&data),
+        "--as-of",
+        "2024-10-01",
+    ]);
+    assert!(err.contains("not a churn model file"), "{err}");
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0xff;
+    std::fs::write(broken.join("model.bin"), &flipped).unwrap();
+    let err = fails(&[
+        "evaluate",
+        "--model",
+        s(&broken),
+        "--data",
+        s(&data),
+        "--as-of",
+        "2024-10-01",
+    ]);
+    assert!(err.contains("checksum"), "{err}");
+
+    // A second run is a new version and moves LATEST.
+    ok(&[
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&models),
+        "--name",
+        "demo",
+    ]);
+    let versions = std::fs::read_dir(models.join("demo"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .count();
+    assert_eq!(versions, 2);
+    assert_ne!(latest(&models, "demo"), version);
+}
+
+/// A telco-style table: mixed types, blank numeric cells, Yes/No labels.
+fn telco_table(path: &Path, rows: usize, seed: u64) {
+    let mut s = seed;
+    let mut r = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut text = String::from(
+        "customerID,gender,tenure,Contract,MonthlyCharges,TotalCharges,PaperlessBilling,Churn\n",
+    );
+    for i in 0..rows {
+        let tenure = (r() * 72.0).floor();
+        let contract = ["Month-to-month", "One year", "Two year"][(r() * 3.0) as usize];
+        let monthly = 20.0 + r() * 100.0;
+        let total = if i % 97 == 0 {
+            String::new()
+        } else {
+            format!("{:.2}", monthly * tenure)
+        };
+        let risk = -1.0 - 0.04 * tenure
+            + if contract == "Month-to-month" {
+                1.5
+            } else {
+                -0.5
+            }
+            + 0.01 * monthly
+            + (r() - 0.5) * 2.0;
+        let churn = if risk > 0.0 { "Yes" } else { "No" };
+        let gender = if r() < 0.5 { "Female" } else { "Male" };
+        let paperless = if r() < 0.6 { "Yes" } else { "No" };
+        text.push_str(&format!(
+            "C{i:05},{gender},{tenure},{contract},{monthly:.2},{total},{paperless},{churn}\n"
+        ));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn trains_on_a_plain_table_with_cross_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("telco.csv");
+    telco_table(&table, 1500, 11);
+    let models = dir.path().join("models");
+    let out = ok(&[
+        "train",
+        "--table",
+        s(&table),
+        "--id",
+        "customerID",
+        "--label",
+        "Churn",
+        "--out",
+        s(&models),
+        "--folds",
+        "4",
+    ]);
+    assert!(out.contains("fold 4"), "{out}");
+    let version = latest(&models, "churn");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(version.join("report.json")).unwrap()).unwrap();
+    assert!(
+        report["overall"]["roc_auc"].as_f64().unwrap() > 0.8,
+        "{}",
+        report["overall"]
+    );
+    assert!(report["rules_health"].is_null());
+    let holdout = dir.path().join("holdout.csv");
+    telco_table(&holdout, 500, 12);
+    let e: serde_json::Value = serde_json::from_str(
+        ok(&[
+            "evaluate",
+            "--model",
+            s(&version),
+            "--table",
+            s(&holdout),
+            "--id",
+            "customerID",
+            "--label",
+            "Churn",
+            "--json",
+        ])
+        .trim(),
+    )
+    .unwrap();
+    assert_eq!(e["rows"], 500);
+    assert!(e["roc_auc"].as_f64().unwrap() > 0.8);
+    let err = fails(&[
+        "train",
+        "--table",
+        s(&table),
+        "--id",
+        "customerID",
+        "--label",
+        "Churned",
+        "--out",
+        s(&models),
+    ]);
+    assert!(err.contains("missing required column `Churned`"), "{err}");
+    let err = fails(&[
+        "train",
+        "--table",
+        s(&table),
+        "--id",
+        "customerID",
+        "--label",
+        "Churn",
+        "--out",
+        s(&models),
+        "--models",
+        "svm",
+    ]);
+    assert!(err.contains("unknown model `svm`"), "{err}");
+}
