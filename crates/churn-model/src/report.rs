@@ -86,7 +86,8 @@ fn line_chart(
             esc(name)
         );
     }
-    for (i, (name, color, _)) in series.iter().enumerate() {
+    // A legend only when there is more than one series to tell apart.
+    for (i, (name, color, _)) in series.iter().enumerate().filter(|_| series.len() > 1) {
         let y = sy(1.0) + 14.0 + 14.0 * i as f64;
         let _ = write!(
             s,
@@ -189,7 +190,9 @@ pub fn curves(p: &[f64], y: &[u8]) -> (Curve, Curve, Curve) {
             fp += 1.0;
         }
         roc.push((fp / neg, tp / pos));
-        pr.push((tp / pos, tp / (k as f64 + 1.0)));
+        if tp > 0.0 {
+            pr.push((tp / pos, tp / (k as f64 + 1.0)));
+        }
         gains.push(((k as f64 + 1.0) / y.len() as f64, tp / pos));
     }
     (downsample(roc), downsample(pr), downsample(gains))
@@ -319,14 +322,14 @@ table{{border-collapse:collapse;font-size:13px;margin:8px 0}} td,th{{border:1px 
     }
     s.push_str("</table>");
 
-    s.push_str("<h2>Backtest per fold</h2><table><tr><th>test</th><th>fit rows</th><th>calibration rows</th><th>test rows</th><th>model</th><th>alpha</th><th>calibration</th><th>ROC AUC</th><th>PR AUC</th><th>log loss</th><th>Brier</th><th>ECE</th><th>lift</th><th>rules ROC AUC</th></tr>");
+    s.push_str("<h2>Backtest per fold</h2><table><tr><th>test</th><th>fit rows</th><th>calibration rows</th><th>test rows</th><th>model</th><th>L2 lambda</th><th>calibration</th><th>ROC AUC</th><th>PR AUC</th><th>log loss</th><th>Brier</th><th>ECE</th><th>lift</th><th>rules ROC AUC</th></tr>");
     for f in &o.folds {
         for c in &f.candidates {
             let ev = &c.evaluation;
             let _ = write!(
                 s,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
-                esc(&f.name), f.fit_rows, f.calibration_rows, f.test_rows, c.kind.as_str(), c.alpha, c.calibration,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0e}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
+                esc(&f.name), f.fit_rows, f.calibration_rows, f.test_rows, c.kind.as_str(), c.lambda, c.calibration,
                 f3(ev.roc_auc), f3(ev.pr_auc), ev.log_loss, ev.brier, ev.ece, f3(ev.lift_top10),
                 f3(f.rules_health.and_then(|h| h.roc_auc))
             );

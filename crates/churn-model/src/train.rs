@@ -101,8 +101,8 @@ impl Evaluation {
 #[derive(Debug, Clone, Serialize)]
 pub struct CandidateFit {
     pub kind: ModelKind,
-    /// The regularisation chosen (logistic: linfa's alpha).
-    pub alpha: f64,
+    /// The regularisation chosen (logistic: the L2 lambda).
+    pub lambda: f64,
     pub calibration: &'static str,
     /// Cross-fitted log loss of Platt and isotonic calibration on the calibration rows.
     pub calibration_losses: [f64; 2],
@@ -169,7 +169,8 @@ pub struct TrainOutcome {
 /// L2 strengths tried, strongest first (penalty `lambda / 2 * |w|^2` on the mean loss).
 const LAMBDAS: [f64; 5] = [1e-1, 1e-2, 1e-3, 1e-4, 1e-5];
 
-/// Fits one candidate on `fit` rows; chooses alpha and fits calibration on `calib` rows.
+/// Fits one candidate on `fit` rows; chooses the L2 strength and fits calibration on
+/// `calib` rows. Returns the model, the strength chosen and both calibrations' losses.
 pub fn fit_candidate(
     kind: ModelKind,
     table: &FeatureTable,
@@ -219,7 +220,7 @@ pub fn fit_candidate(
     let (calibrator, losses) = Calibrator::choose(&raw, &y_cal);
     let calibrated: Vec<f64> = raw.iter().map(|&r| calibrator.apply(r)).collect();
     let threshold = best_f1_threshold(&calibrated, &y_cal);
-    let alpha = match &estimator {
+    let lambda = match &estimator {
         Estimator::Logistic(m) => m.lambda,
     };
     Ok((
@@ -229,7 +230,7 @@ pub fn fit_candidate(
             calibrator,
             threshold,
         },
-        alpha,
+        lambda,
         losses,
     ))
 }
@@ -347,12 +348,12 @@ pub fn train_over_time(
         let y_test: Vec<u8> = test.iter().map(|&r| ex.labels[r]).collect();
         let mut candidates = Vec::new();
         for (k, &kind) in cfg.kinds.iter().enumerate() {
-            let (model, alpha, losses) = fit_candidate(kind, table, &ex.labels, &fit, &calib)?;
+            let (model, lambda, losses) = fit_candidate(kind, table, &ex.labels, &fit, &calib)?;
             let p = model.predict_table(table, &test)?;
             pooled[k].extend(test.iter().copied().zip(p.iter().copied()));
             candidates.push(CandidateFit {
                 kind,
-                alpha,
+                lambda,
                 calibration: model.calibrator.method(),
                 calibration_losses: losses,
                 evaluation: Evaluation::of(&p, &y_test, model.threshold),
@@ -425,12 +426,12 @@ pub fn train_cross_validated(
         let y_test: Vec<u8> = test.iter().map(|&r| labels[r]).collect();
         let mut candidates = Vec::new();
         for (c, &kind) in cfg.kinds.iter().enumerate() {
-            let (model, alpha, losses) = fit_candidate(kind, table, labels, &fit, &calib)?;
+            let (model, lambda, losses) = fit_candidate(kind, table, labels, &fit, &calib)?;
             let p = model.predict_table(table, &test)?;
             pooled[c].extend(test.iter().copied().zip(p.iter().copied()));
             candidates.push(CandidateFit {
                 kind,
-                alpha,
+                lambda,
                 calibration: model.calibrator.method(),
                 calibration_losses: losses,
                 evaluation: Evaluation::of(&p, &y_test, model.threshold),
