@@ -2,6 +2,7 @@
 //! explaining one row at a time or a whole table.
 
 use crate::calibrate::Calibrator;
+use crate::gbm::TreeModel;
 use crate::logistic::{sigmoid, LinearModel};
 use crate::preprocess::{Cell, Note, PrepError, Preprocessor};
 use churn_features::dataset::Values;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum ModelKind {
     Logistic,
+    Gbm,
 }
 
 impl ModelKind {
@@ -20,6 +22,7 @@ impl ModelKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ModelKind::Logistic => "logistic",
+            ModelKind::Gbm => "gbm",
         }
     }
 
@@ -27,6 +30,7 @@ impl ModelKind {
     pub fn parse(s: &str) -> Option<ModelKind> {
         match s.trim() {
             "logistic" => Some(ModelKind::Logistic),
+            "gbm" => Some(ModelKind::Gbm),
             _ => None,
         }
     }
@@ -36,6 +40,7 @@ impl ModelKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Estimator {
     Logistic(LinearModel),
+    Gbm(TreeModel),
 }
 
 impl Estimator {
@@ -43,6 +48,7 @@ impl Estimator {
     pub fn kind(&self) -> ModelKind {
         match self {
             Estimator::Logistic(_) => ModelKind::Logistic,
+            Estimator::Gbm(_) => ModelKind::Gbm,
         }
     }
 
@@ -50,6 +56,7 @@ impl Estimator {
     pub fn raw(&self, x: &[f64]) -> f64 {
         match self {
             Estimator::Logistic(m) => sigmoid(m.logit(x)),
+            Estimator::Gbm(m) => sigmoid(m.logit(x)),
         }
     }
 
@@ -57,6 +64,7 @@ impl Estimator {
     pub fn contributions(&self, x: &[f64], out: &mut [f64]) {
         match self {
             Estimator::Logistic(m) => m.contributions(x, out),
+            Estimator::Gbm(m) => m.contributions(x, out),
         }
     }
 }

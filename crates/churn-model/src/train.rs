@@ -33,6 +33,8 @@ pub enum TrainError {
     Prep(#[from] PrepError),
     #[error(transparent)]
     Fit(#[from] crate::logistic::FitError),
+    #[error(transparent)]
+    Gbm(#[from] crate::gbm::GbmError),
     #[error("invalid setting `{name}`: {message}")]
     Invalid { name: &'static str, message: String },
 }
@@ -177,6 +179,7 @@ pub fn fit_candidate(
     labels: &[u8],
     fit: &[usize],
     calib: &[usize],
+    seed: u64,
 ) -> Result<(ChurnModel, f64, [f64; 2]), TrainError> {
     if fit.is_empty() || calib.is_empty() {
         return Err(TrainError::NotEnoughData(
@@ -213,6 +216,7 @@ pub fn fit_candidate(
             }
             Estimator::Logistic(best.expect("a non-empty grid").1)
         }
+        ModelKind::Gbm => Estimator::Gbm(crate::gbm::TreeModel::fit(&x_fit, p, &y_fit, seed)?),
     };
     let raw: Vec<f64> = (0..calib.len())
         .map(|i| estimator.raw(&x_cal[i * p..(i + 1) * p]))
@@ -222,6 +226,7 @@ pub fn fit_candidate(
     let threshold = best_f1_threshold(&calibrated, &y_cal);
     let lambda = match &estimator {
         Estimator::Logistic(m) => m.lambda,
+        Estimator::Gbm(_) => 0.0,
     };
     Ok((
         ChurnModel {
@@ -348,7 +353,8 @@ pub fn train_over_time(
         let y_test: Vec<u8> = test.iter().map(|&r| ex.labels[r]).collect();
         let mut candidates = Vec::new();
         for (k, &kind) in cfg.kinds.iter().enumerate() {
-            let (model, lambda, losses) = fit_candidate(kind, table, &ex.labels, &fit, &calib)?;
+            let (model, lambda, losses) =
+                fit_candidate(kind, table, &ex.labels, &fit, &calib, cfg.seed)?;
             let p = model.predict_table(table, &test)?;
             pooled[k].extend(test.iter().copied().zip(p.iter().copied()));
             candidates.push(CandidateFit {
@@ -426,7 +432,8 @@ pub fn train_cross_validated(
         let y_test: Vec<u8> = test.iter().map(|&r| labels[r]).collect();
         let mut candidates = Vec::new();
         for (c, &kind) in cfg.kinds.iter().enumerate() {
-            let (model, lambda, losses) = fit_candidate(kind, table, labels, &fit, &calib)?;
+            let (model, lambda, losses) =
+                fit_candidate(kind, table, labels, &fit, &calib, cfg.seed)?;
             let p = model.predict_table(table, &test)?;
             pooled[c].extend(test.iter().copied().zip(p.iter().copied()));
             candidates.push(CandidateFit {
@@ -502,7 +509,7 @@ fn finish(
         .map(|(i, _)| i)
         .expect("at least one candidate");
     let chosen = candidates[best].0;
-    let (model, _, _) = fit_candidate(chosen, table, labels, fit, calib)?;
+    let (model, _, _) = fit_candidate(chosen, table, labels, fit, calib, cfg.seed)?;
     let rows: Vec<usize> = pooled[best].iter().map(|(r, _)| *r).collect();
     let p: Vec<f64> = pooled[best].iter().map(|(_, p)| *p).collect();
     let y: Vec<u8> = rows.iter().map(|&r| labels[r]).collect();

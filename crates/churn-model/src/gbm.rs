@@ -1,0 +1,154 @@
+//! Gradient-boosted trees with `forust-ml`.
+//!
+//! forust's own serde form does not round-trip through bincode, so the artifact stores
+//! the booster as forust's JSON dump (a string, which does) and parses it once on load.
+//! forust takes column-major matrices and predicts log-odds.
+
+use forust_ml::gradientbooster::{ContributionsMethod, GradientBooster};
+use forust_ml::objective::ObjectiveType;
+use forust_ml::Matrix;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::sync::Arc;
+
+/// Boosting settings.
+pub const TREES: usize = 150;
+pub const LEARNING_RATE: f32 = 0.08;
+pub const MAX_DEPTH: usize = 4;
+
+/// A fitted booster.
+#[derive(Clone)]
+pub struct TreeModel {
+    json: String,
+    booster: Arc<GradientBooster>,
+}
+
+impl std::fmt::Debug for TreeModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TreeModel({} bytes of forust JSON)", self.json.len())
+    }
+}
+
+impl PartialEq for TreeModel {
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json
+    }
+}
+
+impl Serialize for TreeModel {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.json.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for TreeModel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let json = String::deserialize(d)?;
+        let booster = GradientBooster::from_json(&json).map_err(serde::de::Error::custom)?;
+        Ok(TreeModel {
+            json,
+            booster: Arc::new(booster),
+        })
+    }
+}
+
+/// A failure of the booster.
+#[derive(Debug, thiserror::Error)]
+#[error("gradient boosting did not fit: {0}")]
+pub struct GbmError(pub String);
+
+/// Row-major `(n x p)` to column-major.
+fn column_major(x: &[f64], n: usize, p: usize) -> Vec<f64> {
+    let mut out = vec![0.0; n * p];
+    for r in 0..n {
+        for c in 0..p {
+            out[c * n + r] = x[r * p + c];
+        }
+    }
+    out
+}
+
+impl TreeModel {
+    /// Fits on a row-major matrix and 0/1 labels.
+    pub fn fit(x: &[f64], p: usize, y: &[u8], seed: u64) -> Result<TreeModel, GbmError> {
+        let n = y.len();
+        let data = column_major(x, n, p);
+        let m = Matrix::new(&data, n, p);
+        let labels: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
+        let mut booster = GradientBooster::default()
+            .set_objective_type(ObjectiveType::LogLoss)
+            .set_iterations(TREES)
+            .set_learning_rate(LEARNING_RATE)
+            .set_max_depth(MAX_DEPTH)
+            .set_min_leaf_weight(5.0)
+            .set_seed(seed)
+            .set_parallel(true);
+        booster
+            .fit_unweighted(&m, &labels, None)
+            .map_err(|e| GbmError(e.to_string()))?;
+        let json = booster.json_dump().map_err(|e| GbmError(e.to_string()))?;
+        Ok(TreeModel {
+            json,
+            booster: Arc::new(booster),
+        })
+    }
+
+    /// Log-odds of churn for one transformed row.
+    pub fn logit(&self, x: &[f64]) -> f64 {
+        // One row is the same in row- and column-major order.
+        self.booster.predict(&Matrix::new(x, 1, x.len()), false)[0]
+    }
+
+    /// Log-odds for many rows (row-major), in parallel.
+    pub fn logits(&self, x: &[f64], p: usize) -> Vec<f64> {
+        let n = x.len() / p.max(1);
+        let data = column_major(x, n, p);
+        self.booster.predict(&Matrix::new(&data, n, p), true)
+    }
+
+    /// Each input's contribution to the log-odds (forust's average-path method).
+    pub fn contributions(&self, x: &[f64], out: &mut [f64]) {
+        let c = self.booster.predict_contributions(
+            &Matrix::new(x, 1, x.len()),
+            ContributionsMethod::Average,
+            false,
+        );
+        out.copy_from_slice(&c[..out.len()]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learns_an_interaction_and_survives_serialisation() {
+        // Churn when both inputs are high: a tree model gets it, a linear one cannot.
+        let n = 3000;
+        let mut s = 3u64;
+        let mut r = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let x: Vec<f64> = (0..n * 2).map(|_| r()).collect();
+        let y: Vec<u8> = (0..n)
+            .map(|i| u8::from(x[2 * i] > 0.6 && x[2 * i + 1] > 0.6))
+            .collect();
+        let m = TreeModel::fit(&x, 2, &y, 1).unwrap();
+        assert!(m.logit(&[0.9, 0.9]) > 2.0 && m.logit(&[0.9, 0.1]) < -2.0);
+        let bytes = bincode::serde::encode_to_vec(&m, bincode::config::standard()).unwrap();
+        let (back, _): (TreeModel, usize) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(
+            back.logit(&[0.7, 0.8]).to_bits(),
+            m.logit(&[0.7, 0.8]).to_bits()
+        );
+        let batch = m.logits(&[0.7, 0.8, 0.1, 0.2], 2);
+        assert_eq!(batch[0].to_bits(), m.logit(&[0.7, 0.8]).to_bits());
+        let mut c = [0.0; 2];
+        m.contributions(&[0.9, 0.9], &mut c);
+        assert!(c[0] > 0.0 && c[1] > 0.0, "{c:?}");
+    }
+}
