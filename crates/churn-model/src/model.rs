@@ -2,10 +2,10 @@
 //! explaining one row at a time or a whole table.
 
 use crate::calibrate::Calibrator;
+use crate::forest::ForestModel;
 use crate::gbm::TreeModel;
 use crate::logistic::{sigmoid, LinearModel};
 use crate::preprocess::{Cell, Note, PrepError, Preprocessor};
-use churn_features::dataset::Values;
 use churn_features::features::FeatureTable;
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum ModelKind {
     Logistic,
+    Forest,
     Gbm,
 }
 
@@ -22,6 +23,7 @@ impl ModelKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ModelKind::Logistic => "logistic",
+            ModelKind::Forest => "forest",
             ModelKind::Gbm => "gbm",
         }
     }
@@ -31,6 +33,7 @@ impl ModelKind {
         match s.trim() {
             "logistic" => Some(ModelKind::Logistic),
             "gbm" => Some(ModelKind::Gbm),
+            "forest" => Some(ModelKind::Forest),
             _ => None,
         }
     }
@@ -40,6 +43,7 @@ impl ModelKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Estimator {
     Logistic(LinearModel),
+    Forest(ForestModel),
     Gbm(TreeModel),
 }
 
@@ -48,6 +52,7 @@ impl Estimator {
     pub fn kind(&self) -> ModelKind {
         match self {
             Estimator::Logistic(_) => ModelKind::Logistic,
+            Estimator::Forest(_) => ModelKind::Forest,
             Estimator::Gbm(_) => ModelKind::Gbm,
         }
     }
@@ -56,7 +61,17 @@ impl Estimator {
     pub fn raw(&self, x: &[f64]) -> f64 {
         match self {
             Estimator::Logistic(m) => sigmoid(m.logit(x)),
+            Estimator::Forest(m) => m.probability(x),
             Estimator::Gbm(m) => sigmoid(m.logit(x)),
+        }
+    }
+
+    /// Uncalibrated churn probabilities of many transformed rows (row-major, `p` wide).
+    pub fn raw_batch(&self, x: &[f64], p: usize) -> Vec<f64> {
+        match self {
+            Estimator::Logistic(m) => x.chunks(p.max(1)).map(|r| sigmoid(m.logit(r))).collect(),
+            Estimator::Forest(m) => m.probabilities(x, p),
+            Estimator::Gbm(m) => m.logits(x, p).into_iter().map(sigmoid).collect(),
         }
     }
 
@@ -64,6 +79,7 @@ impl Estimator {
     pub fn contributions(&self, x: &[f64], out: &mut [f64]) {
         match self {
             Estimator::Logistic(m) => m.contributions(x, out),
+            Estimator::Forest(m) => m.contributions(x, out),
             Estimator::Gbm(m) => m.contributions(x, out),
         }
     }
@@ -155,42 +171,27 @@ impl ChurnModel {
         self.scores(table, rows, true)
     }
 
-    /// Raw (uncalibrated) or calibrated probabilities for `rows`.
+    /// Raw (uncalibrated) or calibrated probabilities for `rows`, in batches.
     pub fn scores(
         &self,
         table: &FeatureTable,
         rows: &[usize],
         calibrated: bool,
     ) -> Result<Vec<f64>, PrepError> {
-        let cols: Vec<Option<&Values>> = self
-            .preprocessor
-            .transforms
-            .iter()
-            .map(|t| table.column(t.name()))
-            .collect();
         let p = self.preprocessor.width();
-        let mut x = vec![0.0; p];
-        rows.iter()
-            .map(|&r| {
-                self.preprocessor.transform_one(
-                    |f, _| match cols[f] {
-                        None => Cell::Missing,
-                        Some(Values::Numeric(v)) => v[r].map_or(Cell::Missing, Cell::Number),
-                        Some(Values::Categorical(v)) => {
-                            v[r].as_deref().map_or(Cell::Missing, Cell::Text)
-                        }
-                    },
-                    &mut x,
-                    |_, _| {},
-                )?;
-                let raw = self.estimator.raw(&x);
-                Ok(if calibrated {
-                    self.calibrator.apply(raw)
+        let mut out = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(8192) {
+            let x = self.preprocessor.transform_table(table, chunk)?;
+            let raw = self.estimator.raw_batch(&x, p);
+            out.extend(raw.into_iter().map(|r| {
+                if calibrated {
+                    self.calibrator.apply(r)
                 } else {
-                    raw
-                })
-            })
-            .collect()
+                    r
+                }
+            }));
+        }
+        Ok(out)
     }
 
     /// Mean absolute contribution of each input feature over `rows` (global importance).

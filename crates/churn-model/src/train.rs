@@ -35,6 +35,8 @@ pub enum TrainError {
     Fit(#[from] crate::logistic::FitError),
     #[error(transparent)]
     Gbm(#[from] crate::gbm::GbmError),
+    #[error(transparent)]
+    Forest(#[from] crate::forest::ForestError),
     #[error("invalid setting `{name}`: {message}")]
     Invalid { name: &'static str, message: String },
 }
@@ -161,7 +163,8 @@ pub struct TrainOutcome {
     pub rules_health: Option<RankingMetrics>,
     pub rules_signals: Option<RankingMetrics>,
     pub suspicious: Vec<Suspicion>,
-    /// Global importance of the final model's features (mean |log-odds contribution|).
+    /// Global importance of the final model's features (mean |log-odds contribution|
+    /// over up to 2,000 of its training rows).
     pub importance: Vec<(String, f64)>,
     pub final_fit_rows: usize,
     pub final_calibration_rows: usize,
@@ -217,6 +220,9 @@ pub fn fit_candidate(
             Estimator::Logistic(best.expect("a non-empty grid").1)
         }
         ModelKind::Gbm => Estimator::Gbm(crate::gbm::TreeModel::fit(&x_fit, p, &y_fit, seed)?),
+        ModelKind::Forest => {
+            Estimator::Forest(crate::forest::ForestModel::fit(&x_fit, p, &y_fit, seed)?)
+        }
     };
     let raw: Vec<f64> = (0..calib.len())
         .map(|i| estimator.raw(&x_cal[i * p..(i + 1) * p]))
@@ -226,7 +232,7 @@ pub fn fit_candidate(
     let threshold = best_f1_threshold(&calibrated, &y_cal);
     let lambda = match &estimator {
         Estimator::Logistic(m) => m.lambda,
-        Estimator::Gbm(_) => 0.0,
+        Estimator::Gbm(_) | Estimator::Forest(_) => 0.0,
     };
     Ok((
         ChurnModel {

@@ -39,7 +39,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = labels::DEFAULT_HORIZON_DAYS)]
     horizon_days: i32,
     /// Candidates, comma-separated.
-    #[arg(long, default_value = "logistic,gbm", value_delimiter = ',')]
+    #[arg(long, default_value = "logistic,forest,gbm", value_delimiter = ',')]
     models: Vec<String>,
     /// Backtest folds (last K observation dates) or cross-validation folds.
     #[arg(long, default_value_t = 3)]
@@ -107,8 +107,9 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         .models
         .iter()
         .map(|m| {
-            ModelKind::parse(m)
-                .ok_or_else(|| anyhow::anyhow!("unknown model `{m}`: expected logistic or gbm"))
+            ModelKind::parse(m).ok_or_else(|| {
+                anyhow::anyhow!("unknown model `{m}`: expected logistic, forest or gbm")
+            })
         })
         .collect::<Result<_>>()?;
     let rules = match &a.rules {

@@ -1,0 +1,151 @@
+//! Random forest with `smartcore`: a `RandomForestRegressor` on 0/1 targets, whose mean
+//! leaf value is a churn probability (smartcore's classifier gives no probabilities, and
+//! the regressor fits faster). Stored in the artifact as JSON, parsed once on load.
+//!
+//! smartcore has no per-feature contributions, so explanations are occlusion effects:
+//! each input's change in log-odds when it is set to its training mean (0 after
+//! standardisation).
+
+use crate::logistic::logit;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smartcore::ensemble::random_forest_regressor::{
+    RandomForestRegressor, RandomForestRegressorParameters,
+};
+use smartcore::linalg::basic::matrix::DenseMatrix;
+use std::sync::Arc;
+
+type Forest = RandomForestRegressor<f64, f64, DenseMatrix<f64>, Vec<f64>>;
+
+/// Forest settings.
+pub const TREES: usize = 100;
+pub const MAX_DEPTH: u16 = 10;
+pub const MIN_SAMPLES_LEAF: usize = 20;
+
+/// A fitted forest.
+#[derive(Clone)]
+pub struct ForestModel {
+    json: String,
+    forest: Arc<Forest>,
+}
+
+impl std::fmt::Debug for ForestModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ForestModel({} bytes of smartcore JSON)",
+            self.json.len()
+        )
+    }
+}
+
+impl PartialEq for ForestModel {
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json
+    }
+}
+
+impl Serialize for ForestModel {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.json.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ForestModel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let json = String::deserialize(d)?;
+        let forest: Forest = serde_json::from_str(&json).map_err(serde::de::Error::custom)?;
+        Ok(ForestModel {
+            json,
+            forest: Arc::new(forest),
+        })
+    }
+}
+
+/// A failure of the forest.
+#[derive(Debug, thiserror::Error)]
+#[error("random forest did not fit: {0}")]
+pub struct ForestError(pub String);
+
+impl ForestModel {
+    /// Fits on a row-major matrix and 0/1 labels.
+    pub fn fit(x: &[f64], p: usize, y: &[u8], seed: u64) -> Result<ForestModel, ForestError> {
+        let n = y.len();
+        let m =
+            DenseMatrix::new(n, p, x.to_vec(), false).map_err(|e| ForestError(e.to_string()))?;
+        let targets: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
+        let params = RandomForestRegressorParameters::default()
+            .with_n_trees(TREES)
+            .with_max_depth(MAX_DEPTH)
+            .with_min_samples_leaf(MIN_SAMPLES_LEAF)
+            .with_m(((p as f64).sqrt().ceil() as usize).max(1))
+            .with_seed(seed);
+        let forest = Forest::fit(&m, &targets, params).map_err(|e| ForestError(e.to_string()))?;
+        let json = serde_json::to_string(&forest).map_err(|e| ForestError(e.to_string()))?;
+        Ok(ForestModel {
+            json,
+            forest: Arc::new(forest),
+        })
+    }
+
+    /// Churn probability for rows of a row-major matrix.
+    pub fn probabilities(&self, x: &[f64], p: usize) -> Vec<f64> {
+        let n = x.len() / p.max(1);
+        match DenseMatrix::new(n, p, x.to_vec(), false).and_then(|m| self.forest.predict(&m)) {
+            Ok(v) => v.into_iter().map(|q| q.clamp(1e-6, 1.0 - 1e-6)).collect(),
+            Err(_) => vec![f64::NAN; n],
+        }
+    }
+
+    /// Churn probability of one row.
+    pub fn probability(&self, x: &[f64]) -> f64 {
+        self.probabilities(x, x.len())[0]
+    }
+
+    /// Occlusion effects on the log-odds (see the module docs).
+    pub fn contributions(&self, x: &[f64], out: &mut [f64]) {
+        let p = x.len();
+        let mut rows = Vec::with_capacity(p * (p + 1));
+        rows.extend_from_slice(x);
+        for k in 0..p {
+            let start = rows.len();
+            rows.extend_from_slice(x);
+            rows[start + k] = 0.0;
+        }
+        let probs = self.probabilities(&rows, p);
+        let base = logit(probs[0]);
+        for k in 0..p {
+            out[k] = base - logit(probs[k + 1]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learns_and_round_trips() {
+        let n = 1500;
+        let mut s = 5u64;
+        let mut r = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        };
+        let x: Vec<f64> = (0..n * 2).map(|_| r()).collect();
+        let y: Vec<u8> = (0..n).map(|i| u8::from(x[2 * i] > 0.3)).collect();
+        let m = ForestModel::fit(&x, 2, &y, 1).unwrap();
+        assert!(m.probability(&[0.9, 0.0]) > 0.8 && m.probability(&[-0.9, 0.0]) < 0.2);
+        let bytes = bincode::serde::encode_to_vec(&m, bincode::config::standard()).unwrap();
+        let (back, _): (ForestModel, usize) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+        assert_eq!(
+            back.probability(&[0.5, 0.5]).to_bits(),
+            m.probability(&[0.5, 0.5]).to_bits()
+        );
+        let mut c = [0.0; 2];
+        m.contributions(&[0.9, 0.0], &mut c);
+        assert!(c[0] > c[1].abs(), "{c:?}");
+    }
+}
