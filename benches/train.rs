@@ -72,7 +72,7 @@ fn synthetic(n: usize) -> (Vec<f64>, Vec<u8>) {
     (x, y)
 }
 
-fn write_parquet(path: &PathBuf, x: &[f64], y: &[u8]) {
+fn write_parquet(path: &std::path::Path, x: &[f64], y: &[u8]) {
     let n = y.len();
     let mut fields: Vec<Field> = (0..P)
         .map(|k| Field::new(format!("x{k}"), DataType::Float64, false))
