@@ -61,6 +61,12 @@ impl<'de> Deserialize<'de> for ForestModel {
     }
 }
 
+/// Hyper-parameters of a forest fit (the tree settings are the constants above).
+#[derive(Debug, Clone, Default)]
+pub struct ForestParams {
+    pub seed: u64,
+}
+
 /// A failure of the forest.
 #[derive(Debug, thiserror::Error)]
 #[error("random forest did not fit: {0}")]

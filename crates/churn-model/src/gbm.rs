@@ -51,6 +51,12 @@ impl<'de> Deserialize<'de> for TreeModel {
     }
 }
 
+/// Hyper-parameters of a boosting fit (the tree settings are the constants above).
+#[derive(Debug, Clone, Default)]
+pub struct GbmParams {
+    pub seed: u64,
+}
+
 /// A failure of the booster.
 #[derive(Debug, thiserror::Error)]
 #[error("gradient boosting did not fit: {0}")]

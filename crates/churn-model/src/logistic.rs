@@ -24,6 +24,15 @@ pub struct LinearModel {
     pub iterations: u32,
 }
 
+/// Hyper-parameters of a logistic fit.
+#[derive(Debug, Clone, Default)]
+pub struct LogisticParams {
+    /// L2 strength on the mean log loss.
+    pub lambda: f64,
+    /// A model to start from (the previous point of a regularisation path).
+    pub warm_start: Option<LinearModel>,
+}
+
 /// A failure of the solver.
 #[derive(Debug, thiserror::Error)]
 #[error("logistic regression did not fit: {0}")]

@@ -39,7 +39,77 @@ impl ModelKind {
     }
 }
 
-/// A fitted estimator.
+/// What every candidate model does. Hyper-parameters and fitted models are different
+/// types (as in linfa): `fit` consumes parameters and returns a model, so an unfitted
+/// model cannot predict. Models serialise with serde into the artifact.
+pub trait Classifier: Sized + Clone + Serialize + for<'de> Deserialize<'de> {
+    /// Hyper-parameters of a fit.
+    type Params;
+    /// Why a fit can fail.
+    type Error: std::error::Error;
+
+    /// Fits on a row-major matrix `x` of `y.len()` rows and `p` inputs, 0/1 labels.
+    fn fit(params: &Self::Params, x: &[f64], p: usize, y: &[u8]) -> Result<Self, Self::Error>;
+
+    /// Churn probabilities (uncalibrated) of rows of a row-major matrix.
+    fn predict_proba(&self, x: &[f64], p: usize) -> Vec<f64>;
+
+    /// Each input's contribution to the log-odds of one row.
+    fn explain(&self, row: &[f64], out: &mut [f64]);
+}
+
+impl Classifier for LinearModel {
+    type Params = crate::logistic::LogisticParams;
+    type Error = crate::logistic::FitError;
+
+    fn fit(params: &Self::Params, x: &[f64], p: usize, y: &[u8]) -> Result<Self, Self::Error> {
+        LinearModel::fit(x, p, y, params.lambda, params.warm_start.as_ref())
+    }
+
+    fn predict_proba(&self, x: &[f64], p: usize) -> Vec<f64> {
+        x.chunks(p.max(1)).map(|r| sigmoid(self.logit(r))).collect()
+    }
+
+    fn explain(&self, row: &[f64], out: &mut [f64]) {
+        self.contributions(row, out)
+    }
+}
+
+impl Classifier for TreeModel {
+    type Params = crate::gbm::GbmParams;
+    type Error = crate::gbm::GbmError;
+
+    fn fit(params: &Self::Params, x: &[f64], p: usize, y: &[u8]) -> Result<Self, Self::Error> {
+        TreeModel::fit(x, p, y, params.seed)
+    }
+
+    fn predict_proba(&self, x: &[f64], p: usize) -> Vec<f64> {
+        self.logits(x, p).into_iter().map(sigmoid).collect()
+    }
+
+    fn explain(&self, row: &[f64], out: &mut [f64]) {
+        self.contributions(row, out)
+    }
+}
+
+impl Classifier for ForestModel {
+    type Params = crate::forest::ForestParams;
+    type Error = crate::forest::ForestError;
+
+    fn fit(params: &Self::Params, x: &[f64], p: usize, y: &[u8]) -> Result<Self, Self::Error> {
+        ForestModel::fit(x, p, y, params.seed)
+    }
+
+    fn predict_proba(&self, x: &[f64], p: usize) -> Vec<f64> {
+        self.probabilities(x, p)
+    }
+
+    fn explain(&self, row: &[f64], out: &mut [f64]) {
+        self.contributions(row, out)
+    }
+}
+
+/// A fitted estimator of any kind: the closed set of [`Classifier`]s an artifact can hold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Estimator {
     Logistic(LinearModel),
@@ -59,28 +129,24 @@ impl Estimator {
 
     /// Uncalibrated churn probability of one transformed row.
     pub fn raw(&self, x: &[f64]) -> f64 {
-        match self {
-            Estimator::Logistic(m) => sigmoid(m.logit(x)),
-            Estimator::Forest(m) => m.probability(x),
-            Estimator::Gbm(m) => sigmoid(m.logit(x)),
-        }
+        self.raw_batch(x, x.len())[0]
     }
 
     /// Uncalibrated churn probabilities of many transformed rows (row-major, `p` wide).
     pub fn raw_batch(&self, x: &[f64], p: usize) -> Vec<f64> {
         match self {
-            Estimator::Logistic(m) => x.chunks(p.max(1)).map(|r| sigmoid(m.logit(r))).collect(),
-            Estimator::Forest(m) => m.probabilities(x, p),
-            Estimator::Gbm(m) => m.logits(x, p).into_iter().map(sigmoid).collect(),
+            Estimator::Logistic(m) => m.predict_proba(x, p),
+            Estimator::Forest(m) => m.predict_proba(x, p),
+            Estimator::Gbm(m) => m.predict_proba(x, p),
         }
     }
 
     /// Each model input's contribution to the log-odds.
     pub fn contributions(&self, x: &[f64], out: &mut [f64]) {
         match self {
-            Estimator::Logistic(m) => m.contributions(x, out),
-            Estimator::Forest(m) => m.contributions(x, out),
-            Estimator::Gbm(m) => m.contributions(x, out),
+            Estimator::Logistic(m) => m.explain(x, out),
+            Estimator::Forest(m) => m.explain(x, out),
+            Estimator::Gbm(m) => m.explain(x, out),
         }
     }
 }

@@ -13,9 +13,11 @@
 
 use crate::baseline::rules_baseline;
 use crate::calibrate::Calibrator;
-use crate::logistic::LinearModel;
+use crate::forest::{ForestModel, ForestParams};
+use crate::gbm::{GbmParams, TreeModel};
+use crate::logistic::{LinearModel, LogisticParams};
 use crate::metrics::{self, RankingMetrics};
-use crate::model::{ChurnModel, Estimator, ModelKind};
+use crate::model::{ChurnModel, Classifier, Estimator, ModelKind};
 use crate::preprocess::{model_features, PrepError, Preprocessor};
 use churn_features::dataset::Values;
 use churn_features::features::{FeatureKind, FeatureTable};
@@ -207,11 +209,12 @@ pub fn fit_candidate(
             let mut best: Option<(f64, LinearModel)> = None;
             let mut start: Option<LinearModel> = None;
             for lambda in LAMBDAS {
-                let m = LinearModel::fit(&x_fit, p, &y_fit, lambda, start.as_ref())?;
-                let raw: Vec<f64> = (0..calib.len())
-                    .map(|i| crate::logistic::sigmoid(m.logit(&x_cal[i * p..(i + 1) * p])))
-                    .collect();
-                let loss = metrics::log_loss(&raw, &y_cal);
+                let params = LogisticParams {
+                    lambda,
+                    warm_start: start.take(),
+                };
+                let m = <LinearModel as Classifier>::fit(&params, &x_fit, p, &y_fit)?;
+                let loss = metrics::log_loss(&m.predict_proba(&x_cal, p), &y_cal);
                 if best.as_ref().is_none_or(|(l, _)| loss < *l) {
                     best = Some((loss, m.clone()));
                 }
@@ -219,14 +222,20 @@ pub fn fit_candidate(
             }
             Estimator::Logistic(best.expect("a non-empty grid").1)
         }
-        ModelKind::Gbm => Estimator::Gbm(crate::gbm::TreeModel::fit(&x_fit, p, &y_fit, seed)?),
-        ModelKind::Forest => {
-            Estimator::Forest(crate::forest::ForestModel::fit(&x_fit, p, &y_fit, seed)?)
-        }
+        ModelKind::Gbm => Estimator::Gbm(<TreeModel as Classifier>::fit(
+            &GbmParams { seed },
+            &x_fit,
+            p,
+            &y_fit,
+        )?),
+        ModelKind::Forest => Estimator::Forest(<ForestModel as Classifier>::fit(
+            &ForestParams { seed },
+            &x_fit,
+            p,
+            &y_fit,
+        )?),
     };
-    let raw: Vec<f64> = (0..calib.len())
-        .map(|i| estimator.raw(&x_cal[i * p..(i + 1) * p]))
-        .collect();
+    let raw = estimator.raw_batch(&x_cal, p);
     let (calibrator, losses) = Calibrator::choose(&raw, &y_cal);
     let calibrated: Vec<f64> = raw.iter().map(|&r| calibrator.apply(r)).collect();
     let threshold = best_f1_threshold(&calibrated, &y_cal);
