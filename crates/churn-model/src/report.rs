@@ -363,6 +363,16 @@ table{{border-collapse:collapse;font-size:13px;margin:8px 0}} td,th{{border:1px 
             })
             .collect();
         s.push_str(&bar_chart("Churn by signup cohort (latest 24)", &rows, "%"));
+        s.push_str("<table><tr><th>signup cohort</th><th>rows</th><th>predicted %</th><th>actual %</th><th>ROC AUC</th><th>PR AUC</th><th>Brier</th><th>log loss</th></tr>");
+        for c in o.by_cohort.iter().rev() {
+            let m = &c.metrics;
+            let _ = write!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td></tr>",
+                esc(&c.cohort), c.rows, c.predicted_churn_pct, c.actual_churn_pct, f3(m.roc_auc), f3(m.pr_auc), m.brier, m.log_loss
+            );
+        }
+        s.push_str("</table>");
     }
     s.push_str("<h2>Feature importance</h2><p class=\"muted\">Mean absolute contribution to the log-odds over the final model's training rows.</p>");
     let imp: Vec<(String, f64, Option<f64>)> = o

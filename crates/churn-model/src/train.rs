@@ -129,14 +129,15 @@ pub struct Fold {
     pub rules_signals: Option<RankingMetrics>,
 }
 
-/// Predicted against actual churn in one signup cohort, over all backtest test rows.
+/// The chosen model's metrics in one signup cohort, over all backtest test rows.
 #[derive(Debug, Clone, Serialize)]
 pub struct CohortRow {
     pub cohort: String,
     pub rows: usize,
     pub predicted_churn_pct: f64,
     pub actual_churn_pct: f64,
-    pub roc_auc: Option<f64>,
+    /// Every metric of the overall evaluation, on this cohort's rows.
+    pub metrics: Evaluation,
 }
 
 /// A finding of the leakage guard.
@@ -530,7 +531,7 @@ fn finish(
     let y: Vec<u8> = rows.iter().map(|&r| labels[r]).collect();
     let overall = Evaluation::of(&p, &y, model.threshold);
     let (rules_health, rules_signals) = rules_on(table, labels, &rows, rules);
-    let by_cohort = cohorts(table, &rows, &p, &y);
+    let by_cohort = cohorts(table, &rows, &p, &y, model.threshold);
     let mut suspicious = leakage_guard(table, labels);
     if let Some(auc) = overall.roc_auc.filter(|a| *a > 0.95) {
         suspicious.push(Suspicion {
@@ -559,7 +560,13 @@ fn finish(
     })
 }
 
-fn cohorts(table: &FeatureTable, rows: &[usize], p: &[f64], y: &[u8]) -> Vec<CohortRow> {
+fn cohorts(
+    table: &FeatureTable,
+    rows: &[usize],
+    p: &[f64],
+    y: &[u8],
+    threshold: f64,
+) -> Vec<CohortRow> {
     let Some(Values::Categorical(c)) = table.column("signup_cohort") else {
         return Vec::new();
     };
@@ -576,13 +583,13 @@ fn cohorts(table: &FeatureTable, rows: &[usize], p: &[f64], y: &[u8]) -> Vec<Coh
         .map(|(cohort, idx)| {
             let pp: Vec<f64> = idx.iter().map(|&i| p[i]).collect();
             let yy: Vec<u8> = idx.iter().map(|&i| y[i]).collect();
-            let n = idx.len() as f64;
+            let metrics = Evaluation::of(&pp, &yy, threshold);
             CohortRow {
                 cohort: cohort.to_string(),
                 rows: idx.len(),
-                predicted_churn_pct: 100.0 * pp.iter().sum::<f64>() / n,
-                actual_churn_pct: 100.0 * yy.iter().map(|&v| f64::from(v)).sum::<f64>() / n,
-                roc_auc: metrics::roc_auc(&pp, &yy),
+                predicted_churn_pct: metrics.predicted_churn_pct,
+                actual_churn_pct: metrics.actual_churn_pct,
+                metrics,
             }
         })
         .collect()
