@@ -324,11 +324,16 @@ fn subset(table: &FeatureTable, labels: &[u8], rows: &[usize]) -> Examples {
     }
 }
 
+/// Reports training progress as (steps done, steps in all): one step per candidate and
+/// fold, plus the final fit.
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+
 /// Out-of-time training on examples from monthly observation dates.
 pub fn train_over_time(
     ex: &Examples,
     cfg: &TrainConfig,
     rules: &RulesConfig,
+    progress: Progress,
 ) -> Result<TrainOutcome, TrainError> {
     validate(cfg)?;
     let table = &ex.features;
@@ -355,6 +360,9 @@ pub fn train_over_time(
         )));
     }
     let tests: Vec<Day> = usable.iter().rev().take(cfg.folds).rev().copied().collect();
+    let steps = tests.len() * cfg.kinds.len() + 1;
+    let mut done = 0;
+    progress(done, steps);
     let mut folds = Vec::new();
     let mut pooled: Vec<Vec<(usize, f64)>> = vec![Vec::new(); cfg.kinds.len()];
     for &t in &tests {
@@ -373,6 +381,8 @@ pub fn train_over_time(
                 fit_candidate(kind, table, &ex.labels, &fit, &calib, cfg.seed)?;
             let p = model.predict_table(table, &test)?;
             pooled[k].extend(test.iter().copied().zip(p.iter().copied()));
+            done += 1;
+            progress(done, steps);
             candidates.push(CandidateFit {
                 kind,
                 lambda,
@@ -416,6 +426,7 @@ pub fn train_cross_validated(
     labels: &[u8],
     cfg: &TrainConfig,
     rules: &RulesConfig,
+    progress: Progress,
 ) -> Result<TrainOutcome, TrainError> {
     validate(cfg)?;
     let k = cfg.folds.max(2);
@@ -441,6 +452,9 @@ pub fn train_cross_validated(
     }
     let mut folds = Vec::new();
     let mut pooled: Vec<Vec<(usize, f64)>> = vec![Vec::new(); cfg.kinds.len()];
+    let steps = k * cfg.kinds.len() + 1;
+    let mut done = 0;
+    progress(done, steps);
     for f in 0..k {
         let test: Vec<usize> = (0..labels.len()).filter(|&r| assignment[r] == f).collect();
         let rest: Vec<usize> = (0..labels.len()).filter(|&r| assignment[r] != f).collect();
@@ -452,6 +466,8 @@ pub fn train_cross_validated(
                 fit_candidate(kind, table, labels, &fit, &calib, cfg.seed)?;
             let p = model.predict_table(table, &test)?;
             pooled[c].extend(test.iter().copied().zip(p.iter().copied()));
+            done += 1;
+            progress(done, steps);
             candidates.push(CandidateFit {
                 kind,
                 lambda,

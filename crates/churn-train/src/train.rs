@@ -148,7 +148,12 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             time::format_date(dates[0]),
             time::format_date(*dates.last().expect("non-empty"))
         );
-        let outcome = train::train_over_time(&ex, &cfg, &rules)?;
+        let bar = training_bar();
+        let outcome = train::train_over_time(&ex, &cfg, &rules, &|done, all| {
+            bar.set_length(all as u64);
+            bar.set_position(done as u64);
+        })?;
+        bar.finish_and_clear();
         (
             ex.features,
             ex.labels,
@@ -161,7 +166,13 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         let path = a.table.clone().expect("clap requires --data or --table");
         let loaded = read_table(&path, a.id.as_deref(), a.label.as_deref())?;
         let labels = loaded.labels.expect("a label column was named");
-        let outcome = train::train_cross_validated(&loaded.table, &labels, &cfg, &rules)?;
+        let bar = training_bar();
+        let outcome =
+            train::train_cross_validated(&loaded.table, &labels, &cfg, &rules, &|done, all| {
+                bar.set_length(all as u64);
+                bar.set_position(done as u64);
+            })?;
+        bar.finish_and_clear();
         (
             loaded.table,
             labels,
@@ -246,6 +257,17 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         dir.join("report.html").display()
     );
     Ok(())
+}
+
+/// A bar over fitting steps (candidates x folds, then the final fit).
+fn training_bar() -> indicatif::ProgressBar {
+    let bar = progress_bar("fitting candidates");
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} fits, {elapsed}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
 }
 
 fn print_summary(o: &train::TrainOutcome) {
