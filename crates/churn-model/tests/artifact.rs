@@ -27,6 +27,7 @@ fn reloaded_artifact_predicts_bit_identically() {
             ..Default::default()
         },
         &RulesConfig::default(),
+        &|_, _| {},
     )
     .unwrap();
     let a = Artifact {
