@@ -6,35 +6,16 @@
 //! `CHURN_BENCH_MONTHS` (default 5, about 100 million events at 1M customers).
 //! `CHURN_BENCH_RUNS` (default 3) runs are timed; the median is printed.
 
+mod common;
+
+use common::{env, peak_rss_mb};
+
 use churn_features::features::{self, FeatureConfig};
 use churn_features::labels;
 use churn_features::time;
 use churn_features::Dataset;
 use std::path::PathBuf;
 use std::time::Instant;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

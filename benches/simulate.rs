@@ -2,14 +2,11 @@
 //! customers over `CHURN_BENCH_MONTHS` (default 24) months into a temp dir, which is
 //! removed afterwards. Prints time, rows and peak memory.
 
-use std::time::Instant;
+mod common;
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::{env, peak_rss_mb};
+
+use std::time::Instant;
 
 fn main() {
     let customers = env("CHURN_BENCH_CUSTOMERS", 1_000_000);
@@ -28,19 +25,12 @@ fn main() {
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len())
         .sum();
-    let peak = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
     println!(
-        "simulated {customers} customers x {months} months in {secs:.1}s: {} customers written, {} events ({:.1} M events/s), {:.2} GB on disk; {peak}",
+        "simulated {customers} customers x {months} months in {secs:.1}s: {} customers written, {} events ({:.1} M events/s), {:.2} GB on disk; peak memory {:.0} MB",
         stats.customers,
         stats.events,
         stats.events as f64 / secs / 1e6,
-        bytes as f64 / 1e9
+        bytes as f64 / 1e9,
+        peak_rss_mb()
     );
 }

@@ -6,6 +6,10 @@
 //! The random forest, single-threaded, runs on `CHURN_BENCH_FOREST_ROWS` (default
 //! 100,000) rows.
 
+mod common;
+
+use common::{env, peak_rss_mb};
+
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, UInt8Array};
 use arrow_schema::{DataType, Field, Schema};
 use churn_features::write::TableWriter;
@@ -18,29 +22,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 const P: usize = 30;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 /// Correlated normal features; churn log-odds linear in ten of them plus two
 /// interactions and a threshold effect, so trees have something linear models miss.
@@ -98,7 +79,7 @@ fn write_parquet(path: &std::path::Path, x: &[f64], y: &[u8]) {
 }
 
 fn main() {
-    let n = env("CHURN_BENCH_ROWS", 1_000_000);
+    let n = env("CHURN_BENCH_ROWS", 1_000_000) as usize;
     let (x, y) = synthetic(n);
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join(format!("target/bench-data/train-{n}.parquet"));
@@ -135,7 +116,7 @@ fn main() {
         peak_rss_mb()
     );
 
-    let m = env("CHURN_BENCH_FOREST_ROWS", 100_000).min(cut);
+    let m = (env("CHURN_BENCH_FOREST_ROWS", 100_000) as usize).min(cut);
     let t = Instant::now();
     let forest = ForestModel::fit(&x_fit[..m * P], P, &y_fit[..m], 1).expect("forest");
     let secs = t.elapsed().as_secs_f64();

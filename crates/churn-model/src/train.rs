@@ -374,33 +374,19 @@ pub fn train_over_time(
             .collect();
         let calib = rows_at(calib_date);
         let test = rows_at(t);
-        let y_test: Vec<u8> = test.iter().map(|&r| ex.labels[r]).collect();
-        let mut candidates = Vec::new();
-        for (k, &kind) in cfg.kinds.iter().enumerate() {
-            let (model, lambda, losses) =
-                fit_candidate(kind, table, &ex.labels, &fit, &calib, cfg.seed)?;
-            let p = model.predict_table(table, &test)?;
-            pooled[k].extend(test.iter().copied().zip(p.iter().copied()));
-            done += 1;
-            progress(done, steps);
-            candidates.push(CandidateFit {
-                kind,
-                lambda,
-                calibration: model.calibrator.method(),
-                calibration_losses: losses,
-                evaluation: Evaluation::of(&p, &y_test, model.threshold),
-            });
-        }
-        let (rh, rs) = rules_on(table, &ex.labels, &test, rules);
-        folds.push(Fold {
-            name: time::format_date(t),
-            fit_rows: fit.len(),
-            calibration_rows: calib.len(),
-            test_rows: test.len(),
-            candidates,
-            rules_health: rh,
-            rules_signals: rs,
-        });
+        folds.push(run_fold(
+            time::format_date(t),
+            table,
+            &ex.labels,
+            (&fit, &calib, &test),
+            cfg,
+            rules,
+            &mut pooled,
+            &mut || {
+                done += 1;
+                progress(done, steps);
+            },
+        )?);
     }
     // The final model: fitted on every date whose window closed before the latest date,
     // calibrated on the latest date.
@@ -459,33 +445,19 @@ pub fn train_cross_validated(
         let test: Vec<usize> = (0..labels.len()).filter(|&r| assignment[r] == f).collect();
         let rest: Vec<usize> = (0..labels.len()).filter(|&r| assignment[r] != f).collect();
         let (fit, calib) = stratified_split(&rest, labels, 0.2, cfg.seed.wrapping_add(f as u64));
-        let y_test: Vec<u8> = test.iter().map(|&r| labels[r]).collect();
-        let mut candidates = Vec::new();
-        for (c, &kind) in cfg.kinds.iter().enumerate() {
-            let (model, lambda, losses) =
-                fit_candidate(kind, table, labels, &fit, &calib, cfg.seed)?;
-            let p = model.predict_table(table, &test)?;
-            pooled[c].extend(test.iter().copied().zip(p.iter().copied()));
-            done += 1;
-            progress(done, steps);
-            candidates.push(CandidateFit {
-                kind,
-                lambda,
-                calibration: model.calibrator.method(),
-                calibration_losses: losses,
-                evaluation: Evaluation::of(&p, &y_test, model.threshold),
-            });
-        }
-        let (rh, rs) = rules_on(table, labels, &test, rules);
-        folds.push(Fold {
-            name: format!("fold {}", f + 1),
-            fit_rows: fit.len(),
-            calibration_rows: calib.len(),
-            test_rows: test.len(),
-            candidates,
-            rules_health: rh,
-            rules_signals: rs,
-        });
+        folds.push(run_fold(
+            format!("fold {}", f + 1),
+            table,
+            labels,
+            (&fit, &calib, &test),
+            cfg,
+            rules,
+            &mut pooled,
+            &mut || {
+                done += 1;
+                progress(done, steps);
+            },
+        )?);
     }
     let all: Vec<usize> = (0..labels.len()).collect();
     let (fit, calib) = stratified_split(&all, labels, 0.2, cfg.seed);
@@ -500,6 +472,47 @@ pub fn train_cross_validated(
         &calib,
         "stratified cross-validation",
     )
+}
+
+/// Fits every candidate on one fold's `fit` rows (calibrated on `calib`), scores its
+/// `test` rows, adds them to each candidate's pooled predictions, and measures the rules
+/// on the same rows. `step` is called after each candidate.
+#[allow(clippy::too_many_arguments)]
+fn run_fold(
+    name: String,
+    table: &FeatureTable,
+    labels: &[u8],
+    (fit, calib, test): (&[usize], &[usize], &[usize]),
+    cfg: &TrainConfig,
+    rules: &RulesConfig,
+    pooled: &mut [Vec<(usize, f64)>],
+    step: &mut dyn FnMut(),
+) -> Result<Fold, TrainError> {
+    let y_test: Vec<u8> = test.iter().map(|&r| labels[r]).collect();
+    let mut candidates = Vec::new();
+    for (k, &kind) in cfg.kinds.iter().enumerate() {
+        let (model, lambda, losses) = fit_candidate(kind, table, labels, fit, calib, cfg.seed)?;
+        let p = model.predict_table(table, test)?;
+        pooled[k].extend(test.iter().copied().zip(p.iter().copied()));
+        step();
+        candidates.push(CandidateFit {
+            kind,
+            lambda,
+            calibration: model.calibrator.method(),
+            calibration_losses: losses,
+            evaluation: Evaluation::of(&p, &y_test, model.threshold),
+        });
+    }
+    let (rules_health, rules_signals) = rules_on(table, labels, test, rules);
+    Ok(Fold {
+        name,
+        fit_rows: fit.len(),
+        calibration_rows: calib.len(),
+        test_rows: test.len(),
+        candidates,
+        rules_health,
+        rules_signals,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

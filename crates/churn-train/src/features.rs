@@ -1,12 +1,11 @@
 //! `churn-train features`, `examples` and `describe`.
 
-use crate::{parse_day, progress_bar};
+use crate::{open_dataset, parse_day, progress_bar};
 use anyhow::{Context, Result};
 use churn_features::features::{self, FeatureConfig};
 use churn_features::labels;
 use churn_features::time::{self, Day};
-use churn_features::Dataset;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -42,15 +41,6 @@ pub struct DescribeArgs {
     data: PathBuf,
 }
 
-fn open(dir: &Path) -> Result<Dataset> {
-    let ds =
-        Dataset::open(dir).with_context(|| format!("reading data directory {}", dir.display()))?;
-    for o in &ds.orphans {
-        eprintln!("warning: {o}");
-    }
-    Ok(ds)
-}
-
 fn event_bar() -> indicatif::ProgressBar {
     let bar = progress_bar("events");
     bar.set_style(
@@ -61,7 +51,7 @@ fn event_bar() -> indicatif::ProgressBar {
 }
 
 pub fn run_features(a: FeaturesArgs) -> Result<()> {
-    let ds = open(&a.data)?;
+    let ds = open_dataset(&a.data)?;
     let started = Instant::now();
     let bar = event_bar();
     let table = features::build_with_progress(&ds, &[a.as_of], &FeatureConfig::default(), &|n| {
@@ -82,7 +72,7 @@ pub fn run_features(a: FeaturesArgs) -> Result<()> {
 }
 
 pub fn run_examples(a: ExamplesArgs) -> Result<()> {
-    let ds = open(&a.data)?;
+    let ds = open_dataset(&a.data)?;
     let dates = labels::observation_dates(&ds, a.horizon_days);
     anyhow::ensure!(
         !dates.is_empty(),
@@ -118,7 +108,7 @@ pub fn run_examples(a: ExamplesArgs) -> Result<()> {
 }
 
 pub fn run_describe(a: DescribeArgs) -> Result<()> {
-    let ds = open(&a.data)?;
+    let ds = open_dataset(&a.data)?;
     let (_, end) = ds.date_range();
     let table = features::features(&ds, end, &FeatureConfig::default())?;
     let width = table.info.iter().map(|i| i.name.len()).max().unwrap_or(0);

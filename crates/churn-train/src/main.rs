@@ -148,6 +148,16 @@ fn generate(a: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Opens a data directory, warning about rows that name unknown customers.
+pub fn open_dataset(dir: &std::path::Path) -> Result<churn_features::Dataset> {
+    let ds = churn_features::Dataset::open(dir)
+        .with_context(|| format!("reading data directory {}", dir.display()))?;
+    for o in &ds.orphans {
+        eprintln!("warning: {o}");
+    }
+    Ok(ds)
+}
+
 /// A progress bar on stderr that hides itself when stderr is not a terminal.
 pub fn progress_bar(what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(0);

@@ -1,10 +1,9 @@
 //! `churn-train rules`: print the default rules, or measure rules against labelled data.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use churn_features::features::FeatureConfig;
 use churn_features::labels;
 use churn_features::rules::{RulesConfig, DEFAULT_TOML};
-use churn_features::Dataset;
 use churn_model::baseline::rules_baseline;
 use std::path::PathBuf;
 
@@ -36,8 +35,7 @@ pub fn run(a: RulesArgs) -> Result<()> {
         None => RulesConfig::default(),
     };
     let dir = a.data.expect("clap requires --data");
-    let ds =
-        Dataset::open(&dir).with_context(|| format!("reading data directory {}", dir.display()))?;
+    let ds = crate::open_dataset(&dir)?;
     let dates = labels::observation_dates(&ds, a.horizon_days);
     anyhow::ensure!(
         !dates.is_empty(),

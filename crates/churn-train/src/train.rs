@@ -1,13 +1,12 @@
 //! `churn-train train` and `churn-train evaluate`.
 
-use crate::{parse_day, progress_bar};
+use crate::{open_dataset, parse_day, progress_bar};
 use anyhow::{bail, Context, Result};
 use churn_features::features::FeatureConfig;
 use churn_features::labels;
 use churn_features::rules::{RulesConfig, CORE_INPUTS};
 use churn_features::table::read_table;
 use churn_features::time::{self, Day};
-use churn_features::Dataset;
 use churn_model::artifact::{self, Artifact, FORMAT_VERSION};
 use churn_model::model::ModelKind;
 use churn_model::report::{self, ReportContext};
@@ -123,11 +122,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
     };
     let started = std::time::Instant::now();
     let (table, labels, outcome, source, inputs, horizon) = if let Some(dir) = &a.data {
-        let ds = Dataset::open(dir)
-            .with_context(|| format!("reading data directory {}", dir.display()))?;
-        for o in &ds.orphans {
-            eprintln!("warning: {o}");
-        }
+        let ds = open_dataset(dir)?;
         let dates = labels::observation_dates(&ds, a.horizon_days);
         if dates.len() < 3 {
             bail!("{}: {} observation date(s) with a full {}-day horizon; the backtest needs at least 3 (more months of data)", dir.display(), dates.len(), a.horizon_days);
@@ -332,8 +327,7 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
     let (art, dir) = artifact::load(&a.model)?;
     let (table, labels) = if let Some(data) = &a.data {
         let as_of = a.as_of.expect("clap requires --as-of");
-        let ds = Dataset::open(data)
-            .with_context(|| format!("reading data directory {}", data.display()))?;
+        let ds = open_dataset(data)?;
         let horizon = if art.horizon_days > 0 {
             art.horizon_days
         } else {

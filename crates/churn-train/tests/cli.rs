@@ -1,30 +1,10 @@
 //! The `churn-train` binary end to end on simulated files.
 
+mod common;
+
+use common::{fails, ok};
+
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn churn_train(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_churn-train"))
-        .args(args)
-        .output()
-        .expect("run churn-train")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = churn_train(args);
-    assert!(
-        out.status.success(),
-        "churn-train {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = churn_train(args);
-    assert!(!out.status.success(), "churn-train {args:?} should fail");
-    String::from_utf8(out.stderr).unwrap()
-}
 
 fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path).unwrap().lines().count()

@@ -1,34 +1,10 @@
 //! `churn-train train` and `evaluate` end to end on simulated files.
 
+mod common;
+
+use common::{fails, ok, s};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn churn_train(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_churn-train"))
-        .args(args)
-        .output()
-        .expect("run churn-train")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = churn_train(args);
-    assert!(
-        out.status.success(),
-        "churn-train {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = churn_train(args);
-    assert!(!out.status.success(), "churn-train {args:?} should fail");
-    String::from_utf8(out.stderr).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn latest(models: &Path, name: &str) -> PathBuf {
     let v = std::fs::read_to_string(models.join(name).join("LATEST")).unwrap();
