@@ -59,6 +59,15 @@ pub fn run_features(a: FeaturesArgs) -> Result<()> {
     })
     .context("building features")?;
     bar.finish_and_clear();
+    if table.is_empty() {
+        let (first, end) = ds.date_range();
+        eprintln!(
+            "warning: no customer is active at {}; the data spans {} to {}",
+            time::format_date(a.as_of),
+            time::format_date(first),
+            time::format_date(end - 1)
+        );
+    }
     let rows = features::write_table(&table, None, &a.out)
         .with_context(|| format!("writing {}", a.out.display()))?;
     println!(
