@@ -227,12 +227,16 @@ table{{border-collapse:collapse;font-size:13px;margin:8px 0}} td,th{{border:1px 
     );
     let _ = write!(
         s,
-        r#"<p class="muted">Trained {} from {}. Chosen: <b>{}</b> by mean {} log loss. Horizon {} days.</p>"#,
+        r#"<p class="muted">Trained {} from {}. Chosen: <b>{}</b> by mean {} log loss. {}</p>"#,
         esc(ctx.created),
         esc(ctx.source),
         o.chosen.as_str(),
         o.validation,
-        ctx.horizon_days
+        if ctx.horizon_days > 0 {
+            format!("Predicts churn within {} days.", ctx.horizon_days)
+        } else {
+            "A plain table: no time, no horizon.".to_string()
+        }
     );
     let e = &o.overall;
     for (label, v) in [
@@ -322,14 +326,25 @@ table{{border-collapse:collapse;font-size:13px;margin:8px 0}} td,th{{border:1px 
     }
     s.push_str("</table>");
 
-    s.push_str("<h2>Backtest per fold</h2><table><tr><th>test</th><th>fit rows</th><th>calibration rows</th><th>test rows</th><th>model</th><th>L2 lambda</th><th>calibration</th><th>ROC AUC</th><th>PR AUC</th><th>log loss</th><th>Brier</th><th>ECE</th><th>lift</th><th>rules ROC AUC</th></tr>");
+    let _ = write!(
+        s,
+        "<h2>{} per fold</h2>",
+        if ctx.horizon_days > 0 {
+            "Backtest"
+        } else {
+            "Cross-validation"
+        }
+    );
+    s.push_str("<table><tr><th>test</th><th>fit rows</th><th>calibration rows</th><th>test rows</th><th>model</th><th>L2 lambda</th><th>calibration</th><th>ROC AUC</th><th>PR AUC</th><th>log loss</th><th>Brier</th><th>ECE</th><th>lift</th><th>rules ROC AUC</th></tr>");
     for f in &o.folds {
         for c in &f.candidates {
             let ev = &c.evaluation;
             let _ = write!(
                 s,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0e}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
-                esc(&f.name), f.fit_rows, f.calibration_rows, f.test_rows, c.kind.as_str(), c.lambda, c.calibration,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
+                esc(&f.name), f.fit_rows, f.calibration_rows, f.test_rows, c.kind.as_str(),
+                if c.kind == crate::model::ModelKind::Logistic { format!("{:.0e}", c.lambda) } else { "-".to_string() },
+                c.calibration,
                 f3(ev.roc_auc), f3(ev.pr_auc), ev.log_loss, ev.brier, ev.ece, f3(ev.lift_top10),
                 f3(f.rules_health.and_then(|h| h.roc_auc))
             );
