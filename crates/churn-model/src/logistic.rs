@@ -53,7 +53,7 @@ impl LinearModel {
         start: Option<&LinearModel>,
     ) -> Result<LinearModel, FitError> {
         let n = y.len();
-        if n == 0 || x.len() != n * p {
+        if n == 0 || p == 0 || x.len() != n * p {
             return Err(FitError(format!(
                 "{} values for {n} rows of {p} inputs",
                 x.len()

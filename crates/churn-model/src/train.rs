@@ -194,6 +194,11 @@ pub fn fit_candidate(
     }
     let prep = Preprocessor::fit(table, fit, &model_features(&table.info));
     let p = prep.width();
+    if p == 0 {
+        return Err(TrainError::NotEnoughData(
+            "the table has no feature columns besides the id and the label".into(),
+        ));
+    }
     let x_fit = prep.transform_table(table, fit)?;
     let y_fit: Vec<u8> = fit.iter().map(|&r| labels[r]).collect();
     let y_cal: Vec<u8> = calib.iter().map(|&r| labels[r]).collect();
