@@ -252,6 +252,26 @@ fn trains_on_a_plain_table_with_cross_validation() {
     .unwrap();
     assert_eq!(e["rows"], 500);
     assert!(e["roc_auc"].as_f64().unwrap() > 0.8);
+    // A table with nothing but an id and a label is refused, not a panic.
+    let bare = dir.path().join("bare.csv");
+    std::fs::write(&bare, "id,label\na,yes\nb,no\nc,yes\nd,no\ne,no\nf,yes\n").unwrap();
+    let err = fails(&[
+        "train",
+        "--table",
+        s(&bare),
+        "--id",
+        "id",
+        "--label",
+        "label",
+        "--out",
+        s(&models),
+        "--folds",
+        "2",
+    ]);
+    assert!(
+        err.contains("no feature columns") && !err.contains("panicked"),
+        "{err}"
+    );
     let err = fails(&[
         "train",
         "--table",
