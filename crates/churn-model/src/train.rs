@@ -340,8 +340,8 @@ pub fn train_over_time(
     rules: &RulesConfig,
     progress: Progress,
 ) -> Result<TrainOutcome, TrainError> {
-    validate(cfg)?;
     let table = &ex.features;
+    validate(cfg, table)?;
     let h = ex.horizon_days;
     let rows_at =
         |d: Day| -> Vec<usize> { (0..table.len()).filter(|&r| table.as_of[r] == d).collect() };
@@ -419,7 +419,7 @@ pub fn train_cross_validated(
     rules: &RulesConfig,
     progress: Progress,
 ) -> Result<TrainOutcome, TrainError> {
-    validate(cfg)?;
+    validate(cfg, table)?;
     let k = cfg.folds.max(2);
     let positives: Vec<usize> = (0..labels.len()).filter(|&r| labels[r] == 1).collect();
     let negatives: Vec<usize> = (0..labels.len()).filter(|&r| labels[r] == 0).collect();
@@ -654,7 +654,12 @@ pub fn leakage_guard(table: &FeatureTable, labels: &[u8]) -> Vec<Suspicion> {
     out
 }
 
-fn validate(cfg: &TrainConfig) -> Result<(), TrainError> {
+fn validate(cfg: &TrainConfig, table: &FeatureTable) -> Result<(), TrainError> {
+    if model_features(&table.info).is_empty() {
+        return Err(TrainError::NotEnoughData(
+            "the table has no feature columns besides the id and the label".into(),
+        ));
+    }
     if cfg.kinds.is_empty() {
         return Err(TrainError::Invalid {
             name: "models",
