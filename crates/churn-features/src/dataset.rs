@@ -563,50 +563,86 @@ impl Dataset {
 
     /// Streams the events table in batches with ids resolved through `vocab`. Rows of
     /// unknown customers are counted in the returned [`Orphans`], never silently dropped.
+    ///
+    /// Decoding (Parquet or CSV, parsing, id lookups) runs on its own thread while
+    /// `visit` runs on the caller's, a few batches apart through a bounded channel, so
+    /// two cores share the pass and memory stays bounded.
     pub fn for_each_event_batch(
         &self,
         vocab: &mut Vocabulary,
         mut visit: impl FnMut(&EventBatch) -> Result<()>,
     ) -> Result<Orphans> {
-        let mut orphans = Orphans::new("events");
         let Some(file) = &self.events else {
-            return Ok(orphans);
+            return Ok(Orphans::new("events"));
         };
-        let mut out = EventBatch::default();
-        file.for_each_batch(&column_names(file.spec), |b| {
-            out.clear();
-            let id = b.required("customer_id")?;
-            let ts = b.required("timestamp")?;
-            let kind = b.required("event_type")?;
-            let value = b.column("value")?;
-            let feature = b.column("feature")?;
-            for i in 0..b.len() {
-                let cid = id
-                    .str(i)
-                    .ok_or_else(|| id.bad(i, "a customer id (the column is required)", ""))?;
-                let t = ts.filled(i, ts.timestamp(i)?, ColumnType::Timestamp)?;
-                let k = kind
-                    .str(i)
-                    .ok_or_else(|| kind.bad(i, "an event type (the column is required)", ""))?;
-                let v = match &value {
-                    Some(c) => c.number(i)?,
-                    None => None,
-                };
-                let Some(&c) = self.index.get(cid) else {
-                    orphans.add(cid);
-                    continue;
-                };
-                let f = feature.as_ref().and_then(|c| c.str(i));
-                out.customer.push(c);
-                out.ts.push(t);
-                out.kind.push(vocab.event_types.intern(k));
-                out.value.push(v.unwrap_or(f64::NAN));
-                out.feature
-                    .push(f.map_or(NO_FEATURE, |f| vocab.features.intern(f)));
+        let (tx, rx) = std::sync::mpsc::sync_channel::<EventBatch>(4);
+        let mut local = std::mem::take(vocab);
+        let (decoded, visited) = std::thread::scope(|scope| {
+            let producer = scope.spawn(|| -> Result<Orphans> {
+                let mut orphans = Orphans::new("events");
+                let tx = tx;
+                let result = file.for_each_batch(&column_names(file.spec), |b| {
+                    let out = self.decode_events(b, &mut local, &mut orphans)?;
+                    // A closed channel means the consumer stopped on an error of its own.
+                    let _ = tx.send(out);
+                    Ok(())
+                });
+                result.map(|()| orphans)
+            });
+            let mut visited = Ok(());
+            for batch in rx.iter() {
+                if let Err(e) = visit(&batch) {
+                    visited = Err(e);
+                    break;
+                }
             }
-            visit(&out)
-        })?;
-        Ok(orphans)
+            drop(rx);
+            let decoded = producer.join().expect("the event decoder does not panic");
+            (decoded, visited)
+        });
+        *vocab = local;
+        visited?;
+        decoded
+    }
+
+    /// Converts one batch of the events table.
+    fn decode_events(
+        &self,
+        b: &Batch,
+        vocab: &mut Vocabulary,
+        orphans: &mut Orphans,
+    ) -> Result<EventBatch> {
+        let mut out = EventBatch::default();
+        let id = b.required("customer_id")?;
+        let ts = b.required("timestamp")?;
+        let kind = b.required("event_type")?;
+        let value = b.column("value")?;
+        let feature = b.column("feature")?;
+        for i in 0..b.len() {
+            let cid = id
+                .str(i)
+                .ok_or_else(|| id.bad(i, "a customer id (the column is required)", ""))?;
+            let t = ts.filled(i, ts.timestamp(i)?, ColumnType::Timestamp)?;
+            let k = kind
+                .str(i)
+                .ok_or_else(|| kind.bad(i, "an event type (the column is required)", ""))?;
+            let v = match &value {
+                Some(c) => c.number(i)?,
+                None => None,
+            };
+            let Some(&c) = self.index.get(cid) else {
+                orphans.add(cid);
+                continue;
+            };
+            let f = feature.as_ref().and_then(|c| c.str(i));
+            out.customer.push(c);
+            out.ts.push(t);
+            out.kind.push(vocab.event_types.intern(k));
+            out.value.push(v.unwrap_or(f64::NAN));
+            out.feature
+                .push(f.map_or(NO_FEATURE, |f| vocab.features.intern(f)));
+        }
+        Ok(out)
     }
 }
 
@@ -742,14 +778,6 @@ pub struct EventBatch {
 }
 
 impl EventBatch {
-    fn clear(&mut self) {
-        self.customer.clear();
-        self.ts.clear();
-        self.kind.clear();
-        self.value.clear();
-        self.feature.clear();
-    }
-
     /// Number of events.
     pub fn len(&self) -> usize {
         self.ts.len()

@@ -369,3 +369,47 @@ fn attributes_are_typed_by_their_values() {
     ]);
     check(&m, &["customers.csv", "line 3", "one row per customer"]);
 }
+
+#[test]
+fn event_errors_cross_the_decoding_thread() {
+    // A bad timestamp deep in the events file: the decoder's error reaches the caller.
+    let mut events = String::from("customer_id,timestamp,event_type\n");
+    for i in 0..70_000 {
+        events.push_str(&format!("A,2024-02-01T10:{:02}:00Z,login\n", i % 60));
+    }
+    events.push_str("A,yesterday,login\n");
+    let dir = dir_with(&[("subscriptions.csv", SUBS), ("events.csv", &events)]);
+    let ds = Dataset::open(dir.path()).unwrap();
+    let mut seen = 0;
+    let e = ds
+        .for_each_event_batch(&mut Default::default(), |b| {
+            seen += b.len();
+            Ok(())
+        })
+        .unwrap_err()
+        .to_string();
+    check(
+        &e,
+        &[
+            "events.csv",
+            "line 70002",
+            "column `timestamp`",
+            "found `yesterday`",
+        ],
+    );
+    assert_eq!(
+        seen, 65_536,
+        "the first full batch was visited before the error"
+    );
+    // An error of the visitor stops the pass and is the one returned.
+    let e = ds
+        .for_each_event_batch(&mut Default::default(), |_| {
+            Err(DataError::InvalidParameter {
+                name: "visit".into(),
+                message: "stop".into(),
+            })
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("stop"), "{e}");
+}
