@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use churn_features::features::{self, FeatureConfig};
 use churn_features::labels;
 use churn_features::time::{self, Day};
+use churn_features::Dataset;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -89,15 +90,7 @@ pub fn run_examples(a: ExamplesArgs) -> Result<()> {
         a.horizon_days
     );
     let started = Instant::now();
-    let bar = event_bar();
-    let ex = labels::examples(
-        &ds,
-        &dates,
-        a.horizon_days,
-        &FeatureConfig::default(),
-        &|n| bar.set_position(n),
-    )?;
-    bar.finish_and_clear();
+    let ex = build_examples(&ds, &dates, a.horizon_days)?;
     features::write_table(&ex.features, Some(&ex.labels), &a.out)
         .with_context(|| format!("writing {}", a.out.display()))?;
     let positives = ex.labels.iter().filter(|&&l| l == 1).count();
@@ -114,6 +107,16 @@ pub fn run_examples(a: ExamplesArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Labelled examples for `dates`, with a progress bar over the events read.
+pub fn build_examples(ds: &Dataset, dates: &[Day], horizon_days: i32) -> Result<labels::Examples> {
+    let bar = event_bar();
+    let ex = labels::examples(ds, dates, horizon_days, &FeatureConfig::default(), &|n| {
+        bar.set_position(n)
+    })?;
+    bar.finish_and_clear();
+    Ok(ex)
 }
 
 pub fn run_describe(a: DescribeArgs) -> Result<()> {

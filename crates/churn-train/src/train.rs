@@ -127,15 +127,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         if dates.len() < 3 {
             bail!("{}: {} observation date(s) with a full {}-day horizon; the backtest needs at least 3 (more months of data)", dir.display(), dates.len(), a.horizon_days);
         }
-        let bar = progress_bar("building examples");
-        let ex = labels::examples(
-            &ds,
-            &dates,
-            a.horizon_days,
-            &FeatureConfig::default(),
-            &|n| bar.set_position(n),
-        )?;
-        bar.finish_and_clear();
+        let ex = crate::features::build_examples(&ds, &dates, a.horizon_days)?;
         eprintln!(
             "{} examples over {} observation dates ({} to {}); training",
             ex.labels.len(),
