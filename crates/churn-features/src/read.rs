@@ -20,6 +20,11 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The first day a date may be (1900-01-01), as days since 1970-01-01.
+const MIN_DAY: Day = -25_567;
+/// The day after the last day a date may be (2200-01-01).
+const MAX_DAY: Day = 84_006;
+
 /// Rows per record batch when streaming.
 pub const BATCH_ROWS: usize = 64 * 1024;
 
@@ -536,8 +541,11 @@ impl Column<'_> {
     fn found(&self, i: usize) -> String {
         match &self.cells {
             Cells::Float(v, _) => v[i].to_string(),
-            Cells::Date(v, _) => time::format_date(v[i]),
-            Cells::Time(v, _) => time::format_timestamp(v[i]),
+            Cells::Date(v, _) if (MIN_DAY..MAX_DAY).contains(&v[i]) => time::format_date(v[i]),
+            Cells::Time(v, _) if (MIN_DAY..MAX_DAY).contains(&time::day_of(v[i])) => {
+                time::format_timestamp(v[i])
+            }
+            Cells::Date(..) | Cells::Time(..) => self.found_day(i),
             Cells::Bool(a) => a.value(i).to_string(),
             _ => self.cells.text(i).unwrap_or_default().to_string(),
         }
@@ -597,8 +605,28 @@ impl Column<'_> {
         }
     }
 
-    /// The cell as a date (`YYYY-MM-DD`; a timestamp column gives its UTC date).
+    /// The cell as a date (`YYYY-MM-DD`; a timestamp column gives its UTC date), between
+    /// 1900-01-01 and 2199-12-31.
     pub fn date(&self, i: usize) -> Result<Option<Day>> {
+        match self.raw_date(i)? {
+            Some(d) if !(MIN_DAY..MAX_DAY).contains(&d) => Err(self.bad(
+                i,
+                "a date between 1900-01-01 and 2199-12-31",
+                self.found_day(i),
+            )),
+            d => Ok(d),
+        }
+    }
+
+    fn found_day(&self, i: usize) -> String {
+        match &self.cells {
+            Cells::Date(v, _) => format!("day {} since 1970-01-01", v[i]),
+            Cells::Time(v, _) => format!("{} seconds since 1970-01-01", v[i]),
+            _ => self.cells.text(i).unwrap_or_default().to_string(),
+        }
+    }
+
+    fn raw_date(&self, i: usize) -> Result<Option<Day>> {
         if self.is_null(i) {
             return Ok(None);
         }
@@ -617,8 +645,22 @@ impl Column<'_> {
         }
     }
 
-    /// The cell as an instant (RFC 3339; UTC when no offset; a date means midnight).
+    /// The cell as an instant (RFC 3339; UTC when no offset; a date means midnight),
+    /// between 1900-01-01 and 2199-12-31.
     pub fn timestamp(&self, i: usize) -> Result<Option<Ts>> {
+        match self.raw_timestamp(i)? {
+            Some(t) if !(time::day_start(MIN_DAY)..time::day_start(MAX_DAY)).contains(&t) => {
+                Err(self.bad(
+                    i,
+                    "a time between 1900-01-01 and 2199-12-31",
+                    self.found_day(i),
+                ))
+            }
+            t => Ok(t),
+        }
+    }
+
+    fn raw_timestamp(&self, i: usize) -> Result<Option<Ts>> {
         if self.is_null(i) {
             return Ok(None);
         }

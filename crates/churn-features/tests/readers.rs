@@ -413,3 +413,51 @@ fn event_errors_cross_the_decoding_thread() {
         .to_string();
     assert!(e.contains("stop"), "{e}");
 }
+
+#[test]
+fn dates_outside_1900_to_2199_are_refused() {
+    let m = open_err(&[(
+        "subscriptions.csv",
+        "customer_id,start_date,end_date,mrr,plan\nA,1850-01-01,,5,pro\n",
+    )]);
+    check(
+        &m,
+        &[
+            "line 2",
+            "column `start_date`",
+            "between 1900-01-01 and 2199-12-31",
+            "1850-01-01",
+        ],
+    );
+    // A corrupt Parquet date far beyond any calendar is an error, not a panic.
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("start_date", DataType::Date32, false),
+        Field::new("end_date", DataType::Date32, true),
+        Field::new("mrr", DataType::Float64, false),
+        Field::new("plan", DataType::Utf8, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec!["A"])),
+        Arc::new(arrow_array::Date32Array::from(vec![2_000_000_000])),
+        Arc::new(arrow_array::Date32Array::from(vec![None])),
+        Arc::new(Float64Array::from(vec![1.0])),
+        Arc::new(StringArray::from(vec!["pro"])),
+    ];
+    let path = dir.path().join("subscriptions.parquet");
+    let mut w = TableWriter::create(&path, schema.clone()).unwrap();
+    w.write(&RecordBatch::try_new(schema, columns).unwrap())
+        .unwrap();
+    w.finish().unwrap();
+    let m = Dataset::open(dir.path()).unwrap_err().to_string();
+    check(
+        &m,
+        &[
+            "row 1",
+            "column `start_date`",
+            "between 1900-01-01 and 2199-12-31",
+            "day 2000000000",
+        ],
+    );
+}
