@@ -153,20 +153,48 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         let path = a.table.clone().expect("clap requires --data or --table");
         let loaded = read_table(&path, a.id.as_deref(), a.label.as_deref())?;
         let labels = loaded.labels.expect("a label column was named");
+        let table = loaded.table;
+        // A table with an as_of column over several dates (the output of `churn-train
+        // examples`) has time: random folds would mix a customer's past and future
+        // rows, so it gets the out-of-time backtest instead.
+        let mut dates: Vec<Day> = table.as_of.clone();
+        dates.sort_unstable();
+        dates.dedup();
+        let timed = dates.len() >= 3;
         let bar = training_bar();
-        let outcome =
-            train::train_cross_validated(&loaded.table, &labels, &cfg, &rules, &|done, all| {
-                bar.set_length(all as u64);
-                bar.set_position(done as u64);
-            })?;
+        let on_step = |done: usize, all: usize| {
+            bar.set_length(all as u64);
+            bar.set_position(done as u64);
+        };
+        let (outcome, table, labels, horizon) = if timed {
+            eprintln!(
+                "{}: {} as_of dates ({} to {}): out-of-time backtest with a {}-day horizon",
+                path.display(),
+                dates.len(),
+                time::format_date(dates[0]),
+                time::format_date(*dates.last().expect("three or more")),
+                a.horizon_days
+            );
+            let ex = labels::Examples {
+                features: table,
+                labels,
+                horizon_days: a.horizon_days,
+                dates,
+            };
+            let outcome = train::train_over_time(&ex, &cfg, &rules, &on_step)?;
+            (outcome, ex.features, ex.labels, a.horizon_days)
+        } else {
+            let outcome = train::train_cross_validated(&table, &labels, &cfg, &rules, &on_step)?;
+            (outcome, table, labels, 0)
+        };
         bar.finish_and_clear();
         (
-            loaded.table,
+            table,
             labels,
             outcome,
             path.display().to_string(),
             vec![path],
-            0,
+            horizon,
         )
     };
     let created = chrono::Utc::now();

@@ -69,6 +69,35 @@ fn trains_on_event_data_beats_the_rules_and_evaluates() {
             && !html.contains("https://")
     );
 
+    // The examples file, trained as a table, gets the same out-of-time backtest.
+    let examples = dir.path().join("examples.parquet");
+    ok(&["examples", "--data", s(&data), "--out", s(&examples)]);
+    let from_table = dir.path().join("from-table");
+    ok(&[
+        "train",
+        "--table",
+        s(&examples),
+        "--id",
+        "customer_id",
+        "--label",
+        "label",
+        "--out",
+        s(&from_table),
+        "--name",
+        "demo",
+    ]);
+    let report2: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(latest(&from_table, "demo").join("report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report2["validation"], "out-of-time backtest");
+    assert_eq!(report2["folds"][0]["name"], report["folds"][0]["name"]);
+    assert_eq!(
+        report2["overall"]["log_loss"],
+        report["overall"]["log_loss"]
+    );
+    assert_eq!(report2["overall"]["roc_auc"], report["overall"]["roc_auc"]);
+
     // evaluate --json on an observation date, through the model directory's LATEST.
     let json = ok(&[
         "evaluate",
