@@ -237,6 +237,14 @@ fn orphan_rows_are_reported_not_dropped_silently() {
     );
 }
 
+/// Writes one record batch as a Parquet file.
+fn write_parquet(path: &Path, schema: Arc<Schema>, columns: Vec<ArrayRef>) {
+    let mut w = TableWriter::create(path, schema.clone()).unwrap();
+    w.write(&RecordBatch::try_new(schema, columns).unwrap())
+        .unwrap();
+    w.finish().unwrap();
+}
+
 fn write_parquet_subscriptions(path: &Path, ids: &[&str], starts: &[&str], mrr: &[f64]) {
     let schema = Arc::new(Schema::new(vec![
         Field::new("customer_id", DataType::Utf8, false),
@@ -253,10 +261,7 @@ fn write_parquet_subscriptions(path: &Path, ids: &[&str], starts: &[&str], mrr: 
         Arc::new(Float64Array::from(mrr.to_vec())),
         Arc::new(StringArray::from(vec!["pro"; n])),
     ];
-    let mut w = TableWriter::create(path, schema.clone()).unwrap();
-    w.write(&RecordBatch::try_new(schema, columns).unwrap())
-        .unwrap();
-    w.finish().unwrap();
+    write_parquet(path, schema, columns);
 }
 
 #[test]
@@ -298,10 +303,7 @@ fn parquet_with_wrong_column_type_is_refused() {
         Arc::new(StringArray::from(vec!["pro"])),
     ];
     let path = dir.path().join("subscriptions.parquet");
-    let mut w = TableWriter::create(&path, schema.clone()).unwrap();
-    w.write(&RecordBatch::try_new(schema, columns).unwrap())
-        .unwrap();
-    w.finish().unwrap();
+    write_parquet(&path, schema, columns);
     let m = Dataset::open(dir.path()).unwrap_err().to_string();
     check(
         &m,
@@ -446,10 +448,7 @@ fn dates_outside_1900_to_2199_are_refused() {
         Arc::new(StringArray::from(vec!["pro"])),
     ];
     let path = dir.path().join("subscriptions.parquet");
-    let mut w = TableWriter::create(&path, schema.clone()).unwrap();
-    w.write(&RecordBatch::try_new(schema, columns).unwrap())
-        .unwrap();
-    w.finish().unwrap();
+    write_parquet(&path, schema, columns);
     let m = Dataset::open(dir.path()).unwrap_err().to_string();
     check(
         &m,

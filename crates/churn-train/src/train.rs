@@ -3,6 +3,7 @@
 use crate::{open_dataset, parse_day, progress_bar};
 use anyhow::{bail, Context, Result};
 use churn_features::features::FeatureConfig;
+use churn_features::features::FeatureTable;
 use churn_features::labels;
 use churn_features::rules::{RulesConfig, CORE_INPUTS};
 use churn_features::table::read_table;
@@ -20,15 +21,8 @@ pub struct TrainArgs {
     /// Data directory: examples come from monthly observation dates.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// A plain labelled table (CSV or Parquet) instead: cross-validated, no time.
-    #[arg(long, requires_all = ["id", "label"])]
-    table: Option<PathBuf>,
-    /// Customer id column of --table.
-    #[arg(long)]
-    id: Option<String>,
-    /// Label column of --table (1/0, yes/no, true/false).
-    #[arg(long)]
-    label: Option<String>,
+    #[command(flatten)]
+    table: LabelledTable,
     /// Where model directories go.
     #[arg(long, default_value = "models")]
     out: PathBuf,
@@ -61,15 +55,36 @@ pub struct EvaluateArgs {
     /// Observation date for --data.
     #[arg(long, value_parser = parse_day)]
     as_of: Option<Day>,
-    #[arg(long, requires_all = ["id", "label"])]
-    table: Option<PathBuf>,
-    #[arg(long)]
-    id: Option<String>,
-    #[arg(long)]
-    label: Option<String>,
+    #[command(flatten)]
+    table: LabelledTable,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+/// A labelled table given on the command line, for `train` and `evaluate`.
+#[derive(clap::Args)]
+pub struct LabelledTable {
+    /// A labelled table (CSV or Parquet) instead of a data directory. With an `as_of`
+    /// column over 3+ dates it is backtested out of time, otherwise cross-validated.
+    #[arg(long, requires_all = ["id", "label"])]
+    table: Option<PathBuf>,
+    /// Customer id column of --table.
+    #[arg(long)]
+    id: Option<String>,
+    /// Label column of --table (1/0, yes/no, true/false).
+    #[arg(long)]
+    label: Option<String>,
+}
+
+impl LabelledTable {
+    /// Reads the table and its labels (clap guarantees --table, --id and --label).
+    fn load(&self) -> Result<(PathBuf, FeatureTable, Vec<u8>)> {
+        let path = self.table.clone().expect("clap requires --data or --table");
+        let loaded = read_table(&path, self.id.as_deref(), self.label.as_deref())?;
+        let labels = loaded.labels.expect("a label column was named");
+        Ok((path, loaded.table, labels))
+    }
 }
 
 /// SHA-256 over the names and bytes of the input files, in name order.
@@ -150,10 +165,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             a.horizon_days,
         )
     } else {
-        let path = a.table.clone().expect("clap requires --data or --table");
-        let loaded = read_table(&path, a.id.as_deref(), a.label.as_deref())?;
-        let labels = loaded.labels.expect("a label column was named");
-        let table = loaded.table;
+        let (path, table, labels) = a.table.load()?;
         // A table with an as_of column over several dates (the output of `churn-train
         // examples`) has time: random folds would mix a customer's past and future
         // rows, so it gets the out-of-time backtest instead.
@@ -366,12 +378,8 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
         let ex = labels::examples(&ds, &[as_of], horizon, &FeatureConfig::default(), &|_| {})?;
         (ex.features, ex.labels)
     } else {
-        let path = a.table.clone().expect("clap requires --data or --table");
-        let loaded = read_table(&path, a.id.as_deref(), a.label.as_deref())?;
-        (
-            loaded.table,
-            loaded.labels.expect("a label column was named"),
-        )
+        let (_, table, labels) = a.table.load()?;
+        (table, labels)
     };
     if labels.is_empty() {
         bail!("no labelled rows to evaluate on");
