@@ -1,0 +1,390 @@
+//! The scoring core that `churn-serve` and `churn-score` share, so a customer gets the
+//! same answer from both: one feature row (cells addressed by their position in the
+//! model's feature schema) becomes a calibrated churn probability, a risk band, revenue
+//! at risk, the features pushing the probability up, the playbook's rule results and
+//! warnings about what was imputed.
+//!
+//! Callers map their own row format (a JSON object, an Arrow record batch, a
+//! [`FeatureTable`] row) onto schema positions once; [`Scorer::score`] then does no name
+//! look-ups.
+
+use churn_features::dataset::Values;
+use churn_features::features::{FeatureInfo, FeatureKind, FeatureTable};
+use churn_features::rules::{self, RuleInputs, RuleResult, INPUT_FEATURES};
+use churn_model::artifact::Artifact;
+use churn_model::preprocess::{Note, PrepError, Transform};
+use std::collections::HashMap;
+
+pub use churn_model::preprocess::Cell;
+
+/// Columns of a feature file that are not features: accepted in any row and ignored.
+pub const ROW_KEYS: [&str; 3] = ["customer_id", "as_of", "label"];
+
+/// Why the rules give no answer for a model trained on a plain table.
+pub const RULES_UNAVAILABLE: &str =
+    "the model was trained on a plain table whose features are not the playbook's, so the rules cannot be applied";
+
+/// Risk bands, from the model's flag threshold `t` (chosen by F1 on calibration rows):
+/// low below t/2, medium below t, high below min(2t, (1+t)/2), critical above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RiskBand {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl RiskBand {
+    /// All bands, lowest first.
+    pub const ALL: [RiskBand; 4] = [
+        RiskBand::Low,
+        RiskBand::Medium,
+        RiskBand::High,
+        RiskBand::Critical,
+    ];
+
+    /// The band's name in outputs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskBand::Low => "low",
+            RiskBand::Medium => "medium",
+            RiskBand::High => "high",
+            RiskBand::Critical => "critical",
+        }
+    }
+}
+
+/// The probability cut-offs of the risk bands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RiskCutoffs {
+    pub medium: f64,
+    pub high: f64,
+    pub critical: f64,
+}
+
+impl RiskCutoffs {
+    /// Cut-offs derived from the model's flag threshold.
+    pub fn from_threshold(t: f64) -> RiskCutoffs {
+        RiskCutoffs {
+            medium: t / 2.0,
+            high: t,
+            critical: (2.0 * t).min((1.0 + t) / 2.0),
+        }
+    }
+
+    /// The band of a probability.
+    pub fn band(&self, p: f64) -> RiskBand {
+        if p >= self.critical {
+            RiskBand::Critical
+        } else if p >= self.high {
+            RiskBand::High
+        } else if p >= self.medium {
+            RiskBand::Medium
+        } else {
+            RiskBand::Low
+        }
+    }
+}
+
+/// Per-request scoring options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Compute reasons (per-feature contributions); off when only the probability is needed.
+    pub explain: bool,
+    /// How many reasons to return at most.
+    pub top: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            explain: true,
+            top: 5,
+        }
+    }
+}
+
+/// A feature pushing the probability up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reason {
+    /// Position of the feature in the schema.
+    pub feature: usize,
+    /// Push on the log-odds of churn.
+    pub contribution: f64,
+}
+
+/// What preprocessing did to a value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Warning {
+    /// Position of the feature in the schema.
+    pub feature: usize,
+    pub note: Note,
+}
+
+/// What the model says about one customer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelScore {
+    pub probability: f64,
+    pub risk_band: RiskBand,
+    /// Probability x MRR, when the row has a known `mrr`.
+    pub revenue_at_risk: Option<f64>,
+    pub reasons: Vec<Reason>,
+    pub warnings: Vec<Warning>,
+}
+
+/// The model's and the rules' answers for one customer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub model: ModelScore,
+    /// `None` when the model's features cannot feed the rules ([`RULES_UNAVAILABLE`]).
+    pub rules: Option<RuleResult>,
+}
+
+/// A row that cannot be scored.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(transparent)]
+pub struct ScoreError(#[from] pub PrepError);
+
+/// A loaded model ready to score rows, with its schema look-ups precomputed.
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    artifact: Artifact,
+    positions: HashMap<String, usize>,
+    /// Schema position of each preprocessor transform.
+    transform_pos: Vec<usize>,
+    /// Schema position of each rule input (in [`INPUT_FEATURES`] order).
+    rule_pos: [Option<usize>; INPUT_FEATURES.len()],
+    mrr_pos: Option<usize>,
+    cutoffs: RiskCutoffs,
+}
+
+impl Scorer {
+    /// Prepares a model for scoring.
+    pub fn new(artifact: Artifact) -> Scorer {
+        let mut positions: HashMap<String, usize> = artifact
+            .features
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.clone(), i))
+            .collect();
+        // A model input missing from the recorded schema (cannot happen for artifacts
+        // written by churn-train) still gets a position, so scoring never indexes out.
+        let mut extra = Vec::new();
+        for t in &artifact.model.preprocessor.transforms {
+            if !positions.contains_key(t.name()) {
+                positions.insert(t.name().to_string(), artifact.features.len() + extra.len());
+                extra.push(FeatureInfo {
+                    name: t.name().to_string(),
+                    description: String::new(),
+                    kind: match t {
+                        Transform::Numeric { .. } => FeatureKind::Numeric,
+                        Transform::Categorical { .. } => FeatureKind::Categorical,
+                    },
+                });
+            }
+        }
+        let mut artifact = artifact;
+        artifact.features.extend(extra);
+        let transform_pos = artifact
+            .model
+            .preprocessor
+            .transforms
+            .iter()
+            .map(|t| positions[t.name()])
+            .collect();
+        let numeric = |name: &str| {
+            positions
+                .get(name)
+                .copied()
+                .filter(|&p| artifact.features[p].kind == FeatureKind::Numeric)
+        };
+        let rule_pos = std::array::from_fn(|i| numeric(INPUT_FEATURES[i]));
+        let mrr_pos = numeric("mrr");
+        let cutoffs = RiskCutoffs::from_threshold(artifact.model.threshold);
+        Scorer {
+            artifact,
+            positions,
+            transform_pos,
+            rule_pos,
+            mrr_pos,
+            cutoffs,
+        }
+    }
+
+    /// The model artifact.
+    pub fn artifact(&self) -> &Artifact {
+        &self.artifact
+    }
+
+    /// The feature schema: what a row may hold, in position order.
+    pub fn schema(&self) -> &[FeatureInfo] {
+        &self.artifact.features
+    }
+
+    /// Position of a feature in the schema.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.positions.get(name).copied()
+    }
+
+    /// Whether the model reads this schema position (some recorded features, such as
+    /// `signup_cohort`, are kept for reports only).
+    pub fn is_model_input(&self, position: usize) -> bool {
+        self.transform_pos.contains(&position)
+    }
+
+    /// The risk band cut-offs.
+    pub fn cutoffs(&self) -> RiskCutoffs {
+        self.cutoffs
+    }
+
+    /// Whether rule results are computed.
+    pub fn rules_apply(&self) -> bool {
+        self.artifact.rules_apply
+    }
+
+    /// Scores one row; `row(position)` gives the cell at a schema position.
+    pub fn score<'a>(
+        &self,
+        row: impl Fn(usize) -> Cell<'a>,
+        options: Options,
+        scratch: &mut Vec<f64>,
+    ) -> Result<Scored, ScoreError> {
+        let model = self.score_model(&row, options, scratch)?;
+        let rules = self.score_rules(&row);
+        Ok(Scored { model, rules })
+    }
+
+    /// The model part of [`Scorer::score`].
+    pub fn score_model<'a>(
+        &self,
+        row: impl Fn(usize) -> Cell<'a>,
+        options: Options,
+        scratch: &mut Vec<f64>,
+    ) -> Result<ModelScore, ScoreError> {
+        let prediction = self.artifact.model.predict(
+            |i, _| row(self.transform_pos[i]),
+            scratch,
+            options.explain,
+            options.top,
+        )?;
+        let p = prediction.probability;
+        let revenue_at_risk = self.mrr_pos.and_then(|m| number(row(m))).map(|mrr| p * mrr);
+        Ok(ModelScore {
+            probability: p,
+            risk_band: self.cutoffs.band(p),
+            revenue_at_risk,
+            reasons: prediction
+                .reasons
+                .into_iter()
+                .map(|c| Reason {
+                    feature: self.transform_pos[c.feature],
+                    contribution: c.contribution,
+                })
+                .collect(),
+            warnings: prediction
+                .notes
+                .into_iter()
+                .map(|(i, note)| Warning {
+                    feature: self.transform_pos[i],
+                    note,
+                })
+                .collect(),
+        })
+    }
+
+    /// The rules part of [`Scorer::score`]; `None` when the rules do not apply.
+    pub fn score_rules<'a>(&self, row: impl Fn(usize) -> Cell<'a>) -> Option<RuleResult> {
+        if !self.artifact.rules_apply {
+            return None;
+        }
+        let mut k = 0;
+        let inputs = RuleInputs::from_lookup(|_| {
+            let v = self.rule_pos[k].and_then(|p| number(row(p)));
+            k += 1;
+            v
+        });
+        Some(rules::score(&inputs, &self.artifact.rules))
+    }
+
+    /// A human sentence for a warning.
+    pub fn describe_warning(&self, w: &Warning) -> String {
+        let name = &self.artifact.features[w.feature].name;
+        match w.note {
+            Note::Imputed => {
+                let median = self
+                    .artifact
+                    .model
+                    .preprocessor
+                    .transforms
+                    .iter()
+                    .find_map(|t| match t {
+                        Transform::Numeric { name: n, median, .. } if n == name => Some(*median),
+                        _ => None,
+                    });
+                match median {
+                    Some(m) => format!(
+                        "feature `{name}` is missing: imputed with the training median {m}"
+                    ),
+                    None => format!("feature `{name}` is missing: imputed"),
+                }
+            }
+            Note::UnseenCategory => format!(
+                "feature `{name}`: a category not seen (often enough) in training; scored as \"other\""
+            ),
+        }
+    }
+
+    /// Maps the columns of a [`FeatureTable`] onto schema positions, for scoring its rows.
+    pub fn table_columns<'t>(&self, table: &'t FeatureTable) -> Vec<Option<&'t Values>> {
+        self.schema()
+            .iter()
+            .map(|f| table.column(&f.name))
+            .collect()
+    }
+}
+
+/// The cell of row `row` of a table column (as mapped by [`Scorer::table_columns`]).
+pub fn table_cell<'t>(column: Option<&'t Values>, row: usize) -> Cell<'t> {
+    match column {
+        Some(Values::Numeric(v)) => v[row].map_or(Cell::Missing, Cell::Number),
+        Some(Values::Categorical(v)) => v[row].as_deref().map_or(Cell::Missing, Cell::Text),
+        None => Cell::Missing,
+    }
+}
+
+fn number(cell: Cell) -> Option<f64> {
+    match cell {
+        Cell::Number(x) if x.is_finite() => Some(x),
+        Cell::Text(s) => s.trim().parse::<f64>().ok().filter(|v| v.is_finite()),
+        _ => None,
+    }
+}
+
+/// A warning's short code in outputs.
+pub fn warning_code(note: Note) -> &'static str {
+    match note {
+        Note::Imputed => "imputed",
+        Note::UnseenCategory => "unseen_category",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn risk_bands_follow_the_threshold() {
+        let c = RiskCutoffs::from_threshold(0.2);
+        assert_eq!(c.band(0.0), RiskBand::Low);
+        assert_eq!(c.band(0.0999), RiskBand::Low);
+        assert_eq!(c.band(0.1), RiskBand::Medium);
+        assert_eq!(c.band(0.1999), RiskBand::Medium);
+        assert_eq!(c.band(0.2), RiskBand::High);
+        assert_eq!(c.band(0.3999), RiskBand::High);
+        assert_eq!(c.band(0.4), RiskBand::Critical);
+        // A high threshold keeps "critical" reachable below 1.
+        let c = RiskCutoffs::from_threshold(0.6);
+        assert!((c.critical - 0.8).abs() < 1e-12);
+        assert_eq!(c.band(0.85), RiskBand::Critical);
+    }
+}

@@ -1,0 +1,135 @@
+//! The scoring core agrees with the model and the rules it wraps, row by row.
+
+use churn_features::rules::{self, RuleInputs};
+use churn_model::model::ModelKind;
+use churn_model::preprocess::Note;
+use churn_scoring::{table_cell, Cell, Options, RiskBand, Scorer};
+
+#[test]
+fn scores_equal_the_model_and_the_rules_row_by_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = churn_testkit::simulate(dir.path(), 300, 5);
+    for kind in [ModelKind::Logistic, ModelKind::Gbm] {
+        let scorer = Scorer::new(churn_testkit::train(&fx, kind, "m", "v1"));
+        let (_, table) = churn_testkit::latest_rows(&fx);
+        let rows: Vec<usize> = (0..table.len()).collect();
+        let expected = scorer
+            .artifact()
+            .model
+            .predict_table(&table, &rows)
+            .unwrap();
+        let columns = scorer.table_columns(&table);
+        let mut scratch = Vec::new();
+        let mut bands = std::collections::HashSet::new();
+        for r in rows {
+            let s = scorer
+                .score(
+                    |p| table_cell(columns[p], r),
+                    Options::default(),
+                    &mut scratch,
+                )
+                .unwrap();
+            assert_eq!(
+                s.model.probability.to_bits(),
+                expected[r].to_bits(),
+                "row {r}"
+            );
+            assert_eq!(
+                s.rules.unwrap(),
+                rules::score(&RuleInputs::from_table(&table, r), &scorer.artifact().rules)
+            );
+            let mrr = table.number("mrr", r).unwrap();
+            assert_eq!(s.model.revenue_at_risk, Some(expected[r] * mrr));
+            assert!(s.model.reasons.len() <= 5);
+            assert!(s
+                .model
+                .reasons
+                .windows(2)
+                .all(|w| w[0].contribution >= w[1].contribution));
+            assert!(s
+                .model
+                .reasons
+                .iter()
+                .all(|c| c.contribution > 0.0 && scorer.is_model_input(c.feature)));
+            bands.insert(s.model.risk_band);
+        }
+        assert!(bands.len() >= 2, "{kind:?}: one risk band for all rows");
+    }
+}
+
+#[test]
+fn an_empty_row_is_imputed_with_warnings_and_text_in_a_number_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = churn_testkit::simulate(dir.path(), 200, 9);
+    let scorer = Scorer::new(churn_testkit::train(&fx, ModelKind::Logistic, "m", "v1"));
+    let mut scratch = Vec::new();
+    let s = scorer
+        .score(
+            |_| Cell::Missing,
+            Options {
+                explain: false,
+                top: 3,
+            },
+            &mut scratch,
+        )
+        .unwrap();
+    assert!(s.model.reasons.is_empty());
+    assert_eq!(s.model.revenue_at_risk, None);
+    let imputed = s
+        .model
+        .warnings
+        .iter()
+        .filter(|w| w.note == Note::Imputed)
+        .count();
+    let numeric_inputs = scorer
+        .artifact()
+        .model
+        .preprocessor
+        .transforms
+        .iter()
+        .filter(|t| matches!(t, churn_model::preprocess::Transform::Numeric { .. }))
+        .count();
+    assert_eq!(imputed, numeric_inputs);
+    let w = scorer.describe_warning(&s.model.warnings[0]);
+    assert!(w.contains("imputed with the training median"), "{w}");
+
+    let mrr = scorer.position("mrr").unwrap();
+    let e = scorer
+        .score(
+            |p| {
+                if p == mrr {
+                    Cell::Text("lots")
+                } else {
+                    Cell::Missing
+                }
+            },
+            Options::default(),
+            &mut scratch,
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "feature `mrr`: expected a number, found text `lots`"
+    );
+
+    let plan = scorer.position("plan").unwrap();
+    let s = scorer
+        .score(
+            |p| {
+                if p == plan {
+                    Cell::Text("platinum-xl")
+                } else {
+                    Cell::Missing
+                }
+            },
+            Options::default(),
+            &mut scratch,
+        )
+        .unwrap();
+    assert!(s
+        .model
+        .warnings
+        .iter()
+        .any(|w| w.feature == plan && w.note == Note::UnseenCategory));
+    assert!(RiskBand::ALL.contains(&s.model.risk_band));
+}

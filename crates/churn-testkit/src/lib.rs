@@ -1,0 +1,78 @@
+//! Fixtures shared by the tests and benchmarks of the serving crates: a simulated data
+//! set, its feature rows and a small model trained on them through the product's own
+//! code (no hand-made weights), saved as a real artifact.
+
+use churn_features::features::{FeatureConfig, FeatureTable};
+use churn_features::labels::{self, Examples};
+use churn_features::rules::RulesConfig;
+use churn_features::time::Day;
+use churn_features::Dataset;
+use churn_model::artifact::{self, Artifact};
+use churn_model::model::ModelKind;
+use churn_model::train::fit_candidate;
+use std::path::{Path, PathBuf};
+
+/// A simulated data directory with its labelled examples.
+pub struct Fixture {
+    pub data: PathBuf,
+    pub examples: Examples,
+}
+
+/// Simulates `customers` customers over 8 months into `dir` and builds 30-day examples.
+pub fn simulate(dir: &Path, customers: u64, seed: u64) -> Fixture {
+    let cfg = churn_sim::SimConfig {
+        customers,
+        months: 8,
+        seed,
+        ..Default::default()
+    };
+    churn_sim::generate(&cfg, dir, |_, _| {}).expect("simulate");
+    let ds = Dataset::open(dir).expect("open simulated data");
+    let dates = labels::observation_dates(&ds, 30);
+    let examples =
+        labels::examples(&ds, &dates, 30, &FeatureConfig::default(), &|_| {}).expect("examples");
+    Fixture {
+        data: dir.to_path_buf(),
+        examples,
+    }
+}
+
+/// Fits a model of `kind` on the fixture's examples (even rows fit, odd rows calibrate)
+/// and returns it as an artifact named `name`, version `version`.
+pub fn train(fx: &Fixture, kind: ModelKind, name: &str, version: &str) -> Artifact {
+    let n = fx.examples.features.len();
+    let fit: Vec<usize> = (0..n).step_by(2).collect();
+    let calib: Vec<usize> = (1..n).step_by(2).collect();
+    let (model, _, _) = fit_candidate(
+        kind,
+        &fx.examples.features,
+        &fx.examples.labels,
+        &fit,
+        &calib,
+        7,
+    )
+    .expect("fit");
+    Artifact {
+        name: name.into(),
+        version: version.into(),
+        model,
+        features: fx.examples.features.info.clone(),
+        rules: RulesConfig::default(),
+        horizon_days: 30,
+        rules_apply: true,
+    }
+}
+
+/// Saves an artifact under `models_dir` (moving `LATEST` to it).
+pub fn save(models_dir: &Path, a: &Artifact) -> PathBuf {
+    artifact::save(models_dir, a, &[]).expect("save model")
+}
+
+/// The feature rows of the latest observation date of the fixture.
+pub fn latest_rows(fx: &Fixture) -> (Day, FeatureTable) {
+    let ds = Dataset::open(&fx.data).expect("open");
+    let as_of = *fx.examples.dates.last().expect("a date");
+    let t = churn_features::features::features(&ds, as_of, &FeatureConfig::default())
+        .expect("features");
+    (as_of, t)
+}
