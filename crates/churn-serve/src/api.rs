@@ -1,0 +1,838 @@
+//! The JSON API: request and response types (documented as OpenAPI), validation with
+//! field paths, and the handlers.
+
+use crate::metrics::Phase;
+use crate::registry::{HistoryEntry, Loaded, ReloadOutcome};
+use crate::App;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use churn_features::features::FeatureKind;
+use churn_features::rules::{RuleResult, COMPONENTS};
+use churn_scoring::{warning_code, Cell, Options, Scored, Scorer, ROW_KEYS, RULES_UNAVAILABLE};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Reasons per customer at most.
+const MAX_TOP: usize = 50;
+/// Bodies larger than this are scored on the blocking pool, off the async workers.
+const INLINE_BODY_BYTES: usize = 32 * 1024;
+
+/// A client or server error as JSON.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+/// The error code of a response, for the metrics layer.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
+/// The body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `unknown_feature`, `wrong_type`, `bad_json`.
+    pub code: String,
+    pub message: String,
+    /// The JSON field at fault, e.g. `customers[2].features.mrr`, when there is one.
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    /// An error with a status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// Names the field at fault.
+    pub fn at(mut self, field: impl Into<String>) -> ApiError {
+        self.field = Some(field.into());
+        self
+    }
+
+    fn body(rejection: BytesRejection) -> ApiError {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is larger than the server's limit (--max-body-bytes)",
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_body", rejection.body_text())
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.code;
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message: self.message,
+                field: self.field,
+            },
+        };
+        let mut r = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        r.extensions_mut().insert(ErrorCode(code));
+        r
+    }
+}
+
+/// `POST /v1/predict` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PredictRequest {
+    /// The model to ask; optional when the server serves one model.
+    pub model: Option<String>,
+    /// Compute reasons (per-feature contributions); default true.
+    pub explain: Option<bool>,
+    /// Reasons per customer, at most 50; default 5.
+    pub top: Option<usize>,
+    /// The customers to score (up to the server's batch size, default 10,000).
+    pub customers: Vec<CustomerRequest>,
+}
+
+/// One customer's feature row.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerRequest {
+    /// Echoed back; taken from `features.customer_id` when absent.
+    pub customer_id: Option<String>,
+    /// Feature name -> value (number, string for categories, or null for missing). A row
+    /// of the `churn-train features` table as is: `customer_id`, `as_of` and `label` are
+    /// accepted and ignored; features left out are treated as missing.
+    #[schema(value_type = Object)]
+    pub features: Map<String, Value>,
+}
+
+/// A model name and version.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModelRef {
+    pub name: String,
+    pub version: String,
+}
+
+/// `POST /v1/predict` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PredictResponse {
+    /// The model version that answered.
+    pub model: ModelRef,
+    pub predictions: Vec<PredictionOut>,
+}
+
+/// One customer's prediction.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PredictionOut {
+    pub customer_id: Option<String>,
+    /// The feature row's date (customer look-ups only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
+    /// Calibrated probability of churn within the model's horizon.
+    pub churn_probability: f64,
+    /// `low`, `medium`, `high` or `critical` (cut-offs in `GET /v1/models`).
+    pub risk_band: &'static str,
+    /// Probability x MRR; null when MRR is unknown.
+    pub revenue_at_risk: Option<f64>,
+    /// Features pushing the probability up, largest first (empty with `explain: false`).
+    pub reasons: Vec<ReasonOut>,
+    /// The playbook's health score; null when the rules do not apply or no data.
+    pub health_score: Option<HealthOut>,
+    /// Early-warning signals that fired; null when the rules do not apply.
+    pub signals: Option<Vec<SignalOut>>,
+    pub intervention: Option<InterventionOut>,
+    /// `new`, `power`, `casual` or `at_risk`.
+    pub segment: Option<&'static str>,
+    /// `none`, `bronze`, `silver` or `gold`.
+    pub loyalty_tier: Option<&'static str>,
+    /// Why the rule results are null, when they are.
+    pub rules_unavailable: Option<&'static str>,
+    /// What was imputed or not recognised.
+    pub warnings: Vec<WarningOut>,
+}
+
+/// A feature pushing the probability up.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReasonOut {
+    pub feature: String,
+    /// Push on the log-odds of churn.
+    pub contribution: f64,
+    /// The value sent (null when missing and imputed).
+    #[schema(value_type = Object)]
+    pub value: Value,
+}
+
+/// Health score with its components (0-100 each; null when left out for lack of data).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HealthOut {
+    pub score: f64,
+    /// `healthy`, `at_risk`, `critical` or `churning`.
+    pub band: &'static str,
+    pub components: Components,
+    /// The weights used, renormalised over the components present.
+    pub weights: Components,
+}
+
+/// One value per health component.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Components {
+    pub usage: Option<f64>,
+    pub adoption: Option<f64>,
+    pub support: Option<f64>,
+    pub payment: Option<f64>,
+    pub engagement: Option<f64>,
+}
+
+/// A signal that fired.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SignalOut {
+    pub signal: &'static str,
+    pub value: f64,
+    pub threshold: f64,
+}
+
+/// The intervention level and why.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InterventionOut {
+    /// `none`, `monitor`, `urgent` or `immediate`.
+    pub level: &'static str,
+    pub reason: &'static str,
+}
+
+/// Something the preprocessing did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WarningOut {
+    pub feature: String,
+    /// `imputed` or `unseen_category`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn components(v: [Option<f64>; 5]) -> Components {
+    debug_assert_eq!(COMPONENTS.len(), 5);
+    Components {
+        usage: v[0],
+        adoption: v[1],
+        support: v[2],
+        payment: v[3],
+        engagement: v[4],
+    }
+}
+
+fn cell_json(c: Cell) -> Value {
+    match c {
+        Cell::Missing => Value::Null,
+        Cell::Number(x) => serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number),
+        Cell::Text(s) => Value::String(s.to_string()),
+    }
+}
+
+/// Builds the JSON view of one scored customer.
+pub fn prediction_out<'a>(
+    scorer: &Scorer,
+    s: &Scored,
+    row: impl Fn(usize) -> Cell<'a>,
+    customer_id: Option<String>,
+    as_of: Option<String>,
+) -> PredictionOut {
+    let schema = scorer.schema();
+    let rules: Option<&RuleResult> = s.rules.as_ref();
+    PredictionOut {
+        customer_id,
+        as_of,
+        churn_probability: s.model.probability,
+        risk_band: s.model.risk_band.as_str(),
+        revenue_at_risk: s.model.revenue_at_risk,
+        reasons: s
+            .model
+            .reasons
+            .iter()
+            .map(|r| ReasonOut {
+                feature: schema[r.feature].name.clone(),
+                contribution: r.contribution,
+                value: cell_json(row(r.feature)),
+            })
+            .collect(),
+        health_score: rules.and_then(|r| r.health).map(|h| HealthOut {
+            score: h.score,
+            band: h.band.as_str(),
+            components: components(h.components),
+            weights: components(h.weights.map(Some)),
+        }),
+        signals: rules.map(|r| {
+            r.fired()
+                .map(|s| SignalOut {
+                    signal: s.kind.as_str(),
+                    value: s.value,
+                    threshold: s.threshold,
+                })
+                .collect()
+        }),
+        intervention: rules.map(|r| InterventionOut {
+            level: r.intervention.as_str(),
+            reason: r.intervention_reason.describe(),
+        }),
+        segment: rules.map(|r| r.segment.as_str()),
+        loyalty_tier: rules.map(|r| r.loyalty_tier.as_str()),
+        rules_unavailable: rules.is_none().then_some(RULES_UNAVAILABLE),
+        warnings: s
+            .model
+            .warnings
+            .iter()
+            .map(|w| WarningOut {
+                feature: schema[w.feature].name.clone(),
+                code: warning_code(w.note),
+                message: scorer.describe_warning(w),
+            })
+            .collect(),
+    }
+}
+
+/// Maps one JSON feature object onto the model's schema, checking every value's type.
+pub fn row_cells<'v>(
+    scorer: &Scorer,
+    features: &'v Map<String, Value>,
+    at: usize,
+    cells: &mut Vec<Cell<'v>>,
+) -> Result<(), ApiError> {
+    cells.clear();
+    cells.resize(scorer.schema().len(), Cell::Missing);
+    let a = scorer.artifact();
+    for (name, v) in features {
+        let field = || format!("customers[{at}].features.{name}");
+        let Some(pos) = scorer.position(name) else {
+            if ROW_KEYS.contains(&name.as_str()) {
+                continue;
+            }
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_feature",
+                format!(
+                    "`{name}` is not a feature of model {} version {} (GET /v1/models lists its {} features)",
+                    a.name,
+                    a.version,
+                    scorer.schema().len()
+                ),
+            )
+            .at(field()));
+        };
+        let kind = scorer.schema()[pos].kind;
+        let wrong = |found: &str| {
+            let expected = match kind {
+                FeatureKind::Numeric => "a number or null",
+                FeatureKind::Categorical => "a string or null",
+            };
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "wrong_type",
+                format!("`{name}` expects {expected}, found {found}"),
+            )
+            .at(field())
+        };
+        cells[pos] = match (kind, v) {
+            (_, Value::Null) => Cell::Missing,
+            (_, Value::Number(n)) => match n.as_f64() {
+                Some(x) if x.is_finite() => Cell::Number(x),
+                _ => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "not_finite",
+                        format!("`{name}`: {n} is not a finite number"),
+                    )
+                    .at(field()))
+                }
+            },
+            (FeatureKind::Numeric, Value::Bool(b)) => Cell::Number(f64::from(u8::from(*b))),
+            (FeatureKind::Numeric, Value::String(s)) => {
+                let t = s.trim().to_ascii_lowercase();
+                let non_finite = ["nan", "inf", "+inf", "-inf", "infinity", "-infinity"];
+                if non_finite.contains(&t.as_str()) {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "not_finite",
+                        format!("`{name}`: NaN and infinite values are not accepted; send null for a missing value"),
+                    )
+                    .at(field()));
+                }
+                return Err(wrong(&format!("the string {s:?}")));
+            }
+            (FeatureKind::Categorical, Value::String(s)) => Cell::Text(s),
+            (FeatureKind::Categorical, Value::Bool(b)) => {
+                Cell::Text(if *b { "true" } else { "false" })
+            }
+            (_, Value::Array(_)) => return Err(wrong("an array")),
+            (_, Value::Object(_)) => return Err(wrong("an object")),
+        };
+    }
+    Ok(())
+}
+
+fn bad_json(e: serde_json::Error) -> ApiError {
+    let status = StatusCode::BAD_REQUEST;
+    let code = if e.is_data() {
+        "invalid_request"
+    } else {
+        "bad_json"
+    };
+    ApiError::new(status, code, format!("request body: {e}"))
+}
+
+fn options(explain: Option<bool>, top: Option<usize>) -> Result<Options, ApiError> {
+    let top = top.unwrap_or(5);
+    if top > MAX_TOP {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("`top` is {top}; at most {MAX_TOP} reasons are returned"),
+        )
+        .at("top"));
+    }
+    Ok(Options {
+        explain: explain.unwrap_or(true),
+        top,
+    })
+}
+
+fn model_ref(l: &Loaded) -> ModelRef {
+    ModelRef {
+        name: l.name().to_string(),
+        version: l.version().to_string(),
+    }
+}
+
+fn json_response(app: &App, value: &impl Serialize) -> Response {
+    let t = Instant::now();
+    let bytes = serde_json::to_vec(value).expect("response types serialise");
+    app.metrics.phase(Phase::Serialise, t.elapsed());
+    ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+fn unknown_model(e: String) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "unknown_model", e).at("model")
+}
+
+/// Scores a parsed body; blocking work (run inline for small bodies).
+fn predict_body(app: &App, body: &[u8]) -> Result<Response, ApiError> {
+    let t = Instant::now();
+    let req: PredictRequest = serde_json::from_slice(body).map_err(bad_json)?;
+    app.metrics.phase(Phase::Parse, t.elapsed());
+    let loaded = app
+        .registry
+        .get(req.model.as_deref())
+        .map_err(unknown_model)?;
+    if req.customers.len() > app.limits.max_batch {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "{} customers in one request; the limit is {} (--max-batch)",
+                req.customers.len(),
+                app.limits.max_batch
+            ),
+        )
+        .at("customers"));
+    }
+    let opts = options(req.explain, req.top)?;
+    let scorer = &loaded.scorer;
+    let mut cells = Vec::new();
+    let mut scratch = Vec::new();
+    let mut predictions = Vec::with_capacity(req.customers.len());
+    let (mut validate, mut predict, mut rules) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    for (i, c) in req.customers.iter().enumerate() {
+        let t0 = Instant::now();
+        row_cells(scorer, &c.features, i, &mut cells)?;
+        let t1 = Instant::now();
+        let row = |p: usize| cells[p];
+        let model = scorer.score_model(row, opts, &mut scratch).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "wrong_type", e.to_string())
+                .at(format!("customers[{i}].features"))
+        })?;
+        let t2 = Instant::now();
+        let rule_result = scorer.score_rules(row);
+        let t3 = Instant::now();
+        validate += t1 - t0;
+        predict += t2 - t1;
+        rules += t3 - t2;
+        app.metrics.predicted(model.risk_band);
+        let id = c.customer_id.clone().or_else(|| {
+            c.features
+                .get("customer_id")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+        let scored = Scored {
+            model,
+            rules: rule_result,
+        };
+        predictions.push(prediction_out(scorer, &scored, row, id, None));
+    }
+    app.metrics.phase(Phase::Validate, validate);
+    app.metrics.phase(Phase::Predict, predict);
+    app.metrics.phase(Phase::Rules, rules);
+    Ok(json_response(
+        app,
+        &PredictResponse {
+            model: model_ref(&loaded),
+            predictions,
+        },
+    ))
+}
+
+/// Scores customers given their feature rows.
+#[utoipa::path(post, path = "/v1/predict", tag = "predictions",
+    request_body = PredictRequest,
+    responses(
+        (status = 200, description = "One prediction per customer, in request order", body = PredictResponse),
+        (status = 400, description = "Bad JSON, unknown feature, wrong type, NaN or infinite value", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "Unknown model", body = ErrorBody),
+        (status = 413, description = "Body or batch too large", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn predict(
+    State(app): State<Arc<App>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(ApiError::body)?;
+    if body.len() <= INLINE_BODY_BYTES {
+        return predict_body(&app, &body);
+    }
+    tokio::task::spawn_blocking(move || predict_body(&app, &body))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("scoring task failed: {e}"),
+            )
+        })?
+}
+
+/// Query of the customer look-up.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerQuery {
+    /// The model to ask; optional when the server serves one model.
+    pub model: Option<String>,
+    /// Compute reasons; default true.
+    pub explain: Option<bool>,
+    /// Reasons at most; default 5.
+    pub top: Option<usize>,
+}
+
+/// Scores a customer of the feature table loaded with `--features`.
+#[utoipa::path(get, path = "/v1/customers/{id}/prediction", tag = "predictions",
+    params(("id" = String, Path, description = "Customer id"), CustomerQuery),
+    responses(
+        (status = 200, description = "The customer's prediction", body = PredictionOut),
+        (status = 404, description = "Unknown customer or model, or no feature table loaded", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn customer_prediction(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    query: Result<Query<CustomerQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let Some(store) = app.store.as_ref() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_feature_table",
+            "no feature table is loaded: start churn-serve with --features FILE",
+        ));
+    };
+    let row = store.row(&id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_customer",
+            format!(
+                "customer `{id}` is not in the feature table {} ({} customers)",
+                store.path.display(),
+                store.customers()
+            ),
+        )
+    })?;
+    let loaded = app
+        .registry
+        .get(q.model.as_deref())
+        .map_err(unknown_model)?;
+    let opts = options(q.explain, q.top)?;
+    let scorer = &loaded.scorer;
+    let t0 = Instant::now();
+    let columns: Vec<_> = scorer
+        .schema()
+        .iter()
+        .map(|f| store.column(&f.name))
+        .collect();
+    let cell = |p: usize| churn_scoring::table_cell(columns[p], row);
+    let t1 = Instant::now();
+    let model = scorer
+        .score_model(cell, opts, &mut Vec::new())
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_stored_row",
+                format!("the stored row of `{id}` cannot be scored: {e}"),
+            )
+        })?;
+    let t2 = Instant::now();
+    let rules = scorer.score_rules(cell);
+    let t3 = Instant::now();
+    app.metrics.phase(Phase::Validate, t1 - t0);
+    app.metrics.phase(Phase::Predict, t2 - t1);
+    app.metrics.phase(Phase::Rules, t3 - t2);
+    app.metrics.predicted(model.risk_band);
+    let scored = Scored { model, rules };
+    let out = prediction_out(scorer, &scored, cell, Some(id), store.as_of(row));
+    Ok(json_response(&app, &out))
+}
+
+/// A feature of a model's schema.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FeatureOut {
+    pub name: String,
+    /// `numeric` or `categorical`.
+    pub kind: &'static str,
+    pub description: String,
+    /// False for features kept for reports only (e.g. `signup_cohort`).
+    pub model_input: bool,
+}
+
+/// Risk band cut-offs on the probability.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CutoffsOut {
+    pub medium: f64,
+    pub high: f64,
+    pub critical: f64,
+}
+
+/// A model being served.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModelOut {
+    pub name: String,
+    pub version: String,
+    pub path: String,
+    pub loaded_at: String,
+    /// `logistic`, `forest` or `gbm`.
+    pub estimator: &'static str,
+    pub horizon_days: i32,
+    pub threshold: f64,
+    pub risk_cutoffs: CutoffsOut,
+    pub rules_apply: bool,
+    pub features: Vec<FeatureOut>,
+    /// Backtest metrics from the model's report.json, when present.
+    #[schema(value_type = Object)]
+    pub metrics: Option<Value>,
+}
+
+/// `GET /v1/models` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModelsResponse {
+    pub models: Vec<ModelOut>,
+    /// Every load, swap and failure since start, oldest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// The models served, their schemas and metrics, and the load history.
+#[utoipa::path(get, path = "/v1/models", tag = "models",
+    responses((status = 200, body = ModelsResponse)),
+    security(("bearer" = [])))]
+pub async fn models(State(app): State<Arc<App>>) -> Response {
+    let mut out = Vec::new();
+    for slot in app.registry.slots().values() {
+        let l = slot.current();
+        let a = l.scorer.artifact();
+        let c = l.scorer.cutoffs();
+        out.push(ModelOut {
+            name: a.name.clone(),
+            version: a.version.clone(),
+            path: l.dir.display().to_string(),
+            loaded_at: l.loaded_at.to_rfc3339(),
+            estimator: a.model.estimator.kind().as_str(),
+            horizon_days: a.horizon_days,
+            threshold: a.model.threshold,
+            risk_cutoffs: CutoffsOut {
+                medium: c.medium,
+                high: c.high,
+                critical: c.critical,
+            },
+            rules_apply: a.rules_apply,
+            features: a
+                .features
+                .iter()
+                .enumerate()
+                .map(|(i, f)| FeatureOut {
+                    name: f.name.clone(),
+                    kind: match f.kind {
+                        FeatureKind::Numeric => "numeric",
+                        FeatureKind::Categorical => "categorical",
+                    },
+                    description: f.description.clone(),
+                    model_input: l.scorer.is_model_input(i),
+                })
+                .collect(),
+            metrics: l.metrics.clone(),
+        });
+    }
+    let body = ModelsResponse {
+        models: out,
+        history: app.registry.history(),
+    };
+    axum::Json(body).into_response()
+}
+
+/// `POST /v1/models/reload` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReloadResponse {
+    /// False when a version failed to load (its model keeps serving the old one).
+    pub ok: bool,
+    pub models: Vec<ReloadOutcome>,
+}
+
+/// Loads every model whose `LATEST` changed, checks it and swaps it in.
+#[utoipa::path(post, path = "/v1/models/reload", tag = "models",
+    responses(
+        (status = 200, description = "Every model loaded or unchanged", body = ReloadResponse),
+        (status = 422, description = "A version failed to load; the old one keeps serving", body = ReloadResponse),
+    ),
+    security(("bearer" = [])))]
+pub async fn reload(State(app): State<Arc<App>>) -> Response {
+    let app2 = app.clone();
+    let outcomes = tokio::task::spawn_blocking(move || {
+        app2.registry.reload(true, |ok| app2.metrics.reload(ok))
+    })
+    .await
+    .unwrap_or_default();
+    let ok = outcomes.iter().all(|o| o.outcome != "failed");
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let mut r = (
+        status,
+        axum::Json(ReloadResponse {
+            ok,
+            models: outcomes,
+        }),
+    )
+        .into_response();
+    if !ok {
+        r.extensions_mut().insert(ErrorCode("reload_failed"));
+    }
+    r
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive")))]
+pub async fn healthz() -> Response {
+    axum::Json(serde_json::json!({"status": "ok"})).into_response()
+}
+
+/// Readiness: a model is loaded and the server is not shutting down.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready"), (status = 503, description = "Shutting down")))]
+pub async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let ready =
+        app.ready.load(std::sync::atomic::Ordering::Relaxed) && !app.registry.slots().is_empty();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({"ready": ready, "models": app.registry.slots().len()})),
+    )
+        .into_response()
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
+pub async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let served: Vec<_> = app
+        .registry
+        .slots()
+        .values()
+        .map(|s| {
+            let l = s.current();
+            crate::metrics::ServedModel {
+                name: l.name().to_string(),
+                version: l.version().to_string(),
+                loaded_at_unix: l.loaded_at.timestamp_millis() as f64 / 1000.0,
+            }
+        })
+        .collect();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(&served),
+    )
+        .into_response()
+}
+
+/// The OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "churn-serve", description = "Churn probabilities and retention playbook rules"),
+    paths(predict, customer_prediction, models, reload, healthz, readyz, metrics),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// `GET /openapi.json`.
+pub async fn openapi() -> Response {
+    use utoipa::OpenApi;
+    axum::Json(ApiDoc::openapi()).into_response()
+}
+
+/// The JSON error for routes that do not exist.
+pub async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route; see /openapi.json",
+    )
+}
