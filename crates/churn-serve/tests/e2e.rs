@@ -1,0 +1,685 @@
+//! End to end: the real `churn-serve` binary on an ephemeral loopback port, real model
+//! artifacts trained by the product's code, a real HTTP client.
+
+use churn_features::dataset::Values;
+use churn_features::features::FeatureTable;
+use churn_features::time::format_date;
+use churn_model::model::ModelKind;
+use churn_scoring::{table_cell, Options, Scorer};
+use churn_serve::client::Client;
+use serde_json::{json, Map, Value};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(models: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_churn-serve"))
+            .arg("--models")
+            .arg(models)
+            .args(["--addr", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start churn-serve");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let err = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("churn-serve listening on http://")
+            .unwrap_or_else(|| {
+                panic!(
+                    "no address line: {line:?}; stderr: {}",
+                    stderr.lock().unwrap()
+                )
+            })
+            .parse()
+            .unwrap();
+        Server {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    fn client(&self) -> Client {
+        Client::connect(self.addr).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A simulated data set, a model saved as version v1 and its latest feature rows.
+struct Setup {
+    _data: tempfile::TempDir,
+    models: tempfile::TempDir,
+    fx: churn_testkit::Fixture,
+    table: FeatureTable,
+    features_file: PathBuf,
+    v1: churn_model::artifact::Artifact,
+}
+
+fn setup() -> Setup {
+    let data = tempfile::tempdir().unwrap();
+    let fx = churn_testkit::simulate(data.path(), 300, 11);
+    let models = tempfile::tempdir().unwrap();
+    let v1 = churn_testkit::train(&fx, ModelKind::Logistic, "churn", "v1");
+    churn_testkit::save(models.path(), &v1);
+    let (_, table) = churn_testkit::latest_rows(&fx);
+    let features_file = data.path().join("features.csv");
+    churn_features::features::write_table(&table, None, &features_file).unwrap();
+    Setup {
+        _data: data,
+        models,
+        fx,
+        table,
+        features_file,
+        v1,
+    }
+}
+
+/// Row `r` of a feature table as the JSON object of its file row (nulls as null).
+fn row_json(t: &FeatureTable, r: usize) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("customer_id".into(), json!(t.customer_ids[r]));
+    m.insert("as_of".into(), json!(format_date(t.as_of[r])));
+    for (info, col) in t.info.iter().zip(&t.columns) {
+        let v = match col {
+            Values::Numeric(v) => v[r].map_or(Value::Null, |x| json!(x)),
+            Values::Categorical(v) => v[r].as_ref().map_or(Value::Null, |s| json!(s)),
+        };
+        m.insert(info.name.clone(), v);
+    }
+    m
+}
+
+fn predict_body(rows: &[Map<String, Value>]) -> Vec<u8> {
+    let customers: Vec<Value> = rows
+        .iter()
+        .map(|f| json!({"customer_id": f["customer_id"], "features": f}))
+        .collect();
+    serde_json::to_vec(&json!({ "customers": customers })).unwrap()
+}
+
+#[test]
+fn predictions_equal_the_library_for_the_same_rows() {
+    let s = setup();
+    let server = Server::start(
+        s.models.path(),
+        &["--features", s.features_file.to_str().unwrap()],
+    );
+    let mut c = server.client();
+    let scorer = Scorer::new(s.v1.clone());
+    let columns = scorer.table_columns(&s.table);
+    let rows: Vec<usize> = (0..s.table.len().min(40)).collect();
+    let jsons: Vec<_> = rows.iter().map(|&r| row_json(&s.table, r)).collect();
+    let r = c.post("/v1/predict", &predict_body(&jsons)).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["model"], json!({"name": "churn", "version": "v1"}));
+    let preds = body["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), rows.len());
+    for (&row, p) in rows.iter().zip(preds) {
+        let lib = scorer
+            .score(
+                |i| table_cell(columns[i], row),
+                Options::default(),
+                &mut Vec::new(),
+            )
+            .unwrap();
+        assert_eq!(p["customer_id"], json!(s.table.customer_ids[row]));
+        assert_eq!(
+            p["churn_probability"].as_f64().unwrap().to_bits(),
+            lib.model.probability.to_bits()
+        );
+        assert_eq!(p["risk_band"], json!(lib.model.risk_band.as_str()));
+        let rules = lib.rules.unwrap();
+        assert_eq!(
+            p["health_score"]["score"].as_f64(),
+            rules.health.map(|h| h.score)
+        );
+        assert_eq!(
+            p["intervention"]["level"],
+            json!(rules.intervention.as_str())
+        );
+        assert_eq!(p["segment"], json!(rules.segment.as_str()));
+        assert_eq!(p["signals"].as_array().unwrap().len(), rules.signal_count());
+        assert_eq!(
+            p["reasons"].as_array().unwrap().len(),
+            lib.model.reasons.len()
+        );
+        assert_eq!(p["revenue_at_risk"].as_f64(), lib.model.revenue_at_risk);
+        // The same customer through the feature store answers the same.
+        let id = &s.table.customer_ids[row];
+        let one = c.get(&format!("/v1/customers/{id}/prediction")).unwrap();
+        assert_eq!(one.status, 200, "{}", one.text());
+        let one = one.json();
+        assert_eq!(one["churn_probability"], p["churn_probability"]);
+        assert_eq!(one["health_score"], p["health_score"]);
+        assert_eq!(one["as_of"], json!(format_date(s.table.as_of[row])));
+    }
+    // Explanations can be turned off.
+    let body = json!({"explain": false, "customers": [{"features": jsons[0]}]});
+    let r = c
+        .post("/v1/predict", &serde_json::to_vec(&body).unwrap())
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["predictions"][0]["reasons"], json!([]));
+    // An empty feature object is valid: everything is imputed and said so.
+    let r = c
+        .post(
+            "/v1/predict",
+            br#"{"customers":[{"customer_id":"new","features":{}}]}"#,
+        )
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let w = &r.json()["predictions"][0]["warnings"];
+    assert!(w.as_array().unwrap().len() > 10, "{w}");
+    assert_eq!(w[0]["code"], json!("imputed"));
+    // The models route shows the schema and the history.
+    let m = c.get("/v1/models").unwrap().json();
+    assert_eq!(m["models"][0]["version"], json!("v1"));
+    assert_eq!(
+        m["models"][0]["features"].as_array().unwrap().len(),
+        s.table.info.len()
+    );
+    assert_eq!(m["history"][0]["event"], json!("loaded"));
+    let api = c.get("/openapi.json").unwrap().json();
+    assert!(api["paths"]["/v1/predict"]["post"].is_object());
+}
+
+fn expect_error(r: &churn_serve::client::Response, status: u16, code: &str, field: Option<&str>) {
+    assert_eq!(r.status, status, "{}", r.text());
+    let e = r.json();
+    assert_eq!(e["error"]["code"], json!(code), "{e}");
+    assert!(!e["error"]["message"].as_str().unwrap().is_empty());
+    if let Some(f) = field {
+        assert_eq!(e["error"]["field"], json!(f), "{e}");
+    }
+}
+
+#[test]
+fn client_mistakes_get_4xx_json_errors_naming_the_field() {
+    let s = setup();
+    let server = Server::start(
+        s.models.path(),
+        &[
+            "--max-batch",
+            "3",
+            "--max-body-bytes",
+            "20000",
+            "--features",
+            s.features_file.to_str().unwrap(),
+        ],
+    );
+    let mut c = server.client();
+    let row = row_json(&s.table, 0);
+    let post = |c: &mut Client, v: Value| {
+        c.post("/v1/predict", &serde_json::to_vec(&v).unwrap())
+            .unwrap()
+    };
+
+    let r = post(
+        &mut c,
+        json!({"model": "nope", "customers": [{"features": row}]}),
+    );
+    expect_error(&r, 404, "unknown_model", Some("model"));
+
+    let mut wrong = row.clone();
+    wrong.insert("mrr".into(), json!("a lot"));
+    let r = post(
+        &mut c,
+        json!({"customers": [{"features": row}, {"features": wrong}]}),
+    );
+    expect_error(&r, 400, "wrong_type", Some("customers[1].features.mrr"));
+    assert!(r.text().contains("expects a number or null"));
+
+    let mut obj = row.clone();
+    obj.insert("plan".into(), json!({"a": 1}));
+    let r = post(&mut c, json!({"customers": [{"features": obj}]}));
+    expect_error(&r, 400, "wrong_type", Some("customers[0].features.plan"));
+
+    for bad in ["NaN", "Infinity", "-inf"] {
+        let mut nan = row.clone();
+        nan.insert("tenure_days".into(), json!(bad));
+        let r = post(&mut c, json!({"customers": [{"features": nan}]}));
+        expect_error(
+            &r,
+            400,
+            "not_finite",
+            Some("customers[0].features.tenure_days"),
+        );
+    }
+    // A literal out of f64 range is refused by the JSON parser.
+    let r = c
+        .post(
+            "/v1/predict",
+            br#"{"customers":[{"features":{"mrr":1e999}}]}"#,
+        )
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    let mut unknown = row.clone();
+    unknown.insert("favourite_colour".into(), json!("blue"));
+    let r = post(&mut c, json!({"customers": [{"features": unknown}]}));
+    expect_error(
+        &r,
+        400,
+        "unknown_feature",
+        Some("customers[0].features.favourite_colour"),
+    );
+
+    let four: Vec<Value> = (0..4).map(|_| json!({"features": {}})).collect();
+    let r = post(&mut c, json!({ "customers": four }));
+    expect_error(&r, 413, "batch_too_large", Some("customers"));
+
+    let big = vec![b' '; 30_000];
+    let r = c.post("/v1/predict", &big).unwrap();
+    expect_error(&r, 413, "body_too_large", None);
+
+    let r = c.post("/v1/predict", b"{\"customers\": [").unwrap();
+    expect_error(&r, 400, "bad_json", None);
+    let r = c.post("/v1/predict", br#"{"customers": 3}"#).unwrap();
+    expect_error(&r, 400, "invalid_request", None);
+    let r = c.post("/v1/predict", br#"{"clients": []}"#).unwrap();
+    expect_error(&r, 400, "invalid_request", None);
+    let r = post(&mut c, json!({"top": 500, "customers": []}));
+    expect_error(&r, 400, "invalid_request", Some("top"));
+
+    let r = c.get("/v1/customers/nobody/prediction").unwrap();
+    expect_error(&r, 404, "unknown_customer", None);
+    let r = c.get("/v1/nothing-here").unwrap();
+    expect_error(&r, 404, "not_found", None);
+
+    // None of it was a server error, and the server still answers.
+    let metrics = c.get("/metrics").unwrap().text();
+    assert!(!metrics.contains("status=\"5"), "{metrics}");
+    assert!(metrics.contains("churn_http_errors_total{code=\"wrong_type\"} 2"));
+    let r = post(&mut c, json!({"customers": [{"features": row}]}));
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn a_token_guards_v1_routes_but_not_health_or_metrics() {
+    let s = setup();
+    let token_file = s.models.path().join("token");
+    std::fs::write(&token_file, "s3cret-token\n").unwrap();
+    let server = Server::start(
+        s.models.path(),
+        &["--token-file", token_file.to_str().unwrap()],
+    );
+    let mut c = server.client();
+    expect_error(&c.get("/v1/models").unwrap(), 401, "unauthorized", None);
+    assert_eq!(
+        c.get("/v1/models").unwrap().header("www-authenticate"),
+        Some("Bearer")
+    );
+    c.token = Some("s3cret-tokeN".into());
+    expect_error(&c.get("/v1/models").unwrap(), 401, "unauthorized", None);
+    c.token = Some("s3cret".into());
+    expect_error(
+        &c.post("/v1/predict", br#"{"customers":[]}"#).unwrap(),
+        401,
+        "unauthorized",
+        None,
+    );
+    c.token = Some("s3cret-token".into());
+    assert_eq!(c.get("/v1/models").unwrap().status, 200);
+    assert_eq!(
+        c.post("/v1/predict", br#"{"customers":[]}"#)
+            .unwrap()
+            .status,
+        200
+    );
+    c.token = None;
+    for open in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+        assert_eq!(c.get(open).unwrap().status, 200, "{open}");
+    }
+
+    // Without a token file the same routes need nothing.
+    let server = Server::start(s.models.path(), &[]);
+    assert_eq!(server.client().get("/v1/models").unwrap().status, 200);
+}
+
+#[test]
+fn reload_swaps_versions_under_load_without_a_failed_request() {
+    let s = setup();
+    let server = Server::start(s.models.path(), &["--watch-ms", "100"]);
+    let body = Arc::new(predict_body(&[row_json(&s.table, 0)]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let versions = Arc::new(Mutex::new(Vec::<String>::new()));
+    let loops: Vec<_> = (0..2)
+        .map(|_| {
+            let (body, stop, failures, versions) = (
+                body.clone(),
+                stop.clone(),
+                failures.clone(),
+                versions.clone(),
+            );
+            let mut c = server.client();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match c.post("/v1/predict", &body) {
+                        Ok(r) if r.status == 200 => {
+                            let v = r.json()["model"]["version"].as_str().unwrap().to_string();
+                            let mut vs = versions.lock().unwrap();
+                            if vs.last() != Some(&v) {
+                                vs.push(v);
+                            }
+                        }
+                        _ => {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // v2 by explicit reload.
+    let v2 = churn_testkit::train(&s.fx, ModelKind::Gbm, "churn", "v2");
+    churn_testkit::save(s.models.path(), &v2);
+    let mut c = server.client();
+    let r = c.post("/v1/models/reload", b"").unwrap();
+    assert!(r.status == 200, "{}", r.text());
+    let outcome = &r.json()["models"][0];
+    // The watcher may have swapped it first; either way v2 serves.
+    assert_eq!(outcome["serving"], json!("v2"), "{outcome}");
+    std::thread::sleep(Duration::from_millis(300));
+    // v3 found by the watcher alone.
+    let v3 = churn_testkit::train(&s.fx, ModelKind::Logistic, "churn", "v3");
+    churn_testkit::save(s.models.path(), &v3);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.get("/v1/models").unwrap().json()["models"][0]["version"] != json!("v3") {
+        assert!(Instant::now() < deadline, "the watcher did not load v3");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    for l in loops {
+        l.join().unwrap();
+    }
+    assert_eq!(failures.load(Ordering::Relaxed), 0);
+    let seen = versions.lock().unwrap().clone();
+    assert_eq!(seen.first().map(String::as_str), Some("v1"), "{seen:?}");
+    assert_eq!(seen.last().map(String::as_str), Some("v3"), "{seen:?}");
+    let history = c.get("/v1/models").unwrap().json()["history"].clone();
+    let events: Vec<_> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            format!(
+                "{} {}",
+                h["event"].as_str().unwrap(),
+                h["version"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(events, ["loaded v1", "swapped v2", "swapped v3"]);
+    assert!(server.stderr.lock().unwrap().contains("swapped"));
+}
+
+#[test]
+fn a_corrupt_new_version_is_refused_and_the_old_keeps_answering() {
+    let s = setup();
+    let server = Server::start(s.models.path(), &["--watch-ms", "0"]);
+    let mut c = server.client();
+    let body = predict_body(&[row_json(&s.table, 0)]);
+    let before = c.post("/v1/predict", &body).unwrap().json();
+    // A version whose model.bin is cut short, named by LATEST.
+    let mut v2 = s.v1.clone();
+    v2.version = "v2".into();
+    let dir = churn_testkit::save(s.models.path(), &v2);
+    let bytes = std::fs::read(dir.join("model.bin")).unwrap();
+    std::fs::write(dir.join("model.bin"), &bytes[..bytes.len() / 2]).unwrap();
+    let r = c.post("/v1/models/reload", b"").unwrap();
+    assert_eq!(r.status, 422, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["ok"], json!(false));
+    assert_eq!(j["models"][0]["outcome"], json!("failed"));
+    assert_eq!(j["models"][0]["serving"], json!("v1"));
+    assert!(
+        j["models"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("truncated"),
+        "{j}"
+    );
+    let after = c.post("/v1/predict", &body).unwrap();
+    assert_eq!(after.status, 200);
+    assert_eq!(after.json(), before);
+    let metrics = c.get("/metrics").unwrap().text();
+    assert!(
+        metrics.contains("churn_model_reload_failures_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("churn_model_info{model=\"churn\",version=\"v1\"} 1"));
+    let history = c.get("/v1/models").unwrap().json()["history"].clone();
+    assert_eq!(history[1]["event"], json!("failed"));
+    assert_eq!(history[1]["version"], json!("v2"));
+}
+
+#[test]
+fn start_is_refused_without_a_valid_model() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_churn-serve"))
+        .arg("--models")
+        .arg(empty.path())
+        .args(["--addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no valid model under"), "{err}");
+    // A model directory whose only version is corrupt names the problem.
+    let m = empty.path().join("churn");
+    std::fs::create_dir_all(m.join("v1")).unwrap();
+    std::fs::write(m.join("v1/model.bin"), b"not a model").unwrap();
+    std::fs::write(m.join("LATEST"), "v1").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_churn-serve"))
+        .arg("--models")
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a churn model file"), "{err}");
+}
+
+/// Checks the Prometheus text exposition format line by line: comments are HELP or TYPE
+/// of a known type, each sample is `name{labels} value` with a valid name, well-formed
+/// labels and a float value, every sample belongs to a declared family, and histogram
+/// buckets are cumulative and end with `+Inf` equal to `_count`.
+fn check_exposition(text: &str) -> usize {
+    fn valid_name(n: &str) -> bool {
+        let mut chars = n.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    }
+    let mut types = std::collections::HashMap::new();
+    let mut samples = 0;
+    let mut last_bucket: Option<(String, f64)> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let kind = parts.next().unwrap();
+            let name = parts.next().expect("a metric name");
+            assert!(valid_name(name), "{line}");
+            if kind == "TYPE" {
+                let t = parts.next().unwrap();
+                assert!(
+                    ["counter", "gauge", "histogram", "summary", "untyped"].contains(&t),
+                    "{line}"
+                );
+                types.insert(name.to_string(), t.to_string());
+            } else {
+                assert_eq!(kind, "HELP", "{line}");
+            }
+            continue;
+        }
+        assert!(!line.trim().is_empty(), "blank line in exposition");
+        let (series, value) = line.rsplit_once(' ').expect("name and value");
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((n, l)) => (n, l.strip_suffix('}').expect("closing brace")),
+            None => (series, ""),
+        };
+        assert!(valid_name(name), "{line}");
+        let mut le = None;
+        if !labels.is_empty() {
+            // label="value" pairs separated by commas; values may hold escaped quotes.
+            let mut rest = labels;
+            while !rest.is_empty() {
+                let (key, after) = rest.split_once("=\"").expect("label=\"value\"");
+                assert!(valid_name(key), "{line}");
+                let mut end = None;
+                let mut escaped = false;
+                for (i, ch) in after.char_indices() {
+                    match ch {
+                        '\\' if !escaped => escaped = true,
+                        '"' if !escaped => {
+                            end = Some(i);
+                            break;
+                        }
+                        _ => escaped = false,
+                    }
+                }
+                let end = end.expect("closing quote");
+                if key == "le" {
+                    le = Some(after[..end].to_string());
+                }
+                rest = after[end + 1..].trim_start_matches(',');
+            }
+        }
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s)
+                    .filter(|f| types.get(*f).is_some_and(|t| t == "histogram"))
+            })
+            .unwrap_or(name);
+        assert!(
+            types.contains_key(family),
+            "sample of undeclared family: {line}"
+        );
+        if name.ends_with("_bucket") {
+            let le = le.expect("a bucket has le");
+            let key = series.split("le=").next().unwrap().to_string();
+            if let Some((k, prev)) = &last_bucket {
+                if *k == key {
+                    assert!(value >= *prev, "buckets not cumulative: {line}");
+                }
+            }
+            last_bucket = Some((key, value));
+            if le == "+Inf" {
+                let count_line = format!("{}_count", family);
+                assert!(text.contains(&count_line));
+            }
+        }
+        samples += 1;
+    }
+    samples
+}
+
+#[test]
+fn metrics_are_prometheus_text_with_phases_and_bands() {
+    let s = setup();
+    let server = Server::start(s.models.path(), &[]);
+    let mut c = server.client();
+    let rows: Vec<_> = (0..20).map(|r| row_json(&s.table, r)).collect();
+    assert_eq!(
+        c.post("/v1/predict", &predict_body(&rows)).unwrap().status,
+        200
+    );
+    assert_eq!(c.post("/v1/predict", b"oops").unwrap().status, 400);
+    let r = c.get("/metrics").unwrap();
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = r.text();
+    assert!(check_exposition(&text) > 50);
+    for phase in ["parse", "validate", "predict", "rules", "serialise"] {
+        assert!(
+            text.contains(&format!(
+                "churn_predict_phase_duration_seconds_count{{phase=\"{phase}\"}} 1"
+            )),
+            "{phase}: {text}"
+        );
+    }
+    let banded: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("churn_predictions_total{"))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(banded, 20.0);
+    assert!(text.contains("churn_http_requests_total{route=\"/v1/predict\",status=\"400\"} 1"));
+    assert!(text.contains("churn_http_errors_total{code=\"bad_json\"} 1"));
+    // The checker itself refuses broken text.
+    let broken = std::panic::catch_unwind(|| check_exposition("# TYPE x counter\nx{a=\"1} 2\n"));
+    assert!(broken.is_err());
+    let undeclared = std::panic::catch_unwind(|| check_exposition("y 1\n"));
+    assert!(undeclared.is_err());
+}
+
+#[test]
+fn sigterm_drains_a_request_in_flight_then_exits() {
+    let s = setup();
+    let server = Server::start(s.models.path(), &[]);
+    let rows: Vec<_> = (0..s.table.len()).map(|r| row_json(&s.table, r)).collect();
+    let mut many = Vec::new();
+    while many.len() < 5000 {
+        many.extend(rows.iter().cloned());
+    }
+    many.truncate(5000);
+    let body = predict_body(&many);
+    let mut c = server.client();
+    let pending = std::thread::spawn(move || c.post("/v1/predict", &body).unwrap());
+    std::thread::sleep(Duration::from_millis(30));
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let r = pending.join().unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["predictions"].as_array().unwrap().len(), 5000);
+    let mut server = server;
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(server.stderr.lock().unwrap().contains("draining"));
+}
