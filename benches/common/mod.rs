@@ -9,6 +9,7 @@ pub fn env(name: &str, default: u64) -> u64 {
 }
 
 /// Peak resident memory of this process so far, in MB (Linux `VmHWM`).
+#[allow(dead_code)] // not every bench binary reports memory
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -129,7 +129,12 @@ impl Estimator {
 
     /// Uncalibrated churn probability of one transformed row.
     pub fn raw(&self, x: &[f64]) -> f64 {
-        self.raw_batch(x, x.len())[0]
+        // Single-row paths: the batch ones allocate and, for trees, go parallel.
+        match self {
+            Estimator::Logistic(m) => sigmoid(m.logit(x)),
+            Estimator::Gbm(m) => sigmoid(m.logit(x)),
+            Estimator::Forest(_) => self.raw_batch(x, x.len())[0],
+        }
     }
 
     /// Uncalibrated churn probabilities of many transformed rows (row-major, `p` wide).
@@ -186,8 +191,8 @@ impl ChurnModel {
     }
 
     /// Predicts one row given by a lookup from feature index and name to a value;
-    /// `scratch` must hold 2 x the model's width. With `explain`, the top `top` features
-    /// pushing the probability up are returned.
+    /// `scratch` is reused between calls. With `explain`, the top `top` features pushing
+    /// the probability up are returned, largest first.
     pub fn predict<'a>(
         &self,
         get: impl FnMut(usize, &str) -> Cell<'a>,
@@ -196,30 +201,39 @@ impl ChurnModel {
         top: usize,
     ) -> Result<Prediction, PrepError> {
         let p = self.preprocessor.width();
-        scratch.resize(2 * p, 0.0);
-        let (x, contrib) = scratch.split_at_mut(p);
+        let features = self.preprocessor.transforms.len();
+        scratch.resize(2 * p + features, 0.0);
+        let (x, rest) = scratch.split_at_mut(p);
+        let (contrib, per_feature) = rest.split_at_mut(p);
         let mut notes = Vec::new();
         self.preprocessor
             .transform_one(get, x, |i, n| notes.push((i, n)))?;
         let probability = self.probability(x);
-        let mut reasons = Vec::new();
-        if explain {
+        let mut reasons: Vec<Contribution> = Vec::new();
+        if explain && top > 0 {
             self.estimator.contributions(x, contrib);
-            let mut per_feature = vec![0.0; self.preprocessor.transforms.len()];
+            per_feature.fill(0.0);
             for (k, c) in contrib.iter().enumerate() {
                 per_feature[self.preprocessor.output_source[k]] += c;
             }
-            reasons = per_feature
-                .into_iter()
-                .enumerate()
-                .filter(|(_, c)| *c > 0.0)
-                .map(|(feature, contribution)| Contribution {
-                    feature,
-                    contribution,
-                })
-                .collect();
-            reasons.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
-            reasons.truncate(top);
+            // Top-k by insertion into a short sorted list: no sort of every feature.
+            reasons.reserve(top + 1);
+            for (feature, &contribution) in per_feature.iter().enumerate() {
+                if contribution <= 0.0
+                    || (reasons.len() == top && contribution <= reasons[top - 1].contribution)
+                {
+                    continue;
+                }
+                let at = reasons.partition_point(|r| r.contribution >= contribution);
+                reasons.insert(
+                    at,
+                    Contribution {
+                        feature,
+                        contribution,
+                    },
+                );
+                reasons.truncate(top);
+            }
         }
         Ok(Prediction {
             probability,

@@ -254,6 +254,27 @@ impl Scorer {
         Ok(Scored { model, rules })
     }
 
+    /// Scores rows `0..n` in parallel (rayon), `row(r, position)` giving a cell of row
+    /// `r`; results in row order.
+    pub fn score_batch<'a, F>(
+        &self,
+        n: usize,
+        row: F,
+        options: Options,
+    ) -> Vec<Result<Scored, ScoreError>>
+    where
+        F: Fn(usize, usize) -> Cell<'a> + Sync,
+    {
+        use rayon::prelude::*;
+        (0..n)
+            .into_par_iter()
+            .with_min_len(128)
+            .map_init(Vec::new, |scratch, r| {
+                self.score(|p| row(r, p), options, scratch)
+            })
+            .collect()
+    }
+
     /// The model part of [`Scorer::score`].
     pub fn score_model<'a>(
         &self,

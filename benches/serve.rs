@@ -1,0 +1,78 @@
+//! In-process scoring through the shared core (criterion): one customer's feature row to
+//! probability, risk band, reasons and rule results; and a batch of 1,000.
+
+use churn_model::model::ModelKind;
+use churn_scoring::{table_cell, Cell, Options, Scorer};
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::hint::black_box;
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = churn_testkit::simulate(dir.path(), 2000, 3);
+    let (_, table) = churn_testkit::latest_rows(&fx);
+    for kind in [ModelKind::Logistic, ModelKind::Gbm] {
+        let scorer = Scorer::new(churn_testkit::train(&fx, kind, "m", "v1"));
+        let columns = scorer.table_columns(&table);
+        // Rows as the server holds them after validation: one cell per schema position.
+        let rows: Vec<Vec<Cell>> = (0..table.len())
+            .map(|r| {
+                (0..columns.len())
+                    .map(|p| table_cell(columns[p], r))
+                    .collect()
+            })
+            .collect();
+        let mut scratch = Vec::new();
+        let name = kind.as_str();
+        let mut i = 0;
+        c.bench_function(&format!("score one customer ({name}, explain)"), |b| {
+            b.iter(|| {
+                i = (i + 1) % rows.len();
+                let row = &rows[i];
+                black_box(
+                    scorer
+                        .score(|p| row[p], Options::default(), &mut scratch)
+                        .unwrap(),
+                )
+            })
+        });
+        c.bench_function(&format!("score one customer ({name}, no explain)"), |b| {
+            let opts = Options {
+                explain: false,
+                top: 0,
+            };
+            b.iter(|| {
+                i = (i + 1) % rows.len();
+                let row = &rows[i];
+                black_box(scorer.score(|p| row[p], opts, &mut scratch).unwrap())
+            })
+        });
+        c.bench_function(&format!("score 1000 customers ({name}, explain)"), |b| {
+            b.iter(|| {
+                for k in 0..1000 {
+                    let row = &rows[k % rows.len()];
+                    black_box(
+                        scorer
+                            .score(|p| row[p], Options::default(), &mut scratch)
+                            .unwrap(),
+                    );
+                }
+            })
+        });
+        let batch: Vec<&Vec<Cell>> = (0..1000).map(|k| &rows[k % rows.len()]).collect();
+        c.bench_function(
+            &format!("score 1000 customers ({name}, explain, score_batch on all cores)"),
+            |b| {
+                b.iter(|| {
+                    black_box(scorer.score_batch(
+                        batch.len(),
+                        |r, p| batch[r][p],
+                        Options::default(),
+                    ))
+                })
+            },
+        );
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

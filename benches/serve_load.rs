@@ -1,0 +1,179 @@
+//! HTTP load on loopback (bench binary): the real server (in process, its own tokio
+//! runtime) answering single-customer `POST /v1/predict` requests from a blocking
+//! keep-alive load generator.
+//!
+//! 1. Fixed rate (`CHURN_LOAD_RATE`, default 5000 requests/s, over `CHURN_LOAD_CONNS`
+//!    connections, for `CHURN_LOAD_SECS` s): latency measured from each request's
+//!    scheduled send time, so a stall counts against every request it delays
+//!    (no coordinated omission).
+//! 2. Maximum throughput, closed loop, against the churn server and against a trivial
+//!    axum handler on the same route with a static JSON answer.
+
+mod common;
+
+use churn_model::model::ModelKind;
+use churn_serve::client::Client;
+use churn_serve::registry::Registry;
+use churn_serve::{App, Limits};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn runtime(threads: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Starts a router on a free port in a background runtime.
+fn start(router: axum::Router, threads: usize) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        runtime(threads).block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, router).await.unwrap();
+        })
+    });
+    rx.recv().unwrap()
+}
+
+fn percentile(sorted: &[u64], q: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn fixed_rate(addr: SocketAddr, body: &[u8], rate: u64, conns: u64, secs: u64) {
+    let interval = Duration::from_nanos(1_000_000_000 * conns / rate);
+    let per_conn = rate * secs / conns;
+    let start = Instant::now() + Duration::from_millis(100);
+    let threads: Vec<_> = (0..conns)
+        .map(|c| {
+            let body = body.to_vec();
+            std::thread::spawn(move || {
+                let mut client = Client::connect(addr).unwrap();
+                let offset = interval * c as u32 / conns as u32;
+                let mut lat = Vec::with_capacity(per_conn as usize);
+                let mut errors = 0;
+                for k in 0..per_conn {
+                    let due = start + offset + interval * k as u32;
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                    match client.post("/v1/predict", &body) {
+                        Ok(r) if r.status == 200 => {}
+                        _ => errors += 1,
+                    }
+                    lat.push(due.elapsed().as_nanos() as u64);
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in threads {
+        let (l, e) = t.join().unwrap();
+        all.extend(l);
+        errors += e;
+    }
+    let took = start.elapsed().as_secs_f64();
+    all.sort_unstable();
+    println!(
+        "fixed rate {rate}/s over {conns} connections, {secs} s: {} requests ({:.0}/s achieved), {errors} errors; latency us: p50 {:.0}, p90 {:.0}, p99 {:.0}, p99.9 {:.0}, max {:.0}",
+        all.len(),
+        all.len() as f64 / took,
+        percentile(&all, 0.5),
+        percentile(&all, 0.9),
+        percentile(&all, 0.99),
+        percentile(&all, 0.999),
+        percentile(&all, 1.0),
+    );
+}
+
+fn max_throughput(addr: SocketAddr, body: &[u8], conns: u64, secs: u64) -> f64 {
+    let stop = Instant::now() + Duration::from_secs(secs);
+    let threads: Vec<_> = (0..conns)
+        .map(|_| {
+            let body = body.to_vec();
+            std::thread::spawn(move || {
+                let mut client = Client::connect(addr).unwrap();
+                let mut n = 0u64;
+                while Instant::now() < stop {
+                    let r = client.post("/v1/predict", &body).unwrap();
+                    assert_eq!(r.status, 200, "{}", r.text());
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let n: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    n as f64 / secs as f64
+}
+
+fn main() {
+    let rate = common::env("CHURN_LOAD_RATE", 5000);
+    let conns = common::env("CHURN_LOAD_CONNS", 4);
+    let secs = common::env("CHURN_LOAD_SECS", 10);
+    let threads = common::env("CHURN_LOAD_SERVER_THREADS", 1) as usize;
+    let data = tempfile::tempdir().unwrap();
+    let fx = churn_testkit::simulate(data.path(), 1000, 3);
+    let models = tempfile::tempdir().unwrap();
+    let a = churn_testkit::train(&fx, ModelKind::Logistic, "churn", "v1");
+    churn_testkit::save(models.path(), &a);
+    let (_, table) = churn_testkit::latest_rows(&fx);
+    let scorer = churn_scoring::Scorer::new(a);
+    let columns = scorer.table_columns(&table);
+    let mut features = serde_json::Map::new();
+    for (f, col) in scorer.schema().iter().zip(&columns) {
+        let v = match churn_scoring::table_cell(*col, 0) {
+            churn_scoring::Cell::Missing => serde_json::Value::Null,
+            churn_scoring::Cell::Number(x) => serde_json::json!(x),
+            churn_scoring::Cell::Text(s) => serde_json::json!(s),
+        };
+        features.insert(f.name.clone(), v);
+    }
+    let body = serde_json::to_vec(&serde_json::json!({
+        "customers": [{"customer_id": table.customer_ids[0], "features": features}]
+    }))
+    .unwrap();
+    println!(
+        "request body {} bytes ({} features); server runtime threads {threads}",
+        body.len(),
+        scorer.schema().len()
+    );
+
+    let registry = Registry::open(models.path()).unwrap();
+    let app = Arc::new(App::new(registry, None, Limits::default(), None));
+    let churn = start(churn_serve::router(app), threads);
+    let trivial = start(
+        axum::Router::new().route(
+            "/v1/predict",
+            axum::routing::post(|_body: axum::body::Bytes| async {
+                axum::Json(serde_json::json!({"ok": true}))
+            }),
+        ),
+        threads,
+    );
+    // Warm up.
+    max_throughput(churn, &body, 2, 1);
+    fixed_rate(churn, &body, rate, conns, secs);
+    let mut churn_rps = Vec::new();
+    let mut trivial_rps = Vec::new();
+    for _ in 0..3 {
+        churn_rps.push(max_throughput(churn, &body, conns, 5));
+        trivial_rps.push(max_throughput(trivial, &body, conns, 5));
+    }
+    churn_rps.sort_by(f64::total_cmp);
+    trivial_rps.sort_by(f64::total_cmp);
+    println!(
+        "max throughput over {conns} connections (median of 3 x 5 s): churn-serve {:.0}/s, trivial axum handler {:.0}/s: {:.0} %",
+        churn_rps[1],
+        trivial_rps[1],
+        100.0 * churn_rps[1] / trivial_rps[1]
+    );
+}
