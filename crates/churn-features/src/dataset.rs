@@ -309,6 +309,20 @@ impl Dataset {
         }
     }
 
+    /// A warning when `as_of` is outside the span the data covers: features would then
+    /// read missing history or a stopped feed as customer behaviour.
+    pub fn as_of_warning(&self, as_of: Day) -> Option<String> {
+        let (first, end) = self.date_range();
+        (as_of < first || as_of > end).then(|| {
+            format!(
+                "as-of {} is outside the data, which spans {} to {}: activity features will read the gap as inactivity",
+                crate::time::format_date(as_of),
+                crate::time::format_date(first),
+                crate::time::format_date(end - 1)
+            )
+        })
+    }
+
     /// The span the data covers: the first day with activity (payments, tickets or
     /// surveys; the first signup when there are none) and the day after the latest date
     /// in any of the small tables (starts, ends, due dates, tickets, answers).

@@ -55,6 +55,9 @@ pub fn run_features(a: FeaturesArgs) -> Result<()> {
     let ds = open_dataset(&a.data)?;
     let started = Instant::now();
     let bar = event_bar();
+    if let Some(w) = ds.as_of_warning(a.as_of) {
+        eprintln!("warning: {w}");
+    }
     let table = features::build_with_progress(&ds, &[a.as_of], &FeatureConfig::default(), &|n| {
         bar.set_position(n)
     })

@@ -1,0 +1,359 @@
+//! The scored rows' destination (a streamed file, or the top-N worklist), the rejects
+//! file and the closing summary.
+
+use anyhow::{anyhow, Result};
+use arrow_array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use churn_features::time::Day;
+use churn_features::write::TableWriter;
+use churn_scoring::{Cell, RiskBand, Scored, Scorer};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A scored row on its way out: (customer id, as-of date, scores, row in its batch).
+pub type ScoredRow = (String, Option<Day>, Scored, usize);
+
+/// One output row.
+#[derive(Debug, Clone)]
+struct OutRow {
+    customer_id: String,
+    as_of: Option<Day>,
+    probability: f64,
+    risk_band: &'static str,
+    revenue_at_risk: Option<f64>,
+    health_score: Option<f64>,
+    health_band: Option<&'static str>,
+    signals: Option<String>,
+    intervention: Option<&'static str>,
+    segment: Option<&'static str>,
+    top_reasons: String,
+}
+
+fn out_row<'a>(scorer: &Scorer, r: ScoredRow, cell: impl Fn(usize, usize) -> Cell<'a>) -> OutRow {
+    let (customer_id, as_of, s, i) = r;
+    let schema = scorer.schema();
+    let mut top_reasons = String::new();
+    for (k, reason) in s.model.reasons.iter().enumerate() {
+        if k > 0 {
+            top_reasons.push_str("; ");
+        }
+        let _ = match cell(reason.feature, i) {
+            Cell::Number(v) => write!(top_reasons, "{}={v}", schema[reason.feature].name),
+            Cell::Text(t) => write!(top_reasons, "{}={t}", schema[reason.feature].name),
+            Cell::Missing => write!(top_reasons, "{}=missing", schema[reason.feature].name),
+        };
+        let _ = write!(top_reasons, " (+{:.3})", reason.contribution);
+    }
+    let rules = s.rules.as_ref();
+    OutRow {
+        customer_id,
+        as_of,
+        probability: s.model.probability,
+        risk_band: s.model.risk_band.as_str(),
+        revenue_at_risk: s.model.revenue_at_risk,
+        health_score: rules.and_then(|r| r.health).map(|h| h.score),
+        health_band: rules.and_then(|r| r.health).map(|h| h.band.as_str()),
+        signals: rules.map(|r| {
+            r.fired()
+                .map(|s| s.kind.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        }),
+        intervention: rules.map(|r| r.intervention.as_str()),
+        segment: rules.map(|r| r.segment.as_str()),
+        top_reasons,
+    }
+}
+
+/// The output columns.
+fn schema() -> SchemaRef {
+    let utf8 = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
+    Arc::new(Schema::new(vec![
+        utf8("customer_id", false),
+        Field::new("as_of", DataType::Date32, true),
+        Field::new("churn_probability", DataType::Float64, false),
+        utf8("risk_band", false),
+        Field::new("revenue_at_risk", DataType::Float64, true),
+        Field::new("health_score", DataType::Float64, true),
+        utf8("health_band", true),
+        utf8("signals", true),
+        utf8("intervention", true),
+        utf8("segment", true),
+        utf8("top_reasons", false),
+        utf8("model_name", false),
+        utf8("model_version", false),
+    ]))
+}
+
+fn batch(schema: &SchemaRef, rows: &[OutRow], name: &str, version: &str) -> Result<RecordBatch> {
+    let n = rows.len();
+    let strings = |f: &dyn Fn(&OutRow) -> Option<&str>| -> ArrayRef {
+        Arc::new(rows.iter().map(f).collect::<StringArray>())
+    };
+    let floats = |f: &dyn Fn(&OutRow) -> Option<f64>| -> ArrayRef {
+        Arc::new(rows.iter().map(f).collect::<Float64Array>())
+    };
+    let arrays: Vec<ArrayRef> = vec![
+        strings(&|r| Some(r.customer_id.as_str())),
+        Arc::new(rows.iter().map(|r| r.as_of).collect::<Date32Array>()),
+        floats(&|r| Some(r.probability)),
+        strings(&|r| Some(r.risk_band)),
+        floats(&|r| r.revenue_at_risk),
+        floats(&|r| r.health_score),
+        strings(&|r| r.health_band),
+        strings(&|r| r.signals.as_deref()),
+        strings(&|r| r.intervention),
+        strings(&|r| r.segment),
+        strings(&|r| Some(r.top_reasons.as_str())),
+        Arc::new(StringArray::from(vec![name; n])),
+        Arc::new(StringArray::from(vec![version; n])),
+    ];
+    Ok(RecordBatch::try_new(schema.clone(), arrays)?)
+}
+
+/// Where scored rows go: straight to the file in input order, or into the top-N list.
+pub struct Worklist {
+    schema: SchemaRef,
+    dest: PathBuf,
+    writer: Option<TableWriter>,
+    top: Option<usize>,
+    kept: Vec<OutRow>,
+    name: String,
+    version: String,
+}
+
+/// Most revenue at risk first (unknown last), then highest probability, then id.
+fn worklist_order(a: &OutRow, b: &OutRow) -> std::cmp::Ordering {
+    let key = |r: &OutRow| r.revenue_at_risk.unwrap_or(f64::NEG_INFINITY);
+    key(b)
+        .total_cmp(&key(a))
+        .then(b.probability.total_cmp(&a.probability))
+        .then_with(|| a.customer_id.cmp(&b.customer_id))
+}
+
+impl Worklist {
+    /// Opens the destination (written to a temporary file, renamed by `finish`).
+    pub fn new(scorer: &Scorer, dest: &Path, top: Option<usize>) -> Result<Worklist> {
+        let schema = schema();
+        let writer = TableWriter::create(dest, schema.clone())?;
+        Ok(Worklist {
+            schema,
+            dest: dest.to_path_buf(),
+            writer: Some(writer),
+            top,
+            kept: Vec::new(),
+            name: scorer.artifact().name.clone(),
+            version: scorer.artifact().version.clone(),
+        })
+    }
+
+    /// Adds a batch of scored rows; `cell(position, row in batch)` gives reason values.
+    pub fn add<'a>(
+        &mut self,
+        scorer: &Scorer,
+        rows: Vec<ScoredRow>,
+        cell: impl Fn(usize, usize) -> Cell<'a>,
+    ) -> Result<()> {
+        let out: Vec<OutRow> = rows
+            .into_iter()
+            .map(|r| out_row(scorer, r, &cell))
+            .collect();
+        match self.top {
+            None => {
+                let b = batch(&self.schema, &out, &self.name, &self.version)?;
+                self.writer.as_mut().expect("open until finish").write(&b)?;
+            }
+            Some(n) => {
+                // Memory stays within 2N rows whatever the input size.
+                self.kept.extend(out);
+                if self.kept.len() > 2 * n.max(1024) {
+                    self.kept.sort_by(worklist_order);
+                    self.kept.truncate(n);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the worklist (with --top), closes and renames the file; returns rows written.
+    pub fn finish(mut self) -> Result<u64> {
+        let mut writer = self.writer.take().expect("finish once");
+        if let Some(n) = self.top {
+            self.kept.sort_by(worklist_order);
+            self.kept.truncate(n);
+            for chunk in self.kept.chunks(64 * 1024) {
+                writer.write(&batch(&self.schema, chunk, &self.name, &self.version)?)?;
+            }
+        }
+        let rows = writer
+            .finish()
+            .map_err(|e| anyhow!("writing {}: {e}", self.dest.display()))?;
+        Ok(rows)
+    }
+}
+
+/// Rows that could not be scored: an error at the first (default) or a rejects file.
+pub struct Rejects {
+    skip: bool,
+    path: PathBuf,
+    writer: Option<TableWriter>,
+    rows: Vec<[String; 3]>,
+    count: u64,
+}
+
+impl Rejects {
+    /// With `skip`, rejects are listed in `path` (CSV, or Parquet by extension).
+    pub fn new(skip: bool, path: PathBuf) -> Rejects {
+        Rejects {
+            skip,
+            path,
+            writer: None,
+            rows: Vec::new(),
+            count: 0,
+        }
+    }
+
+    /// Records a row that cannot be scored; an error unless rejects are kept.
+    pub fn add(&mut self, customer_id: &str, location: &str, message: &str) -> Result<()> {
+        if !self.skip {
+            return Err(anyhow!(
+                "{location}, customer `{customer_id}`: {message} (--skip-invalid writes the other rows and lists the rejected ones)"
+            ));
+        }
+        self.count += 1;
+        self.rows
+            .push([customer_id.into(), location.into(), message.into()]);
+        if self.rows.len() >= 4096 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("customer_id", DataType::Utf8, false),
+            Field::new("location", DataType::Utf8, false),
+            Field::new("error", DataType::Utf8, false),
+        ]));
+        if self.writer.is_none() {
+            self.writer = Some(TableWriter::create(&self.path, schema.clone())?);
+        }
+        let col = |k: usize| -> ArrayRef {
+            Arc::new(
+                self.rows
+                    .iter()
+                    .map(|r| Some(r[k].as_str()))
+                    .collect::<StringArray>(),
+            )
+        };
+        let b = RecordBatch::try_new(schema, vec![col(0), col(1), col(2)])?;
+        self.writer.as_mut().expect("created above").write(&b)?;
+        self.rows.clear();
+        Ok(())
+    }
+
+    /// Closes the rejects file (written only when a row was rejected); returns the count.
+    pub fn finish(&mut self) -> Result<u64> {
+        self.flush()?;
+        if let Some(w) = self.writer.take() {
+            w.finish()?;
+        }
+        Ok(self.count)
+    }
+
+    /// The rejects file, when one was written.
+    pub fn path(&self) -> Option<&Path> {
+        (self.count > 0).then_some(self.path.as_path())
+    }
+}
+
+/// Counts for the closing summary.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub scored: u64,
+    bands: [u64; 4],
+    interventions: BTreeMap<&'static str, u64>,
+    revenue_at_risk: f64,
+    revenue_unknown: u64,
+}
+
+impl Summary {
+    /// Counts scored rows.
+    pub fn add<'s>(&mut self, _scorer: &Scorer, rows: impl Iterator<Item = &'s Scored>) {
+        for s in rows {
+            self.scored += 1;
+            self.bands[s.model.risk_band as usize] += 1;
+            match s.model.revenue_at_risk {
+                Some(r) => self.revenue_at_risk += r,
+                None => self.revenue_unknown += 1,
+            }
+            if let Some(r) = &s.rules {
+                *self
+                    .interventions
+                    .entry(r.intervention.as_str())
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    /// Prints the summary to stderr.
+    pub fn print(
+        &self,
+        output: &Path,
+        rows_in: u64,
+        written: u64,
+        rejected: u64,
+        rejects: Option<&Path>,
+        took: Duration,
+    ) {
+        let secs = took.as_secs_f64().max(1e-9);
+        eprintln!(
+            "scored {} of {rows_in} rows in {:.2}s ({:.0} rows/s); wrote {written} rows to {}",
+            self.scored,
+            secs,
+            rows_in as f64 / secs,
+            output.display()
+        );
+        if rejected > 0 {
+            eprintln!(
+                "rejected {rejected} rows, listed in {}",
+                rejects.map_or(String::new(), |p| p.display().to_string())
+            );
+        }
+        let share = |n: u64| 100.0 * n as f64 / self.scored.max(1) as f64;
+        let bands: Vec<String> = RiskBand::ALL
+            .iter()
+            .map(|b| {
+                let n = self.bands[*b as usize];
+                format!("{} {n} ({:.1} %)", b.as_str(), share(n))
+            })
+            .collect();
+        eprintln!("risk bands: {}", bands.join(", "));
+        if !self.interventions.is_empty() {
+            let order = ["immediate", "urgent", "monitor", "none"];
+            let levels: Vec<String> = order
+                .iter()
+                .filter_map(|l| self.interventions.get(l).map(|n| format!("{l} {n}")))
+                .collect();
+            eprintln!("interventions: {}", levels.join(", "));
+        }
+        let unknown = if self.revenue_unknown > 0 {
+            format!(
+                " ({} customers without a known MRR left out)",
+                self.revenue_unknown
+            )
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "total revenue at risk: {:.2} per month{unknown}",
+            self.revenue_at_risk
+        );
+    }
+}

@@ -1,0 +1,358 @@
+//! The real `churn-score` binary on real files: it agrees with the server, accounts for
+//! every row, and scores raw data as its feature file.
+
+use churn_features::contract::CUSTOMERS;
+use churn_features::read::TableFile;
+use churn_features::time::format_date;
+use churn_model::model::ModelKind;
+use churn_serve::client::Client;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+fn churn_score(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_churn-score"))
+        .args(args)
+        .arg("--quiet")
+        .output()
+        .expect("run churn-score")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Every row of an output file as column -> text (null as None).
+fn read_rows(path: &Path) -> Vec<HashMap<String, Option<String>>> {
+    let file = TableFile::at(path, &CUSTOMERS).unwrap();
+    let names = file.column_names().unwrap();
+    let wanted: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut rows = Vec::new();
+    file.for_each_batch(&wanted, |b| {
+        for i in 0..b.len() {
+            let mut row = HashMap::new();
+            for n in &names {
+                let c = b.required(n)?;
+                row.insert(n.clone(), c.text(i));
+            }
+            rows.push(row);
+        }
+        Ok(())
+    })
+    .unwrap();
+    rows
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    fx: churn_testkit::Fixture,
+    model: std::path::PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let fx = churn_testkit::simulate(&data, 300, 17);
+    let models = dir.path().join("models");
+    let a = churn_testkit::train(&fx, ModelKind::Gbm, "churn", "v1");
+    churn_testkit::save(&models, &a);
+    Setup {
+        model: models.join("churn"),
+        dir,
+        fx,
+    }
+}
+
+#[test]
+fn batch_and_server_give_identical_results_for_the_same_rows() {
+    let st = setup();
+    let (_, table) = churn_testkit::latest_rows(&st.fx);
+    let features = st.dir.path().join("features.parquet");
+    churn_features::features::write_table(&table, None, &features).unwrap();
+    let out = st.dir.path().join("scores.parquet");
+    let o = churn_score(&[
+        "--model",
+        s(&st.model),
+        "--input",
+        s(&features),
+        "--output",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let batch = read_rows(&out);
+    assert_eq!(batch.len(), table.len());
+
+    // The server, in process on a real loopback socket.
+    let registry = churn_serve::registry::Registry::open(&st.dir.path().join("models")).unwrap();
+    let app = Arc::new(churn_serve::App::new(
+        registry,
+        None,
+        Default::default(),
+        None,
+    ));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(churn_serve::serve(listener, app, std::future::pending()));
+    let customers: Vec<Value> = (0..table.len())
+        .map(|r| {
+            let mut f = serde_json::Map::new();
+            for (info, col) in table.info.iter().zip(&table.columns) {
+                let v = match col {
+                    churn_features::dataset::Values::Numeric(v) => json!(v[r]),
+                    churn_features::dataset::Values::Categorical(v) => json!(v[r]),
+                };
+                f.insert(info.name.clone(), v);
+            }
+            json!({"customer_id": table.customer_ids[r], "features": f})
+        })
+        .collect();
+    let body = serde_json::to_vec(&json!({"customers": customers, "top": 3})).unwrap();
+    let r = Client::connect(addr)
+        .unwrap()
+        .post("/v1/predict", &body)
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let served = r.json()["predictions"].as_array().unwrap().clone();
+    assert_eq!(served.len(), batch.len());
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    for (b, p) in batch.iter().zip(&served) {
+        assert_eq!(b["customer_id"], text(&p["customer_id"]));
+        let prob: f64 = b["churn_probability"].as_deref().unwrap().parse().unwrap();
+        assert_eq!(
+            prob.to_bits(),
+            p["churn_probability"].as_f64().unwrap().to_bits()
+        );
+        assert_eq!(b["risk_band"], text(&p["risk_band"]));
+        let rev = b["revenue_at_risk"]
+            .as_deref()
+            .map(|v| v.parse::<f64>().unwrap());
+        assert_eq!(rev, p["revenue_at_risk"].as_f64());
+        let health = b["health_score"]
+            .as_deref()
+            .map(|v| v.parse::<f64>().unwrap());
+        assert_eq!(health, p["health_score"]["score"].as_f64());
+        assert_eq!(b["health_band"], text(&p["health_score"]["band"]));
+        assert_eq!(b["intervention"], text(&p["intervention"]["level"]));
+        assert_eq!(b["segment"], text(&p["segment"]));
+        let signals: Vec<String> = p["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["signal"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(b["signals"].clone().unwrap_or_default(), signals.join(","));
+        let reasons: Vec<&str> = p["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["feature"].as_str().unwrap())
+            .collect();
+        let listed: Vec<&str> = b["top_reasons"]
+            .as_deref()
+            .unwrap()
+            .split("; ")
+            .filter(|x| !x.is_empty())
+            .map(|x| x.split('=').next().unwrap())
+            .collect();
+        assert_eq!(listed, reasons);
+        assert_eq!(b["model_version"].as_deref(), Some("v1"));
+    }
+}
+
+#[test]
+fn every_row_is_scored_or_rejected_and_bad_rows_stop_by_default() {
+    let st = setup();
+    let (_, table) = churn_testkit::latest_rows(&st.fx);
+    let clean = st.dir.path().join("features.csv");
+    churn_features::features::write_table(&table, None, &clean).unwrap();
+    // Put text into the numeric `mrr` column of three rows.
+    let text = std::fs::read_to_string(&clean).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let mrr = header.iter().position(|h| *h == "mrr").unwrap();
+    let mut bad_ids = Vec::new();
+    let lines: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(k, l)| {
+            if [5, 17, 40].contains(&k) {
+                let mut cells: Vec<String> = l.split(',').map(str::to_string).collect();
+                cells[mrr] = "n/a".into();
+                bad_ids.push(cells[0].clone());
+                cells.join(",")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    let dirty = st.dir.path().join("dirty.csv");
+    std::fs::write(&dirty, lines.join("\n") + "\n").unwrap();
+    let rows_in = lines.len() - 1;
+
+    let out = st.dir.path().join("scores.csv");
+    let o = churn_score(&[
+        "--model",
+        s(&st.model),
+        "--input",
+        s(&dirty),
+        "--output",
+        s(&out),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("line 6"), "{err}");
+    assert!(err.contains(&format!("customer `{}`", bad_ids[0])), "{err}");
+    assert!(
+        err.contains("feature `mrr`: expected a number, found text `n/a`"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a failed run left an output file");
+    let leftovers: Vec<_> = std::fs::read_dir(st.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+
+    let o = churn_score(&[
+        "--model",
+        s(&st.model),
+        "--input",
+        s(&dirty),
+        "--output",
+        s(&out),
+        "--skip-invalid",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let scored = read_rows(&out);
+    let rejects = read_rows(&st.dir.path().join("scores.csv.rejects.csv"));
+    assert_eq!(scored.len() + rejects.len(), rows_in);
+    assert_eq!(rejects.len(), 3);
+    let rejected: Vec<String> = rejects
+        .iter()
+        .map(|r| r["customer_id"].clone().unwrap())
+        .collect();
+    assert_eq!(rejected, bad_ids);
+    assert_eq!(rejects[1]["location"].as_deref(), Some("line 18"));
+    assert!(scored
+        .iter()
+        .all(|r| !bad_ids.contains(r["customer_id"].as_ref().unwrap())));
+    // Input order is kept.
+    let clean_ids: Vec<&String> = table
+        .customer_ids
+        .iter()
+        .filter(|id| !bad_ids.contains(id))
+        .collect();
+    let out_ids: Vec<&String> = scored
+        .iter()
+        .map(|r| r["customer_id"].as_ref().unwrap())
+        .collect();
+    assert_eq!(out_ids, clean_ids);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("scored {} of {rows_in} rows", rows_in - 3)),
+        "{err}"
+    );
+
+    // The worklist: the top 25 by revenue at risk, sorted.
+    let top = st.dir.path().join("top.parquet");
+    let o = churn_score(&[
+        "--model",
+        s(&st.model),
+        "--input",
+        s(&clean),
+        "--output",
+        s(&top),
+        "--top",
+        "25",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let worklist = read_rows(&top);
+    assert_eq!(worklist.len(), 25);
+    let all = st.dir.path().join("all.csv");
+    assert!(churn_score(&[
+        "--model",
+        s(&st.model),
+        "--input",
+        s(&clean),
+        "--output",
+        s(&all)
+    ])
+    .status
+    .success());
+    let mut revenue: Vec<f64> = read_rows(&all)
+        .iter()
+        .filter_map(|r| r["revenue_at_risk"].as_deref().map(|v| v.parse().unwrap()))
+        .collect();
+    revenue.sort_by(|a, b| b.total_cmp(a));
+    let listed: Vec<f64> = worklist
+        .iter()
+        .map(|r| r["revenue_at_risk"].as_deref().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(listed, revenue[..25]);
+}
+
+#[test]
+fn scoring_raw_data_as_of_a_date_equals_scoring_its_feature_file() {
+    let st = setup();
+    let (as_of, table) = churn_testkit::latest_rows(&st.fx);
+    let features = st.dir.path().join("features.csv");
+    churn_features::features::write_table(&table, None, &features).unwrap();
+    let from_file = st.dir.path().join("from_file.csv");
+    let from_data = st.dir.path().join("from_data.csv");
+    let o = churn_score(&[
+        "--model",
+        s(&st.model),
+        "--input",
+        s(&features),
+        "--output",
+        s(&from_file),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let date = format_date(as_of);
+    let o = churn_score(&[
+        "--model",
+        s(&st.model),
+        "--data",
+        s(&st.fx.data),
+        "--as-of",
+        &date,
+        "--output",
+        s(&from_data),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let a = std::fs::read_to_string(&from_file).unwrap();
+    let b = std::fs::read_to_string(&from_data).unwrap();
+    assert_eq!(a.lines().count(), table.len() + 1);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn a_feature_file_of_another_model_is_refused() {
+    let st = setup();
+    let other = st.dir.path().join("other.csv");
+    std::fs::write(&other, "customer_id,favourite_colour\nC1,blue\n").unwrap();
+    let out = st.dir.path().join("o.csv");
+    let o = churn_score(&[
+        "--model",
+        s(&st.model),
+        "--input",
+        s(&other),
+        "--output",
+        s(&out),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("favourite_colour are not features of model churn"),
+        "{err}"
+    );
+}
