@@ -39,6 +39,7 @@ fn bench(c: &mut Criterion) {
             let opts = Options {
                 explain: false,
                 top: 0,
+                warnings: true,
             };
             b.iter(|| {
                 i = (i + 1) % rows.len();

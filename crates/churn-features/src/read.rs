@@ -334,6 +334,11 @@ impl<'a> Batch<'a> {
         self.batch.num_rows()
     }
 
+    /// The Arrow record batch underneath.
+    pub fn record_batch(&self) -> &RecordBatch {
+        &self.batch
+    }
+
     /// True when there are no rows.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

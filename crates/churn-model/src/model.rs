@@ -192,22 +192,27 @@ impl ChurnModel {
 
     /// Predicts one row given by a lookup from feature index and name to a value;
     /// `scratch` is reused between calls. With `explain`, the top `top` features pushing
-    /// the probability up are returned, largest first.
+    /// the probability up are returned, largest first; with `notes`, what was imputed.
     pub fn predict<'a>(
         &self,
         get: impl FnMut(usize, &str) -> Cell<'a>,
         scratch: &mut Vec<f64>,
         explain: bool,
         top: usize,
+        notes: bool,
     ) -> Result<Prediction, PrepError> {
+        let keep_notes = notes;
         let p = self.preprocessor.width();
         let features = self.preprocessor.transforms.len();
         scratch.resize(2 * p + features, 0.0);
         let (x, rest) = scratch.split_at_mut(p);
         let (contrib, per_feature) = rest.split_at_mut(p);
         let mut notes = Vec::new();
-        self.preprocessor
-            .transform_one(get, x, |i, n| notes.push((i, n)))?;
+        self.preprocessor.transform_one(get, x, |i, n| {
+            if keep_notes {
+                notes.push((i, n))
+            }
+        })?;
         let probability = self.probability(x);
         let mut reasons: Vec<Contribution> = Vec::new();
         if explain && top > 0 {

@@ -93,6 +93,9 @@ pub struct Options {
     pub explain: bool,
     /// How many reasons to return at most.
     pub top: usize,
+    /// Report imputed values and unseen categories (off for batch outputs that do not
+    /// show them: it saves an allocation per row with a missing value).
+    pub warnings: bool,
 }
 
 impl Default for Options {
@@ -100,6 +103,7 @@ impl Default for Options {
         Options {
             explain: true,
             top: 5,
+            warnings: true,
         }
     }
 }
@@ -287,6 +291,7 @@ impl Scorer {
             scratch,
             options.explain,
             options.top,
+            options.warnings,
         )?;
         let p = prediction.probability;
         let revenue_at_risk = self.mrr_pos.and_then(|m| number(row(m))).map(|mrr| p * mrr);

@@ -69,6 +69,7 @@ fn an_empty_row_is_imputed_with_warnings_and_text_in_a_number_is_refused() {
             Options {
                 explain: false,
                 top: 3,
+                warnings: true,
             },
             &mut scratch,
         )

@@ -414,6 +414,7 @@ fn options(explain: Option<bool>, top: Option<usize>) -> Result<Options, ApiErro
     Ok(Options {
         explain: explain.unwrap_or(true),
         top,
+        warnings: true,
     })
 }
 

@@ -1,0 +1,410 @@
+//! `churn-score`: scores a whole customer base into a CSV or Parquet worklist, through
+//! the same scoring core as `churn-serve`. The binary is [`Args`] + [`run`]; the
+//! benchmark calls them in process.
+
+mod output;
+
+use anyhow::{bail, Context, Result};
+use arrow_array::{Array, Float64Array};
+use churn_features::contract::CUSTOMERS;
+use churn_features::features::{FeatureConfig, FeatureKind};
+use churn_features::read::{Column, TableFile};
+use churn_features::time::{format_date, parse_date, Day};
+use churn_features::Dataset;
+use churn_model::artifact;
+use churn_scoring::{table_cell, Cell, Options, Scorer, ROW_KEYS};
+use output::{out_row, OutRow, Rejects, Summary, Worklist};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::SyncSender;
+use std::time::Instant;
+
+/// Scores every customer of a feature table (or of a raw data directory as of a date).
+#[derive(Debug, clap::Parser)]
+#[command(version, about)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["input", "data"])))]
+pub struct Args {
+    /// The model: a version directory, a model directory (its LATEST) or a model.bin.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// A feature table (`churn-train features` output): .parquet, .csv or .csv.gz.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// A raw data directory; features are built as of --as-of.
+    #[arg(long, requires = "as_of")]
+    pub data: Option<PathBuf>,
+    /// The as-of date for --data (features from what happened strictly before it).
+    #[arg(long, requires = "data")]
+    pub as_of: Option<String>,
+    /// Output file: .parquet, .csv or .csv.gz.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Keep the N customers with the most revenue at risk, sorted (the worklist).
+    #[arg(long)]
+    pub top: Option<usize>,
+    /// Write rows that can be scored and list the others in a rejects file instead of
+    /// stopping at the first.
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// Where --skip-invalid lists rejected rows (default: OUTPUT's name + .rejects.csv).
+    #[arg(long)]
+    pub rejects: Option<PathBuf>,
+    /// Reasons per customer in `top_reasons` (0: no explanations, faster).
+    #[arg(long, default_value_t = 3)]
+    pub reasons: usize,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn progress(quiet: bool) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} {human_pos} rows scored ({per_sec}) {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
+/// Scores the input into the output; prints progress and a summary on stderr.
+///
+/// A pipeline: this thread reads batches and scores each in parallel (rayon), a writer
+/// thread turns scored rows into Arrow batches and encodes the file, two batches apart.
+pub fn run(args: Args) -> Result<()> {
+    let start = Instant::now();
+    let (a, dir) = artifact::load(&args.model)
+        .with_context(|| format!("loading the model {}", args.model.display()))?;
+    eprintln!("model {} version {} ({})", a.name, a.version, dir.display());
+    let scorer = Scorer::new(a);
+    let options = Options {
+        explain: args.reasons > 0,
+        top: args.reasons,
+        warnings: false,
+    };
+    let rejects_path = args.rejects.clone().unwrap_or_else(|| {
+        let mut name = args.output.file_name().unwrap_or_default().to_os_string();
+        name.push(".rejects.csv");
+        args.output.with_file_name(name)
+    });
+    let sink = Worklist::new(&scorer, &args.output, args.top)?;
+    let bar = progress(args.quiet);
+    let aborted = std::sync::atomic::AtomicBool::new(false);
+    let aborted = &aborted;
+    let (rows_in, written, mut job) = std::thread::scope(|scope| -> Result<_> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<OutRow>>(2);
+        let writer = scope.spawn(move || -> Result<u64> {
+            let mut sink = sink;
+            for rows in rx {
+                sink.add(rows)?;
+            }
+            if aborted.load(std::sync::atomic::Ordering::SeqCst) {
+                // Dropping the unfinished sink removes its temporary file: a failed run
+                // leaves nothing under the output name.
+                return Ok(0);
+            }
+            sink.finish()
+        });
+        let mut job = Job {
+            scorer: &scorer,
+            options,
+            tx,
+            rejects: Rejects::new(args.skip_invalid, rejects_path),
+            summary: Summary::default(),
+            bar: &bar,
+        };
+        let read = match (&args.input, &args.data) {
+            (Some(input), _) => job.score_file(input),
+            (None, Some(data)) => {
+                let text = args.as_of.as_deref().unwrap_or_default();
+                match parse_date(text) {
+                    Some(as_of) => job.score_data(data, as_of),
+                    None => Err(anyhow::anyhow!(
+                        "--as-of `{text}` is not a date (YYYY-MM-DD)"
+                    )),
+                }
+            }
+            (None, None) => unreachable!("clap requires --input or --data"),
+        };
+        // Closing the channel lets the writer finish (or, after an error, drop the
+        // temporary file).
+        if read.is_err() {
+            aborted.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let (tx, _) = std::sync::mpsc::sync_channel(0);
+        drop(std::mem::replace(&mut job.tx, tx));
+        let written = writer.join().expect("the writer thread does not panic");
+        // A failed write shows up as a closed channel on this side: report the cause.
+        let rows_in = match (read, &written) {
+            (Err(_), Err(w)) => bail!("{w:#}"),
+            (r, _) => r?,
+        };
+        Ok((rows_in, written?, job.into_parts()))
+    })?;
+    bar.finish_and_clear();
+    let rejected = job.0.finish()?;
+    let summary = job.1;
+    let kept = summary.scored;
+    // Nothing silently lost: every row read was scored or rejected, and every scored
+    // row was written (or left out of a --top worklist).
+    if rows_in != kept + rejected {
+        bail!("internal error: {rows_in} rows read but {kept} scored and {rejected} rejected");
+    }
+    if args.top.is_none() && written != kept {
+        bail!("internal error: {kept} rows scored but {written} written");
+    }
+    summary.print(
+        &args.output,
+        rows_in,
+        written,
+        rejected,
+        job.0.path(),
+        start.elapsed(),
+    );
+    Ok(())
+}
+
+/// One input column mapped to a schema position.
+struct Mapped {
+    name: String,
+    position: usize,
+}
+
+/// Maps the file's columns onto the model's schema; refuses columns the model does not
+/// know (a feature table of another model would otherwise lose them silently).
+fn map_columns(scorer: &Scorer, names: &[String], file: &Path) -> Result<Vec<Mapped>> {
+    let mut mapped = Vec::new();
+    let mut unknown = Vec::new();
+    for n in names {
+        match scorer.position(n) {
+            Some(position) => mapped.push(Mapped {
+                name: n.clone(),
+                position,
+            }),
+            None if ROW_KEYS.contains(&n.as_str()) => {}
+            None => unknown.push(n.as_str()),
+        }
+    }
+    if !unknown.is_empty() {
+        bail!(
+            "{}: column(s) {} are not features of model {} version {}",
+            file.display(),
+            unknown.join(", "),
+            scorer.artifact().name,
+            scorer.artifact().version
+        );
+    }
+    if !names.iter().any(|n| n == "customer_id") {
+        bail!("{}: no `customer_id` column", file.display());
+    }
+    let missing: Vec<&str> = scorer
+        .schema()
+        .iter()
+        .enumerate()
+        .filter(|(p, _)| scorer.is_model_input(*p) && !mapped.iter().any(|m| m.position == *p))
+        .map(|(_, f)| f.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "warning: {} lacks model input(s) {}: they are imputed for every row",
+            file.display(),
+            missing.join(", ")
+        );
+    }
+    Ok(mapped)
+}
+
+/// Where a schema position's cells come from in a file batch.
+enum Source<'b> {
+    /// A Float64 column, read directly (the common Parquet case).
+    Floats(&'b Float64Array),
+    /// Any other column: text (all of a CSV) is parsed by the preprocessing.
+    Column(Column<'b>),
+    Absent,
+}
+
+impl Source<'_> {
+    fn cell(&self, i: usize) -> Cell<'_> {
+        match self {
+            Source::Floats(a) => {
+                if a.is_null(i) {
+                    Cell::Missing
+                } else {
+                    Cell::Number(a.value(i))
+                }
+            }
+            Source::Column(c) if c.is_text() => match c.str(i) {
+                Some(s) if !s.trim().is_empty() => Cell::Text(s),
+                _ => Cell::Missing,
+            },
+            Source::Column(c) => match c.number(i) {
+                Ok(Some(v)) => Cell::Number(v),
+                _ => Cell::Missing,
+            },
+            Source::Absent => Cell::Missing,
+        }
+    }
+}
+
+/// The state of one scoring run on the reading side.
+struct Job<'a> {
+    scorer: &'a Scorer,
+    options: Options,
+    tx: SyncSender<Vec<OutRow>>,
+    rejects: Rejects,
+    summary: Summary,
+    bar: &'a indicatif::ProgressBar,
+}
+
+impl Job<'_> {
+    fn into_parts(self) -> (Rejects, Summary) {
+        (self.rejects, self.summary)
+    }
+
+    /// Scores `n` rows in parallel; keeps the good ones in order, hands bad ones to the
+    /// rejects (which stop the run unless --skip-invalid), and sends the rest on.
+    fn score_rows<'c>(
+        &mut self,
+        n: usize,
+        cell: impl Fn(usize, usize) -> Cell<'c> + Sync,
+        id: impl Fn(usize) -> String + Sync,
+        as_of: impl Fn(usize) -> Option<Day> + Sync,
+        location: impl Fn(usize) -> String,
+    ) -> Result<()> {
+        let scorer = self.scorer;
+        let options = self.options;
+        let results: Vec<_> = (0..n)
+            .into_par_iter()
+            .with_min_len(256)
+            .map_init(Vec::new, |scratch, r| {
+                scorer
+                    .score(|p| cell(p, r), options, scratch)
+                    .map(|s| out_row(scorer, id(r), as_of(r), &s, |p| cell(p, r)))
+            })
+            .collect();
+        let mut rows = Vec::with_capacity(n);
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(row) => rows.push(row),
+                Err(e) => self.rejects.add(&id(i), &location(i), &e.to_string())?,
+            }
+        }
+        self.summary.add(&rows);
+        self.tx
+            .send(rows)
+            .map_err(|_| anyhow::anyhow!("the output writer stopped"))?;
+        self.bar.inc(n as u64);
+        Ok(())
+    }
+
+    fn score_file(&mut self, input: &Path) -> Result<u64> {
+        let file = TableFile::at(input, &CUSTOMERS)?;
+        let names = file.column_names()?;
+        let mapped = map_columns(self.scorer, &names, input)?;
+        let mut wanted: Vec<&str> = mapped.iter().map(|m| m.name.as_str()).collect();
+        wanted.extend(["customer_id", "as_of"]);
+        let mut rows_in = 0u64;
+        let mut failure: Option<anyhow::Error> = None;
+        let width = self.scorer.schema().len();
+        file.for_each_batch(&wanted, |b| {
+            let ids = b.required("customer_id")?;
+            let as_of = b.column("as_of")?;
+            let mut sources: Vec<Source> = (0..width).map(|_| Source::Absent).collect();
+            for m in &mapped {
+                let array = b.record_batch().column_by_name(&m.name);
+                if let Some(f) = array.and_then(|a| a.as_any().downcast_ref::<Float64Array>()) {
+                    // A NaN or infinity in a Parquet double column is a bad value, not
+                    // a number: rejected by the preprocessing like text in a number.
+                    sources[m.position] = Source::Floats(f);
+                    continue;
+                }
+                let c = b.required(&m.name)?;
+                // A typed column that is not a number (a date, say) fails on its first
+                // non-empty cell: a file-level problem, reported as such.
+                if !c.is_text() && self.scorer.schema()[m.position].kind == FeatureKind::Numeric {
+                    if let Some(i) = (0..b.len()).find(|&i| !c.is_null(i)) {
+                        c.number(i)?;
+                    }
+                }
+                sources[m.position] = Source::Column(c);
+            }
+            let mut dates: Vec<Option<Day>> = Vec::with_capacity(b.len());
+            for i in 0..b.len() {
+                dates.push(match &as_of {
+                    Some(c) => c.date(i)?,
+                    None => None,
+                });
+            }
+            let id_text: Vec<String> = (0..b.len())
+                .map(|i| ids.text(i).unwrap_or_default())
+                .collect();
+            let scored = self.score_rows(
+                b.len(),
+                |p, r| sources[p].cell(r),
+                |r| id_text[r].clone(),
+                |r| dates[r],
+                |r| b.location(r).to_string(),
+            );
+            if let Err(e) = scored {
+                failure = Some(e.context(input.display().to_string()));
+                return Err(churn_features::DataError::Malformed {
+                    file: input.to_path_buf(),
+                    message: "stopped".into(),
+                });
+            }
+            rows_in += b.len() as u64;
+            Ok(())
+        })
+        .map_err(|e| failure.take().unwrap_or_else(|| e.into()))?;
+        Ok(rows_in)
+    }
+
+    fn score_data(&mut self, data: &Path, as_of: Day) -> Result<u64> {
+        let ds = Dataset::open(data).with_context(|| format!("reading {}", data.display()))?;
+        if let Some(w) = ds.as_of_warning(as_of) {
+            self.bar.suspend(|| eprintln!("warning: {w}"));
+        }
+        self.bar
+            .set_message(format!("(features as of {})", format_date(as_of)));
+        let table = churn_features::features::features(&ds, as_of, &FeatureConfig::default())?;
+        let unknown: Vec<&str> = table
+            .info
+            .iter()
+            .map(|f| f.name.as_str())
+            .filter(|n| self.scorer.position(n).is_none())
+            .collect();
+        if !unknown.is_empty() {
+            eprintln!(
+                "warning: features {} of this data are not in the model's schema and are not used",
+                unknown.join(", ")
+            );
+        }
+        let columns = self.scorer.table_columns(&table);
+        let step = churn_features::read::BATCH_ROWS;
+        for from in (0..table.len()).step_by(step) {
+            let to = (from + step).min(table.len());
+            self.score_rows(
+                to - from,
+                |p, r| table_cell(columns[p], from + r),
+                |r| table.customer_ids[from + r].clone(),
+                |_| Some(as_of),
+                |r| format!("row {}", from + r + 1),
+            )?;
+        }
+        Ok(table.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn arguments_parse() {
+        use clap::CommandFactory;
+        super::Args::command().debug_assert();
+    }
+}
