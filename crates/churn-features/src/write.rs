@@ -40,6 +40,21 @@ pub fn temp_path(dest: &Path) -> PathBuf {
     dest.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
+/// Writes `bytes` to `dest` through a temporary file renamed into place, so a crash never
+/// leaves a truncated file under the final name.
+pub fn write_file_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
+    }
+    let temp = temp_path(dest);
+    let result = std::fs::write(&temp, bytes).and_then(|()| std::fs::rename(&temp, dest));
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&temp);
+        return Err(DataError::io(dest, e));
+    }
+    Ok(())
+}
+
 impl TableWriter {
     /// Starts writing `dest`; the format comes from its extension.
     pub fn create(dest: &Path, schema: SchemaRef) -> Result<TableWriter> {

@@ -8,6 +8,9 @@
 //! and left before the data began are not in it, so those cohorts would look better
 //! than they were (survivorship bias).
 
+pub mod html;
+pub mod report;
+
 use churn_features::dataset::{Dataset, Values};
 use churn_features::periods::{self, Period};
 use churn_features::time::{self, Day};
@@ -188,7 +191,7 @@ pub fn summary(ds: &Dataset, opts: KpiOptions) -> Summary {
     }
 }
 
-fn pct(num: f64, den: f64) -> f64 {
+pub(crate) fn pct(num: f64, den: f64) -> f64 {
     if den > 0.0 {
         100.0 * num / den
     } else {

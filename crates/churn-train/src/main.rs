@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 mod features;
+mod kpis;
 mod rules;
 mod summary;
 mod train;
@@ -40,6 +41,8 @@ enum Command {
     Describe(features::DescribeArgs),
     /// Print the default rules, or measure the rules against churn in a data directory.
     Rules(rules::RulesArgs),
+    /// Compute the retention KPIs of a data directory: an HTML report and JSON.
+    Kpis(kpis::KpisArgs),
     /// Print the input data contract (tables and columns) as Markdown.
     Contract,
 }
@@ -107,6 +110,7 @@ fn run() -> Result<()> {
         Command::Examples(a) => features::run_examples(a),
         Command::Describe(a) => features::run_describe(a),
         Command::Rules(a) => rules::run(a),
+        Command::Kpis(a) => kpis::run(a),
         Command::Contract => {
             print!("{}", churn_features::contract::markdown());
             Ok(())

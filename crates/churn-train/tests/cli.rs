@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{fails, ok};
+use common::{fails, ok, s};
 
 use std::path::Path;
 
@@ -43,6 +43,50 @@ fn generate_then_summarise_build_features_and_measure_rules() {
         serde_json::from_str(&ok(&["summary", "--data", data_s, "--json"])).unwrap();
     assert!(summary["events"].as_u64().unwrap() > 10_000);
     assert!(summary["kpis"]["active_customers"].as_u64().unwrap() > 200);
+
+    // The KPI report: a self-contained page and JSON with the summary keys, which agree
+    // with `summary --json` on the figures both give.
+    let html = dir.path().join("kpis/report.html");
+    let json = dir.path().join("kpis/report.json");
+    let out = ok(&[
+        "kpis",
+        "--data",
+        data_s,
+        "--out",
+        s(&html),
+        "--json",
+        s(&json),
+    ]);
+    assert!(out.contains("Monthly churn (%)"), "{out}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!doctype html>") && page.ends_with("</html>"));
+    assert!(page.matches("<svg").count() >= 6, "charts missing");
+    assert!(!page.contains("<script") && !page.contains("http://") && !page.contains("https://"));
+    let kpis: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for key in [
+        "monthly_churn_pct",
+        "retention_m1_pct",
+        "retention_m3_pct",
+        "mrr",
+        "arpa",
+        "nrr_pct",
+        "clv",
+    ] {
+        assert!(
+            kpis["summary"][key].is_number(),
+            "summary.{key}: {}",
+            kpis["summary"]
+        );
+    }
+    // Six months of data cannot measure month-6 retention: null, not a made-up number.
+    assert!(kpis["summary"]["retention_m6_pct"].is_null());
+    assert_eq!(
+        kpis["summary"]["monthly_churn_pct"],
+        summary["kpis"]["monthly_churn_pct"]
+    );
+    assert_eq!(kpis["summary"]["mrr"], summary["kpis"]["mrr"]);
+    assert_eq!(kpis["months"].as_array().unwrap().len(), 6);
+    assert_eq!(kpis["goals"].as_array().unwrap().len(), 10);
 
     // Features as CSV and as Parquet: one row per active customer plus a header.
     let csv = dir.path().join("features.csv");

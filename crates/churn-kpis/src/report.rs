@@ -1,0 +1,714 @@
+//! Every retention KPI of the brief, per month over the data's range and for the latest
+//! month, next to the 90-day goals. Definitions: `docs/kpis.md` (each function below
+//! says which one it implements).
+
+use crate::{monthly_churn, pct, summary, window, KpiOptions, MonthChurn};
+use churn_features::dataset::{Dataset, Values};
+use churn_features::features::{self, FeatureConfig, FeatureTable};
+use churn_features::periods::{self, Period};
+use churn_features::rules::{self, HealthBand, RuleInputs, RulesConfig};
+use churn_features::time::{self, Day};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Days of answers and tickets the latest support and survey figures cover.
+pub const RECENT_DAYS: i32 = 90;
+
+/// A goal the business set itself for the next 90 days, with where it stood (the
+/// brief's "business today").
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Goal {
+    /// The `summary` key the goal applies to.
+    pub metric: &'static str,
+    pub label: &'static str,
+    pub baseline: f64,
+    pub target: f64,
+    pub higher_is_better: bool,
+}
+
+/// The brief's 90-day goals.
+pub const GOALS: [Goal; 10] = [
+    Goal {
+        metric: "monthly_churn_pct",
+        label: "Monthly churn (%)",
+        baseline: 5.2,
+        target: 3.5,
+        higher_is_better: false,
+    },
+    Goal {
+        metric: "retention_m1_pct",
+        label: "Month-1 retention (%)",
+        baseline: 75.0,
+        target: 85.0,
+        higher_is_better: true,
+    },
+    Goal {
+        metric: "retention_m3_pct",
+        label: "Month-3 retention (%)",
+        baseline: 60.0,
+        target: 75.0,
+        higher_is_better: true,
+    },
+    Goal {
+        metric: "retention_m6_pct",
+        label: "Month-6 retention (%)",
+        baseline: 45.0,
+        target: 65.0,
+        higher_is_better: true,
+    },
+    Goal {
+        metric: "clv",
+        label: "Customer lifetime value ($)",
+        baseline: 2500.0,
+        target: 4000.0,
+        higher_is_better: true,
+    },
+    Goal {
+        metric: "nrr_pct",
+        label: "Net revenue retention (%)",
+        baseline: 105.0,
+        target: 120.0,
+        higher_is_better: true,
+    },
+    Goal {
+        metric: "nps",
+        label: "NPS",
+        baseline: 45.0,
+        target: 60.0,
+        higher_is_better: true,
+    },
+    Goal {
+        metric: "csat",
+        label: "CSAT (of 10)",
+        baseline: 7.2,
+        target: 8.5,
+        higher_is_better: true,
+    },
+    Goal {
+        metric: "feature_adoption_pct",
+        label: "Feature adoption (%)",
+        baseline: 42.0,
+        target: 65.0,
+        higher_is_better: true,
+    },
+    Goal {
+        metric: "onboarding_completion_pct",
+        label: "Onboarding completion (%)",
+        baseline: 60.0,
+        target: 85.0,
+        higher_is_better: true,
+    },
+];
+
+/// Shares of customers per health band (percent; `no_data` when no component had data).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HealthShares {
+    pub healthy: f64,
+    pub at_risk: f64,
+    pub critical: f64,
+    pub churning: f64,
+    pub no_data: f64,
+}
+
+/// Usage, adoption and onboarding of the customers active on one date, from their
+/// point-in-time features (the 28/30 days before the date).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Engagement {
+    /// Customers active on the date.
+    pub customers: u64,
+    /// Mean share of days with any activity (active days over 28 / 28): the average
+    /// daily active share.
+    pub dau_share_pct: Option<f64>,
+    /// Share of customers with at least one active day in the 28 days.
+    pub mau_share_pct: Option<f64>,
+    /// Sessions per week per customer with any activity.
+    pub sessions_per_week: Option<f64>,
+    /// Mean session length, weighted by sessions.
+    pub minutes_per_session: Option<f64>,
+    /// Mean share of the feature catalog used in 30 days.
+    pub feature_adoption_pct: Option<f64>,
+    /// The same per catalog group.
+    pub adoption_by_group: BTreeMap<String, f64>,
+    /// Mean days from signup to first value, over customers who reached it.
+    pub ttv_days: Option<f64>,
+    /// Of customers 30 to 119 days past signup, the share who reached first value.
+    pub onboarding_completion_pct: Option<f64>,
+    pub health: HealthShares,
+}
+
+/// Support and survey figures over a span of days.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Voice {
+    /// Tickets opened in the span.
+    pub tickets: u64,
+    /// Tickets per 100 customers active at the span's start.
+    pub tickets_per_100_customers: Option<f64>,
+    /// Mean hours from opening to first response, over tickets opened in the span that
+    /// got one.
+    pub first_response_hours: Option<f64>,
+    /// Promoters (9-10) minus detractors (0-6), percent of NPS answers in the span.
+    pub nps: Option<f64>,
+    pub nps_answers: u64,
+    /// Mean CSAT answer in the span (of 10).
+    pub csat: Option<f64>,
+    pub csat_answers: u64,
+}
+
+/// One month's figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MonthKpis {
+    #[serde(flatten)]
+    pub churn: MonthChurn,
+    /// Churn over the 3 months ending with this one (customers active at their start).
+    pub quarterly_churn_pct: Option<f64>,
+    pub quarterly_revenue_churn_pct: Option<f64>,
+    /// Churn over the 12 months ending with this one.
+    pub annual_churn_pct: Option<f64>,
+    pub annual_revenue_churn_pct: Option<f64>,
+    /// MRR at month start / customers active at month start.
+    pub arpa: Option<f64>,
+    /// As of the first day of the next month (so describing this month).
+    pub engagement: Engagement,
+    /// Tickets and answers dated in the month.
+    pub voice: Voice,
+}
+
+/// A signup cohort's retention by months since signup.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CohortRow {
+    /// Signup month, `YYYY-MM`.
+    pub cohort: String,
+    pub customers: u64,
+    /// Percent still active k months after signup, for k = 0, 1, ... while measurable.
+    pub retention_pct: Vec<f64>,
+}
+
+/// Net revenue retention over a window, with the MRR bridge.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Nrr {
+    pub start: String,
+    pub end: String,
+    /// Months the window spans (12, or fewer when the data is shorter).
+    pub months: i32,
+    /// Of customers paying at the start: (start MRR + expansion - contraction -
+    /// churned) / start MRR.
+    pub nrr_pct: Option<f64>,
+    pub start_mrr: f64,
+    /// MRR at the end of customers not paying at the start (new and reactivated).
+    pub new_mrr: f64,
+    pub expansion_mrr: f64,
+    pub contraction_mrr: f64,
+    pub churned_mrr: f64,
+    pub end_mrr: f64,
+}
+
+/// The headline figures (the JSON `summary`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportSummary {
+    pub window_start: String,
+    pub as_of: String,
+    /// Mean monthly churn of the trailing 12 full months (fewer when shorter).
+    pub monthly_churn_pct: f64,
+    pub churn_months: usize,
+    pub monthly_revenue_churn_pct: f64,
+    /// Churn over the last 3 / 12 full months as one window (`None` when shorter).
+    pub quarterly_churn_pct: Option<f64>,
+    pub annual_churn_pct: Option<f64>,
+    pub quarterly_revenue_churn_pct: Option<f64>,
+    pub annual_revenue_churn_pct: Option<f64>,
+    pub retention_m1_pct: Option<f64>,
+    pub retention_m3_pct: Option<f64>,
+    pub retention_m6_pct: Option<f64>,
+    pub mrr: f64,
+    pub active_customers: u64,
+    pub arpa: f64,
+    pub nrr_pct: Option<f64>,
+    pub nrr_months: i32,
+    /// ARPA / monthly churn (as a fraction); `None` without churn.
+    pub clv: Option<f64>,
+    pub csm_coverage_pct: Option<f64>,
+    pub dau_share_pct: Option<f64>,
+    pub mau_share_pct: Option<f64>,
+    pub sessions_per_week: Option<f64>,
+    pub minutes_per_session: Option<f64>,
+    pub feature_adoption_pct: Option<f64>,
+    pub adoption_by_group: BTreeMap<String, f64>,
+    pub ttv_days: Option<f64>,
+    pub onboarding_completion_pct: Option<f64>,
+    /// Over the last 90 days.
+    pub tickets_per_100_customers: Option<f64>,
+    pub first_response_hours: Option<f64>,
+    pub nps: Option<f64>,
+    pub csat: Option<f64>,
+    pub health: HealthShares,
+}
+
+/// A goal with where the data stands.
+#[derive(Debug, Clone, Serialize)]
+pub struct GoalStatus {
+    #[serde(flatten)]
+    pub goal: Goal,
+    pub current: Option<f64>,
+    /// `met`, `improving` (better than the baseline), `behind`, or `no data`.
+    pub status: &'static str,
+}
+
+/// Everything the report shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub summary: ReportSummary,
+    pub goals: Vec<GoalStatus>,
+    pub months: Vec<MonthKpis>,
+    pub cohorts: Vec<CohortRow>,
+    pub nrr: Nrr,
+}
+
+/// Churn over `[from, to)` of the customers active on `from`: (customer %, revenue %).
+fn window_churn(ds: &Dataset, all: &[Vec<Period>], from: Day, to: Day) -> (f64, f64) {
+    let (mut active, mut churned, mut mrr, mut churned_mrr) = (0u64, 0u64, 0.0, 0.0);
+    for (c, ps) in ds.customers.iter().zip(all) {
+        if let Some(p) = ps.iter().find(|p| p.covers(from)) {
+            let m = periods::mrr_on(&c.subscriptions, from);
+            active += 1;
+            mrr += m;
+            if p.end.is_some_and(|e| e <= to) {
+                churned += 1;
+                churned_mrr += m;
+            }
+        }
+    }
+    (pct(churned as f64, active as f64), pct(churned_mrr, mrr))
+}
+
+/// Net revenue retention from `start` to the last day before `end`.
+pub fn nrr(ds: &Dataset, start: Day, end: Day) -> Nrr {
+    let last = end - 1;
+    let (mut s_mrr, mut new, mut exp, mut con, mut churned, mut e_mrr) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    for c in &ds.customers {
+        let a = periods::mrr_on(&c.subscriptions, start);
+        let b = periods::mrr_on(&c.subscriptions, last);
+        s_mrr += a;
+        e_mrr += b;
+        match (a > 0.0, b > 0.0) {
+            (true, true) if b > a => exp += b - a,
+            (true, true) => con += a - b,
+            (true, false) => churned += a,
+            (false, true) => new += b,
+            (false, false) => {}
+        }
+    }
+    let months = month_gap(start, end);
+    Nrr {
+        start: time::format_date(start),
+        end: time::format_date(end),
+        months,
+        nrr_pct: (s_mrr > 0.0).then(|| 100.0 * (s_mrr + exp - con - churned) / s_mrr),
+        start_mrr: s_mrr,
+        new_mrr: new,
+        expansion_mrr: exp,
+        contraction_mrr: con,
+        churned_mrr: churned,
+        end_mrr: e_mrr,
+    }
+}
+
+/// Whole months from `a` to `b` (both month starts).
+fn month_gap(a: Day, b: Day) -> i32 {
+    let (na, nb) = (time::to_naive(a), time::to_naive(b));
+    use chrono::Datelike;
+    (nb.year() - na.year()) * 12 + nb.month() as i32 - na.month() as i32
+}
+
+/// The signup-cohort retention matrix over cohorts that signed up inside the window.
+pub fn cohorts(ds: &Dataset, opts: KpiOptions) -> Vec<CohortRow> {
+    let (start, as_of) = window(ds, opts.as_of);
+    let mut by_month: BTreeMap<Day, Vec<usize>> = BTreeMap::new();
+    for (i, c) in ds.customers.iter().enumerate() {
+        if let Some(s) = periods::signup(&c.subscriptions) {
+            if s >= start && s < as_of {
+                by_month.entry(time::month_start(s)).or_default().push(i);
+            }
+        }
+    }
+    by_month
+        .into_iter()
+        .map(|(month, members)| {
+            let all: Vec<(Day, Vec<Period>)> = members
+                .iter()
+                .map(|&i| {
+                    let c = &ds.customers[i];
+                    (
+                        periods::signup(&c.subscriptions).expect("has a signup"),
+                        periods::active_periods(&c.subscriptions, opts.grace_days),
+                    )
+                })
+                .collect();
+            let mut retention = Vec::new();
+            for k in 0.. {
+                // Measurable when every member's k-month day lies before as-of.
+                if all.iter().any(|(s, _)| time::add_months(*s, k) >= as_of) {
+                    break;
+                }
+                let kept = all
+                    .iter()
+                    .filter(|(s, ps)| ps.iter().any(|p| p.covers(time::add_months(*s, k))))
+                    .count();
+                retention.push(pct(kept as f64, all.len() as f64));
+            }
+            CohortRow {
+                cohort: time::month_key(month),
+                customers: members.len() as u64,
+                retention_pct: retention,
+            }
+        })
+        .collect()
+}
+
+/// Tickets and survey answers dated in `[from, to)`.
+pub fn voice(ds: &Dataset, all: &[Vec<Period>], from: Day, to: Day) -> Voice {
+    let (lo, hi) = (time::day_start(from), time::day_start(to));
+    let mut v = Voice::default();
+    let (mut hours, mut responded) = (0.0, 0u64);
+    let (mut promoters, mut detractors) = (0u64, 0u64);
+    let mut csat_sum = 0.0;
+    for c in &ds.customers {
+        for t in c.tickets.iter().filter(|t| t.opened >= lo && t.opened < hi) {
+            v.tickets += 1;
+            if let Some(r) = t.first_response {
+                hours += (r - t.opened) as f64 / 3600.0;
+                responded += 1;
+            }
+        }
+        for s in c
+            .surveys
+            .iter()
+            .filter(|s| s.answered >= lo && s.answered < hi)
+        {
+            if let Some(n) = s.nps {
+                v.nps_answers += 1;
+                if n >= 9.0 {
+                    promoters += 1;
+                } else if n <= 6.0 {
+                    detractors += 1;
+                }
+            }
+            if let Some(x) = s.csat {
+                v.csat_answers += 1;
+                csat_sum += x;
+            }
+        }
+    }
+    let active = all
+        .iter()
+        .filter(|ps| ps.iter().any(|p| p.covers(from)))
+        .count();
+    v.tickets_per_100_customers = (active > 0).then(|| 100.0 * v.tickets as f64 / active as f64);
+    v.first_response_hours = (responded > 0).then(|| hours / responded as f64);
+    v.nps = (v.nps_answers > 0)
+        .then(|| 100.0 * (promoters as f64 - detractors as f64) / v.nps_answers as f64);
+    v.csat = (v.csat_answers > 0).then(|| csat_sum / v.csat_answers as f64);
+    v
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (mut s, mut n) = (0.0, 0u64);
+    for v in values {
+        s += v;
+        n += 1;
+    }
+    (n > 0).then(|| s / n as f64)
+}
+
+/// Engagement of the rows of `table` dated `date`.
+pub fn engagement(table: &FeatureTable, rows: &[usize], rules_cfg: &RulesConfig) -> Engagement {
+    let num = |name: &str| -> Vec<Option<f64>> {
+        match table.column(name) {
+            Some(Values::Numeric(v)) => rows.iter().map(|&r| v[r]).collect(),
+            _ => vec![None; rows.len()],
+        }
+    };
+    let n = rows.len();
+    let active_days = num("active_days_28d");
+    let sessions = num("sessions_28d");
+    let minutes = num("avg_session_minutes_28d");
+    let adoption = num("feature_adoption_30d");
+    let ttv = num("ttv_days");
+    let reached = num("value_reached");
+    let tenure = num("tenure_days");
+    let with_activity: Vec<usize> = (0..n)
+        .filter(|&i| active_days[i].is_some_and(|d| d >= 1.0))
+        .collect();
+    let (mut total_minutes, mut total_sessions) = (0.0, 0.0);
+    for i in 0..n {
+        if let (Some(s), Some(m)) = (sessions[i], minutes[i]) {
+            total_minutes += s * m;
+            total_sessions += s;
+        }
+    }
+    let mut groups = BTreeMap::new();
+    for info in &table.info {
+        if let Some(g) = info
+            .name
+            .strip_prefix("adoption_")
+            .and_then(|g| g.strip_suffix("_30d"))
+        {
+            if let Some(m) = mean(num(&info.name).into_iter().flatten()) {
+                groups.insert(g.to_string(), 100.0 * m);
+            }
+        }
+    }
+    let onboarding: Vec<f64> = (0..n)
+        .filter(|&i| tenure[i].is_some_and(|t| (30.0..120.0).contains(&t)))
+        .filter_map(|i| reached[i])
+        .collect();
+    let mut bands = [0u64; 5];
+    for &r in rows {
+        let result = rules::score(&RuleInputs::from_table(table, r), rules_cfg);
+        let k = match result.health.map(|h| h.band) {
+            Some(HealthBand::Healthy) => 0,
+            Some(HealthBand::AtRisk) => 1,
+            Some(HealthBand::Critical) => 2,
+            Some(HealthBand::Churning) => 3,
+            None => 4,
+        };
+        bands[k] += 1;
+    }
+    let share = |k: usize| pct(bands[k] as f64, n as f64);
+    Engagement {
+        customers: n as u64,
+        dau_share_pct: mean(active_days.iter().map(|d| d.unwrap_or(0.0) / 28.0)).map(|m| 100.0 * m),
+        mau_share_pct: (n > 0).then(|| pct(with_activity.len() as f64, n as f64)),
+        sessions_per_week: mean(
+            with_activity
+                .iter()
+                .map(|&i| sessions[i].unwrap_or(0.0) / 4.0),
+        ),
+        minutes_per_session: (total_sessions > 0.0).then(|| total_minutes / total_sessions),
+        feature_adoption_pct: mean(adoption.iter().flatten().copied()).map(|m| 100.0 * m),
+        adoption_by_group: groups,
+        ttv_days: mean(ttv.iter().flatten().copied()),
+        onboarding_completion_pct: mean(onboarding.into_iter()).map(|m| 100.0 * m),
+        health: HealthShares {
+            healthy: share(0),
+            at_risk: share(1),
+            critical: share(2),
+            churning: share(3),
+            no_data: share(4),
+        },
+    }
+}
+
+/// Computes the whole report. Features are built once for every month end (one pass
+/// over the events).
+pub fn report(
+    ds: &Dataset,
+    opts: KpiOptions,
+    rules_cfg: &RulesConfig,
+) -> churn_features::Result<Report> {
+    let (start, as_of) = window(ds, opts.as_of);
+    let base = summary(ds, opts);
+    let churn = monthly_churn(ds, opts);
+    let all: Vec<Vec<Period>> = ds
+        .customers
+        .iter()
+        .map(|c| periods::active_periods(&c.subscriptions, opts.grace_days))
+        .collect();
+    // Month ends (first days of the next months) plus as-of itself.
+    let mut dates: Vec<Day> = churn
+        .iter()
+        .map(|m| time::add_months(month_day(&m.month), 1))
+        .collect();
+    if dates.last() != Some(&as_of) {
+        dates.push(as_of);
+    }
+    let table = features::build(ds, &dates, &FeatureConfig::default())?;
+    let mut rows_by_date: BTreeMap<Day, Vec<usize>> = BTreeMap::new();
+    for (r, d) in table.as_of.iter().enumerate() {
+        rows_by_date.entry(*d).or_default().push(r);
+    }
+    let engagement_on = |d: Day| {
+        engagement(
+            &table,
+            rows_by_date.get(&d).map_or(&[][..], |v| v.as_slice()),
+            rules_cfg,
+        )
+    };
+    let months: Vec<MonthKpis> = churn
+        .into_iter()
+        .map(|m| {
+            let m0 = month_day(&m.month);
+            let m1 = time::add_months(m0, 1);
+            let trailing = |k: i32| {
+                let from = time::add_months(m1, -k);
+                (from >= start).then(|| window_churn(ds, &all, from, m1))
+            };
+            let (q, y) = (trailing(3), trailing(12));
+            MonthKpis {
+                arpa: (m.active_at_start > 0).then(|| m.mrr_at_start / m.active_at_start as f64),
+                quarterly_churn_pct: q.map(|v| v.0),
+                quarterly_revenue_churn_pct: q.map(|v| v.1),
+                annual_churn_pct: y.map(|v| v.0),
+                annual_revenue_churn_pct: y.map(|v| v.1),
+                engagement: engagement_on(m1),
+                voice: voice(ds, &all, m0, m1),
+                churn: m,
+            }
+        })
+        .collect();
+    let trailing = |k: i32| {
+        let from = time::add_months(as_of, -k);
+        (from >= start).then(|| window_churn(ds, &all, from, as_of))
+    };
+    let (q, y) = (trailing(3), trailing(12));
+    let nrr_start = time::add_months(as_of, -12).max(start);
+    let nrr = nrr(ds, nrr_start, as_of);
+    let latest = engagement_on(as_of);
+    let recent = voice(ds, &all, as_of - RECENT_DAYS, as_of);
+    let tail: Vec<&MonthKpis> = months.iter().rev().take(12).collect();
+    let revenue_churn = mean(tail.iter().map(|m| m.churn.revenue_churn_pct)).unwrap_or(0.0);
+    let summary = ReportSummary {
+        window_start: base.window_start,
+        as_of: base.as_of,
+        monthly_churn_pct: base.monthly_churn_pct,
+        churn_months: base.churn_months,
+        monthly_revenue_churn_pct: revenue_churn,
+        quarterly_churn_pct: q.map(|v| v.0),
+        annual_churn_pct: y.map(|v| v.0),
+        quarterly_revenue_churn_pct: q.map(|v| v.1),
+        annual_revenue_churn_pct: y.map(|v| v.1),
+        retention_m1_pct: base.retention_m1_pct,
+        retention_m3_pct: base.retention_m3_pct,
+        retention_m6_pct: base.retention_m6_pct,
+        mrr: base.mrr,
+        active_customers: base.active_customers,
+        arpa: base.arpa,
+        nrr_pct: nrr.nrr_pct,
+        nrr_months: nrr.months,
+        clv: (base.monthly_churn_pct > 0.0).then(|| base.arpa / (base.monthly_churn_pct / 100.0)),
+        csm_coverage_pct: base.csm_coverage_pct,
+        dau_share_pct: latest.dau_share_pct,
+        mau_share_pct: latest.mau_share_pct,
+        sessions_per_week: latest.sessions_per_week,
+        minutes_per_session: latest.minutes_per_session,
+        feature_adoption_pct: latest.feature_adoption_pct,
+        adoption_by_group: latest.adoption_by_group.clone(),
+        ttv_days: latest.ttv_days,
+        onboarding_completion_pct: latest.onboarding_completion_pct,
+        tickets_per_100_customers: recent.tickets_per_100_customers,
+        first_response_hours: recent.first_response_hours,
+        nps: recent.nps,
+        csat: recent.csat,
+        health: latest.health,
+    };
+    let goals = goal_status(&summary);
+    Ok(Report {
+        summary,
+        goals,
+        months,
+        cohorts: cohorts(ds, opts),
+        nrr,
+    })
+}
+
+fn month_day(key: &str) -> Day {
+    time::parse_date(&format!("{key}-01")).expect("month keys are YYYY-MM")
+}
+
+/// Each goal with the current value and how it stands.
+pub fn goal_status(s: &ReportSummary) -> Vec<GoalStatus> {
+    let value = |metric: &str| -> Option<f64> {
+        match metric {
+            "monthly_churn_pct" => Some(s.monthly_churn_pct),
+            "retention_m1_pct" => s.retention_m1_pct,
+            "retention_m3_pct" => s.retention_m3_pct,
+            "retention_m6_pct" => s.retention_m6_pct,
+            "clv" => s.clv,
+            "nrr_pct" => s.nrr_pct,
+            "nps" => s.nps,
+            "csat" => s.csat,
+            "feature_adoption_pct" => s.feature_adoption_pct,
+            "onboarding_completion_pct" => s.onboarding_completion_pct,
+            _ => None,
+        }
+    };
+    GOALS
+        .iter()
+        .map(|g| {
+            let current = value(g.metric);
+            let better = |a: f64, b: f64| if g.higher_is_better { a >= b } else { a <= b };
+            let status = match current {
+                None => "no data",
+                Some(v) if better(v, g.target) => "met",
+                Some(v) if better(v, g.baseline) && v != g.baseline => "improving",
+                Some(_) => "behind",
+            };
+            GoalStatus {
+                goal: *g,
+                current,
+                status,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary_with(churn: f64) -> ReportSummary {
+        ReportSummary {
+            window_start: String::new(),
+            as_of: String::new(),
+            monthly_churn_pct: churn,
+            churn_months: 12,
+            monthly_revenue_churn_pct: 0.0,
+            quarterly_churn_pct: None,
+            annual_churn_pct: None,
+            quarterly_revenue_churn_pct: None,
+            annual_revenue_churn_pct: None,
+            retention_m1_pct: Some(85.0),
+            retention_m3_pct: Some(70.0),
+            retention_m6_pct: Some(40.0),
+            mrr: 0.0,
+            active_customers: 0,
+            arpa: 0.0,
+            nrr_pct: None,
+            nrr_months: 0,
+            clv: None,
+            csm_coverage_pct: None,
+            dau_share_pct: None,
+            mau_share_pct: None,
+            sessions_per_week: None,
+            minutes_per_session: None,
+            feature_adoption_pct: None,
+            adoption_by_group: BTreeMap::new(),
+            ttv_days: None,
+            onboarding_completion_pct: None,
+            tickets_per_100_customers: None,
+            first_response_hours: None,
+            nps: None,
+            csat: None,
+            health: HealthShares::default(),
+        }
+    }
+
+    #[test]
+    fn goal_status_reads_the_direction_of_each_goal() {
+        let status = |churn: f64, metric: &str| {
+            goal_status(&summary_with(churn))
+                .into_iter()
+                .find(|g| g.goal.metric == metric)
+                .unwrap()
+                .status
+        };
+        assert_eq!(status(3.5, "monthly_churn_pct"), "met");
+        assert_eq!(status(4.0, "monthly_churn_pct"), "improving");
+        assert_eq!(status(5.2, "monthly_churn_pct"), "behind");
+        assert_eq!(status(6.0, "monthly_churn_pct"), "behind");
+        assert_eq!(status(5.0, "retention_m1_pct"), "met");
+        assert_eq!(status(5.0, "retention_m3_pct"), "improving");
+        assert_eq!(status(5.0, "retention_m6_pct"), "behind");
+        assert_eq!(status(5.0, "nps"), "no data");
+    }
+}

@@ -1,0 +1,308 @@
+//! Every KPI of the report on a hand-made data set, against numbers worked out by hand.
+
+use churn_features::features::FeatureConfig;
+use churn_features::rules::{self, HealthBand, RuleInputs, RulesConfig};
+use churn_features::time::parse_date;
+use churn_features::Dataset;
+use churn_kpis::report::{report, Report};
+use churn_kpis::KpiOptions;
+
+/// The window is Jan-May 2024 (payments on Jan 1 and May 31); as-of is Jun 1.
+/// - A: active all along, 100.
+/// - B: ends Feb 10, back Feb 14 (a 4-day lapse within the 7-day grace): never churns.
+/// - C: ends Feb 20, back May 1: a churn in February, then a new active period.
+/// - D: signs up Jan 15 (50), upgrades to 80 Feb 15, ends Mar 15: its cohort empties.
+/// - E: ends Jan 31: churns in January.
+/// - F: 60, upgrades to 90 on Apr 1: expansion, not new revenue.
+/// - G: signs up Apr 10 at 70: new revenue.
+const SUBSCRIPTIONS: &str = "customer_id,start_date,end_date,mrr,plan
+A,2023-06-01,,100,pro
+B,2023-06-01,2024-02-10,100,pro
+B,2024-02-14,,100,pro
+C,2023-06-01,2024-02-20,50,basic
+C,2024-05-01,,50,basic
+D,2024-01-15,2024-02-15,50,basic
+D,2024-02-15,2024-03-15,80,pro
+E,2023-09-01,2024-01-31,40,basic
+F,2023-10-01,2024-04-01,60,basic
+F,2024-04-01,,90,pro
+G,2024-04-10,,70,basic
+";
+
+const PAYMENTS: &str = "customer_id,due_date,paid_at,amount,status
+A,2024-01-01,2024-01-01T10:00:00Z,100,paid
+A,2024-05-31,2024-05-31T10:00:00Z,100,paid
+";
+
+const TICKETS: &str = "customer_id,opened_at,closed_at,first_response_at,priority,satisfaction
+F,2024-03-05T00:00:00Z,,2024-03-05T02:00:00Z,normal,
+A,2024-05-10T10:00:00Z,,2024-05-10T14:00:00Z,normal,
+B,2024-05-20T08:00:00Z,,2024-05-21T08:00:00Z,high,
+C,2024-05-25T08:00:00Z,,,low,
+";
+
+const SURVEYS: &str = "customer_id,answered_at,nps,csat
+A,2024-05-02T09:00:00Z,10,9
+B,2024-05-03T09:00:00Z,8,7
+F,2024-05-04T09:00:00Z,3,5
+G,2024-05-05T09:00:00Z,9,
+";
+
+const CATALOG: &str = "feature,group
+f1,core
+f2,core
+f3,advanced
+f4,reporting
+";
+
+/// A: a session (10 min) on each of May 4-17 and uses f1 and f3; B: a session (5 min)
+/// on each of May 20-26; G: first value (f2) on Apr 20, 10 days after signup; an early
+/// login of A opens the event history on Jan 2.
+fn events() -> String {
+    let mut s = String::from("customer_id,timestamp,event_type,value,feature\n");
+    s.push_str("A,2024-01-02T09:00:00Z,login,,\n");
+    for d in 4..=17 {
+        s.push_str(&format!("A,2024-05-{d:02}T10:00:00Z,session,10,\n"));
+    }
+    s.push_str("A,2024-05-05T10:05:00Z,feature_use,,f1\n");
+    s.push_str("A,2024-05-06T10:05:00Z,feature_use,,f3\n");
+    for d in 20..=26 {
+        s.push_str(&format!("B,2024-05-{d:02}T10:00:00Z,session,5,\n"));
+    }
+    s.push_str("G,2024-04-20T10:00:00Z,feature_use,,f2\n");
+    s
+}
+
+fn build() -> (tempfile::TempDir, Dataset, Report) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("subscriptions.csv", SUBSCRIPTIONS.to_string()),
+        ("payments.csv", PAYMENTS.to_string()),
+        ("tickets.csv", TICKETS.to_string()),
+        ("surveys.csv", SURVEYS.to_string()),
+        ("catalog.csv", CATALOG.to_string()),
+        ("events.csv", events()),
+    ] {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let ds = Dataset::open(dir.path()).unwrap();
+    let r = report(&ds, KpiOptions::default(), &RulesConfig::default()).unwrap();
+    (dir, ds, r)
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+fn assert_close(a: Option<f64>, b: f64, what: &str) {
+    let a = a.unwrap_or_else(|| panic!("{what}: no value"));
+    assert!(close(a, b), "{what}: {a} != {b}");
+}
+
+#[test]
+fn churn_monthly_quarterly_and_by_revenue() {
+    let (_d, _ds, r) = build();
+    let s = &r.summary;
+    assert_eq!(
+        (s.window_start.as_str(), s.as_of.as_str()),
+        ("2024-01-01", "2024-06-01")
+    );
+    let view: Vec<(&str, u64, u64)> = r
+        .months
+        .iter()
+        .map(|m| {
+            (
+                m.churn.month.as_str(),
+                m.churn.active_at_start,
+                m.churn.churned,
+            )
+        })
+        .collect();
+    // Jan: A B C E F, E ends. Feb: A B C D F, C ends (B's lapse is within grace).
+    // Mar: A B D F, D ends. Apr: A B F. May: A B C F G (C is back, G is new).
+    assert_eq!(
+        view,
+        [
+            ("2024-01", 5, 1),
+            ("2024-02", 5, 1),
+            ("2024-03", 4, 1),
+            ("2024-04", 3, 0),
+            ("2024-05", 5, 0)
+        ]
+    );
+    assert!(close(s.monthly_churn_pct, (20.0 + 20.0 + 25.0) / 5.0));
+    assert_eq!(s.churn_months, 5);
+    // Revenue: Jan 40 of 350 (A100 B100 C50 E40 F60); Mar D's 80 (after its upgrade)
+    // of 340 (A100 B100 D80 F60).
+    assert!(close(
+        r.months[0].churn.revenue_churn_pct,
+        100.0 * 40.0 / 350.0
+    ));
+    assert!(close(
+        r.months[2].churn.revenue_churn_pct,
+        100.0 * 80.0 / 340.0
+    ));
+    // Quarter Jan-Mar: of A B C E F active Jan 1, E and C churned (C's return in May
+    // does not undo it): 2 of 5; revenue 90 of 350.
+    assert_close(r.months[2].quarterly_churn_pct, 40.0, "Q1 churn");
+    assert_close(
+        r.months[2].quarterly_revenue_churn_pct,
+        100.0 * 90.0 / 350.0,
+        "Q1 revenue churn",
+    );
+    // Before three months of data there is no quarter; no year at all.
+    assert_eq!(r.months[1].quarterly_churn_pct, None);
+    assert_eq!(s.annual_churn_pct, None);
+    // The latest quarter (Mar-May): of A B D F active Mar 1, D churned.
+    assert_close(s.quarterly_churn_pct, 25.0, "latest quarter");
+    assert_close(
+        s.quarterly_revenue_churn_pct,
+        100.0 * 80.0 / 340.0,
+        "latest quarter revenue",
+    );
+}
+
+#[test]
+fn cohorts_revenue_nrr_and_clv() {
+    let (_d, _ds, r) = build();
+    // D's cohort (Jan) empties at month 2; G's (Apr) is measurable for months 0 and 1.
+    let cohorts: Vec<(&str, u64, Vec<f64>)> = r
+        .cohorts
+        .iter()
+        .map(|c| (c.cohort.as_str(), c.customers, c.retention_pct.clone()))
+        .collect();
+    assert_eq!(
+        cohorts,
+        [
+            ("2024-01", 1, vec![100.0, 100.0, 0.0, 0.0, 0.0]),
+            ("2024-04", 1, vec![100.0, 100.0])
+        ]
+    );
+    let s = &r.summary;
+    // May 31: A100 B100 C50 F90 G70.
+    assert!(close(s.mrr, 410.0));
+    assert_eq!(s.active_customers, 5);
+    assert!(close(s.arpa, 82.0));
+    assert_close(s.clv, 82.0 / 0.13, "CLV");
+    // NRR over the 5 months the data allows: start 350 (A B C E F on Jan 1); F's
+    // upgrade +30 is expansion; E's 40 churned; C is back at 50 (retained); G's 70 is
+    // new revenue, outside NRR.
+    let n = &r.nrr;
+    assert_eq!(
+        (n.start.as_str(), n.end.as_str(), n.months),
+        ("2024-01-01", "2024-06-01", 5)
+    );
+    assert!(close(n.start_mrr, 350.0) && close(n.end_mrr, 410.0));
+    assert!(close(n.expansion_mrr, 30.0) && close(n.contraction_mrr, 0.0));
+    assert!(close(n.churned_mrr, 40.0) && close(n.new_mrr, 70.0));
+    assert_close(n.nrr_pct, 100.0 * 340.0 / 350.0, "NRR");
+    assert_eq!(s.nrr_months, 5);
+    assert!(close(
+        n.start_mrr + n.new_mrr + n.expansion_mrr - n.contraction_mrr - n.churned_mrr,
+        n.end_mrr
+    ));
+}
+
+#[test]
+fn support_and_surveys() {
+    let (_d, _ds, r) = build();
+    let may = &r.months[4].voice;
+    // Three tickets opened in May among 5 customers active on May 1; responses after
+    // 4 h and 24 h (C's is unanswered).
+    assert_eq!(may.tickets, 3);
+    assert_close(may.tickets_per_100_customers, 60.0, "tickets per 100");
+    assert_close(may.first_response_hours, 14.0, "first response");
+    // NPS answers 10, 8, 3, 9: promoters A and G, detractor F: (2 - 1) / 4.
+    assert_eq!(may.nps_answers, 4);
+    assert_close(may.nps, 25.0, "NPS");
+    // CSAT 9, 7, 5 (G gave none).
+    assert_eq!(may.csat_answers, 3);
+    assert_close(may.csat, 7.0, "CSAT");
+    // The last 90 days (from Mar 3): F's March ticket too; 4 customers active Mar 3.
+    let s = &r.summary;
+    assert_close(s.tickets_per_100_customers, 100.0, "recent tickets per 100");
+    assert_close(s.first_response_hours, 10.0, "recent first response");
+    assert_close(s.nps, 25.0, "recent NPS");
+    assert_close(s.csat, 7.0, "recent CSAT");
+}
+
+#[test]
+fn engagement_adoption_onboarding_and_health() {
+    let (_d, ds, r) = build();
+    let s = &r.summary;
+    // Active Jun 1: A B C F G. Active days in May 4-31: A 14, B 7, others 0.
+    assert_close(
+        s.dau_share_pct,
+        100.0 * (14.0 / 28.0 + 7.0 / 28.0) / 5.0,
+        "DAU",
+    );
+    assert_close(s.mau_share_pct, 40.0, "MAU");
+    // Sessions per week among A and B: (14 / 4 + 7 / 4) / 2; minutes weighted by sessions.
+    assert_close(s.sessions_per_week, (3.5 + 1.75) / 2.0, "sessions per week");
+    assert_close(
+        s.minutes_per_session,
+        (14.0 * 10.0 + 7.0 * 5.0) / 21.0,
+        "minutes",
+    );
+    // A uses 2 of 4 catalog features (f1 core, f3 advanced) in 30 days; others none.
+    assert_close(s.feature_adoption_pct, 100.0 * 0.5 / 5.0, "adoption");
+    assert!(close(s.adoption_by_group["core"], 100.0 * 0.5 / 5.0));
+    assert!(close(s.adoption_by_group["advanced"], 100.0 / 5.0));
+    assert!(close(s.adoption_by_group["reporting"], 0.0));
+    // G reached value on Apr 20 10:00, 10 days 10 hours after signup (features keep two
+    // decimals); the others signed up before the event history.
+    assert_close(s.ttv_days, 10.42, "TTV");
+    // G is the one customer 30-119 days past signup, and reached value.
+    assert_close(s.onboarding_completion_pct, 100.0, "onboarding");
+    // The health distribution counts each active customer's band once.
+    let as_of = parse_date("2024-06-01").unwrap();
+    let t = churn_features::features::features(&ds, as_of, &FeatureConfig::default()).unwrap();
+    assert_eq!(t.len(), 5);
+    let mut healthy = 0;
+    for row in 0..t.len() {
+        let res = rules::score(&RuleInputs::from_table(&t, row), &RulesConfig::default());
+        healthy += usize::from(res.health.map(|h| h.band) == Some(HealthBand::Healthy));
+    }
+    let h = &s.health;
+    assert!(close(h.healthy, 100.0 * healthy as f64 / 5.0));
+    assert!(close(
+        h.healthy + h.at_risk + h.critical + h.churning + h.no_data,
+        100.0
+    ));
+    assert_eq!(r.months.last().unwrap().engagement.health, s.health);
+}
+
+#[test]
+fn goals_sit_next_to_the_figures_and_every_summary_key_is_defined() {
+    let (_d, _ds, r) = build();
+    let churn = r
+        .goals
+        .iter()
+        .find(|g| g.goal.metric == "monthly_churn_pct")
+        .unwrap();
+    assert_eq!(churn.current, Some(r.summary.monthly_churn_pct));
+    assert_eq!(churn.status, "behind"); // 13 % against 5.2 % today and a 3.5 % goal
+    let nps = r.goals.iter().find(|g| g.goal.metric == "nps").unwrap();
+    assert_eq!(nps.status, "behind"); // 25 against 45 today
+    let json = serde_json::to_value(&r).unwrap();
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/kpis.md"))
+        .unwrap();
+    for key in json["summary"].as_object().unwrap().keys() {
+        assert!(
+            docs.contains(&format!("`{key}`")),
+            "docs/kpis.md does not define `{key}`"
+        );
+    }
+    for key in [
+        "monthly_churn_pct",
+        "retention_m1_pct",
+        "retention_m3_pct",
+        "retention_m6_pct",
+        "mrr",
+        "arpa",
+        "nrr_pct",
+        "clv",
+    ] {
+        assert!(json["summary"].get(key).is_some(), "{key}");
+    }
+}
