@@ -96,18 +96,7 @@ pub fn monthly_churn(ds: &Dataset, opts: KpiOptions) -> Vec<MonthChurn> {
         if m1 > as_of {
             break;
         }
-        let (mut active, mut churned, mut mrr, mut churned_mrr) = (0u64, 0u64, 0.0, 0.0);
-        for (c, ps) in ds.customers.iter().zip(&all) {
-            if let Some(p) = ps.iter().find(|p| p.covers(m0)) {
-                let m = periods::mrr_on(&c.subscriptions, m0);
-                active += 1;
-                mrr += m;
-                if p.end.is_some_and(|e| e <= m1) {
-                    churned += 1;
-                    churned_mrr += m;
-                }
-            }
-        }
+        let (active, churned, mrr, churned_mrr) = churn_over(ds, &all, m0, m1);
         out.push(MonthChurn {
             month: time::month_key(m0),
             active_at_start: active,
@@ -120,6 +109,30 @@ pub fn monthly_churn(ds: &Dataset, opts: KpiOptions) -> Vec<MonthChurn> {
         m0 = m1;
     }
     out
+}
+
+/// Of the customers active on `from` (periods in `all`, one list per customer): how many,
+/// how many churned (their period ended) before `to`, their MRR on `from`, and the MRR on
+/// `from` of those who churned.
+pub(crate) fn churn_over(
+    ds: &Dataset,
+    all: &[Vec<Period>],
+    from: Day,
+    to: Day,
+) -> (u64, u64, f64, f64) {
+    let (mut active, mut churned, mut mrr, mut churned_mrr) = (0u64, 0u64, 0.0, 0.0);
+    for (c, ps) in ds.customers.iter().zip(all) {
+        if let Some(p) = ps.iter().find(|p| p.covers(from)) {
+            let m = periods::mrr_on(&c.subscriptions, from);
+            active += 1;
+            mrr += m;
+            if p.end.is_some_and(|e| e <= to) {
+                churned += 1;
+                churned_mrr += m;
+            }
+        }
+    }
+    (active, churned, mrr, churned_mrr)
 }
 
 /// Retention `k` months after signup over all customers who signed up inside the window

@@ -2,7 +2,7 @@
 //! month, next to the 90-day goals. Definitions: `docs/kpis.md` (each function below
 //! says which one it implements).
 
-use crate::{monthly_churn, pct, summary, window, KpiOptions, MonthChurn};
+use crate::{churn_over, monthly_churn, pct, summary, window, KpiOptions, MonthChurn};
 use churn_features::dataset::{Dataset, Values};
 use churn_features::features::{self, FeatureConfig, FeatureTable};
 use churn_features::periods::{self, Period};
@@ -265,18 +265,7 @@ pub struct Report {
 
 /// Churn over `[from, to)` of the customers active on `from`: (customer %, revenue %).
 fn window_churn(ds: &Dataset, all: &[Vec<Period>], from: Day, to: Day) -> (f64, f64) {
-    let (mut active, mut churned, mut mrr, mut churned_mrr) = (0u64, 0u64, 0.0, 0.0);
-    for (c, ps) in ds.customers.iter().zip(all) {
-        if let Some(p) = ps.iter().find(|p| p.covers(from)) {
-            let m = periods::mrr_on(&c.subscriptions, from);
-            active += 1;
-            mrr += m;
-            if p.end.is_some_and(|e| e <= to) {
-                churned += 1;
-                churned_mrr += m;
-            }
-        }
-    }
+    let (active, churned, mrr, churned_mrr) = churn_over(ds, all, from, to);
     (pct(churned as f64, active as f64), pct(churned_mrr, mrr))
 }
 

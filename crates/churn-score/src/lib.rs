@@ -278,14 +278,22 @@ impl Job<'_> {
     ) -> Result<()> {
         let scorer = self.scorer;
         let options = self.options;
+        let width = scorer.schema().len();
         let results: Vec<_> = (0..n)
             .into_par_iter()
             .with_min_len(256)
-            .map_init(Vec::new, |scratch, r| {
-                scorer
-                    .score(|p| cell(p, r), options, scratch)
-                    .map(|s| out_row(scorer, id(r), as_of(r), &s, |p| cell(p, r)))
-            })
+            .map_init(
+                || (Vec::new(), Vec::new()),
+                |(scratch, cells), r| {
+                    // Each cell once: the model, the rules and the reasons all read them.
+                    cells.clear();
+                    cells.extend((0..width).map(|p| cell(p, r)));
+                    let cells = &*cells;
+                    scorer
+                        .score(|p| cells[p], options, scratch)
+                        .map(|s| out_row(scorer, id(r), as_of(r), &s, |p| cells[p]))
+                },
+            )
             .collect();
         let mut rows = Vec::with_capacity(n);
         for (i, r) in results.into_iter().enumerate() {
@@ -340,13 +348,10 @@ impl Job<'_> {
                     None => None,
                 });
             }
-            let id_text: Vec<String> = (0..b.len())
-                .map(|i| ids.text(i).unwrap_or_default())
-                .collect();
             let scored = self.score_rows(
                 b.len(),
                 |p, r| sources[p].cell(r),
-                |r| id_text[r].clone(),
+                |r| ids.text(r).unwrap_or_default(),
                 |r| dates[r],
                 |r| b.location(r).to_string(),
             );

@@ -1,0 +1,48 @@
+"""Peer for `cargo bench --bench score`: pandas + scikit-learn scoring the same 10 M-row
+feature file, the usual way: read the Parquet file, impute and scale numbers, one-hot the
+categories (a fitted ColumnTransformer pipeline), `predict_proba`, write customer id and
+probability to Parquet. No rules, no reasons: the peer does less than churn-score.
+
+The pipeline is fitted on the first 200,000 rows (fitting is not timed); the scoring of
+the whole file is timed end to end.
+
+    pip install scikit-learn pandas pyarrow
+    python3 benches/peer_score.py target/bench-score/features.parquet
+"""
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+path = sys.argv[1]
+sample = pd.read_parquet(path).head(200_000)
+features = [c for c in sample.columns if c not in ("customer_id", "as_of", "signup_cohort")]
+numeric = [c for c in features if sample[c].dtype.kind == "f"]
+categorical = [c for c in features if c not in numeric]
+prep = ColumnTransformer([
+    ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), numeric),
+    ("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=5), categorical),
+])
+# A label to fit on: the sample's own low-activity customers (the model's quality is
+# not what is measured; its shape and cost are).
+y = (sample["logins_per_week_28d"].fillna(0) < 1.0).to_numpy()
+model = make_pipeline(prep, LogisticRegression(max_iter=200)).fit(sample[features], y)
+del sample
+
+runs = []
+for _ in range(int(sys.argv[2]) if len(sys.argv) > 2 else 1):
+    t = time.perf_counter()
+    df = pd.read_parquet(path)
+    p = model.predict_proba(df[features])[:, 1]
+    pd.DataFrame({"customer_id": df["customer_id"], "churn_probability": p}).to_parquet(
+        "/tmp/peer_scores.parquet", compression="zstd"
+    )
+    runs.append(time.perf_counter() - t)
+    del df, p
+print(f"pandas + scikit-learn: {len(runs)} run(s), median {np.median(runs):.1f} s ({', '.join(f'{r:.1f}' for r in runs)})")
