@@ -668,7 +668,26 @@ fn sigterm_drains_a_request_in_flight_then_exits() {
     let body = predict_body(&many);
     let mut c = server.client();
     let pending = std::thread::spawn(move || c.post("/v1/predict", &body).unwrap());
-    std::thread::sleep(Duration::from_millis(30));
+    // Signal only once the request is being handled (the metrics request itself is the
+    // other one in flight), so the test does not depend on timing.
+    let mut probe = server.client();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = probe.get("/metrics").unwrap().text();
+        let in_flight: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("churn_http_requests_in_flight "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        // (On a fast machine it may even be done already; then there is nothing to drain.)
+        let done = text.contains("route=\"/v1/predict\",status=\"200\"");
+        if in_flight >= 2.0 || done {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the large request never arrived");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    drop(probe);
     let pid = server.child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
