@@ -1,6 +1,7 @@
 //! Batch scoring at scale (bench binary): `CHURN_SCORE_ROWS` (default 10,000,000) feature
 //! rows in Parquet, scored to Parquet by `churn-score` with a logistic model and the
-//! rules, against the limit of just reading and writing the same files.
+//! rules (and `CHURN_SCORE_REASONS` reasons per row, default 3), against the limit of
+//! just reading and writing the same files.
 //!
 //! The rows are the simulator's feature rows repeated with fresh customer ids and
 //! jittered numbers (so Parquet cannot dictionary-encode its way out). Writes
@@ -119,6 +120,8 @@ fn main() {
     );
 
     let runs = common::env("CHURN_BENCH_RUNS", 3) as usize;
+    // Reasons per row (`--reasons`): 3 is churn-score's default, 0 probability + rules.
+    let reasons = common::env("CHURN_SCORE_REASONS", 3).to_string();
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
@@ -166,6 +169,8 @@ fn main() {
             input.to_str().unwrap(),
             "--output",
             out.to_str().unwrap(),
+            "--reasons",
+            &reasons,
             "--quiet",
         ]))
         .unwrap();
@@ -207,7 +212,7 @@ fn main() {
         median(limit)
     );
     println!(
-        "read only: median {:.2} s; read + write the same columns: median {:.2} s; churn-score (logistic, rules, 3 reasons): median {:.2} s ({:.0} rows/s) of {runs}; peak memory {:.0} MB",
+        "read only: median {:.2} s; read + write the same columns: median {:.2} s; churn-score (logistic, rules, {reasons} reasons): median {:.2} s ({:.0} rows/s) of {runs}; peak memory {:.0} MB",
         median(read_only),
         median(copy),
         median(score.clone()),
