@@ -181,8 +181,7 @@ pub struct ReasonOut {
     pub feature: String,
     /// Push on the log-odds of churn.
     pub contribution: f64,
-    /// The value sent (null when missing and imputed).
-    #[schema(value_type = Object)]
+    /// The value sent: a number, a string, or null when missing and imputed.
     pub value: Value,
 }
 
@@ -513,7 +512,7 @@ fn predict_body(app: &App, body: &[u8]) -> Result<Response, ApiError> {
         (status = 404, description = "Unknown model", body = ErrorBody),
         (status = 413, description = "Body or batch too large", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security((), ("bearer" = [])))]
 pub async fn predict(
     State(app): State<Arc<App>>,
     body: Result<Bytes, BytesRejection>,
@@ -552,7 +551,7 @@ pub struct CustomerQuery {
         (status = 200, description = "The customer's prediction", body = PredictionOut),
         (status = 404, description = "Unknown customer or model, or no feature table loaded", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security((), ("bearer" = [])))]
 pub async fn customer_prediction(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -647,7 +646,6 @@ pub struct ModelOut {
     pub rules_apply: bool,
     pub features: Vec<FeatureOut>,
     /// Backtest metrics from the model's report.json, when present.
-    #[schema(value_type = Object)]
     pub metrics: Option<Value>,
 }
 
@@ -662,7 +660,7 @@ pub struct ModelsResponse {
 /// The models served, their schemas and metrics, and the load history.
 #[utoipa::path(get, path = "/v1/models", tag = "models",
     responses((status = 200, body = ModelsResponse)),
-    security(("bearer" = [])))]
+    security((), ("bearer" = [])))]
 pub async fn models(State(app): State<Arc<App>>) -> Response {
     let mut out = Vec::new();
     for slot in app.registry.slots().values() {
@@ -721,7 +719,7 @@ pub struct ReloadResponse {
         (status = 200, description = "Every model loaded or unchanged", body = ReloadResponse),
         (status = 422, description = "A version failed to load; the old one keeps serving", body = ReloadResponse),
     ),
-    security(("bearer" = [])))]
+    security((), ("bearer" = [])))]
 pub async fn reload(State(app): State<Arc<App>>) -> Response {
     let app2 = app.clone();
     let outcomes = tokio::task::spawn_blocking(move || {

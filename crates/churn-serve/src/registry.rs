@@ -190,8 +190,19 @@ impl Registry {
 
     fn record(&self, model: &str, version: &str, event: &str, message: &str) {
         match event {
-            "failed" => tracing::error!(model, version, message, "model version failed to load"),
-            _ => tracing::info!(model, version, event, message, "model version serving"),
+            "failed" => tracing::error!(
+                model,
+                version,
+                detail = message,
+                "model version failed to load"
+            ),
+            _ => tracing::info!(
+                model,
+                version,
+                event,
+                detail = message,
+                "model version serving"
+            ),
         }
         let mut h = self.history.lock().expect("history lock");
         if h.len() == HISTORY {
