@@ -134,3 +134,24 @@ fn an_empty_row_is_imputed_with_warnings_and_text_in_a_number_is_refused() {
         .any(|w| w.feature == plan && w.note == Note::UnseenCategory));
     assert!(RiskBand::ALL.contains(&s.model.risk_band));
 }
+
+#[test]
+fn a_model_of_a_plain_table_scores_without_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = churn_testkit::simulate(dir.path(), 200, 13);
+    let mut a = churn_testkit::train(&fx, ModelKind::Logistic, "plain", "v1");
+    a.rules_apply = false;
+    let scorer = Scorer::new(a);
+    let (_, table) = churn_testkit::latest_rows(&fx);
+    let columns = scorer.table_columns(&table);
+    let s = scorer
+        .score(
+            |p| table_cell(columns[p], 0),
+            Options::default(),
+            &mut Vec::new(),
+        )
+        .unwrap();
+    assert_eq!(s.rules, None);
+    assert!(!scorer.rules_apply());
+    assert!((0.0..=1.0).contains(&s.model.probability));
+}
