@@ -328,14 +328,14 @@ table{{border-collapse:collapse;font-size:12px;margin:8px 0}} td,th{{border:1px 
 figure{{margin:12px 0}} figcaption{{font-size:12px;color:#555}} .grid{{display:flex;flex-wrap:wrap;gap:12px}}
 </style></head><body><h1>Retention KPIs</h1><p class="sub">{} &middot; window {} to {} (as-of, exclusive) &middot; {} active customers</p>"#,
         esc(source),
-        esc(&s.window_start),
-        esc(&s.as_of),
-        s.active_customers
+        esc(&s.base.window_start),
+        esc(&s.base.as_of),
+        s.base.active_customers
     );
     let tiles: [(&str, String); 10] = [
         (
             "monthly churn (mean of last 12 months)",
-            format!("{:.2} %", s.monthly_churn_pct),
+            format!("{:.2} %", s.base.monthly_churn_pct),
         ),
         (
             "quarterly / annual churn",
@@ -349,13 +349,13 @@ figure{{margin:12px 0}} figcaption{{font-size:12px;color:#555}} .grid{{display:f
             "retention m1 / m3 / m6",
             format!(
                 "{} / {} / {} %",
-                num(s.retention_m1_pct, 0),
-                num(s.retention_m3_pct, 0),
-                num(s.retention_m6_pct, 0)
+                num(s.base.retention_m1_pct, 0),
+                num(s.base.retention_m3_pct, 0),
+                num(s.base.retention_m6_pct, 0)
             ),
         ),
-        ("MRR", format!("${:.0}", s.mrr)),
-        ("ARPA", format!("${:.2}", s.arpa)),
+        ("MRR", format!("${:.0}", s.base.mrr)),
+        ("ARPA", format!("${:.2}", s.base.arpa)),
         (
             "NRR",
             format!("{} % ({} months)", num(s.nrr_pct, 1), s.nrr_months),
@@ -368,17 +368,17 @@ figure{{margin:12px 0}} figcaption{{font-size:12px;color:#555}} .grid{{display:f
             "DAU / MAU share",
             format!(
                 "{} / {} %",
-                num(s.dau_share_pct, 0),
-                num(s.mau_share_pct, 0)
+                num(s.engagement.dau_share_pct, 0),
+                num(s.engagement.mau_share_pct, 0)
             ),
         ),
         (
             "NPS / CSAT (last 90 days)",
-            format!("{} / {}", num(s.nps, 0), num(s.csat, 1)),
+            format!("{} / {}", num(s.voice.nps, 0), num(s.voice.csat, 1)),
         ),
         (
             "first response (last 90 days)",
-            format!("{} h", num(s.first_response_hours, 1)),
+            format!("{} h", num(s.voice.first_response_hours, 1)),
         ),
     ];
     out.push_str(r#"<div class="tiles">"#);
@@ -539,9 +539,9 @@ figure{{margin:12px 0}} figcaption{{font-size:12px;color:#555}} .grid{{display:f
         );
     }
     out.push_str("</table>");
-    if !s.adoption_by_group.is_empty() {
+    if !s.engagement.adoption_by_group.is_empty() {
         out.push_str("<h2>Feature adoption by group (latest)</h2><table><tr><th>group</th><th>adoption %</th></tr>");
-        for (g, v) in &s.adoption_by_group {
+        for (g, v) in &s.engagement.adoption_by_group {
             let _ = write!(out, "<tr><td>{}</td><td>{v:.1}</td></tr>", esc(g));
         }
         out.push_str("</table>");

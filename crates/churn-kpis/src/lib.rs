@@ -162,8 +162,13 @@ pub fn retention_after(ds: &Dataset, k: i32, opts: KpiOptions) -> Option<f64> {
 
 /// The headline KPIs.
 pub fn summary(ds: &Dataset, opts: KpiOptions) -> Summary {
+    summary_of(ds, opts, &monthly_churn(ds, opts))
+}
+
+/// The headline KPIs, given the window's monthly churn (computed once by callers that
+/// need both).
+pub(crate) fn summary_of(ds: &Dataset, opts: KpiOptions, months: &[MonthChurn]) -> Summary {
     let (start, as_of) = window(ds, opts.as_of);
-    let months = monthly_churn(ds, opts);
     let trailing: Vec<&MonthChurn> = months.iter().rev().take(12).collect();
     let monthly_churn_pct = if trailing.is_empty() {
         0.0

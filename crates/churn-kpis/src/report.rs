@@ -2,7 +2,7 @@
 //! month, next to the 90-day goals. Definitions: `docs/kpis.md` (each function below
 //! says which one it implements).
 
-use crate::{churn_over, monthly_churn, pct, summary, window, KpiOptions, MonthChurn};
+use crate::{churn_over, monthly_churn, pct, summary_of, window, KpiOptions, MonthChurn, Summary};
 use churn_features::dataset::{Dataset, Values};
 use churn_features::features::{self, FeatureConfig, FeatureTable};
 use churn_features::periods::{self, Period};
@@ -202,45 +202,29 @@ pub struct Nrr {
     pub end_mrr: f64,
 }
 
-/// The headline figures (the JSON `summary`).
+/// The headline figures (the JSON `summary`): the base figures, the latest engagement
+/// and the last 90 days of support and surveys, flattened into one object.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReportSummary {
-    pub window_start: String,
-    pub as_of: String,
-    /// Mean monthly churn of the trailing 12 full months (fewer when shorter).
-    pub monthly_churn_pct: f64,
-    pub churn_months: usize,
+    #[serde(flatten)]
+    pub base: Summary,
+    /// Mean monthly revenue churn of the trailing 12 full months.
     pub monthly_revenue_churn_pct: f64,
     /// Churn over the last 3 / 12 full months as one window (`None` when shorter).
     pub quarterly_churn_pct: Option<f64>,
     pub annual_churn_pct: Option<f64>,
     pub quarterly_revenue_churn_pct: Option<f64>,
     pub annual_revenue_churn_pct: Option<f64>,
-    pub retention_m1_pct: Option<f64>,
-    pub retention_m3_pct: Option<f64>,
-    pub retention_m6_pct: Option<f64>,
-    pub mrr: f64,
-    pub active_customers: u64,
-    pub arpa: f64,
     pub nrr_pct: Option<f64>,
     pub nrr_months: i32,
     /// ARPA / monthly churn (as a fraction); `None` without churn.
     pub clv: Option<f64>,
-    pub csm_coverage_pct: Option<f64>,
-    pub dau_share_pct: Option<f64>,
-    pub mau_share_pct: Option<f64>,
-    pub sessions_per_week: Option<f64>,
-    pub minutes_per_session: Option<f64>,
-    pub feature_adoption_pct: Option<f64>,
-    pub adoption_by_group: BTreeMap<String, f64>,
-    pub ttv_days: Option<f64>,
-    pub onboarding_completion_pct: Option<f64>,
+    /// As of the as-of day.
+    #[serde(flatten)]
+    pub engagement: Engagement,
     /// Over the last 90 days.
-    pub tickets_per_100_customers: Option<f64>,
-    pub first_response_hours: Option<f64>,
-    pub nps: Option<f64>,
-    pub csat: Option<f64>,
-    pub health: HealthShares,
+    #[serde(flatten)]
+    pub voice: Voice,
 }
 
 /// A goal with where the data stands.
@@ -496,8 +480,8 @@ pub fn report(
     rules_cfg: &RulesConfig,
 ) -> churn_features::Result<Report> {
     let (start, as_of) = window(ds, opts.as_of);
-    let base = summary(ds, opts);
     let churn = monthly_churn(ds, opts);
+    let base = summary_of(ds, opts, &churn);
     let all: Vec<Vec<Period>> = ds
         .customers
         .iter()
@@ -512,17 +496,16 @@ pub fn report(
         dates.push(as_of);
     }
     let table = features::build(ds, &dates, &FeatureConfig::default())?;
-    let mut rows_by_date: BTreeMap<Day, Vec<usize>> = BTreeMap::new();
+    let mut rows_by_date: BTreeMap<Day, Vec<usize>> =
+        dates.iter().map(|&d| (d, Vec::new())).collect();
     for (r, d) in table.as_of.iter().enumerate() {
         rows_by_date.entry(*d).or_default().push(r);
     }
-    let engagement_on = |d: Day| {
-        engagement(
-            &table,
-            rows_by_date.get(&d).map_or(&[][..], |v| v.as_slice()),
-            rules_cfg,
-        )
-    };
+    // Each date once (the last month end is usually as-of itself).
+    let mut engagement_by_date: BTreeMap<Day, Engagement> = rows_by_date
+        .iter()
+        .map(|(&d, rows)| (d, engagement(&table, rows, rules_cfg)))
+        .collect();
     let months: Vec<MonthKpis> = churn
         .into_iter()
         .map(|m| {
@@ -539,7 +522,7 @@ pub fn report(
                 quarterly_revenue_churn_pct: q.map(|v| v.1),
                 annual_churn_pct: y.map(|v| v.0),
                 annual_revenue_churn_pct: y.map(|v| v.1),
-                engagement: engagement_on(m1),
+                engagement: engagement_by_date[&m1].clone(),
                 voice: voice(ds, &all, m0, m1),
                 churn: m,
             }
@@ -552,43 +535,20 @@ pub fn report(
     let (q, y) = (trailing(3), trailing(12));
     let nrr_start = time::add_months(as_of, -12).max(start);
     let nrr = nrr(ds, nrr_start, as_of);
-    let latest = engagement_on(as_of);
-    let recent = voice(ds, &all, as_of - RECENT_DAYS, as_of);
     let tail: Vec<&MonthKpis> = months.iter().rev().take(12).collect();
     let revenue_churn = mean(tail.iter().map(|m| m.churn.revenue_churn_pct)).unwrap_or(0.0);
     let summary = ReportSummary {
-        window_start: base.window_start,
-        as_of: base.as_of,
-        monthly_churn_pct: base.monthly_churn_pct,
-        churn_months: base.churn_months,
         monthly_revenue_churn_pct: revenue_churn,
         quarterly_churn_pct: q.map(|v| v.0),
         annual_churn_pct: y.map(|v| v.0),
         quarterly_revenue_churn_pct: q.map(|v| v.1),
         annual_revenue_churn_pct: y.map(|v| v.1),
-        retention_m1_pct: base.retention_m1_pct,
-        retention_m3_pct: base.retention_m3_pct,
-        retention_m6_pct: base.retention_m6_pct,
-        mrr: base.mrr,
-        active_customers: base.active_customers,
-        arpa: base.arpa,
         nrr_pct: nrr.nrr_pct,
         nrr_months: nrr.months,
         clv: (base.monthly_churn_pct > 0.0).then(|| base.arpa / (base.monthly_churn_pct / 100.0)),
-        csm_coverage_pct: base.csm_coverage_pct,
-        dau_share_pct: latest.dau_share_pct,
-        mau_share_pct: latest.mau_share_pct,
-        sessions_per_week: latest.sessions_per_week,
-        minutes_per_session: latest.minutes_per_session,
-        feature_adoption_pct: latest.feature_adoption_pct,
-        adoption_by_group: latest.adoption_by_group.clone(),
-        ttv_days: latest.ttv_days,
-        onboarding_completion_pct: latest.onboarding_completion_pct,
-        tickets_per_100_customers: recent.tickets_per_100_customers,
-        first_response_hours: recent.first_response_hours,
-        nps: recent.nps,
-        csat: recent.csat,
-        health: latest.health,
+        engagement: engagement_by_date.remove(&as_of).unwrap_or_default(),
+        voice: voice(ds, &all, as_of - RECENT_DAYS, as_of),
+        base,
     };
     let goals = goal_status(&summary);
     Ok(Report {
@@ -608,16 +568,16 @@ fn month_day(key: &str) -> Day {
 pub fn goal_status(s: &ReportSummary) -> Vec<GoalStatus> {
     let value = |metric: &str| -> Option<f64> {
         match metric {
-            "monthly_churn_pct" => Some(s.monthly_churn_pct),
-            "retention_m1_pct" => s.retention_m1_pct,
-            "retention_m3_pct" => s.retention_m3_pct,
-            "retention_m6_pct" => s.retention_m6_pct,
+            "monthly_churn_pct" => Some(s.base.monthly_churn_pct),
+            "retention_m1_pct" => s.base.retention_m1_pct,
+            "retention_m3_pct" => s.base.retention_m3_pct,
+            "retention_m6_pct" => s.base.retention_m6_pct,
             "clv" => s.clv,
             "nrr_pct" => s.nrr_pct,
-            "nps" => s.nps,
-            "csat" => s.csat,
-            "feature_adoption_pct" => s.feature_adoption_pct,
-            "onboarding_completion_pct" => s.onboarding_completion_pct,
+            "nps" => s.voice.nps,
+            "csat" => s.voice.csat,
+            "feature_adoption_pct" => s.engagement.feature_adoption_pct,
+            "onboarding_completion_pct" => s.engagement.onboarding_completion_pct,
             _ => None,
         }
     };
@@ -647,38 +607,29 @@ mod tests {
 
     fn summary_with(churn: f64) -> ReportSummary {
         ReportSummary {
-            window_start: String::new(),
-            as_of: String::new(),
-            monthly_churn_pct: churn,
-            churn_months: 12,
+            base: Summary {
+                window_start: String::new(),
+                as_of: String::new(),
+                monthly_churn_pct: churn,
+                churn_months: 12,
+                retention_m1_pct: Some(85.0),
+                retention_m3_pct: Some(70.0),
+                retention_m6_pct: Some(40.0),
+                mrr: 0.0,
+                active_customers: 0,
+                arpa: 0.0,
+                csm_coverage_pct: None,
+            },
             monthly_revenue_churn_pct: 0.0,
             quarterly_churn_pct: None,
             annual_churn_pct: None,
             quarterly_revenue_churn_pct: None,
             annual_revenue_churn_pct: None,
-            retention_m1_pct: Some(85.0),
-            retention_m3_pct: Some(70.0),
-            retention_m6_pct: Some(40.0),
-            mrr: 0.0,
-            active_customers: 0,
-            arpa: 0.0,
             nrr_pct: None,
             nrr_months: 0,
             clv: None,
-            csm_coverage_pct: None,
-            dau_share_pct: None,
-            mau_share_pct: None,
-            sessions_per_week: None,
-            minutes_per_session: None,
-            feature_adoption_pct: None,
-            adoption_by_group: BTreeMap::new(),
-            ttv_days: None,
-            onboarding_completion_pct: None,
-            tickets_per_100_customers: None,
-            first_response_hours: None,
-            nps: None,
-            csat: None,
-            health: HealthShares::default(),
+            engagement: Engagement::default(),
+            voice: Voice::default(),
         }
     }
 

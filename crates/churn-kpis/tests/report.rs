@@ -104,7 +104,7 @@ fn churn_monthly_quarterly_and_by_revenue() {
     let (_d, _ds, r) = build();
     let s = &r.summary;
     assert_eq!(
-        (s.window_start.as_str(), s.as_of.as_str()),
+        (s.base.window_start.as_str(), s.base.as_of.as_str()),
         ("2024-01-01", "2024-06-01")
     );
     let view: Vec<(&str, u64, u64)> = r
@@ -130,8 +130,8 @@ fn churn_monthly_quarterly_and_by_revenue() {
             ("2024-05", 5, 0)
         ]
     );
-    assert!(close(s.monthly_churn_pct, (20.0 + 20.0 + 25.0) / 5.0));
-    assert_eq!(s.churn_months, 5);
+    assert!(close(s.base.monthly_churn_pct, (20.0 + 20.0 + 25.0) / 5.0));
+    assert_eq!(s.base.churn_months, 5);
     // Revenue: Jan 40 of 350 (A100 B100 C50 E40 F60); Mar D's 80 (after its upgrade)
     // of 340 (A100 B100 D80 F60).
     assert!(close(
@@ -180,9 +180,9 @@ fn cohorts_revenue_nrr_and_clv() {
     );
     let s = &r.summary;
     // May 31: A100 B100 C50 F90 G70.
-    assert!(close(s.mrr, 410.0));
-    assert_eq!(s.active_customers, 5);
-    assert!(close(s.arpa, 82.0));
+    assert!(close(s.base.mrr, 410.0));
+    assert_eq!(s.base.active_customers, 5);
+    assert!(close(s.base.arpa, 82.0));
     assert_close(s.clv, 82.0 / 0.13, "CLV");
     // NRR over the 5 months the data allows: start 350 (A B C E F on Jan 1); F's
     // upgrade +30 is expansion; E's 40 churned; C is back at 50 (retained); G's 70 is
@@ -220,10 +220,14 @@ fn support_and_surveys() {
     assert_close(may.csat, 7.0, "CSAT");
     // The last 90 days (from Mar 3): F's March ticket too; 4 customers active Mar 3.
     let s = &r.summary;
-    assert_close(s.tickets_per_100_customers, 100.0, "recent tickets per 100");
-    assert_close(s.first_response_hours, 10.0, "recent first response");
-    assert_close(s.nps, 25.0, "recent NPS");
-    assert_close(s.csat, 7.0, "recent CSAT");
+    assert_close(
+        s.voice.tickets_per_100_customers,
+        100.0,
+        "recent tickets per 100",
+    );
+    assert_close(s.voice.first_response_hours, 10.0, "recent first response");
+    assert_close(s.voice.nps, 25.0, "recent NPS");
+    assert_close(s.voice.csat, 7.0, "recent CSAT");
 }
 
 #[test]
@@ -232,28 +236,42 @@ fn engagement_adoption_onboarding_and_health() {
     let s = &r.summary;
     // Active Jun 1: A B C F G. Active days in May 4-31: A 14, B 7, others 0.
     assert_close(
-        s.dau_share_pct,
+        s.engagement.dau_share_pct,
         100.0 * (14.0 / 28.0 + 7.0 / 28.0) / 5.0,
         "DAU",
     );
-    assert_close(s.mau_share_pct, 40.0, "MAU");
+    assert_close(s.engagement.mau_share_pct, 40.0, "MAU");
     // Sessions per week among A and B: (14 / 4 + 7 / 4) / 2; minutes weighted by sessions.
-    assert_close(s.sessions_per_week, (3.5 + 1.75) / 2.0, "sessions per week");
     assert_close(
-        s.minutes_per_session,
+        s.engagement.sessions_per_week,
+        (3.5 + 1.75) / 2.0,
+        "sessions per week",
+    );
+    assert_close(
+        s.engagement.minutes_per_session,
         (14.0 * 10.0 + 7.0 * 5.0) / 21.0,
         "minutes",
     );
     // A uses 2 of 4 catalog features (f1 core, f3 advanced) in 30 days; others none.
-    assert_close(s.feature_adoption_pct, 100.0 * 0.5 / 5.0, "adoption");
-    assert!(close(s.adoption_by_group["core"], 100.0 * 0.5 / 5.0));
-    assert!(close(s.adoption_by_group["advanced"], 100.0 / 5.0));
-    assert!(close(s.adoption_by_group["reporting"], 0.0));
+    assert_close(
+        s.engagement.feature_adoption_pct,
+        100.0 * 0.5 / 5.0,
+        "adoption",
+    );
+    assert!(close(
+        s.engagement.adoption_by_group["core"],
+        100.0 * 0.5 / 5.0
+    ));
+    assert!(close(
+        s.engagement.adoption_by_group["advanced"],
+        100.0 / 5.0
+    ));
+    assert!(close(s.engagement.adoption_by_group["reporting"], 0.0));
     // G reached value on Apr 20 10:00, 10 days 10 hours after signup (features keep two
     // decimals); the others signed up before the event history.
-    assert_close(s.ttv_days, 10.42, "TTV");
+    assert_close(s.engagement.ttv_days, 10.42, "TTV");
     // G is the one customer 30-119 days past signup, and reached value.
-    assert_close(s.onboarding_completion_pct, 100.0, "onboarding");
+    assert_close(s.engagement.onboarding_completion_pct, 100.0, "onboarding");
     // The health distribution counts each active customer's band once.
     let as_of = parse_date("2024-06-01").unwrap();
     let t = churn_features::features::features(&ds, as_of, &FeatureConfig::default()).unwrap();
@@ -263,13 +281,16 @@ fn engagement_adoption_onboarding_and_health() {
         let res = rules::score(&RuleInputs::from_table(&t, row), &RulesConfig::default());
         healthy += usize::from(res.health.map(|h| h.band) == Some(HealthBand::Healthy));
     }
-    let h = &s.health;
+    let h = &s.engagement.health;
     assert!(close(h.healthy, 100.0 * healthy as f64 / 5.0));
     assert!(close(
         h.healthy + h.at_risk + h.critical + h.churning + h.no_data,
         100.0
     ));
-    assert_eq!(r.months.last().unwrap().engagement.health, s.health);
+    assert_eq!(
+        r.months.last().unwrap().engagement.health,
+        s.engagement.health
+    );
 }
 
 #[test]
@@ -280,7 +301,7 @@ fn goals_sit_next_to_the_figures_and_every_summary_key_is_defined() {
         .iter()
         .find(|g| g.goal.metric == "monthly_churn_pct")
         .unwrap();
-    assert_eq!(churn.current, Some(r.summary.monthly_churn_pct));
+    assert_eq!(churn.current, Some(r.summary.base.monthly_churn_pct));
     assert_eq!(churn.status, "behind"); // 13 % against 5.2 % today and a 3.5 % goal
     let nps = r.goals.iter().find(|g| g.goal.metric == "nps").unwrap();
     assert_eq!(nps.status, "behind"); // 25 against 45 today

@@ -94,21 +94,16 @@ pub fn run(args: Args) -> Result<()> {
     });
     let sink = Worklist::new(&scorer, &args.output, args.top)?;
     let bar = progress(args.quiet);
-    let aborted = std::sync::atomic::AtomicBool::new(false);
-    let aborted = &aborted;
-    let (rows_in, written, mut job) = std::thread::scope(|scope| -> Result<_> {
+    let (rows_in, written, mut rejects, summary) = std::thread::scope(|scope| -> Result<_> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<OutRow>>(2);
-        let writer = scope.spawn(move || -> Result<u64> {
+        // The writer hands the sink back unfinished: only a run that read everything
+        // finishes (renames) it; dropping it removes the temporary file.
+        let writer = scope.spawn(move || -> Result<Worklist> {
             let mut sink = sink;
             for rows in rx {
                 sink.add(rows)?;
             }
-            if aborted.load(std::sync::atomic::Ordering::SeqCst) {
-                // Dropping the unfinished sink removes its temporary file: a failed run
-                // leaves nothing under the output name.
-                return Ok(0);
-            }
-            sink.finish()
+            Ok(sink)
         });
         let mut job = Job {
             scorer: &scorer,
@@ -131,24 +126,18 @@ pub fn run(args: Args) -> Result<()> {
             }
             (None, None) => unreachable!("clap requires --input or --data"),
         };
-        // Closing the channel lets the writer finish (or, after an error, drop the
-        // temporary file).
-        if read.is_err() {
-            aborted.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-        let (tx, _) = std::sync::mpsc::sync_channel(0);
-        drop(std::mem::replace(&mut job.tx, tx));
-        let written = writer.join().expect("the writer thread does not panic");
+        // Dropping the job closes the channel, so the writer stops.
+        let (rejects, summary) = job.into_parts();
+        let sink = writer.join().expect("the writer thread does not panic");
         // A failed write shows up as a closed channel on this side: report the cause.
-        let rows_in = match (read, &written) {
+        let rows_in = match (read, &sink) {
             (Err(_), Err(w)) => bail!("{w:#}"),
             (r, _) => r?,
         };
-        Ok((rows_in, written?, job.into_parts()))
+        Ok((rows_in, sink?.finish()?, rejects, summary))
     })?;
     bar.finish_and_clear();
-    let rejected = job.0.finish()?;
-    let summary = job.1;
+    let rejected = rejects.finish()?;
     let kept = summary.scored;
     // Nothing silently lost: every row read was scored or rejected, and every scored
     // row was written (or left out of a --top worklist).
@@ -163,7 +152,7 @@ pub fn run(args: Args) -> Result<()> {
         rows_in,
         written,
         rejected,
-        job.0.path(),
+        rejects.path(),
         start.elapsed(),
     );
     Ok(())

@@ -41,8 +41,6 @@ impl Loaded {
 /// A model name with the version it serves.
 #[derive(Debug)]
 pub struct Slot {
-    /// `models/NAME`.
-    dir: PathBuf,
     current: ArcSwap<Loaded>,
     /// The last `LATEST` content tried, so the watcher does not retry a broken version
     /// on every tick (an explicit reload does).
@@ -164,7 +162,6 @@ impl Registry {
                     slots.insert(
                         name,
                         Arc::new(Slot {
-                            dir,
                             current: ArcSwap::from_pointee(loaded),
                             last_tried: Mutex::new(latest),
                         }),
@@ -308,7 +305,6 @@ impl Registry {
                     next.insert(
                         name.clone(),
                         Arc::new(Slot {
-                            dir,
                             current: ArcSwap::from_pointee(loaded),
                             last_tried: Mutex::new(latest),
                         }),
@@ -343,10 +339,5 @@ impl Registry {
             self.slots.store(Arc::new(next));
         }
         out
-    }
-
-    /// The directory a model is loaded from.
-    pub fn model_dir<'a>(&self, slot: &'a Slot) -> &'a Path {
-        &slot.dir
     }
 }

@@ -54,14 +54,14 @@ pub fn run(a: KpisArgs) -> Result<()> {
     let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1}"));
     println!(
         "KPIs as of {} (window from {}): monthly churn {:.2} %, retention m1/m3/m6 {}/{}/{} %, MRR ${:.0}, ARPA ${:.2}, NRR {} % ({} months), CLV ${}",
-        s.as_of,
-        s.window_start,
-        s.monthly_churn_pct,
-        opt(s.retention_m1_pct),
-        opt(s.retention_m3_pct),
-        opt(s.retention_m6_pct),
-        s.mrr,
-        s.arpa,
+        s.base.as_of,
+        s.base.window_start,
+        s.base.monthly_churn_pct,
+        opt(s.base.retention_m1_pct),
+        opt(s.base.retention_m3_pct),
+        opt(s.base.retention_m6_pct),
+        s.base.mrr,
+        s.base.arpa,
         opt(s.nrr_pct),
         s.nrr_months,
         opt(s.clv)
