@@ -584,11 +584,7 @@ pub async fn customer_prediction(
     let opts = options(q.explain, q.top)?;
     let scorer = &loaded.scorer;
     let t0 = Instant::now();
-    let columns: Vec<_> = scorer
-        .schema()
-        .iter()
-        .map(|f| store.column(&f.name))
-        .collect();
+    let columns = scorer.table_columns(&store.table);
     let cell = |p: usize| churn_scoring::table_cell(columns[p], row);
     let t1 = Instant::now();
     let model = scorer

@@ -1,7 +1,6 @@
 //! The online feature store: a feature table (as `churn-train features` writes it) held in
 //! memory and keyed by customer id.
 
-use churn_features::dataset::Values;
 use churn_features::features::FeatureTable;
 use churn_features::table::read_table;
 use churn_features::time::{format_date, Day};
@@ -14,7 +13,6 @@ pub struct FeatureStore {
     pub path: PathBuf,
     pub table: FeatureTable,
     index: HashMap<String, usize>,
-    columns: HashMap<String, usize>,
 }
 
 impl FeatureStore {
@@ -31,17 +29,10 @@ impl FeatureStore {
                 }
             }
         }
-        let columns = table
-            .info
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.name.clone(), i))
-            .collect();
         Ok(FeatureStore {
             path: path.to_path_buf(),
             table,
             index,
-            columns,
         })
     }
 
@@ -53,11 +44,6 @@ impl FeatureStore {
     /// The row of a customer.
     pub fn row(&self, customer_id: &str) -> Option<usize> {
         self.index.get(customer_id).copied()
-    }
-
-    /// The column named `name`.
-    pub fn column(&self, name: &str) -> Option<&Values> {
-        self.columns.get(name).map(|&i| &self.table.columns[i])
     }
 
     /// The as-of date of a row, formatted (`None` for a table without dates).
