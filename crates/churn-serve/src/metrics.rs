@@ -168,8 +168,12 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self, models: &[ServedModel]) -> String {
         let mut out = String::with_capacity(8192);
-        out.push_str("# HELP churn_http_requests_total HTTP requests by route and status.\n");
-        out.push_str("# TYPE churn_http_requests_total counter\n");
+        family(
+            &mut out,
+            "churn_http_requests_total",
+            "HTTP requests by route and status.",
+            "counter",
+        );
         for ((route, status), n) in self.requests.lock().expect("metrics lock").iter() {
             let _ = writeln!(
                 out,
@@ -177,10 +181,12 @@ impl Metrics {
                 escape(route)
             );
         }
-        out.push_str(
-            "# HELP churn_http_request_duration_seconds Time from request to response, by route.\n",
+        family(
+            &mut out,
+            "churn_http_request_duration_seconds",
+            "Time from request to response, by route.",
+            "histogram",
         );
-        out.push_str("# TYPE churn_http_request_duration_seconds histogram\n");
         for (route, h) in self.latency.lock().expect("metrics lock").iter() {
             h.render(
                 &mut out,
@@ -188,10 +194,12 @@ impl Metrics {
                 &format!("route=\"{}\"", escape(route)),
             );
         }
-        out.push_str(
-            "# HELP churn_predict_phase_duration_seconds Time per prediction request spent in each phase.\n",
+        family(
+            &mut out,
+            "churn_predict_phase_duration_seconds",
+            "Time per prediction request spent in each phase.",
+            "histogram",
         );
-        out.push_str("# TYPE churn_predict_phase_duration_seconds histogram\n");
         for p in Phase::ALL {
             self.phases[p as usize].render(
                 &mut out,
@@ -199,13 +207,21 @@ impl Metrics {
                 &format!("phase=\"{}\"", p.as_str()),
             );
         }
-        out.push_str("# HELP churn_http_errors_total Error responses by error code.\n");
-        out.push_str("# TYPE churn_http_errors_total counter\n");
+        family(
+            &mut out,
+            "churn_http_errors_total",
+            "Error responses by error code.",
+            "counter",
+        );
         for (code, n) in self.errors.lock().expect("metrics lock").iter() {
             let _ = writeln!(out, "churn_http_errors_total{{code=\"{code}\"}} {n}");
         }
-        out.push_str("# HELP churn_predictions_total Customers scored, by risk band.\n");
-        out.push_str("# TYPE churn_predictions_total counter\n");
+        family(
+            &mut out,
+            "churn_predictions_total",
+            "Customers scored, by risk band.",
+            "counter",
+        );
         for b in RiskBand::ALL {
             let _ = writeln!(
                 out,
@@ -214,31 +230,45 @@ impl Metrics {
                 self.predictions[b as usize].load(Ordering::Relaxed)
             );
         }
-        out.push_str("# HELP churn_model_reloads_total Model versions loaded after start.\n");
-        out.push_str("# TYPE churn_model_reloads_total counter\n");
+        family(
+            &mut out,
+            "churn_model_reloads_total",
+            "Model versions loaded after start.",
+            "counter",
+        );
         let _ = writeln!(
             out,
             "churn_model_reloads_total {}",
             self.reloads.load(Ordering::Relaxed)
         );
-        out.push_str(
-            "# HELP churn_model_reload_failures_total Model versions that failed to load (the old version kept serving).\n",
+        family(
+            &mut out,
+            "churn_model_reload_failures_total",
+            "Model versions that failed to load (the old version kept serving).",
+            "counter",
         );
-        out.push_str("# TYPE churn_model_reload_failures_total counter\n");
         let _ = writeln!(
             out,
             "churn_model_reload_failures_total {}",
             self.reload_failures.load(Ordering::Relaxed)
         );
-        out.push_str("# HELP churn_http_requests_in_flight Requests being handled.\n");
-        out.push_str("# TYPE churn_http_requests_in_flight gauge\n");
+        family(
+            &mut out,
+            "churn_http_requests_in_flight",
+            "Requests being handled.",
+            "gauge",
+        );
         let _ = writeln!(
             out,
             "churn_http_requests_in_flight {}",
             self.in_flight.load(Ordering::Relaxed)
         );
-        out.push_str("# HELP churn_model_info The model version serving, by name (always 1).\n");
-        out.push_str("# TYPE churn_model_info gauge\n");
+        family(
+            &mut out,
+            "churn_model_info",
+            "The model version serving, by name (always 1).",
+            "gauge",
+        );
         for m in models {
             let _ = writeln!(
                 out,
@@ -247,10 +277,12 @@ impl Metrics {
                 escape(&m.version)
             );
         }
-        out.push_str(
-            "# HELP churn_model_loaded_timestamp_seconds When the serving version was loaded (Unix time).\n",
+        family(
+            &mut out,
+            "churn_model_loaded_timestamp_seconds",
+            "When the serving version was loaded (Unix time).",
+            "gauge",
         );
-        out.push_str("# TYPE churn_model_loaded_timestamp_seconds gauge\n");
         for m in models {
             let _ = writeln!(
                 out,
@@ -261,6 +293,12 @@ impl Metrics {
         }
         out
     }
+}
+
+/// The `# HELP` and `# TYPE` lines that open a metric family.
+fn family(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 fn escape(s: &str) -> String {
