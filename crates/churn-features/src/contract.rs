@@ -5,6 +5,13 @@
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use std::sync::Arc;
 
+/// The time zone of every timestamp the writers produce.
+pub const TIMEZONE: &str = "UTC";
+
+/// Timestamps are written in microseconds: Parquet has no seconds unit, and a TIMESTAMP
+/// logical type (UTC-adjusted) is what pyarrow, pandas, DuckDB and Spark read as time.
+pub const MICROS_PER_SECOND: i64 = 1_000_000;
+
 /// The logical type of a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {
@@ -34,7 +41,9 @@ impl ColumnType {
         match self {
             ColumnType::Text => DataType::Utf8,
             ColumnType::Date => DataType::Date32,
-            ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Second, Some("UTC".into())),
+            ColumnType::Timestamp => {
+                DataType::Timestamp(TimeUnit::Microsecond, Some(TIMEZONE.into()))
+            }
             ColumnType::Number => DataType::Float64,
         }
     }

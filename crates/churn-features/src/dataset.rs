@@ -3,7 +3,7 @@
 //! events table, the large one, is only ever streamed ([`Dataset::for_each_event_batch`]).
 
 use crate::contract::{self, ColumnType, TableSpec};
-use crate::error::Result;
+use crate::error::{DataError, Result};
 use crate::read::{self, Batch, TableFile};
 use crate::time::{Day, Ts};
 use std::collections::HashMap;
@@ -233,25 +233,50 @@ impl Dataset {
         };
         ds.tables.events = ds.events.is_some();
         ds.load_subscriptions(&subs)?;
-        if let Some(f) = open(dir, &contract::CUSTOMERS)? {
-            ds.load_attributes(&f)?;
-        }
-        if let Some(f) = open(dir, &contract::TICKETS)? {
-            ds.tables.tickets = true;
-            ds.load_tickets(&f)?;
-        }
-        if let Some(f) = open(dir, &contract::PAYMENTS)? {
-            ds.tables.payments = true;
+        let customers = open(dir, &contract::CUSTOMERS)?;
+        let tickets = open(dir, &contract::TICKETS)?;
+        let payments = open(dir, &contract::PAYMENTS)?;
+        let surveys = open(dir, &contract::SURVEYS)?;
+        let catalog = open(dir, &contract::CATALOG)?;
+        ds.tables.tickets = tickets.is_some();
+        ds.tables.payments = payments.is_some();
+        ds.tables.surveys = surveys.is_some();
+        if let Some(f) = &payments {
             ds.tables.paid_at = f.column_names()?.iter().any(|n| n == "paid_at");
-            ds.load_payments(&f)?;
         }
-        if let Some(f) = open(dir, &contract::SURVEYS)? {
-            ds.tables.surveys = true;
-            ds.load_surveys(&f)?;
+        // The tables only need the customer index, so they are read side by side; the
+        // first error in table order is the one reported, whatever the timing.
+        let reader = &ds;
+        let (attributes, tickets, payments, surveys, catalog) = std::thread::scope(|scope| {
+            let attributes = scope.spawn(|| customers.map(|f| reader.read_attributes(&f)));
+            let tickets = scope.spawn(|| tickets.map(|f| reader.read_tickets(&f)));
+            let payments = scope.spawn(|| payments.map(|f| reader.read_payments(&f)));
+            let surveys = scope.spawn(|| surveys.map(|f| reader.read_surveys(&f)));
+            let catalog = catalog.map(|f| load_catalog(&f));
+            let done = "the table readers do not panic";
+            (
+                attributes.join().expect(done),
+                tickets.join().expect(done),
+                payments.join().expect(done),
+                surveys.join().expect(done),
+                catalog,
+            )
+        });
+        if let Some(read) = attributes {
+            let (attributes, orphans) = read?;
+            ds.attributes = attributes;
+            ds.add_orphans(orphans);
         }
-        if let Some(f) = open(dir, &contract::CATALOG)? {
-            ds.catalog = Some(load_catalog(&f)?);
+        if let Some(read) = tickets {
+            ds.attach(read?, |c, t| c.tickets.push(t));
         }
+        if let Some(read) = payments {
+            ds.attach(read?, |c, p| c.payments.push(p));
+        }
+        if let Some(read) = surveys {
+            ds.attach(read?, |c, s| c.surveys.push(s));
+        }
+        ds.catalog = catalog.transpose()?;
         ds.sort();
         Ok(ds)
     }
@@ -417,109 +442,115 @@ impl Dataset {
         })
     }
 
-    /// Reads rows of a per-customer table, resolving ids and collecting orphans.
-    fn load_rows<T>(
-        &mut self,
+    /// Reads a per-customer table batch by batch: `rows` resolves the batch's columns
+    /// once and returns a parser of one row; ids are resolved here and rows of unknown
+    /// customers are collected as orphans.
+    fn read_rows<T>(
+        &self,
         file: &TableFile,
-        parse: impl Fn(&Batch, usize) -> Result<T>,
-        push: impl Fn(&mut Customer, T),
-    ) -> Result<()> {
+        rows: impl for<'b> Fn(&'b Batch<'b>) -> Result<RowParser<'b, T>>,
+    ) -> Result<Rows<T>> {
         let mut orphans = Orphans::new(file.spec.name);
+        let mut found = Vec::new();
         file.for_each_batch(&column_names(file.spec), |b| {
             let id = b.required("customer_id")?;
+            let parse = rows(b)?;
             for i in 0..b.len() {
-                let cid = id.filled(
-                    i,
-                    id.str(i).map(str::to_string).or_else(|| id.text(i)),
-                    ColumnType::Text,
-                )?;
-                let row = parse(b, i)?;
-                match self.index.get(&cid) {
-                    Some(&idx) => push(&mut self.customers[idx as usize], row),
-                    None => orphans.add(&cid),
+                let owned;
+                let cid = match id.str(i) {
+                    Some(s) => s,
+                    None => {
+                        owned = id.filled(i, id.text(i), ColumnType::Text)?;
+                        &owned
+                    }
+                };
+                let row = parse(i)?;
+                match self.index.get(cid) {
+                    Some(&idx) => found.push((idx, row)),
+                    None => orphans.add(cid),
                 }
             }
             Ok(())
         })?;
+        Ok((found, orphans))
+    }
+
+    /// Adds rows read by [`read_rows`](Dataset::read_rows) to their customers.
+    fn attach<T>(&mut self, (rows, orphans): Rows<T>, push: impl Fn(&mut Customer, T)) {
+        for (idx, row) in rows {
+            push(&mut self.customers[idx as usize], row);
+        }
+        self.add_orphans(orphans);
+    }
+
+    fn add_orphans(&mut self, orphans: Orphans) {
         if orphans.rows > 0 {
             self.orphans.push(orphans);
         }
-        Ok(())
     }
 
-    fn load_tickets(&mut self, file: &TableFile) -> Result<()> {
-        self.load_rows(
-            file,
-            |b, i| {
-                let opened = b.required("opened_at")?;
+    fn read_tickets(&self, file: &TableFile) -> Result<Rows<Ticket>> {
+        self.read_rows(file, |b| {
+            let opened = b.required("opened_at")?;
+            let closed = b.column("closed_at")?;
+            let first_response = b.column("first_response_at")?;
+            let priority = b.column("priority")?;
+            let satisfaction = b.column("satisfaction")?;
+            Ok(Box::new(move |i| {
                 let o = opened.filled(i, opened.timestamp(i)?, ColumnType::Timestamp)?;
-                let closed = optional_ts(b, "closed_at", i, o)?;
-                let first_response = optional_ts(b, "first_response_at", i, o)?;
-                let priority = b.column("priority")?.and_then(|c| c.text(i));
-                let satisfaction = match b.column("satisfaction")? {
-                    Some(c) => in_range(&c, i, 1.0, 5.0)?,
-                    None => None,
-                };
                 Ok(Ticket {
                     opened: o,
-                    closed,
-                    first_response,
-                    priority,
-                    satisfaction,
+                    closed: not_before(closed.as_ref(), i, o)?,
+                    first_response: not_before(first_response.as_ref(), i, o)?,
+                    priority: priority.as_ref().and_then(|c| c.text(i)),
+                    satisfaction: in_range(satisfaction.as_ref(), i, 1.0, 5.0)?,
                 })
-            },
-            |c, t| c.tickets.push(t),
-        )
+            }))
+        })
     }
 
-    fn load_payments(&mut self, file: &TableFile) -> Result<()> {
-        self.load_rows(
-            file,
-            |b, i| {
-                let due = b.required("due_date")?;
-                let status = b.required("status")?;
+    fn read_payments(&self, file: &TableFile) -> Result<Rows<Payment>> {
+        self.read_rows(file, |b| {
+            let due = b.required("due_date")?;
+            let status = b.required("status")?;
+            let paid = b.column("paid_at")?;
+            let amount = b.column("amount")?;
+            Ok(Box::new(move |i| {
                 let s = status.filled(i, status.text(i), ColumnType::Text)?;
                 let status_value = PaymentStatus::parse(&s)
                     .ok_or_else(|| status.bad(i, "one of paid, late, failed, refunded", &s))?;
                 Ok(Payment {
                     due: due.filled(i, due.date(i)?, ColumnType::Date)?,
-                    paid: match b.column("paid_at")? {
+                    paid: match &paid {
                         Some(c) => c.timestamp(i)?,
                         None => None,
                     },
-                    amount: match b.column("amount")? {
+                    amount: match &amount {
                         Some(c) => c.number(i)?,
                         None => None,
                     },
                     status: status_value,
                 })
-            },
-            |c, p| c.payments.push(p),
-        )
+            }))
+        })
     }
 
-    fn load_surveys(&mut self, file: &TableFile) -> Result<()> {
-        self.load_rows(
-            file,
-            |b, i| {
-                let at = b.required("answered_at")?;
+    fn read_surveys(&self, file: &TableFile) -> Result<Rows<Survey>> {
+        self.read_rows(file, |b| {
+            let at = b.required("answered_at")?;
+            let nps = b.column("nps")?;
+            let csat = b.column("csat")?;
+            Ok(Box::new(move |i| {
                 Ok(Survey {
                     answered: at.filled(i, at.timestamp(i)?, ColumnType::Timestamp)?,
-                    nps: match b.column("nps")? {
-                        Some(c) => in_range(&c, i, 0.0, 10.0)?,
-                        None => None,
-                    },
-                    csat: match b.column("csat")? {
-                        Some(c) => in_range(&c, i, 1.0, 10.0)?,
-                        None => None,
-                    },
+                    nps: in_range(nps.as_ref(), i, 0.0, 10.0)?,
+                    csat: in_range(csat.as_ref(), i, 1.0, 10.0)?,
                 })
-            },
-            |c, s| c.surveys.push(s),
-        )
+            }))
+        })
     }
 
-    fn load_attributes(&mut self, file: &TableFile) -> Result<()> {
+    fn read_attributes(&self, file: &TableFile) -> Result<(Vec<Attribute>, Orphans)> {
         let names = file.check_columns()?;
         let attr_names: Vec<String> = names.into_iter().filter(|n| n != "customer_id").collect();
         let wanted: Vec<&str> = std::iter::once("customer_id")
@@ -562,102 +593,263 @@ impl Dataset {
             }
             Ok(())
         })?;
-        if orphans.rows > 0 {
-            self.orphans.push(orphans);
-        }
-        for (k, name) in attr_names.into_iter().enumerate() {
-            let values = match numeric_typed[k].take() {
-                Some(v) => Values::Numeric(v),
-                None => infer_attribute(std::mem::take(&mut raw[k])),
-            };
-            self.attributes.push(Attribute { name, values });
-        }
-        Ok(())
+        let attributes = attr_names
+            .into_iter()
+            .enumerate()
+            .map(|(k, name)| {
+                let values = match numeric_typed[k].take() {
+                    Some(v) => Values::Numeric(v),
+                    None => infer_attribute(std::mem::take(&mut raw[k])),
+                };
+                Attribute { name, values }
+            })
+            .collect();
+        Ok((attributes, orphans))
     }
 
     /// Streams the events table in batches with ids resolved through `vocab`. Rows of
     /// unknown customers are counted in the returned [`Orphans`], never silently dropped.
     ///
-    /// Decoding (Parquet or CSV, parsing, id lookups) runs on its own thread while
-    /// `visit` runs on the caller's, a few batches apart through a bounded channel, so
-    /// two cores share the pass and memory stays bounded.
+    /// Decoding (Parquet or CSV, parsing, id look-ups) runs on decoder threads (one per
+    /// core for a Parquet file, sharing its row groups; one for CSV) while `visit` runs on
+    /// the caller's, a few batches apart through a bounded channel, so memory stays
+    /// bounded. Batches arrive in no particular order; consumers must not depend on it
+    /// (the feature scan does not).
     pub fn for_each_event_batch(
         &self,
+        vocab: &mut Vocabulary,
+        visit: impl FnMut(&EventBatch) -> Result<()>,
+    ) -> Result<Orphans> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.for_each_event_batch_with(threads, vocab, visit)
+    }
+
+    /// [`for_each_event_batch`](Dataset::for_each_event_batch) with `decoders` decoder
+    /// threads (at most one per Parquet row group).
+    pub fn for_each_event_batch_with(
+        &self,
+        decoders: usize,
         vocab: &mut Vocabulary,
         mut visit: impl FnMut(&EventBatch) -> Result<()>,
     ) -> Result<Orphans> {
         let Some(file) = &self.events else {
             return Ok(Orphans::new("events"));
         };
-        let (tx, rx) = std::sync::mpsc::sync_channel::<EventBatch>(4);
-        let mut local = std::mem::take(vocab);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Decoded>(4 * decoders.max(1));
         let (decoded, visited) = std::thread::scope(|scope| {
-            let producer = scope.spawn(|| -> Result<Orphans> {
-                let mut orphans = Orphans::new("events");
-                let tx = tx;
-                let result = file.for_each_batch(&column_names(file.spec), |b| {
-                    let out = self.decode_events(b, &mut local, &mut orphans)?;
-                    // A closed channel means the consumer stopped on an error of its own.
-                    let _ = tx.send(out);
-                    Ok(())
-                });
-                result.map(|()| orphans)
+            let producer = scope.spawn(move || {
+                file.for_each_batch_parallel(
+                    &column_names(file.spec),
+                    &["customer_id", "event_type", "feature"],
+                    decoders,
+                    |thread| EventDecoder::new(thread, tx.clone()),
+                    |decoder, part, b| {
+                        let decoded = self.decode_events(b, decoder, part)?;
+                        decoder.tx.send(decoded).map_err(|_| DataError::Malformed {
+                            file: file.path.clone(),
+                            message: "reading stopped".into(),
+                        })
+                    },
+                )
+                // Dropping the decoders' senders (and `tx`) ends the receiving loop.
+                .map(|decoders| {
+                    decoders
+                        .into_iter()
+                        .flat_map(|d| d.orphans)
+                        .collect::<Vec<_>>()
+                })
             });
+            // Each decoder interns names on its own; map its ids onto `vocab`'s here.
+            let mut type_ids: Vec<Vec<u32>> = Vec::new();
+            let mut feature_ids: Vec<Vec<u32>> = Vec::new();
             let mut visited = Ok(());
-            for batch in rx.iter() {
-                if let Err(e) = visit(&batch) {
+            for mut d in rx.iter() {
+                if type_ids.len() <= d.decoder {
+                    type_ids.resize(d.decoder + 1, Vec::new());
+                    feature_ids.resize(d.decoder + 1, Vec::new());
+                }
+                let types = &mut type_ids[d.decoder];
+                types.extend(
+                    d.new_event_types
+                        .iter()
+                        .map(|n| vocab.event_types.intern(n)),
+                );
+                let features = &mut feature_ids[d.decoder];
+                features.extend(d.new_features.iter().map(|n| vocab.features.intern(n)));
+                for k in &mut d.events.kind {
+                    *k = types[*k as usize];
+                }
+                for f in &mut d.events.feature {
+                    if *f != NO_FEATURE {
+                        *f = features[*f as usize];
+                    }
+                }
+                if let Err(e) = visit(&d.events) {
                     visited = Err(e);
                     break;
                 }
             }
             drop(rx);
-            let decoded = producer.join().expect("the event decoder does not panic");
+            let decoded = producer.join().expect("the event decoders do not panic");
             (decoded, visited)
         });
-        *vocab = local;
         visited?;
-        decoded
+        let mut parts = decoded?;
+        parts.sort_by_key(|(part, _)| *part);
+        let mut orphans = Orphans::new("events");
+        for (_, o) in parts {
+            orphans.rows += o.rows;
+            for id in o.first_ids {
+                if orphans.first_ids.len() < 5 && !orphans.first_ids.contains(&id) {
+                    orphans.first_ids.push(id);
+                }
+            }
+        }
+        Ok(orphans)
     }
 
     /// Converts one batch of the events table.
-    fn decode_events(
-        &self,
-        b: &Batch,
-        vocab: &mut Vocabulary,
-        orphans: &mut Orphans,
-    ) -> Result<EventBatch> {
-        let mut out = EventBatch::default();
+    fn decode_events(&self, b: &Batch, d: &mut EventDecoder, part: usize) -> Result<Decoded> {
         let id = b.required("customer_id")?;
         let ts = b.required("timestamp")?;
         let kind = b.required("event_type")?;
         let value = b.column("value")?;
         let feature = b.column("feature")?;
-        for i in 0..b.len() {
-            let cid = id
-                .str(i)
-                .ok_or_else(|| id.bad(i, "a customer id (the column is required)", ""))?;
+        let (sent_types, sent_features) = (d.vocab.event_types.len(), d.vocab.features.len());
+        if d.orphans.last().is_none_or(|(p, _)| *p != part) {
+            d.orphans.push((part, Orphans::new("events")));
+        }
+        let orphans = &mut d.orphans.last_mut().expect("pushed above").1;
+        let index = &self.index;
+        let customers = d.customers.of(&id, |s| index.get(s).copied());
+        let vocab = &mut d.vocab;
+        let types = d.types.of(&kind, |s| vocab.event_types.intern(s));
+        let features = match &feature {
+            Some(c) => d.features.of(c, |s| vocab.features.intern(s)),
+            None => None,
+        };
+        let n = b.len();
+        let mut out = EventBatch::with_capacity(n);
+        for i in 0..n {
+            if id.is_null(i) {
+                return Err(id.bad(i, "a customer id (the column is required)", ""));
+            }
+            let customer = match customers {
+                Some((keys, found)) => found[keys[i]],
+                None => d.last.find(index, &id, i),
+            };
             let t = ts.filled(i, ts.timestamp(i)?, ColumnType::Timestamp)?;
-            let k = kind
-                .str(i)
-                .ok_or_else(|| kind.bad(i, "an event type (the column is required)", ""))?;
+            if kind.is_null(i) {
+                return Err(kind.bad(i, "an event type (the column is required)", ""));
+            }
+            let k = match types {
+                Some((keys, ids)) => ids[keys[i]],
+                None => match kind.str(i) {
+                    Some(k) => vocab.event_types.intern(k),
+                    None => vocab.event_types.intern(&kind.text(i).unwrap_or_default()),
+                },
+            };
             let v = match &value {
                 Some(c) => c.number(i)?,
                 None => None,
             };
-            let Some(&c) = self.index.get(cid) else {
-                orphans.add(cid);
+            let Some(c) = customer else {
+                orphans.add(id.str(i).unwrap_or(&id.text(i).unwrap_or_default()));
                 continue;
             };
-            let f = feature.as_ref().and_then(|c| c.str(i));
+            let f = match (&feature, features) {
+                (Some(col), _) if col.is_null(i) => NO_FEATURE,
+                (Some(_), Some((keys, ids))) => ids[keys[i]],
+                (Some(col), None) => match col.str(i) {
+                    Some(f) => vocab.features.intern(f),
+                    None => vocab.features.intern(&col.text(i).unwrap_or_default()),
+                },
+                (None, _) => NO_FEATURE,
+            };
             out.customer.push(c);
             out.ts.push(t);
-            out.kind.push(vocab.event_types.intern(k));
+            out.kind.push(k);
             out.value.push(v.unwrap_or(f64::NAN));
-            out.feature
-                .push(f.map_or(NO_FEATURE, |f| vocab.features.intern(f)));
+            out.feature.push(f);
         }
-        Ok(out)
+        let names = |interner: &Interner, from: usize| -> Vec<String> {
+            (from..interner.len())
+                .map(|k| interner.name(k as u32).to_string())
+                .collect()
+        };
+        Ok(Decoded {
+            decoder: d.thread,
+            new_event_types: names(&vocab.event_types, sent_types),
+            new_features: names(&vocab.features, sent_features),
+            events: out,
+        })
     }
+}
+
+/// One decoder thread's state while streaming the events table.
+struct EventDecoder {
+    thread: usize,
+    tx: std::sync::mpsc::SyncSender<Decoded>,
+    /// Names interned by this decoder; its ids are mapped onto the caller's on receipt.
+    vocab: Vocabulary,
+    customers: read::PerValue<Option<u32>>,
+    types: read::PerValue<u32>,
+    features: read::PerValue<u32>,
+    /// The customer of the previous row, for text columns without a dictionary (events
+    /// usually come grouped by customer).
+    last: LastCustomer,
+    /// Orphans by part (row group), merged in file order at the end.
+    orphans: Vec<(usize, Orphans)>,
+}
+
+impl EventDecoder {
+    fn new(thread: usize, tx: std::sync::mpsc::SyncSender<Decoded>) -> Self {
+        EventDecoder {
+            thread,
+            tx,
+            vocab: Vocabulary::default(),
+            customers: Default::default(),
+            types: Default::default(),
+            features: Default::default(),
+            last: LastCustomer::default(),
+            orphans: Vec::new(),
+        }
+    }
+}
+
+/// A one-entry cache of customer look-ups by id.
+#[derive(Default)]
+struct LastCustomer {
+    id: Option<String>,
+    index: Option<u32>,
+}
+
+impl LastCustomer {
+    fn find(&mut self, index: &HashMap<String, u32>, id: &read::Column, i: usize) -> Option<u32> {
+        let owned;
+        let text = match id.str(i) {
+            Some(s) => s,
+            None => {
+                owned = id.text(i).unwrap_or_default();
+                &owned
+            }
+        };
+        if self.id.as_deref() != Some(text) {
+            let last = self.id.get_or_insert_with(String::new);
+            last.clear();
+            last.push_str(text);
+            self.index = index.get(text).copied();
+        }
+        self.index
+    }
+}
+
+/// A decoded batch of events with the names its decoder interned since its last batch.
+struct Decoded {
+    decoder: usize,
+    new_event_types: Vec<String>,
+    new_features: Vec<String>,
+    events: EventBatch,
 }
 
 fn cmp_opt(a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
@@ -667,8 +859,9 @@ fn cmp_opt(a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
     }
 }
 
-fn optional_ts(b: &Batch, name: &str, i: usize, not_before: Ts) -> Result<Option<Ts>> {
-    let Some(c) = b.column(name)? else {
+/// An optional timestamp column's cell, which may not be before `not_before`.
+fn not_before(c: Option<&read::Column>, i: usize, not_before: Ts) -> Result<Option<Ts>> {
+    let Some(c) = c else {
         return Ok(None);
     };
     match c.timestamp(i)? {
@@ -681,7 +874,11 @@ fn optional_ts(b: &Batch, name: &str, i: usize, not_before: Ts) -> Result<Option
     }
 }
 
-fn in_range(c: &read::Column, i: usize, lo: f64, hi: f64) -> Result<Option<f64>> {
+/// An optional numeric column's cell, which must lie in `lo..=hi`.
+fn in_range(c: Option<&read::Column>, i: usize, lo: f64, hi: f64) -> Result<Option<f64>> {
+    let Some(c) = c else {
+        return Ok(None);
+    };
     match c.number(i)? {
         Some(v) if !(lo..=hi).contains(&v) => {
             Err(c.bad(i, &format!("a number from {lo} to {hi}"), v))
@@ -728,6 +925,12 @@ fn load_catalog(file: &TableFile) -> Result<Catalog> {
     })?;
     Ok(catalog)
 }
+
+/// Rows of a per-customer table with their customers' indices, and the orphans.
+type Rows<T> = (Vec<(u32, T)>, Orphans);
+
+/// Parses row `i` of a batch whose columns were resolved once.
+type RowParser<'b, T> = Box<dyn Fn(usize) -> Result<T> + 'b>;
 
 /// Marks an event without a product feature.
 pub const NO_FEATURE: u32 = u32::MAX;
@@ -792,6 +995,16 @@ pub struct EventBatch {
 }
 
 impl EventBatch {
+    fn with_capacity(n: usize) -> Self {
+        EventBatch {
+            customer: Vec::with_capacity(n),
+            ts: Vec::with_capacity(n),
+            kind: Vec::with_capacity(n),
+            value: Vec::with_capacity(n),
+            feature: Vec::with_capacity(n),
+        }
+    }
+
     /// Number of events.
     pub fn len(&self) -> usize {
         self.ts.len()

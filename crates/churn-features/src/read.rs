@@ -12,12 +12,16 @@ use arrow_array::types::{
     TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::ProjectionMask;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The first day a date may be (1900-01-01), as days since 1970-01-01.
@@ -163,38 +167,149 @@ impl TableFile {
     ) -> Result<()> {
         match self.format {
             Format::Parquet => {
-                let builder = self.parquet_builder()?;
-                let schema = builder.parquet_schema();
-                let wanted: Vec<usize> = builder
-                    .schema()
-                    .fields()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, f)| columns.contains(&f.name().as_str()))
-                    .map(|(i, _)| i)
-                    .collect();
-                let mask = ProjectionMask::roots(schema, wanted);
-                let reader = builder
-                    .with_projection(mask)
-                    .with_batch_size(BATCH_ROWS)
-                    .build()
-                    .map_err(|e| self.malformed(e))?;
-                let mut first_row = 0u64;
-                for batch in reader {
-                    let batch = batch.map_err(|e| self.malformed(e))?;
-                    let rows = batch.num_rows() as u64;
-                    visit(&Batch::new(&self.path, batch, Rows::Parquet(first_row)))?;
-                    first_row += rows;
-                }
-                Ok(())
+                let parquet = self.open_parquet(&[])?;
+                let all: Vec<usize> = (0..parquet.row_groups()).collect();
+                parquet.read_row_groups(self, columns, all, &mut visit)
             }
             Format::Csv | Format::CsvGz => self.csv_batches(columns, visit),
+        }
+    }
+
+    /// Streams the file like [`for_each_batch`](TableFile::for_each_batch), decoding on up
+    /// to `threads` threads: a Parquet file's row groups are shared out among them (a CSV
+    /// file is read by one). Each thread starts from `init(thread)` and calls
+    /// `visit(state, part, batch)`, where `part` is the row group's index (0 for CSV);
+    /// batches of one part arrive in order, parts in any order. The states come back in
+    /// thread order.
+    ///
+    /// Text columns named in `keep_dictionaries` stay dictionary-encoded when every row
+    /// group stores them with a dictionary, so a caller can work once per distinct value
+    /// (see [`PerValue`]).
+    ///
+    /// When several parts fail, the error of the first part is returned, whatever the
+    /// threads' timing: the outcome does not depend on scheduling.
+    pub fn for_each_batch_parallel<S: Send>(
+        &self,
+        columns: &[&str],
+        keep_dictionaries: &[&str],
+        threads: usize,
+        init: impl Fn(usize) -> S + Sync,
+        visit: impl Fn(&mut S, usize, &Batch) -> Result<()> + Sync,
+    ) -> Result<Vec<S>> {
+        if self.format != Format::Parquet {
+            let mut state = init(0);
+            self.csv_batches(columns, |b| visit(&mut state, 0, b))?;
+            return Ok(vec![state]);
+        }
+        let parquet = self.open_parquet(keep_dictionaries)?;
+        let parts = parquet.row_groups();
+        let threads = threads.clamp(1, parts.max(1));
+        let next = AtomicUsize::new(0);
+        let first_failed = AtomicUsize::new(usize::MAX);
+        let outcomes: Vec<(S, Option<(usize, DataError)>)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (parquet, next, first_failed) = (&parquet, &next, &first_failed);
+                    let (init, visit) = (&init, &visit);
+                    scope.spawn(move || {
+                        let mut state = init(t);
+                        loop {
+                            // Parts are claimed in increasing order, so every part
+                            // before a failed one is read by some thread.
+                            let part = next.fetch_add(1, Ordering::Relaxed);
+                            if part >= parts || part > first_failed.load(Ordering::Relaxed) {
+                                return (state, None);
+                            }
+                            let read = parquet.read_row_groups(self, columns, vec![part], |b| {
+                                visit(&mut state, part, b)
+                            });
+                            if let Err(e) = read {
+                                first_failed.fetch_min(part, Ordering::Relaxed);
+                                return (state, Some((part, e)));
+                            }
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("a table decoder does not panic"))
+                .collect()
+        });
+        let mut states = Vec::with_capacity(outcomes.len());
+        let mut first: Option<(usize, DataError)> = None;
+        for (state, failed) in outcomes {
+            states.push(state);
+            if let Some((part, e)) = failed {
+                if first.as_ref().is_none_or(|(p, _)| part < *p) {
+                    first = Some((part, e));
+                }
+            }
+        }
+        match first {
+            Some((_, e)) => Err(e),
+            None => Ok(states),
         }
     }
 
     fn parquet_builder(&self) -> Result<ParquetRecordBatchReaderBuilder<File>> {
         let file = File::open(&self.path).map_err(|e| DataError::io(&self.path, e))?;
         ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| self.malformed(e))
+    }
+
+    /// Reads a Parquet file's metadata once, asking for the text columns named in
+    /// `keep_dictionaries` as dictionaries where every row group has one for them.
+    fn open_parquet(&self, keep_dictionaries: &[&str]) -> Result<ParquetFile> {
+        let file = File::open(&self.path).map_err(|e| DataError::io(&self.path, e))?;
+        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+            .map_err(|e| self.malformed(e))?;
+        let row_groups = meta.metadata().row_groups();
+        let dictionary_everywhere = |name: &str| {
+            let leaf = meta
+                .parquet_schema()
+                .columns()
+                .iter()
+                .position(|c| c.path().parts() == [name]);
+            leaf.is_some_and(|leaf| {
+                row_groups
+                    .iter()
+                    .all(|rg| rg.column(leaf).dictionary_page_offset().is_some())
+            })
+        };
+        let mut changed = false;
+        let fields: Vec<Field> = meta
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8
+                    if keep_dictionaries.contains(&f.name().as_str())
+                        && dictionary_everywhere(f.name()) =>
+                {
+                    changed = true;
+                    let ty = DataType::Dictionary(
+                        Box::new(DataType::Int32),
+                        Box::new(f.data_type().clone()),
+                    );
+                    f.as_ref().clone().with_data_type(ty)
+                }
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        let meta = if changed {
+            let schema = Arc::new(Schema::new_with_metadata(
+                fields,
+                meta.schema().metadata().clone(),
+            ));
+            ArrowReaderMetadata::try_new(
+                meta.metadata().clone(),
+                ArrowReaderOptions::new().with_schema(schema),
+            )
+            .map_err(|e| self.malformed(e))?
+        } else {
+            meta
+        };
+        Ok(ParquetFile { meta })
     }
 
     fn csv_reader(&self) -> Result<csv::Reader<Box<dyn Read>>> {
@@ -312,6 +427,59 @@ impl TableFile {
     }
 }
 
+/// A Parquet file's metadata, read once.
+struct ParquetFile {
+    meta: ArrowReaderMetadata,
+}
+
+impl ParquetFile {
+    fn row_groups(&self) -> usize {
+        self.meta.metadata().num_row_groups()
+    }
+
+    /// Streams `row_groups` (in that order), reading only `columns`.
+    fn read_row_groups(
+        &self,
+        table: &TableFile,
+        columns: &[&str],
+        row_groups: Vec<usize>,
+        mut visit: impl FnMut(&Batch) -> Result<()>,
+    ) -> Result<()> {
+        let all = self.meta.metadata().row_groups();
+        let mut first_row: u64 = match row_groups.first() {
+            Some(&rg) => all[..rg].iter().map(|g| g.num_rows() as u64).sum(),
+            None => return Ok(()),
+        };
+        debug_assert!(row_groups.windows(2).all(|w| w[1] == w[0] + 1));
+        // A file of its own: clones of one descriptor share the read position, and the
+        // reader seeks, so threads must not share one.
+        let file = File::open(&table.path).map_err(|e| DataError::io(&table.path, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone());
+        let wanted: Vec<usize> = builder
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| columns.contains(&f.name().as_str()))
+            .map(|(i, _)| i)
+            .collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+        let reader = builder
+            .with_projection(mask)
+            .with_row_groups(row_groups)
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(|e| table.malformed(e))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| table.malformed(e))?;
+            let rows = batch.num_rows() as u64;
+            visit(&Batch::new(&table.path, batch, Rows::Parquet(first_row)))?;
+            first_row += rows;
+        }
+        Ok(())
+    }
+}
+
 enum Rows {
     Csv(Vec<u64>),
     Parquet(u64),
@@ -367,6 +535,7 @@ impl<'a> Batch<'a> {
             batch: self,
             name: name.to_string(),
             cells,
+            nulls: array.logical_nulls().filter(|n| n.null_count() > 0),
         }))
     }
 
@@ -387,34 +556,81 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// The cells of one Arrow column, borrowed: numeric, date and timestamp values are read
+/// from the array's own buffer and converted per cell, never copied per batch.
 enum Cells<'a> {
     Utf8(&'a StringArray),
     LargeUtf8(&'a arrow_array::LargeStringArray),
     Utf8View(&'a arrow_array::StringViewArray),
     Dict {
-        array: &'a dyn Array,
         keys: Vec<usize>,
         values: Box<Cells<'a>>,
+        dictionary: &'a ArrayRef,
     },
     Bool(&'a arrow_array::BooleanArray),
-    Float(Vec<f64>, &'a dyn Array),
-    Date(Vec<Day>, &'a dyn Array),
-    Time(Vec<Ts>, &'a dyn Array),
+    Number(Numbers<'a>),
+    Date(Dates<'a>),
+    /// Raw values and how many of them make a second.
+    Time(&'a [i64], i64),
 }
 
-macro_rules! numbers {
+/// A borrowed numeric buffer of any Arrow primitive type.
+enum Numbers<'a> {
+    F64(&'a [f64]),
+    F32(&'a [f32]),
+    I64(&'a [i64]),
+    I32(&'a [i32]),
+    I16(&'a [i16]),
+    I8(&'a [i8]),
+    U64(&'a [u64]),
+    U32(&'a [u32]),
+    U16(&'a [u16]),
+    U8(&'a [u8]),
+}
+
+impl Numbers<'_> {
+    #[inline]
+    fn get(&self, i: usize) -> f64 {
+        match self {
+            Numbers::F64(v) => v[i],
+            Numbers::F32(v) => f64::from(v[i]),
+            Numbers::I64(v) => v[i] as f64,
+            Numbers::I32(v) => f64::from(v[i]),
+            Numbers::I16(v) => f64::from(v[i]),
+            Numbers::I8(v) => f64::from(v[i]),
+            Numbers::U64(v) => v[i] as f64,
+            Numbers::U32(v) => f64::from(v[i]),
+            Numbers::U16(v) => f64::from(v[i]),
+            Numbers::U8(v) => f64::from(v[i]),
+        }
+    }
+}
+
+/// A borrowed date buffer: days (`date32`) or milliseconds (`date64`) since 1970-01-01.
+enum Dates<'a> {
+    Days(&'a [i32]),
+    Millis(&'a [i64]),
+}
+
+impl Dates<'_> {
+    #[inline]
+    fn get(&self, i: usize) -> Day {
+        match self {
+            Dates::Days(v) => v[i],
+            Dates::Millis(v) => time::day_of(v[i].div_euclid(1000)),
+        }
+    }
+}
+
+macro_rules! borrowed {
     ($array:expr, $t:ty) => {
-        $array
-            .as_primitive::<$t>()
-            .values()
-            .iter()
-            .map(|v| *v as f64)
-            .collect()
+        $array.as_primitive::<$t>().values().as_ref()
     };
 }
 
 impl<'a> Cells<'a> {
     fn new(array: &'a dyn Array) -> Option<Cells<'a>> {
+        let number = Cells::Number;
         Some(match array.data_type() {
             DataType::Utf8 => Cells::Utf8(array.as_string::<i32>()),
             DataType::LargeUtf8 => Cells::LargeUtf8(array.as_string::<i64>()),
@@ -423,83 +639,39 @@ impl<'a> Cells<'a> {
                 let dict = array.as_any_dictionary_opt()?;
                 let values = Cells::new(dict.values().as_ref())?;
                 Cells::Dict {
-                    array,
                     keys: dict.normalized_keys(),
                     values: Box::new(values),
+                    dictionary: dict.values(),
                 }
             }
             DataType::Boolean => Cells::Bool(array.as_boolean()),
-            DataType::Float64 => {
-                Cells::Float(array.as_primitive::<Float64Type>().values().to_vec(), array)
-            }
-            DataType::Float32 => Cells::Float(numbers!(array, Float32Type), array),
-            DataType::Int64 => Cells::Float(numbers!(array, Int64Type), array),
-            DataType::Int32 => Cells::Float(numbers!(array, Int32Type), array),
-            DataType::Int16 => Cells::Float(numbers!(array, Int16Type), array),
-            DataType::Int8 => Cells::Float(numbers!(array, Int8Type), array),
-            DataType::UInt64 => Cells::Float(numbers!(array, UInt64Type), array),
-            DataType::UInt32 => Cells::Float(numbers!(array, UInt32Type), array),
-            DataType::UInt16 => Cells::Float(numbers!(array, UInt16Type), array),
-            DataType::UInt8 => Cells::Float(numbers!(array, UInt8Type), array),
-            DataType::Date32 => {
-                Cells::Date(array.as_primitive::<Date32Type>().values().to_vec(), array)
-            }
-            DataType::Date64 => Cells::Date(
-                array
-                    .as_primitive::<Date64Type>()
-                    .values()
-                    .iter()
-                    .map(|ms| time::day_of(ms.div_euclid(1000)))
-                    .collect(),
-                array,
-            ),
+            DataType::Float64 => number(Numbers::F64(borrowed!(array, Float64Type))),
+            DataType::Float32 => number(Numbers::F32(borrowed!(array, Float32Type))),
+            DataType::Int64 => number(Numbers::I64(borrowed!(array, Int64Type))),
+            DataType::Int32 => number(Numbers::I32(borrowed!(array, Int32Type))),
+            DataType::Int16 => number(Numbers::I16(borrowed!(array, Int16Type))),
+            DataType::Int8 => number(Numbers::I8(borrowed!(array, Int8Type))),
+            DataType::UInt64 => number(Numbers::U64(borrowed!(array, UInt64Type))),
+            DataType::UInt32 => number(Numbers::U32(borrowed!(array, UInt32Type))),
+            DataType::UInt16 => number(Numbers::U16(borrowed!(array, UInt16Type))),
+            DataType::UInt8 => number(Numbers::U8(borrowed!(array, UInt8Type))),
+            DataType::Date32 => Cells::Date(Dates::Days(borrowed!(array, Date32Type))),
+            DataType::Date64 => Cells::Date(Dates::Millis(borrowed!(array, Date64Type))),
             DataType::Timestamp(unit, _) => {
-                let per_second: i64 = match unit {
-                    TimeUnit::Second => 1,
-                    TimeUnit::Millisecond => 1_000,
-                    TimeUnit::Microsecond => 1_000_000,
-                    TimeUnit::Nanosecond => 1_000_000_000,
+                let (raw, per_second): (&[i64], i64) = match unit {
+                    TimeUnit::Second => (borrowed!(array, TimestampSecondType), 1),
+                    TimeUnit::Millisecond => (borrowed!(array, TimestampMillisecondType), 1_000),
+                    TimeUnit::Microsecond => {
+                        (borrowed!(array, TimestampMicrosecondType), 1_000_000)
+                    }
+                    TimeUnit::Nanosecond => {
+                        (borrowed!(array, TimestampNanosecondType), 1_000_000_000)
+                    }
                 };
-                let raw: Vec<i64> = match unit {
-                    TimeUnit::Second => array
-                        .as_primitive::<TimestampSecondType>()
-                        .values()
-                        .to_vec(),
-                    TimeUnit::Millisecond => array
-                        .as_primitive::<TimestampMillisecondType>()
-                        .values()
-                        .to_vec(),
-                    TimeUnit::Microsecond => array
-                        .as_primitive::<TimestampMicrosecondType>()
-                        .values()
-                        .to_vec(),
-                    TimeUnit::Nanosecond => array
-                        .as_primitive::<TimestampNanosecondType>()
-                        .values()
-                        .to_vec(),
-                };
-                Cells::Time(
-                    raw.into_iter().map(|v| v.div_euclid(per_second)).collect(),
-                    array,
-                )
+                Cells::Time(raw, per_second)
             }
             _ => return None,
         })
-    }
-
-    fn is_null(&self, i: usize) -> bool {
-        match self {
-            Cells::Utf8(a) => a.is_null(i),
-            Cells::LargeUtf8(a) => a.is_null(i),
-            Cells::Utf8View(a) => a.is_null(i),
-            Cells::Dict {
-                array,
-                keys,
-                values,
-            } => array.is_null(i) || values.is_null(keys[i]),
-            Cells::Bool(a) => a.is_null(i),
-            Cells::Float(_, a) | Cells::Date(_, a) | Cells::Time(_, a) => a.is_null(i),
-        }
     }
 
     fn text(&self, i: usize) -> Option<&str> {
@@ -511,6 +683,70 @@ impl<'a> Cells<'a> {
             _ => None,
         }
     }
+
+    /// Seconds since 1970-01-01 of a timestamp cell.
+    #[inline]
+    fn seconds(raw: &[i64], per_second: i64, i: usize) -> Ts {
+        raw[i].div_euclid(per_second)
+    }
+}
+
+/// The results of a function of a text column's values, computed once per distinct value
+/// of a dictionary-encoded column and kept while later batches share the dictionary (the
+/// batches of one Parquet row group do): per-row work becomes an array look-up.
+#[derive(Debug)]
+pub struct PerValue<T> {
+    dictionary: Option<ArrayRef>,
+    results: Vec<T>,
+}
+
+impl<T> Default for PerValue<T> {
+    fn default() -> Self {
+        PerValue {
+            dictionary: None,
+            results: Vec::new(),
+        }
+    }
+}
+
+impl<T> PerValue<T> {
+    /// For a dictionary-encoded text column: each row's key and the results by key,
+    /// running `compute` on every dictionary value not seen in the previous call. `None`
+    /// when the column is not dictionary-encoded text. A null row's key is meaningless:
+    /// check [`Column::is_null`] first.
+    pub fn of<'c>(
+        &'c mut self,
+        column: &'c Column<'_>,
+        mut compute: impl FnMut(&str) -> T,
+    ) -> Option<(&'c [usize], &'c [T])> {
+        let Cells::Dict {
+            keys,
+            values,
+            dictionary,
+            ..
+        } = &column.cells
+        else {
+            return None;
+        };
+        if !matches!(
+            values.as_ref(),
+            Cells::Utf8(_) | Cells::LargeUtf8(_) | Cells::Utf8View(_)
+        ) {
+            return None;
+        }
+        // The previous dictionary is held, so its address cannot be reused by another.
+        let same = self
+            .dictionary
+            .as_ref()
+            .is_some_and(|d| Arc::ptr_eq(d, dictionary));
+        if !same {
+            self.results.clear();
+            self.results
+                .extend((0..dictionary.len()).map(|k| compute(values.text(k).unwrap_or_default())));
+            self.dictionary = Some(Arc::clone(dictionary));
+        }
+        Some((keys, &self.results))
+    }
 }
 
 /// A typed view of one column of a [`Batch`]. Each getter returns `Ok(None)` for an
@@ -519,6 +755,8 @@ pub struct Column<'a> {
     batch: &'a Batch<'a>,
     name: String,
     cells: Cells<'a>,
+    /// Empty cells, resolved once (a dictionary's null keys and null values together).
+    nulls: Option<NullBuffer>,
 }
 
 impl Column<'_> {
@@ -528,8 +766,9 @@ impl Column<'_> {
     }
 
     /// Whether row `i` is empty.
+    #[inline]
     pub fn is_null(&self, i: usize) -> bool {
-        self.cells.is_null(i)
+        self.nulls.as_ref().is_some_and(|n| n.is_null(i))
     }
 
     /// An error for row `i` of this column.
@@ -545,10 +784,12 @@ impl Column<'_> {
 
     fn found(&self, i: usize) -> String {
         match &self.cells {
-            Cells::Float(v, _) => v[i].to_string(),
-            Cells::Date(v, _) if (MIN_DAY..MAX_DAY).contains(&v[i]) => time::format_date(v[i]),
-            Cells::Time(v, _) if (MIN_DAY..MAX_DAY).contains(&time::day_of(v[i])) => {
-                time::format_timestamp(v[i])
+            Cells::Number(v) => v.get(i).to_string(),
+            Cells::Date(v) if (MIN_DAY..MAX_DAY).contains(&v.get(i)) => time::format_date(v.get(i)),
+            Cells::Time(v, per)
+                if (MIN_DAY..MAX_DAY).contains(&time::day_of(Cells::seconds(v, *per, i))) =>
+            {
+                time::format_timestamp(Cells::seconds(v, *per, i))
             }
             Cells::Date(..) | Cells::Time(..) => self.found_day(i),
             Cells::Bool(a) => a.value(i).to_string(),
@@ -580,7 +821,7 @@ impl Column<'_> {
     pub fn is_text(&self) -> bool {
         !matches!(
             self.cells,
-            Cells::Float(..) | Cells::Date(..) | Cells::Time(..) | Cells::Bool(_)
+            Cells::Number(..) | Cells::Date(..) | Cells::Time(..) | Cells::Bool(_)
         )
     }
 
@@ -590,7 +831,7 @@ impl Column<'_> {
             return Ok(None);
         }
         let v = match &self.cells {
-            Cells::Float(v, _) => v[i],
+            Cells::Number(v) => v.get(i),
             Cells::Bool(a) => f64::from(u8::from(a.value(i))),
             Cells::Date(..) | Cells::Time(..) => {
                 return Err(self.bad(i, "a number", self.found(i)))
@@ -625,8 +866,10 @@ impl Column<'_> {
 
     fn found_day(&self, i: usize) -> String {
         match &self.cells {
-            Cells::Date(v, _) => format!("day {} since 1970-01-01", v[i]),
-            Cells::Time(v, _) => format!("{} seconds since 1970-01-01", v[i]),
+            Cells::Date(v) => format!("day {} since 1970-01-01", v.get(i)),
+            Cells::Time(v, per) => {
+                format!("{} seconds since 1970-01-01", Cells::seconds(v, *per, i))
+            }
             _ => self.cells.text(i).unwrap_or_default().to_string(),
         }
     }
@@ -636,9 +879,9 @@ impl Column<'_> {
             return Ok(None);
         }
         match &self.cells {
-            Cells::Date(v, _) => Ok(Some(v[i])),
-            Cells::Time(v, _) => Ok(Some(time::day_of(v[i]))),
-            Cells::Float(..) | Cells::Bool(_) => {
+            Cells::Date(v) => Ok(Some(v.get(i))),
+            Cells::Time(v, per) => Ok(Some(time::day_of(Cells::seconds(v, *per, i)))),
+            Cells::Number(..) | Cells::Bool(_) => {
                 Err(self.bad(i, "a date (YYYY-MM-DD)", self.found(i)))
             }
             _ => {
@@ -670,9 +913,9 @@ impl Column<'_> {
             return Ok(None);
         }
         match &self.cells {
-            Cells::Time(v, _) => Ok(Some(v[i])),
-            Cells::Date(v, _) => Ok(Some(time::day_start(v[i]))),
-            Cells::Float(..) | Cells::Bool(_) => {
+            Cells::Time(v, per) => Ok(Some(Cells::seconds(v, *per, i))),
+            Cells::Date(v) => Ok(Some(time::day_start(v.get(i)))),
+            Cells::Number(..) | Cells::Bool(_) => {
                 Err(self.bad(i, "a timestamp (RFC 3339)", self.found(i)))
             }
             _ => {

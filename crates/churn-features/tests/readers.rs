@@ -460,3 +460,295 @@ fn dates_outside_1900_to_2199_are_refused() {
         ],
     );
 }
+
+/// An events table as Parquet, written with `rows_per_group` rows per row group and
+/// dictionary encoding on or off; timestamps as `unit` (seconds is what files written
+/// before timestamps carried a Parquet TIMESTAMP type hold).
+fn write_events_parquet(
+    path: &Path,
+    rows: &[(&str, i64, Option<&str>)],
+    rows_per_group: usize,
+    dictionary: bool,
+    unit: arrow_schema::TimeUnit,
+) {
+    use arrow_array::{TimestampMicrosecondArray, TimestampMillisecondArray, TimestampSecondArray};
+    use arrow_schema::TimeUnit;
+    let n = rows.len();
+    let seconds: Vec<i64> = rows.iter().map(|r| r.1).collect();
+    let (ts, ty): (ArrayRef, DataType) = match unit {
+        TimeUnit::Second => (
+            Arc::new(TimestampSecondArray::from(seconds).with_timezone("UTC")),
+            DataType::Timestamp(unit, Some("UTC".into())),
+        ),
+        TimeUnit::Millisecond => (
+            Arc::new(
+                TimestampMillisecondArray::from(
+                    seconds.iter().map(|s| s * 1000).collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
+            ),
+            DataType::Timestamp(unit, Some("UTC".into())),
+        ),
+        _ => (
+            Arc::new(
+                TimestampMicrosecondArray::from(
+                    seconds.iter().map(|s| s * 1_000_000).collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
+            ),
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        ),
+    };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, true),
+        Field::new("timestamp", ty, true),
+        Field::new("event_type", DataType::Utf8, true),
+        Field::new("value", DataType::Float64, true),
+        Field::new("feature", DataType::Utf8, true),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(
+            rows.iter().map(|r| Some(r.0)).collect::<Vec<_>>(),
+        )),
+        ts,
+        Arc::new(StringArray::from(
+            rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+        )),
+        Arc::new(Float64Array::from(vec![None; n])),
+        Arc::new(StringArray::from(vec![Some("dashboard"); n])),
+    ];
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(rows_per_group))
+        .set_dictionary_enabled(dictionary)
+        .build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props)).unwrap();
+    w.write(&RecordBatch::try_new(schema, columns).unwrap())
+        .unwrap();
+    w.close().unwrap();
+}
+
+/// Every event of a data set as (customer id, seconds, type, feature), sorted, read with
+/// `decoders` decoder threads.
+fn decoded_events(ds: &Dataset, decoders: usize) -> (Vec<(String, i64, String, String)>, u64) {
+    let mut vocab = Default::default();
+    let mut raw = Vec::new();
+    let orphans = ds
+        .for_each_event_batch_with(decoders, &mut vocab, |b| {
+            for i in 0..b.len() {
+                raw.push((b.customer[i], b.ts[i], b.kind[i], b.feature[i]));
+            }
+            Ok(())
+        })
+        .unwrap();
+    let vocab: &churn_features::dataset::Vocabulary = &vocab;
+    let mut rows: Vec<_> = raw
+        .into_iter()
+        .map(|(c, t, k, f)| {
+            (
+                ds.customers[c as usize].id.clone(),
+                t,
+                vocab.event_types.name(k).to_string(),
+                vocab.features.name(f).to_string(),
+            )
+        })
+        .collect();
+    rows.sort();
+    (rows, orphans.rows)
+}
+
+const FEB_1: i64 = 1_706_745_600; // 2024-02-01T00:00:00Z
+
+/// A data set of the two `SUBS` customers and `rows` as Parquet events in row groups of
+/// ten rows.
+fn events_in_groups_of_ten(
+    rows: &[(&str, i64, Option<&str>)],
+    dictionary: bool,
+) -> (tempfile::TempDir, Dataset) {
+    let dir = dir_with(&[("subscriptions.csv", SUBS)]);
+    write_events_parquet(
+        &dir.path().join("events.parquet"),
+        rows,
+        10,
+        dictionary,
+        arrow_schema::TimeUnit::Microsecond,
+    );
+    let ds = Dataset::open(dir.path()).unwrap();
+    (dir, ds)
+}
+
+#[test]
+fn parquet_events_read_alike_whatever_the_row_groups_encoding_unit_and_threads() {
+    // 3 customers, two of them unknown to subscriptions, many event types.
+    let ids = ["A", "B", "X", "A", "Y", "B"];
+    let kinds = [
+        "login",
+        "session",
+        "export",
+        "feature_use",
+        "login",
+        "Report Viewed",
+    ];
+    let rows: Vec<(&str, i64, Option<&str>)> = (0..600)
+        .map(|i| (ids[i % 6], FEB_1 + i as i64 * 97, Some(kinds[(i / 7) % 6])))
+        .collect();
+    let mut expected = None;
+    for (per_group, dictionary, unit) in [
+        (1_000, true, arrow_schema::TimeUnit::Microsecond),
+        (7, true, arrow_schema::TimeUnit::Microsecond),
+        (7, false, arrow_schema::TimeUnit::Millisecond),
+        (50, true, arrow_schema::TimeUnit::Second),
+    ] {
+        let dir = dir_with(&[("subscriptions.csv", SUBS)]);
+        write_events_parquet(
+            &dir.path().join("events.parquet"),
+            &rows,
+            per_group,
+            dictionary,
+            unit,
+        );
+        let ds = Dataset::open(dir.path()).unwrap();
+        for decoders in [1, 2, 5] {
+            let got = decoded_events(&ds, decoders);
+            assert_eq!(got.1, 200, "orphan rows (X and Y)");
+            assert_eq!(got.0.len(), 400);
+            match &expected {
+                None => expected = Some(got),
+                Some(e) => assert_eq!(
+                    &got, e,
+                    "{per_group} rows per group, dictionary {dictionary}, {unit:?}, {decoders} decoders"
+                ),
+            }
+        }
+    }
+    let (events, _) = expected.unwrap();
+    assert_eq!(
+        events[0],
+        ("A".into(), FEB_1, "login".into(), "dashboard".into())
+    );
+}
+
+#[test]
+fn the_first_bad_row_group_is_reported_whatever_the_threads() {
+    // Row groups of 10 rows; rows 35 and 72 lack an event type. With any number of
+    // decoders, the error names row 35, never the later one.
+    let rows: Vec<(&str, i64, Option<&str>)> = (0..100)
+        .map(|i| ("A", FEB_1 + i, (i != 34 && i != 71).then_some("login")))
+        .collect();
+    let (_dir, ds) = events_in_groups_of_ten(&rows, true);
+    for decoders in [1, 2, 3, 8] {
+        for _ in 0..10 {
+            let e = ds
+                .for_each_event_batch_with(decoders, &mut Default::default(), |_| Ok(()))
+                .unwrap_err()
+                .to_string();
+            check(&e, &["events.parquet", "row 35", "column `event_type`"]);
+        }
+    }
+}
+
+#[test]
+fn orphans_of_many_row_groups_are_listed_in_file_order() {
+    let ids = ["Q1", "A", "Q2", "Q3", "B", "Q4", "Q5", "Q6", "Q7"];
+    let rows: Vec<(&str, i64, Option<&str>)> = (0..90)
+        .map(|i| (ids[i / 10], FEB_1 + i as i64, Some("login")))
+        .collect();
+    let (_dir, ds) = events_in_groups_of_ten(&rows, false);
+    for decoders in [1, 4] {
+        let orphans = ds
+            .for_each_event_batch_with(decoders, &mut Default::default(), |_| Ok(()))
+            .unwrap();
+        assert_eq!(orphans.rows, 70);
+        assert_eq!(orphans.first_ids, ["Q1", "Q2", "Q3", "Q4", "Q5"]);
+    }
+}
+
+#[test]
+fn small_tables_in_parquet_read_like_csv() {
+    // Tickets, payments and surveys with typed Parquet columns give the same customers
+    // as the same rows in CSV.
+    let csv = dir_with(&[
+        ("subscriptions.csv", SUBS),
+        (
+            "tickets.csv",
+            "customer_id,opened_at,closed_at,first_response_at,priority,satisfaction\nA,2024-02-01T10:00:00Z,2024-02-02T10:00:00Z,,high,4\nB,2024-02-03T00:00:00Z,,2024-02-03T05:00:00Z,,\n",
+        ),
+        (
+            "payments.csv",
+            "customer_id,due_date,paid_at,amount,status\nA,2024-02-01,2024-02-03T08:00:00Z,100,late\nB,2024-03-01,,50,failed\n",
+        ),
+        (
+            "surveys.csv",
+            "customer_id,answered_at,nps,csat\nA,2024-02-10T12:00:00Z,9,\nB,2024-02-11T12:00:00Z,,7\n",
+        ),
+    ]);
+    let from_csv = Dataset::open(csv.path()).unwrap();
+    let pq = tempfile::tempdir().unwrap();
+    std::fs::write(pq.path().join("subscriptions.csv"), SUBS).unwrap();
+    for spec in [
+        &churn_features::contract::TICKETS,
+        &churn_features::contract::PAYMENTS,
+        &churn_features::contract::SURVEYS,
+    ] {
+        // Through the product's own writer: typed columns (timestamps, dates, numbers).
+        let table = churn_features::read::TableFile::at(
+            &csv.path().join(format!("{}.csv", spec.name)),
+            spec,
+        )
+        .unwrap();
+        let schema = spec.arrow_schema();
+        let mut w = TableWriter::create(
+            &pq.path().join(format!("{}.parquet", spec.name)),
+            schema.clone(),
+        )
+        .unwrap();
+        let names: Vec<&str> = spec.columns.iter().map(|c| c.name).collect();
+        table
+            .for_each_batch(&names, |b| {
+                let columns: Vec<ArrayRef> = spec
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        let col = b.required(c.name).unwrap();
+                        let text: StringArray = (0..b.len()).map(|i| col.text(i)).collect();
+                        arrow_cast_text(&text, c.ty)
+                    })
+                    .collect();
+                w.write(&RecordBatch::try_new(schema.clone(), columns).unwrap())
+                    .unwrap();
+                Ok(())
+            })
+            .unwrap();
+        w.finish().unwrap();
+    }
+    let from_parquet = Dataset::open(pq.path()).unwrap();
+    assert_eq!(from_csv.customers, from_parquet.customers);
+    assert_eq!(from_parquet.customers[0].tickets[0].satisfaction, Some(4.0));
+    assert_eq!(from_parquet.customers[1].payments[0].paid, None);
+}
+
+/// Parses contract text cells into the contract's Arrow type.
+fn arrow_cast_text(text: &StringArray, ty: churn_features::contract::ColumnType) -> ArrayRef {
+    use arrow_array::{Date32Array, TimestampMicrosecondArray};
+    use churn_features::contract::ColumnType;
+    use churn_features::time;
+    match ty {
+        ColumnType::Text => Arc::new(text.clone()),
+        ColumnType::Number => Arc::new(
+            text.iter()
+                .map(|v| v.map(|v| v.parse::<f64>().unwrap()))
+                .collect::<Float64Array>(),
+        ),
+        ColumnType::Date => Arc::new(
+            text.iter()
+                .map(|v| v.map(|v| time::parse_date(v).unwrap()))
+                .collect::<Date32Array>(),
+        ),
+        ColumnType::Timestamp => Arc::new(
+            text.iter()
+                .map(|v| v.map(|v| time::parse_timestamp(v).unwrap() * 1_000_000))
+                .collect::<TimestampMicrosecondArray>()
+                .with_timezone("UTC"),
+        ),
+    }
+}

@@ -2,7 +2,9 @@
 
 use crate::catalog::CATALOG;
 use crate::life::{self, Life, Reason, Traits, CHANNELS, DAY, PLANS};
-use arrow_array::builder::{Date32Builder, Float64Builder, StringBuilder, TimestampSecondBuilder};
+use arrow_array::builder::{
+    Date32Builder, Float64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
 use arrow_array::{ArrayRef, RecordBatch};
 use churn_features::contract::{self, TableSpec};
 use churn_features::time::{self, Day, Ts};
@@ -21,7 +23,7 @@ pub struct TableRows {
 pub enum ColumnBuilder {
     Text(StringBuilder),
     Date(Date32Builder),
-    Time(TimestampSecondBuilder),
+    Time(TimestampMicrosecondBuilder),
     Number(Float64Builder),
 }
 
@@ -34,9 +36,9 @@ impl TableRows {
             .map(|c| match c.ty {
                 Text => ColumnBuilder::Text(StringBuilder::new()),
                 Date => ColumnBuilder::Date(Date32Builder::new()),
-                Timestamp => {
-                    ColumnBuilder::Time(TimestampSecondBuilder::new().with_timezone("UTC"))
-                }
+                Timestamp => ColumnBuilder::Time(
+                    TimestampMicrosecondBuilder::new().with_timezone(contract::TIMEZONE),
+                ),
                 Number => ColumnBuilder::Number(Float64Builder::new()),
             })
             .collect();
@@ -66,7 +68,7 @@ impl TableRows {
     }
     fn time(&mut self, i: usize, v: Option<Ts>) {
         match &mut self.columns[i] {
-            ColumnBuilder::Time(b) => b.append_option(v),
+            ColumnBuilder::Time(b) => b.append_option(v.map(|t| t * contract::MICROS_PER_SECOND)),
             _ => unreachable!("column {i} of {} is a timestamp", self.spec.name),
         }
     }

@@ -76,3 +76,27 @@ pub fn latest_rows(fx: &Fixture) -> (Day, FeatureTable) {
         .expect("features");
     (as_of, t)
 }
+
+/// The Parquet logical type of each column of a Parquet file, as `(column, type)`, where
+/// the type is `Timestamp(TimestampType { is_adjusted_to_u_t_c: true, unit: MICROS })`, `Date`, `String` and
+/// so on (the `parquet` crate's names), or `none (INT64)` (the physical type) for a
+/// column without one, which readers other than arrow-rs show as a bare number.
+pub fn parquet_logical_types(path: &Path) -> Vec<(String, String)> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let file = std::fs::File::open(path).expect("open Parquet file");
+    let reader = SerializedFileReader::new(file).expect("read Parquet metadata");
+    reader
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .map(|c| {
+            let ty = match c.logical_type_ref() {
+                Some(t) => format!("{t:?}"),
+                None => format!("none ({:?})", c.physical_type()),
+            };
+            (c.name().to_string(), ty)
+        })
+        .collect()
+}

@@ -30,12 +30,17 @@ pub fn run(dir: &Path, as_of: Option<churn_features::time::Day>, json: bool) -> 
     if event_orphans.rows > 0 {
         orphans.push(event_orphans);
     }
+    // Sorted: ids follow the order decoders met the names, which is not the file's.
+    let mut event_types: Vec<&str> = (0..vocab.event_types.len() as u32)
+        .map(|i| vocab.event_types.name(i))
+        .collect();
+    event_types.sort_unstable();
     if json {
         let out = serde_json::json!({
             "customers": ds.customers.len(),
             "subscriptions": count(|c| c.subscriptions.len()),
             "events": events,
-            "event_types": (0..vocab.event_types.len() as u32).map(|i| vocab.event_types.name(i)).collect::<Vec<_>>(),
+            "event_types": event_types,
             "tickets": count(|c| c.tickets.len()),
             "payments": count(|c| c.payments.len()),
             "surveys": count(|c| c.surveys.len()),

@@ -209,3 +209,67 @@ fn bad_input_gets_a_clear_message() {
     let e = fails(&["rules", "--data", d, "--rules", rules.to_str().unwrap()]);
     assert!(e.contains("rules.toml"), "{e}");
 }
+
+#[test]
+fn every_parquet_file_written_has_real_timestamp_and_date_types() {
+    // Readers that go by Parquet's own types (pyarrow, pandas, DuckDB, Spark) see time,
+    // not integers, in everything the product writes.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&[
+        "generate",
+        "--out",
+        s(&data),
+        "--customers",
+        "150",
+        "--months",
+        "4",
+        "--format",
+        "parquet",
+    ]);
+    let types =
+        |path: &Path| -> Vec<(String, String)> { churn_testkit::parquet_logical_types(path) };
+    let timestamp = "Timestamp(TimestampType { is_adjusted_to_u_t_c: true, unit: MICROS })";
+    let mut checked = 0;
+    for spec in churn_features::contract::TABLES {
+        let path = data.join(format!("{}.parquet", spec.name));
+        assert!(path.is_file(), "{} missing", spec.name);
+        let found = types(&path);
+        for c in spec.columns {
+            let (_, ty) = found
+                .iter()
+                .find(|(n, _)| n == c.name)
+                .unwrap_or_else(|| panic!("{}.{} missing", spec.name, c.name));
+            match c.ty {
+                churn_features::contract::ColumnType::Timestamp => {
+                    assert_eq!(ty, timestamp, "{}.{}: {ty}", spec.name, c.name);
+                    checked += 1;
+                }
+                churn_features::contract::ColumnType::Date => {
+                    assert_eq!(ty, "Date", "{}.{}", spec.name, c.name);
+                    checked += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(checked >= 9, "only {checked} time columns checked");
+    // What the files say is what the data says: the timestamps read back as the same
+    // instants through the product's readers (simulated events are whole seconds).
+    let out = ok(&["summary", "--data", s(&data), "--json"]);
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(summary["events"].as_u64().unwrap() > 1000);
+
+    for command in ["features", "examples"] {
+        let out = dir.path().join(format!("{command}.parquet"));
+        let mut args = vec![command, "--data", s(&data), "--out", s(&out)];
+        if command == "features" {
+            args.extend(["--as-of", "2024-04-01"]);
+        }
+        ok(&args);
+        let found = types(&out);
+        let as_of = found.iter().find(|(n, _)| n == "as_of").expect("as_of");
+        assert_eq!(as_of.1, "Date", "{command}");
+        assert_eq!(found[0], ("customer_id".to_string(), "String".to_string()));
+    }
+}
