@@ -9,15 +9,22 @@
 //! a crash leaves no half model and never moves `LATEST`.
 
 use crate::model::ChurnModel;
-use churn_features::features::FeatureInfo;
+use crate::preprocess::{Cell, PrepError};
+use churn_features::dataset::Values;
+use churn_features::features::{FeatureInfo, FeatureKind, FeatureTable};
 use churn_features::rules::RulesConfig;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"CHURNMDL";
-/// Bumped whenever the serialised structs change.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever the serialised structs change. Version 2 added the input ranges and
+/// the probe rows; version 1 files still load, without them.
+pub const FORMAT_VERSION: u32 = 2;
+/// Training rows kept as probes at most.
+const PROBES: usize = 8;
+/// How far a probe's recomputed probability may stray from the recorded one.
+const PROBE_TOLERANCE: f64 = 1e-9;
 const HEADER: usize = 8 + 4 + 8 + 32;
 
 /// What `model.bin` holds.
@@ -34,6 +41,199 @@ pub struct Artifact {
     pub horizon_days: i32,
     /// Whether the model's features can feed the rules (false for a plain table).
     pub rules_apply: bool,
+    /// Training rows with the probability the model gave them when it was saved (see
+    /// [`Artifact::record_probes`]); empty for format 1 files.
+    pub probes: Vec<Probe>,
+}
+
+/// A training row kept with the model and the probability the model gave it: loading
+/// recomputes it, so a model that decodes but no longer computes what it computed when
+/// it was saved (a flipped bit behind a recomputed checksum, a struct change without a
+/// format bump, a trainer bug) is refused before it serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Probe {
+    /// One cell per feature of [`Artifact::features`], in that order.
+    pub cells: Vec<ProbeCell>,
+    pub probability: f64,
+}
+
+/// A cell of a probe row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ProbeCell {
+    Missing,
+    Number(f64),
+    Text(String),
+}
+
+impl ProbeCell {
+    fn cell(&self) -> Cell<'_> {
+        match self {
+            ProbeCell::Missing => Cell::Missing,
+            ProbeCell::Number(x) => Cell::Number(*x),
+            ProbeCell::Text(s) => Cell::Text(s),
+        }
+    }
+}
+
+/// Format 1 of [`Artifact`], decoded and upgraded with no ranges and no probes.
+#[derive(Deserialize)]
+struct ArtifactV1 {
+    name: String,
+    version: String,
+    model: ChurnModelV1,
+    features: Vec<FeatureInfo>,
+    rules: RulesConfig,
+    horizon_days: i32,
+    rules_apply: bool,
+}
+
+#[derive(Deserialize)]
+struct ChurnModelV1 {
+    preprocessor: crate::preprocess::Preprocessor,
+    estimator: crate::model::Estimator,
+    calibrator: crate::calibrate::Calibrator,
+    threshold: f64,
+}
+
+impl From<ArtifactV1> for Artifact {
+    fn from(a: ArtifactV1) -> Artifact {
+        Artifact {
+            name: a.name,
+            version: a.version,
+            model: ChurnModel {
+                preprocessor: a.model.preprocessor,
+                estimator: a.model.estimator,
+                calibrator: a.model.calibrator,
+                threshold: a.model.threshold,
+                input_ranges: Vec::new(),
+            },
+            features: a.features,
+            rules: a.rules,
+            horizon_days: a.horizon_days,
+            rules_apply: a.rules_apply,
+            probes: Vec::new(),
+        }
+    }
+}
+
+impl Artifact {
+    /// Keeps up to eight rows of `table` (spread over it) as probes, with the
+    /// probabilities the model gives them now.
+    pub fn record_probes(&mut self, table: &FeatureTable) -> Result<(), PrepError> {
+        let n = table.len();
+        let columns: Vec<Option<&Values>> = self
+            .features
+            .iter()
+            .map(|f| table.column(&f.name))
+            .collect();
+        let mut rows: Vec<usize> = (0..PROBES.min(n)).map(|k| k * n / PROBES.min(n)).collect();
+        rows.dedup();
+        let mut probes = Vec::with_capacity(rows.len());
+        for r in rows {
+            let cells: Vec<ProbeCell> = columns
+                .iter()
+                .map(|c| match c {
+                    Some(Values::Numeric(v)) => v[r].map_or(ProbeCell::Missing, ProbeCell::Number),
+                    Some(Values::Categorical(v)) => {
+                        v[r].clone().map_or(ProbeCell::Missing, ProbeCell::Text)
+                    }
+                    None => ProbeCell::Missing,
+                })
+                .collect();
+            let probability = self.probe_probability(&cells)?;
+            probes.push(Probe { cells, probability });
+        }
+        self.probes = probes;
+        Ok(())
+    }
+
+    /// The model's probability for a probe row, through the same per-row path serving
+    /// uses.
+    fn probe_probability(&self, cells: &[ProbeCell]) -> Result<f64, PrepError> {
+        let position: std::collections::HashMap<&str, usize> = self
+            .features
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.as_str(), i))
+            .collect();
+        let mut scratch = Vec::new();
+        self.model
+            .predict(
+                |_, name| {
+                    position
+                        .get(name)
+                        .and_then(|&p| cells.get(p))
+                        .map_or(Cell::Missing, ProbeCell::cell)
+                },
+                &mut scratch,
+                true,
+                5,
+                true,
+            )
+            .map(|p| p.probability)
+    }
+
+    /// Checks a decoded artifact before it may serve: the model's parts fit together
+    /// ([`ChurnModel::check`]), every model input is a feature of the schema with the
+    /// same kind, and each probe row still gets the probability recorded at training.
+    /// A panic while doing so (a model broken in a way the checks cannot see) is caught
+    /// and reported as a refusal.
+    pub fn check(&self) -> Result<(), String> {
+        self.model.check()?;
+        let mut names = std::collections::HashSet::new();
+        for f in &self.features {
+            if !names.insert(f.name.as_str()) {
+                return Err(format!("feature `{}` is listed twice", f.name));
+            }
+        }
+        for t in &self.model.preprocessor.transforms {
+            let kind = match t {
+                crate::preprocess::Transform::Numeric { .. } => FeatureKind::Numeric,
+                crate::preprocess::Transform::Categorical { .. } => FeatureKind::Categorical,
+            };
+            match self.features.iter().find(|f| f.name == t.name()) {
+                Some(f) if f.kind == kind => {}
+                Some(_) => {
+                    return Err(format!(
+                        "model input `{}` has another kind in the feature schema",
+                        t.name()
+                    ))
+                }
+                None => {
+                    return Err(format!(
+                        "model input `{}` is not in the feature schema",
+                        t.name()
+                    ))
+                }
+            }
+        }
+        let probes = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for (k, probe) in self.probes.iter().enumerate() {
+                if probe.cells.len() != self.features.len() {
+                    return Err(format!(
+                        "probe row {k} has {} cells for {} features",
+                        probe.cells.len(),
+                        self.features.len()
+                    ));
+                }
+                let p = self
+                    .probe_probability(&probe.cells)
+                    .map_err(|e| format!("probe row {k} cannot be scored: {e}"))?;
+                let close = (p - probe.probability).abs() <= PROBE_TOLERANCE;
+                if !close {
+                    return Err(format!(
+                        "probe row {k} scores {p}, but the model gave it {} when it was saved",
+                        probe.probability
+                    ));
+                }
+            }
+            Ok(())
+        }));
+        match probes {
+            Ok(result) => result,
+            Err(_) => Err("the model panicked while scoring its probe rows".into()),
+        }
+    }
 }
 
 /// A model that cannot be loaded or saved.
@@ -46,7 +246,7 @@ pub enum ArtifactError {
     },
     #[error("{}: not a churn model file (bad magic bytes)", path.display())]
     Foreign { path: PathBuf },
-    #[error("{}: model format version {found}, this build reads version {expected}; retrain or use a matching build", path.display())]
+    #[error("{}: model format version {found}, this build reads versions 1 to {expected}; retrain or use a matching build", path.display())]
     Version {
         path: PathBuf,
         found: u32,
@@ -64,6 +264,10 @@ pub enum ArtifactError {
     Decode { path: PathBuf, message: String },
     #[error("{}: {message}", path.display())]
     Layout { path: PathBuf, message: String },
+    #[error("{}: the model is inconsistent, refused: {message}", path.display())]
+    Inconsistent { path: PathBuf, message: String },
+    #[error("{}: {message}", path.display())]
+    NotAModelFile { path: PathBuf, message: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArtifactError + '_ {
@@ -101,7 +305,7 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Artifact, ArtifactError> {
         });
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != 1 {
         return Err(ArtifactError::Version {
             path: path.to_path_buf(),
             found: version,
@@ -122,23 +326,100 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Artifact, ArtifactError> {
             path: path.to_path_buf(),
         });
     }
-    let (a, _) =
-        bincode::serde::decode_from_slice(payload, bincode::config::standard()).map_err(|e| {
-            ArtifactError::Decode {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            }
-        })?;
+    let decode_error = |e: bincode::error::DecodeError| ArtifactError::Decode {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let config = bincode::config::standard();
+    // Decoding runs third-party parsers (forust, smartcore) on the bytes: a panic there
+    // is a refusal, not a crash.
+    let decoded = std::panic::catch_unwind(|| {
+        if version == 1 {
+            bincode::serde::decode_from_slice::<ArtifactV1, _>(payload, config)
+                .map(|(old, used)| (Artifact::from(old), used))
+        } else {
+            bincode::serde::decode_from_slice(payload, config)
+        }
+    })
+    .map_err(|_| ArtifactError::Decode {
+        path: path.to_path_buf(),
+        message: "the model's parts panicked while being decoded".into(),
+    })?;
+    let (a, used) = decoded.map_err(decode_error)?;
+    if used != payload.len() {
+        return Err(ArtifactError::Decode {
+            path: path.to_path_buf(),
+            message: format!(
+                "{} bytes left over after the model: the file does not match its format version",
+                payload.len() - used
+            ),
+        });
+    }
+    a.check().map_err(|message| ArtifactError::Inconsistent {
+        path: path.to_path_buf(),
+        message,
+    })?;
     Ok(a)
 }
+
+/// The largest `model.bin` [`load`] reads.
+pub const MAX_MODEL_BYTES: u64 = 1 << 30;
 
 /// Loads a model from a version directory, a `models/NAME` directory (its `LATEST`), or
 /// a `model.bin` file.
 pub fn load(path: &Path) -> Result<(Artifact, PathBuf), ArtifactError> {
+    load_at_most(path, MAX_MODEL_BYTES)
+}
+
+/// [`load`], refusing a `model.bin` larger than `max_bytes` or that is not a regular
+/// file (a FIFO or a device would block the reader or never end).
+pub fn load_at_most(path: &Path, max_bytes: u64) -> Result<(Artifact, PathBuf), ArtifactError> {
     let dir = resolve(path)?;
     let file = dir.join("model.bin");
-    let bytes = std::fs::read(&file).map_err(io(&file))?;
+    let bytes = read_model_file(&file, max_bytes)?;
     Ok((decode(&bytes, &file)?, dir))
+}
+
+fn read_model_file(file: &Path, max_bytes: u64) -> Result<Vec<u8>, ArtifactError> {
+    use std::io::Read;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Opening a FIFO for reading blocks until a writer comes: open without blocking,
+    // then look at what was opened.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let mut f = options.open(file).map_err(io(file))?;
+    let meta = f.metadata().map_err(io(file))?;
+    if !meta.is_file() {
+        return Err(ArtifactError::NotAModelFile {
+            path: file.to_path_buf(),
+            message: "not a regular file (a FIFO, a device or a directory); refused".into(),
+        });
+    }
+    if meta.len() > max_bytes {
+        return Err(ArtifactError::NotAModelFile {
+            path: file.to_path_buf(),
+            message: format!(
+                "{} bytes, more than the {max_bytes} bytes a model may have; refused",
+                meta.len()
+            ),
+        });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // `take`: a file that grows while being read still stops at the limit.
+    f.by_ref()
+        .take(max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io(file))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(ArtifactError::NotAModelFile {
+            path: file.to_path_buf(),
+            message: format!(
+                "grew past the {max_bytes} bytes a model may have while being read; refused"
+            ),
+        });
+    }
+    Ok(bytes)
 }
 
 /// The version directory a path names.
@@ -146,7 +427,7 @@ pub fn resolve(path: &Path) -> Result<PathBuf, ArtifactError> {
     if path.is_file() {
         return Ok(path.parent().unwrap_or(Path::new(".")).to_path_buf());
     }
-    if path.join("model.bin").is_file() {
+    if path.join("model.bin").exists() {
         return Ok(path.to_path_buf());
     }
     let latest = path.join("LATEST");
@@ -175,6 +456,11 @@ pub fn save(
     files: &[(&str, Vec<u8>)],
 ) -> Result<PathBuf, ArtifactError> {
     let model_dir = models_dir.join(&a.name);
+    // Never write what could not be loaded back.
+    a.check().map_err(|message| ArtifactError::Inconsistent {
+        path: model_dir.clone(),
+        message,
+    })?;
     std::fs::create_dir_all(&model_dir).map_err(io(&model_dir))?;
     let dest = model_dir.join(&a.version);
     if dest.exists() {

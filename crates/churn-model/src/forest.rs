@@ -53,11 +53,52 @@ impl Serialize for ForestModel {
 impl<'de> Deserialize<'de> for ForestModel {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let json = String::deserialize(d)?;
-        let forest: Forest = serde_json::from_str(&json).map_err(serde::de::Error::custom)?;
+        let value: serde_json::Value =
+            serde_json::from_str(&json).map_err(serde::de::Error::custom)?;
+        check_tree_links(&value, usize::MAX).map_err(serde::de::Error::custom)?;
+        let forest: Forest = serde_json::from_value(value).map_err(serde::de::Error::custom)?;
         Ok(ForestModel {
             json,
             forest: Arc::new(forest),
         })
+    }
+}
+
+/// Checks, in smartcore's serialised form, every tree node: a split node has both
+/// children, after it and inside its tree, and splits on one of `inputs` inputs.
+/// smartcore walks a tree until it reaches a leaf and unwraps what it finds, so a
+/// corrupted model would otherwise loop forever or panic.
+fn check_tree_links(value: &serde_json::Value, inputs: usize) -> Result<(), String> {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(nodes)) = map.get("nodes") {
+                for (i, node) in nodes.iter().enumerate() {
+                    let child = |key: &str| node.get(key).filter(|v| !v.is_null());
+                    let broken = || Err(format!("a forest tree has a broken node {i}"));
+                    match (child("true_child"), child("false_child")) {
+                        (None, None) => continue,
+                        (Some(t), Some(f)) => {
+                            let forward = |c: &Value| {
+                                c.as_u64()
+                                    .is_some_and(|c| c as usize > i && (c as usize) < nodes.len())
+                            };
+                            let feature = node.get("split_feature").and_then(Value::as_u64);
+                            if !(forward(t)
+                                && forward(f)
+                                && feature.is_some_and(|k| (k as usize) < inputs))
+                            {
+                                return broken();
+                            }
+                        }
+                        _ => return broken(),
+                    }
+                }
+            }
+            map.values().try_for_each(|v| check_tree_links(v, inputs))
+        }
+        Value::Array(items) => items.iter().try_for_each(|v| check_tree_links(v, inputs)),
+        _ => Ok(()),
     }
 }
 
@@ -100,6 +141,13 @@ impl ForestModel {
             Ok(v) => v.into_iter().map(|q| q.clamp(1e-6, 1.0 - 1e-6)).collect(),
             Err(_) => vec![f64::NAN; n],
         }
+    }
+
+    /// Checks every tree against `inputs` model inputs (see [`check_tree_links`]).
+    pub fn check(&self, inputs: usize) -> Result<(), String> {
+        let value: serde_json::Value =
+            serde_json::from_str(&self.json).map_err(|e| e.to_string())?;
+        check_tree_links(&value, inputs)
     }
 
     /// Churn probability of one row.

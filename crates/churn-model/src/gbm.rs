@@ -40,6 +40,42 @@ impl TreeModel {
     }
 }
 
+/// See [`TreeModel::check`].
+fn check_trees(b: &GradientBooster, inputs: usize) -> Result<(), String> {
+    if !b.base_score.is_finite() {
+        return Err("the booster's base score is not finite".into());
+    }
+    for (k, t) in b.trees.iter().enumerate() {
+        let n = t.nodes.len();
+        if n == 0 {
+            return Err(format!("tree {k} has no nodes"));
+        }
+        for (i, node) in t.nodes.iter().enumerate() {
+            if node.is_leaf {
+                if !node.weight_value.is_finite() {
+                    return Err(format!("tree {k} has a non-finite leaf"));
+                }
+                continue;
+            }
+            if node.split_feature >= inputs {
+                return Err(format!(
+                    "tree {k} splits on input {} of {inputs}",
+                    node.split_feature
+                ));
+            }
+            let forward = |c: usize| c > i && c < n;
+            if !(forward(node.left_child)
+                && forward(node.right_child)
+                && forward(node.missing_node))
+                || node.split_value.is_nan()
+            {
+                return Err(format!("tree {k} has a broken node {i}"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The trees a booster predicts with.
 fn trees(b: &GradientBooster) -> &[forust_ml::tree::Tree] {
     let n = b
@@ -71,6 +107,8 @@ impl<'de> Deserialize<'de> for TreeModel {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let json = String::deserialize(d)?;
         let booster = GradientBooster::from_json(&json).map_err(serde::de::Error::custom)?;
+        // Before the node weights are computed from them: a broken link would panic there.
+        check_trees(&booster, usize::MAX).map_err(serde::de::Error::custom)?;
         Ok(TreeModel::new(json, booster))
     }
 }
@@ -117,6 +155,12 @@ impl TreeModel {
             .map_err(|e| GbmError(e.to_string()))?;
         let json = booster.json_dump().map_err(|e| GbmError(e.to_string()))?;
         Ok(TreeModel::new(json, booster))
+    }
+
+    /// Checks every tree against `inputs` model inputs: split features in range, child
+    /// links pointing forward (so a walk always ends at a leaf) and finite weights.
+    pub fn check(&self, inputs: usize) -> Result<(), String> {
+        check_trees(&self.booster, inputs)
     }
 
     /// Log-odds of churn for one transformed row.

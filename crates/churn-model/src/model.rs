@@ -5,7 +5,7 @@ use crate::calibrate::Calibrator;
 use crate::forest::ForestModel;
 use crate::gbm::TreeModel;
 use crate::logistic::{sigmoid, LinearModel};
-use crate::preprocess::{Cell, Note, PrepError, Preprocessor};
+use crate::preprocess::{Cell, InputRange, Note, PrepError, Preprocessor, Transform};
 use churn_features::features::FeatureTable;
 use serde::{Deserialize, Serialize};
 
@@ -164,6 +164,9 @@ pub struct ChurnModel {
     pub calibrator: Calibrator,
     /// Probability at or above which a customer is flagged (chosen on calibration rows).
     pub threshold: f64,
+    /// The training range of each numeric input, by transform (empty for artifacts of
+    /// format 1): values far outside are clipped before scoring.
+    pub input_ranges: Vec<Option<InputRange>>,
 }
 
 /// One feature's push on a prediction (log-odds, summed over its model inputs).
@@ -185,6 +188,120 @@ pub struct Prediction {
 }
 
 impl ChurnModel {
+    /// Checks that the parts of a decoded model fit together, so that scoring can never
+    /// index out of bounds or loop: the preprocessing's outputs, the estimator's inputs
+    /// (weights, tree split features and child links), the calibration map and the
+    /// threshold. A checksum proves a file is what was written, not that what was
+    /// written is consistent; this does.
+    pub fn check(&self) -> Result<(), String> {
+        let prep = &self.preprocessor;
+        let p = prep.width();
+        if prep.output_source.len() != p {
+            return Err(format!(
+                "the preprocessing names {p} model inputs but maps {} to features",
+                prep.output_source.len()
+            ));
+        }
+        let mut k = 0;
+        for (i, t) in prep.transforms.iter().enumerate() {
+            let w = t.width();
+            if k + w > p || prep.output_source[k..k + w].iter().any(|&s| s != i) {
+                return Err(format!(
+                    "the model inputs of feature `{}` do not line up with the preprocessing",
+                    t.name()
+                ));
+            }
+            k += w;
+            match t {
+                Transform::Numeric {
+                    median, mean, std, ..
+                } => {
+                    if !(median.is_finite() && mean.is_finite() && std.is_finite() && *std > 0.0) {
+                        return Err(format!(
+                            "feature `{}` has non-finite scaling ({median}, {mean}, {std})",
+                            t.name()
+                        ));
+                    }
+                }
+                Transform::Categorical { levels, .. } => {
+                    if levels.windows(2).any(|l| l[0] >= l[1]) {
+                        return Err(format!(
+                            "the categories of feature `{}` are not sorted and distinct",
+                            t.name()
+                        ));
+                    }
+                }
+            }
+        }
+        if k != p {
+            return Err(format!(
+                "the features' widths sum to {k}, not to the {p} model inputs"
+            ));
+        }
+        if !self.input_ranges.is_empty() && self.input_ranges.len() != prep.transforms.len() {
+            return Err(format!(
+                "{} input ranges for {} features",
+                self.input_ranges.len(),
+                prep.transforms.len()
+            ));
+        }
+        if self
+            .input_ranges
+            .iter()
+            .flatten()
+            .any(|r| !(r.min.is_finite() && r.max.is_finite() && r.min <= r.max))
+        {
+            return Err("an input range is not a finite interval".into());
+        }
+        match &self.estimator {
+            Estimator::Logistic(m) => {
+                if m.weights.len() != p {
+                    return Err(format!(
+                        "the logistic model has {} weights for {p} model inputs",
+                        m.weights.len()
+                    ));
+                }
+                if !m.intercept.is_finite() || m.weights.iter().any(|w| !w.is_finite()) {
+                    return Err("the logistic model has a non-finite weight".into());
+                }
+            }
+            Estimator::Gbm(m) => m.check(p)?,
+            Estimator::Forest(m) => m.check(p)?,
+        }
+        match &self.calibrator {
+            Calibrator::Platt { a, b } => {
+                if !(a.is_finite() && b.is_finite()) {
+                    return Err("the Platt calibration is not finite".into());
+                }
+            }
+            Calibrator::Isotonic { thresholds, values } => {
+                if thresholds.is_empty() || thresholds.len() != values.len() {
+                    return Err(format!(
+                        "the isotonic calibration has {} thresholds and {} values",
+                        thresholds.len(),
+                        values.len()
+                    ));
+                }
+                if thresholds.iter().any(|t| t.is_nan())
+                    || thresholds.windows(2).any(|t| t[0] > t[1])
+                    || values.iter().any(|v| !(0.0..=1.0).contains(v))
+                {
+                    return Err(
+                        "the isotonic calibration is not a non-decreasing map to probabilities"
+                            .into(),
+                    );
+                }
+            }
+        }
+        if !(self.threshold > 0.0 && self.threshold < 1.0) {
+            return Err(format!(
+                "the flag threshold {} is not a probability strictly between 0 and 1",
+                self.threshold
+            ));
+        }
+        Ok(())
+    }
+
     /// Calibrated churn probability of one transformed row.
     pub fn probability(&self, x: &[f64]) -> f64 {
         self.calibrator.apply(self.estimator.raw(x))
@@ -208,15 +325,26 @@ impl ChurnModel {
         let (x, rest) = scratch.split_at_mut(p);
         let (contrib, per_feature) = rest.split_at_mut(p);
         let mut notes = Vec::new();
-        self.preprocessor.transform_one(get, x, |i, n| {
-            if keep_notes {
-                notes.push((i, n))
-            }
-        })?;
+        self.preprocessor
+            .transform_one(get, &self.input_ranges, x, |i, n| {
+                if keep_notes {
+                    notes.push((i, n))
+                }
+            })?;
         let probability = self.probability(x);
+        if !probability.is_finite() {
+            return Err(PrepError::NonFiniteOutput {
+                what: "probability",
+            });
+        }
         let mut reasons: Vec<Contribution> = Vec::new();
         if explain && top > 0 {
             self.estimator.contributions(x, contrib);
+            if contrib.iter().any(|c| !c.is_finite()) {
+                return Err(PrepError::NonFiniteOutput {
+                    what: "contribution",
+                });
+            }
             per_feature.fill(0.0);
             for (k, c) in contrib.iter().enumerate() {
                 per_feature[self.preprocessor.output_source[k]] += c;
@@ -266,7 +394,9 @@ impl ChurnModel {
         let p = self.preprocessor.width();
         let mut out = Vec::with_capacity(rows.len());
         for chunk in rows.chunks(8192) {
-            let x = self.preprocessor.transform_table(table, chunk)?;
+            let x = self
+                .preprocessor
+                .transform_table(table, chunk, &self.input_ranges)?;
             let raw = self.estimator.raw_batch(&x, p);
             out.extend(raw.into_iter().map(|r| {
                 if calibrated {
@@ -286,7 +416,9 @@ impl ChurnModel {
         rows: &[usize],
     ) -> Result<Vec<(String, f64)>, PrepError> {
         let p = self.preprocessor.width();
-        let x = self.preprocessor.transform_table(table, rows)?;
+        let x = self
+            .preprocessor
+            .transform_table(table, rows, &self.input_ranges)?;
         let mut total = vec![0.0; self.preprocessor.transforms.len()];
         let mut c = vec![0.0; p];
         for r in 0..rows.len() {

@@ -53,13 +53,43 @@ pub enum Cell<'a> {
     Text(&'a str),
 }
 
-/// A value of the wrong type for its feature.
+/// A value of the wrong type for its feature, or a row the model cannot score.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PrepError {
     #[error("feature `{feature}`: expected a number, found text `{found}`")]
     ExpectedNumber { feature: String, found: String },
     #[error("feature `{feature}`: {value} is not a finite number")]
     NotFinite { feature: String, value: f64 },
+    /// The model's arithmetic left the finite numbers: never answered as a prediction.
+    #[error("the model gave a non-finite {what} for this row; it is not scored")]
+    NonFiniteOutput { what: &'static str },
+}
+
+/// The values a numeric input took on the training rows. Values far outside it are
+/// clipped at scoring time (see [`InputRange::bounds`]), so an extreme input such as
+/// `1e308` cannot push the model's arithmetic to infinity.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct InputRange {
+    pub min: f64,
+    pub max: f64,
+}
+
+impl InputRange {
+    /// The accepted interval: the training range widened by its own width on each side
+    /// (by `max(|value|, 1)` for a constant), so moderate extrapolation (a tenure a
+    /// little longer than any seen) is scored as given and only absurd values are
+    /// clipped.
+    pub fn bounds(&self) -> (f64, f64) {
+        let width = self.max - self.min;
+        if width > 0.0 {
+            (self.min - width, self.max + width)
+        } else {
+            (
+                self.min - self.min.abs().max(1.0),
+                self.max + self.max.abs().max(1.0),
+            )
+        }
+    }
 }
 
 /// The fitted preprocessing of a model.
@@ -79,6 +109,8 @@ pub enum Note {
     Imputed,
     /// A category not seen (often enough) in training, put in "other".
     UnseenCategory,
+    /// A number far outside the training range, clipped to [`InputRange::bounds`].
+    Clipped,
 }
 
 impl Preprocessor {
@@ -164,11 +196,35 @@ impl Preprocessor {
         self.output_names.len()
     }
 
+    /// The range of each numeric input over `rows` (`None` for categories and for
+    /// inputs never present), in transform order.
+    pub fn ranges(&self, table: &FeatureTable, rows: &[usize]) -> Vec<Option<InputRange>> {
+        self.transforms
+            .iter()
+            .map(|t| match (t, table.column(t.name())) {
+                (Transform::Numeric { .. }, Some(Values::Numeric(v))) => {
+                    rows.iter().filter_map(|&r| v[r]).fold(None, |acc, x| {
+                        Some(match acc {
+                            None => InputRange { min: x, max: x },
+                            Some(InputRange { min, max }) => InputRange {
+                                min: min.min(x),
+                                max: max.max(x),
+                            },
+                        })
+                    })
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Transforms one row given by a lookup; `note(feature index, note)` hears about
-    /// imputations and unseen categories.
+    /// imputations, unseen categories and clipped values. `ranges` (by transform, or
+    /// empty) bound the numeric inputs.
     pub fn transform_one<'a>(
         &self,
         mut get: impl FnMut(usize, &str) -> Cell<'a>,
+        ranges: &[Option<InputRange>],
         out: &mut [f64],
         mut note: impl FnMut(usize, Note),
     ) -> Result<(), PrepError> {
@@ -201,6 +257,16 @@ impl Preprocessor {
                                 })
                             }
                         },
+                    };
+                    let v = match (v, ranges.get(i).copied().flatten()) {
+                        (Some(x), Some(range)) => {
+                            let (lo, hi) = range.bounds();
+                            if x < lo || x > hi {
+                                note(i, Note::Clipped);
+                            }
+                            Some(x.clamp(lo, hi))
+                        }
+                        (v, _) => v,
                     };
                     if v.is_none() {
                         note(i, Note::Imputed);
@@ -240,11 +306,13 @@ impl Preprocessor {
         Ok(())
     }
 
-    /// Transforms `rows` of a table into a row-major matrix.
+    /// Transforms `rows` of a table into a row-major matrix (numeric inputs bounded by
+    /// `ranges`, by transform, or not at all when it is empty).
     pub fn transform_table(
         &self,
         table: &FeatureTable,
         rows: &[usize],
+        ranges: &[Option<InputRange>],
     ) -> Result<Vec<f64>, PrepError> {
         let cols: Vec<Option<&Values>> = self
             .transforms
@@ -262,6 +330,7 @@ impl Preprocessor {
                         v[r].as_deref().map_or(Cell::Missing, Cell::Text)
                     }
                 },
+                ranges,
                 &mut out[i * p..(i + 1) * p],
                 |_, _| {},
             )?;
@@ -362,6 +431,7 @@ mod tests {
                     Cell::Text("never-seen")
                 }
             },
+            &[],
             &mut out,
             |i, n| notes.push((i, n)),
         )
@@ -377,6 +447,7 @@ mod tests {
                         Cell::Missing
                     }
                 },
+                &[],
                 &mut out,
                 |_, _| {},
             )
@@ -394,6 +465,7 @@ mod tests {
                         Cell::Missing
                     }
                 },
+                &[],
                 &mut out,
                 |_, _| {},
             )
@@ -415,5 +487,56 @@ mod tests {
             panic!()
         };
         assert_eq!((*median, *mean, *indicator), (2.0, 2.0, false));
+    }
+
+    #[test]
+    fn extreme_numbers_are_clipped_to_the_widened_training_range() {
+        let t = table();
+        let rows: Vec<usize> = (0..12).collect();
+        let p = Preprocessor::fit(&t, &rows, &[0, 1]);
+        let ranges = p.ranges(&t, &rows);
+        assert_eq!(
+            ranges,
+            [
+                Some(InputRange {
+                    min: 1.0,
+                    max: 11.0
+                }),
+                None
+            ]
+        );
+        assert_eq!(ranges[0].unwrap().bounds(), (-9.0, 21.0));
+        let run = |x: f64| {
+            let mut out = vec![0.0; p.width()];
+            let mut notes = Vec::new();
+            p.transform_one(
+                |i, _| {
+                    if i == 0 {
+                        Cell::Number(x)
+                    } else {
+                        Cell::Missing
+                    }
+                },
+                &ranges,
+                &mut out,
+                |i, n| notes.push((i, n)),
+            )
+            .unwrap();
+            (out[0], notes)
+        };
+        // Inside the widened range: as given, no note.
+        let (inside, notes) = run(20.0);
+        assert!(notes.is_empty());
+        // Far outside: the same value as the bound, and a note.
+        for (x, bound) in [(1e308, 21.0), (-1e308, -9.0), (f64::MAX, 21.0)] {
+            let (clipped, notes) = run(x);
+            assert_eq!(clipped, run(bound).0);
+            assert!(clipped.is_finite());
+            assert_eq!(notes, [(0, Note::Clipped)]);
+        }
+        assert!(inside < run(1e308).0);
+        // A constant input still has room around it.
+        let constant = InputRange { min: 5.0, max: 5.0 };
+        assert_eq!(constant.bounds(), (0.0, 10.0));
     }
 }

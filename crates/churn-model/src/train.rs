@@ -199,7 +199,7 @@ pub fn fit_candidate(
             "the table has no feature columns besides the id and the label".into(),
         ));
     }
-    let x_fit = prep.transform_table(table, fit)?;
+    let x_fit = prep.transform_table(table, fit, &[])?;
     let y_fit: Vec<u8> = fit.iter().map(|&r| labels[r]).collect();
     let y_cal: Vec<u8> = calib.iter().map(|&r| labels[r]).collect();
     if !y_fit.contains(&1) || !y_fit.contains(&0) {
@@ -207,7 +207,7 @@ pub fn fit_candidate(
             "the training rows of a fold hold only one class".into(),
         ));
     }
-    let x_cal = prep.transform_table(table, calib)?;
+    let x_cal = prep.transform_table(table, calib, &[])?;
     let estimator = match kind {
         ModelKind::Logistic => {
             // The regularisation path from strong to weak, each fit warm-started from the
@@ -251,6 +251,7 @@ pub fn fit_candidate(
     };
     Ok((
         ChurnModel {
+            input_ranges: prep.ranges(table, fit),
             preprocessor: prep,
             estimator,
             calibrator,

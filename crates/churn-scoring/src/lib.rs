@@ -357,6 +357,25 @@ impl Scorer {
             Note::UnseenCategory => format!(
                 "feature `{name}`: a category not seen (often enough) in training; scored as \"other\""
             ),
+            Note::Clipped => {
+                let model = &self.artifact.model;
+                let range = model
+                    .preprocessor
+                    .transforms
+                    .iter()
+                    .position(|t| t.name() == name)
+                    .and_then(|i| model.input_ranges.get(i).copied().flatten());
+                match range {
+                    Some(r) => {
+                        let (lo, hi) = r.bounds();
+                        format!(
+                            "feature `{name}` is far outside the training range {} to {}: scored as the nearest of {lo} and {hi}",
+                            r.min, r.max
+                        )
+                    }
+                    None => format!("feature `{name}` is far outside the training range: clipped"),
+                }
+            }
         }
     }
 
@@ -391,6 +410,7 @@ pub fn warning_code(note: Note) -> &'static str {
     match note {
         Note::Imputed => "imputed",
         Note::UnseenCategory => "unseen_category",
+        Note::Clipped => "clipped",
     }
 }
 

@@ -52,7 +52,7 @@ pub fn train(fx: &Fixture, kind: ModelKind, name: &str, version: &str) -> Artifa
         7,
     )
     .expect("fit");
-    Artifact {
+    let mut a = Artifact {
         name: name.into(),
         version: version.into(),
         model,
@@ -60,7 +60,10 @@ pub fn train(fx: &Fixture, kind: ModelKind, name: &str, version: &str) -> Artifa
         rules: RulesConfig::default(),
         horizon_days: 30,
         rules_apply: true,
-    }
+        probes: Vec::new(),
+    };
+    a.record_probes(&fx.examples.features).expect("probe rows");
+    a
 }
 
 /// Saves an artifact under `models_dir` (moving `LATEST` to it).

@@ -217,7 +217,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         k += 1;
     }
     let rules_apply = CORE_INPUTS.iter().any(|n| table.column(n).is_some());
-    let artifact = Artifact {
+    let mut artifact = Artifact {
         name: a.name.clone(),
         version: version.clone(),
         model: outcome.model.clone(),
@@ -225,7 +225,11 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         rules: rules.clone(),
         horizon_days: horizon,
         rules_apply,
+        probes: Vec::new(),
     };
+    artifact
+        .record_probes(&table)
+        .context("scoring the probe rows kept with the model")?;
     let positives = labels.iter().filter(|&&l| l == 1).count();
     let model_json = serde_json::json!({
         "format_version": FORMAT_VERSION,

@@ -55,7 +55,10 @@ fn trains_on_event_data_beats_the_rules_and_evaluates() {
     assert_eq!(report["folds"].as_array().unwrap().len(), 3);
     let meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(version.join("model.json")).unwrap()).unwrap();
-    assert_eq!(meta["format_version"], 1);
+    assert_eq!(
+        meta["format_version"],
+        churn_model::artifact::FORMAT_VERSION
+    );
     assert_eq!(meta["horizon_days"], 30);
     assert_eq!(meta["training_data"]["sha256"].as_str().unwrap().len(), 64);
     assert!(meta["rules"]["health"]["weights"]["usage"]
