@@ -147,7 +147,7 @@ fn main() {
         scorer.schema().len()
     );
 
-    let registry = Registry::open(models.path()).unwrap();
+    let registry = Registry::open(models.path(), Default::default()).unwrap();
     let app = Arc::new(App::new(registry, None, Limits::default(), None));
     let churn = start(churn_serve::router(app), threads);
     let trivial = start(

@@ -85,7 +85,9 @@ fn batch_and_server_give_identical_results_for_the_same_rows() {
     assert_eq!(batch.len(), table.len());
 
     // The server, in process on a real loopback socket.
-    let registry = churn_serve::registry::Registry::open(&st.dir.path().join("models")).unwrap();
+    let registry =
+        churn_serve::registry::Registry::open(&st.dir.path().join("models"), Default::default())
+            .unwrap();
     let app = Arc::new(churn_serve::App::new(
         registry,
         None,

@@ -1,19 +1,22 @@
 //! The JSON API: request and response types (documented as OpenAPI), validation with
 //! field paths, and the handlers.
 
+use crate::body::{parse_request, ParseError, Raw, Text};
 use crate::metrics::Phase;
 use crate::registry::{HistoryEntry, Loaded, ReloadOutcome};
-use crate::App;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use crate::{App, RequestId};
+use axum::body::Body;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use churn_features::features::FeatureKind;
 use churn_features::rules::{RuleResult, COMPONENTS};
+use churn_model::preprocess::PrepError;
 use churn_scoring::{warning_code, Cell, Options, Scored, Scorer, ROW_KEYS, RULES_UNAVAILABLE};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +32,26 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u32>,
+    /// Close the connection after answering (the body was not read to its end).
+    pub close: bool,
+}
+
+/// Longest message and field path echoed back: an error never repeats a whole
+/// oversized input (a 10 MB feature name gives a short answer).
+const MAX_ECHO: usize = 240;
+
+/// `s`, cut at a character boundary to at most `max` bytes, with an ellipsis when cut.
+pub fn clip(s: &str, max: usize) -> Cow<'_, str> {
+    if s.len() <= max {
+        return Cow::Borrowed(s);
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}... ({} bytes)", &s[..end], s.len()))
 }
 
 /// The error code of a response, for the metrics layer.
@@ -59,6 +82,8 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
+            close: false,
         }
     }
 
@@ -68,16 +93,16 @@ impl ApiError {
         self
     }
 
-    fn body(rejection: BytesRejection) -> ApiError {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the request body is larger than the server's limit (--max-body-bytes)",
-            )
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_body", rejection.body_text())
-        }
+    /// Asks the client to retry after `seconds`.
+    pub fn retry_after(mut self, seconds: u32) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Closes the connection after the answer.
+    pub fn closing(mut self) -> ApiError {
+        self.close = true;
+        self
     }
 }
 
@@ -87,15 +112,25 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: ErrorDetail {
                 code: code.to_string(),
-                message: self.message,
-                field: self.field,
+                message: clip(&self.message, MAX_ECHO).into_owned(),
+                field: self.field.map(|f| clip(&f, MAX_ECHO).into_owned()),
             },
         };
         let mut r = (self.status, axum::Json(body)).into_response();
+        let headers = r.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(
+            headers.insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        if let Some(s) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, header::HeaderValue::from(s));
+        }
+        if self.close {
+            headers.insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
             );
         }
         r.extensions_mut().insert(ErrorCode(code));
@@ -311,10 +346,11 @@ pub fn prediction_out<'a>(
     }
 }
 
-/// Maps one JSON feature object onto the model's schema, checking every value's type.
+/// Maps one customer's parsed features onto the model's schema, checking every value's
+/// type.
 pub fn row_cells<'v>(
     scorer: &Scorer,
-    features: &'v Map<String, Value>,
+    features: &'v [(Text<'_>, Raw<'v>)],
     at: usize,
     cells: &mut Vec<Cell<'v>>,
 ) -> Result<(), ApiError> {
@@ -322,16 +358,18 @@ pub fn row_cells<'v>(
     cells.resize(scorer.schema().len(), Cell::Missing);
     let a = scorer.artifact();
     for (name, v) in features {
-        let field = || format!("customers[{at}].features.{name}");
+        let name = name.0.as_ref();
+        let field = || format!("customers[{at}].features.{}", clip(name, 120));
         let Some(pos) = scorer.position(name) else {
-            if ROW_KEYS.contains(&name.as_str()) {
+            if ROW_KEYS.contains(&name) {
                 continue;
             }
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "unknown_feature",
                 format!(
-                    "`{name}` is not a feature of model {} version {} (GET /v1/models lists its {} features)",
+                    "`{}` is not a feature of model {} version {} (GET /v1/models lists its {} features)",
+                    clip(name, 120),
                     a.name,
                     a.version,
                     scorer.schema().len()
@@ -348,43 +386,41 @@ pub fn row_cells<'v>(
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "wrong_type",
-                format!("`{name}` expects {expected}, found {found}"),
+                format!("`{}` expects {expected}, found {found}", clip(name, 120)),
             )
             .at(field())
         };
         cells[pos] = match (kind, v) {
-            (_, Value::Null) => Cell::Missing,
-            (_, Value::Number(n)) => match n.as_f64() {
-                Some(x) if x.is_finite() => Cell::Number(x),
-                _ => {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "not_finite",
-                        format!("`{name}`: {n} is not a finite number"),
-                    )
-                    .at(field()))
-                }
-            },
-            (FeatureKind::Numeric, Value::Bool(b)) => Cell::Number(f64::from(u8::from(*b))),
-            (FeatureKind::Numeric, Value::String(s)) => {
+            (_, Raw::Null) => Cell::Missing,
+            (_, Raw::Number(x)) if x.is_finite() => Cell::Number(*x),
+            (_, Raw::Number(x)) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "not_finite",
+                    format!("`{}`: {x} is not a finite number", clip(name, 120)),
+                )
+                .at(field()))
+            }
+            (FeatureKind::Numeric, Raw::Bool(b)) => Cell::Number(f64::from(u8::from(*b))),
+            (FeatureKind::Numeric, Raw::Str(s)) => {
                 let t = s.trim().to_ascii_lowercase();
                 let non_finite = ["nan", "inf", "+inf", "-inf", "infinity", "-infinity"];
                 if non_finite.contains(&t.as_str()) {
                     return Err(ApiError::new(
                         StatusCode::BAD_REQUEST,
                         "not_finite",
-                        format!("`{name}`: NaN and infinite values are not accepted; send null for a missing value"),
+                        format!("`{}`: NaN and infinite values are not accepted; send null for a missing value", clip(name, 120)),
                     )
                     .at(field()));
                 }
-                return Err(wrong(&format!("the string {s:?}")));
+                return Err(wrong(&format!("the string {:?}", clip(s, 120))));
             }
-            (FeatureKind::Categorical, Value::String(s)) => Cell::Text(s),
-            (FeatureKind::Categorical, Value::Bool(b)) => {
+            (FeatureKind::Categorical, Raw::Str(s)) => Cell::Text(s),
+            (FeatureKind::Categorical, Raw::Bool(b)) => {
                 Cell::Text(if *b { "true" } else { "false" })
             }
-            (_, Value::Array(_)) => return Err(wrong("an array")),
-            (_, Value::Object(_)) => return Err(wrong("an object")),
+            (_, Raw::Array) => return Err(wrong("an array")),
+            (_, Raw::Object) => return Err(wrong("an object")),
         };
     }
     Ok(())
@@ -435,27 +471,24 @@ fn unknown_model(e: String) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "unknown_model", e).at("model")
 }
 
-/// Scores a parsed body; blocking work (run inline for small bodies).
-fn predict_body(app: &App, body: &[u8]) -> Result<Response, ApiError> {
+/// Scores a read body; blocking work (run inline for small bodies). Stops early, with
+/// a timeout error nobody reads, once `cancelled` is set (the request timed out).
+fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Response, ApiError> {
     let t = Instant::now();
-    let req: PredictRequest = serde_json::from_slice(body).map_err(bad_json)?;
+    let req = parse_request(body, app.limits.max_batch).map_err(|e| match e {
+        ParseError::Json(e) => bad_json(e),
+        ParseError::TooManyCustomers { limit } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("more than {limit} customers in one request (--max-batch)"),
+        )
+        .at("customers"),
+    })?;
     app.metrics.phase(Phase::Parse, t.elapsed());
     let loaded = app
         .registry
-        .get(req.model.as_deref())
+        .get(req.model.as_ref().map(|m| m.0.as_ref()))
         .map_err(unknown_model)?;
-    if req.customers.len() > app.limits.max_batch {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
-            format!(
-                "{} customers in one request; the limit is {} (--max-batch)",
-                req.customers.len(),
-                app.limits.max_batch
-            ),
-        )
-        .at("customers"));
-    }
     let opts = options(req.explain, req.top)?;
     let scorer = &loaded.scorer;
     let mut cells = Vec::new();
@@ -463,12 +496,23 @@ fn predict_body(app: &App, body: &[u8]) -> Result<Response, ApiError> {
     let mut predictions = Vec::with_capacity(req.customers.len());
     let (mut validate, mut predict, mut rules) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for (i, c) in req.customers.iter().enumerate() {
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "the request timed out; its scoring was stopped",
+            ));
+        }
         let t0 = Instant::now();
         row_cells(scorer, &c.features, i, &mut cells)?;
         let t1 = Instant::now();
         let row = |p: usize| cells[p];
         let model = scorer.score_model(row, opts, &mut scratch).map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "wrong_type", e.to_string())
+            let code = match e.0 {
+                PrepError::NonFiniteOutput { .. } => "not_scorable",
+                _ => "wrong_type",
+            };
+            ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string())
                 .at(format!("customers[{i}].features"))
         })?;
         let t2 = Instant::now();
@@ -478,11 +522,11 @@ fn predict_body(app: &App, body: &[u8]) -> Result<Response, ApiError> {
         predict += t2 - t1;
         rules += t3 - t2;
         app.metrics.predicted(model.risk_band);
-        let id = c.customer_id.clone().or_else(|| {
-            c.features
-                .get("customer_id")
-                .and_then(Value::as_str)
-                .map(str::to_string)
+        let id = c.customer_id.as_ref().map(|t| t.0.to_string()).or_else(|| {
+            c.features.iter().rev().find_map(|(k, v)| match v {
+                Raw::Str(s) if k.0 == "customer_id" => Some(s.to_string()),
+                _ => None,
+            })
         });
         let scored = Scored {
             model,
@@ -502,34 +546,68 @@ fn predict_body(app: &App, body: &[u8]) -> Result<Response, ApiError> {
     ))
 }
 
+/// Sets a flag when dropped: a request future dropped by the timeout tells its scoring
+/// thread to stop.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Scores customers given their feature rows.
 #[utoipa::path(post, path = "/v1/predict", tag = "predictions",
-    request_body = PredictRequest,
+    request_body(content = PredictRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "One prediction per customer, in request order", body = PredictResponse),
         (status = 400, description = "Bad JSON, unknown feature, wrong type, NaN or infinite value", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 404, description = "Unknown model", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
         (status = 413, description = "Body or batch too large", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 503, description = "Memory budget spent (retry after the Retry-After seconds) or timed out", body = ErrorBody),
     ),
     security((), ("bearer" = [])))]
 pub async fn predict(
     State(app): State<Arc<App>>,
-    body: Result<Bytes, BytesRejection>,
+    Extension(request): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(ApiError::body)?;
+    let (body, mut reservation) = crate::body::read(&app, &headers, body).await?;
+    crate::body::reserve_work(&app, &mut reservation, &body)?;
+    let _slot = app.scoring_slot().await;
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let _cancel = CancelOnDrop(cancelled.clone());
     if body.len() <= INLINE_BODY_BYTES {
-        return predict_body(&app, &body);
+        return predict_body(&app, &body, &cancelled);
     }
-    tokio::task::spawn_blocking(move || predict_body(&app, &body))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("scoring task failed: {e}"),
-            )
-        })?
+    let worker = app.clone();
+    let scored = tokio::task::spawn_blocking(move || {
+        let r = predict_body(&worker, &body, &cancelled);
+        drop(reservation);
+        r
+    })
+    .await;
+    match scored {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(app.panicked(&request, &what))
+        }
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("scoring task failed: {e}"),
+        )),
+    }
 }
 
 /// Query of the customer look-up.
@@ -571,12 +649,13 @@ pub async fn customer_prediction(
             StatusCode::NOT_FOUND,
             "unknown_customer",
             format!(
-                "customer `{id}` is not in the feature table {} ({} customers)",
-                store.path.display(),
+                "customer `{}` is not in the feature table ({} customers)",
+                clip(&id, 120),
                 store.customers()
             ),
         )
     })?;
+    let _slot = app.scoring_slot().await;
     let loaded = app
         .registry
         .get(q.model.as_deref())
@@ -593,7 +672,10 @@ pub async fn customer_prediction(
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "bad_stored_row",
-                format!("the stored row of `{id}` cannot be scored: {e}"),
+                format!(
+                    "the stored row of `{}` cannot be scored: {e}",
+                    clip(&id, 120)
+                ),
             )
         })?;
     let t2 = Instant::now();
@@ -666,7 +748,7 @@ pub async fn models(State(app): State<Arc<App>>) -> Response {
         out.push(ModelOut {
             name: a.name.clone(),
             version: a.version.clone(),
-            path: l.dir.display().to_string(),
+            path: app.registry.relative(&l.dir),
             loaded_at: l.loaded_at.to_rfc3339(),
             estimator: a.model.estimator.kind().as_str(),
             horizon_days: a.horizon_days,
@@ -713,10 +795,14 @@ pub struct ReloadResponse {
 #[utoipa::path(post, path = "/v1/models/reload", tag = "models",
     responses(
         (status = 200, description = "Every model loaded or unchanged", body = ReloadResponse),
+        (status = 415, description = "Not declared as JSON: send `Content-Type: application/json` (an empty body is fine)", body = ErrorBody),
         (status = 422, description = "A version failed to load; the old one keeps serving", body = ReloadResponse),
     ),
     security((), ("bearer" = [])))]
-pub async fn reload(State(app): State<Arc<App>>) -> Response {
+pub async fn reload(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(e) = crate::body::require_json(&headers) {
+        return e.into_response();
+    }
     let app2 = app.clone();
     let outcomes = tokio::task::spawn_blocking(move || {
         app2.registry.reload(true, |ok| app2.metrics.reload(ok))
@@ -752,10 +838,10 @@ pub async fn healthz() -> Response {
 
 /// Readiness: a model is loaded and the server is not shutting down.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "Ready"), (status = 503, description = "Shutting down")))]
+    responses((status = 200, description = "Ready"), (status = 503, description = "Shutting down, or requests keep failing with internal errors")))]
 pub async fn readyz(State(app): State<Arc<App>>) -> Response {
     let ready =
-        app.ready.load(std::sync::atomic::Ordering::Relaxed) && !app.registry.slots().is_empty();
+        app.ready.load(Ordering::Relaxed) && !app.registry.slots().is_empty() && !app.failing();
     let status = if ready {
         StatusCode::OK
     } else {
@@ -763,7 +849,11 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
     };
     (
         status,
-        axum::Json(serde_json::json!({"ready": ready, "models": app.registry.slots().len()})),
+        axum::Json(serde_json::json!({
+            "ready": ready,
+            "models": app.registry.slots().len(),
+            "failing": app.failing(),
+        })),
     )
         .into_response()
 }
@@ -772,6 +862,9 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
+    app.metrics
+        .reserved_bytes
+        .store(app.budget.reserved_bytes(), Ordering::Relaxed);
     let served: Vec<_> = app
         .registry
         .slots()

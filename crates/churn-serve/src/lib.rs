@@ -2,35 +2,55 @@
 //! shared scoring core ([`churn_scoring`]); models hot-reloaded through [`registry`].
 
 pub mod api;
+pub mod body;
 pub mod client;
+pub mod conn;
 pub mod metrics;
 pub mod registry;
 pub mod store;
 
 use api::ApiError;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use std::sync::atomic::{AtomicBool, Ordering};
+use futures_util::FutureExt;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
-/// Request limits.
+/// Request, connection and memory limits. The defaults hold on a 2-core container with
+/// 1 GB of memory (docs/serving.md explains each).
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest request body accepted.
     pub max_body_bytes: usize,
-    /// Most customers in one `POST /v1/predict`.
+    /// Most customers in one `POST /v1/predict` (enforced while parsing).
     pub max_batch: usize,
-    /// Longest a `/v1` request may take (queueing included) before a 503.
+    /// Longest a `/v1` request may take (queueing included) before a 503; the work of
+    /// a request that timed out stops.
     pub timeout: Duration,
-    /// Most `/v1` requests handled at once; more wait for a slot (within the timeout).
+    /// Most `/v1` requests scoring at once; more wait for a slot (within the timeout).
+    /// Taken after the body has arrived, so slow senders hold no slot.
     pub concurrency: usize,
+    /// Time for a request head to arrive, from the connection's opening or the end of
+    /// its previous response (so it is also the keep-alive idle timeout).
+    pub header_timeout: Duration,
+    /// Time for a whole request body to arrive.
+    pub body_timeout: Duration,
+    /// Most client connections open at once; more are closed at once.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers).
+    pub max_header_bytes: usize,
+    /// Bytes that request bodies and their parsed and scored forms may hold in all,
+    /// across requests (each request is charged its body times 1 + [`body::PARSE_FACTOR`]).
+    pub memory_budget_bytes: u64,
+    /// Panics in a row after which `/readyz` turns 503 (any success resets the count).
+    pub max_panics_in_a_row: u32,
 }
 
 impl Default for Limits {
@@ -39,9 +59,21 @@ impl Default for Limits {
             max_body_bytes: 32 * 1024 * 1024,
             max_batch: 10_000,
             timeout: Duration::from_secs(30),
-            concurrency: 256,
+            concurrency: default_concurrency(),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_header_bytes: 64 * 1024,
+            memory_budget_bytes: 256 * 1024 * 1024,
+            max_panics_in_a_row: 5,
         }
     }
+}
+
+/// Two scoring slots per core: scoring is CPU-bound, so more in parallel only adds
+/// latency, and memory is bounded by the budget whatever the count.
+pub fn default_concurrency() -> usize {
+    2 * std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The server's shared state.
@@ -54,7 +86,11 @@ pub struct App {
     pub token: Option<Vec<u8>>,
     /// False once shutdown begins (readiness goes 503).
     pub ready: AtomicBool,
+    /// Memory held by request bodies and their parsed forms.
+    pub budget: body::Budget,
     slots: Semaphore,
+    panics_in_a_row: AtomicU32,
+    requests: AtomicU64,
 }
 
 impl App {
@@ -66,17 +102,55 @@ impl App {
         token: Option<Vec<u8>>,
     ) -> App {
         let slots = Semaphore::new(limits.concurrency.max(1));
+        let budget = body::Budget::new(limits.memory_budget_bytes);
+        let metrics = metrics::Metrics::default();
+        metrics
+            .budget_bytes
+            .store(budget.total_bytes(), Ordering::Relaxed);
         App {
             registry,
             store,
-            metrics: metrics::Metrics::default(),
+            metrics,
             limits,
             token,
             ready: AtomicBool::new(true),
+            budget,
             slots,
+            panics_in_a_row: AtomicU32::new(0),
+            requests: AtomicU64::new(0),
         }
     }
+
+    /// Waits for a scoring slot (see [`Limits::concurrency`]).
+    pub async fn scoring_slot(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.slots.acquire().await.expect("semaphore never closed")
+    }
+
+    /// Whether requests keep panicking (readiness turns red).
+    pub fn failing(&self) -> bool {
+        self.panics_in_a_row.load(Ordering::Relaxed) >= self.limits.max_panics_in_a_row.max(1)
+    }
+
+    /// Records a panic on the request path; returns the 500 to answer.
+    pub fn panicked(&self, request: &RequestId, what: &str) -> ApiError {
+        self.metrics.panicked();
+        self.panics_in_a_row.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(request_id = %request.0, detail = what, "panic while handling a request");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!(
+                "an internal error stopped this request (request id {}); it is logged and counted",
+                request.0
+            ),
+        )
+    }
 }
+
+/// The id of a request: the client's `x-request-id` when it is a short token, or one
+/// made here; echoed in the `x-request-id` header and named in 500 answers and logs.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
 
 /// The router with every route and layer.
 pub fn router(app: Arc<App>) -> Router {
@@ -98,6 +172,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/openapi.json", get(api::openapi))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(app.limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(app.clone(), guard))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
 }
@@ -111,12 +186,64 @@ async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
         .to_string();
     let start = Instant::now();
     app.metrics.in_flight(1);
+    // Decremented however the request ends, even if its future is dropped.
+    struct InFlight<'a>(&'a metrics::Metrics);
+    impl Drop for InFlight<'_> {
+        fn drop(&mut self) {
+            self.0.in_flight(-1);
+        }
+    }
+    let in_flight = InFlight(&app.metrics);
     let response = next.run(req).await;
-    app.metrics.in_flight(-1);
+    drop(in_flight);
     app.metrics
         .request(&route, response.status().as_u16(), start.elapsed());
     if let Some(api::ErrorCode(code)) = response.extensions().get::<api::ErrorCode>() {
         app.metrics.error(code);
+    }
+    response
+}
+
+/// Gives each request an id, catches a panic anywhere below (answered 500 with the id,
+/// logged and counted; readiness turns red after too many in a row) and echoes the id.
+async fn guard(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=64).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_string);
+    let id = RequestId(given.unwrap_or_else(|| {
+        format!(
+            "{:x}-{}",
+            std::process::id(),
+            app.requests.fetch_add(1, Ordering::Relaxed)
+        )
+    }));
+    req.extensions_mut().insert(id.clone());
+    let mut response = match std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(r) => r,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            app.panicked(&id, &what).into_response()
+        }
+    };
+    if response.status().is_success() {
+        app.panics_in_a_row.store(0, Ordering::Relaxed);
+    }
+    if let Ok(v) = HeaderValue::from_str(&id.0) {
+        response.headers_mut().insert("x-request-id", v);
     }
     response
 }
@@ -144,14 +271,11 @@ async fn auth(State(app): State<Arc<App>>, req: Request, next: Next) -> Response
     next.run(req).await
 }
 
-/// Concurrency limit and timeout for `/v1` routes.
+/// The time limit of `/v1` routes. When it passes, the handler's future is dropped,
+/// which stops its scoring (see [`api::predict`]).
 async fn limit(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let timeout = app.limits.timeout;
-    let work = async {
-        let _permit = app.slots.acquire().await.expect("semaphore never closed");
-        next.run(req).await
-    };
-    match tokio::time::timeout(timeout, work).await {
+    match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -181,20 +305,14 @@ pub fn spawn_watcher(app: Arc<App>, every: Duration) {
     });
 }
 
-/// Serves until `shutdown` resolves, then stops accepting and drains requests in flight.
+/// Serves until `shutdown` resolves, then stops accepting and drains requests in flight
+/// (see [`conn::serve`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = app.clone();
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            state.ready.store(false, Ordering::Relaxed);
-            tracing::info!("shutting down: draining requests in flight");
-        })
-        .await
+    conn::serve(listener, app, shutdown).await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

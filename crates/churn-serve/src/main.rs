@@ -1,7 +1,7 @@
 //! `churn-serve`: serves churn probabilities and the playbook's rule results over HTTP.
 
 use anyhow::{bail, Context, Result};
-use churn_serve::registry::Registry;
+use churn_serve::registry::{LoadLimits, Registry};
 use churn_serve::store::FeatureStore;
 use churn_serve::{App, Limits};
 use clap::Parser;
@@ -32,15 +32,44 @@ struct Args {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 32 * 1024 * 1024)]
     max_body_bytes: usize,
-    /// Most customers in one prediction request.
+    /// Most customers in one prediction request (refused while parsing).
     #[arg(long, default_value_t = 10_000)]
     max_batch: usize,
-    /// Longest a /v1 request may take, in milliseconds.
+    /// Longest a /v1 request may take, in milliseconds; its work stops then.
     #[arg(long, default_value_t = 30_000)]
     timeout_ms: u64,
-    /// Most /v1 requests handled at once (more wait).
+    /// Most requests scoring at once, more wait (default: two per core).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Time for a request head to arrive, in milliseconds, counted from the
+    /// connection's opening or the end of its last response (so also the keep-alive
+    /// idle timeout).
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    /// Time for a whole request body to arrive, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    body_timeout_ms: u64,
+    /// Most client connections open at once; more are closed at once (default: the
+    /// descriptor limit less 64, at most 4096).
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Largest request head (request line and headers) in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_header_bytes: usize,
+    /// Memory for request bodies and their parsed and scored forms across all requests
+    /// in flight, in MiB; a request that would overdraw it is answered 503.
     #[arg(long, default_value_t = 256)]
-    concurrency: usize,
+    memory_budget_mb: u64,
+    /// Panics in a row after which /readyz answers 503.
+    #[arg(long, default_value_t = 5)]
+    max_panics_in_a_row: u32,
+    /// Largest model.bin loaded, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    max_model_mb: u64,
+    /// How long loading a model version may take, in milliseconds, before it is given
+    /// up (the old version keeps serving).
+    #[arg(long, default_value_t = 60_000)]
+    model_load_timeout_ms: u64,
     /// How often to check the models' LATEST files for new versions, in milliseconds
     /// (0: only on POST /v1/models/reload).
     #[arg(long, default_value_t = 2000)]
@@ -75,7 +104,11 @@ fn main() -> Result<()> {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let registry = Registry::open(&args.models).map_err(anyhow::Error::msg)?;
+    let load_limits = LoadLimits {
+        max_model_bytes: args.max_model_mb.saturating_mul(1024 * 1024),
+        timeout: Duration::from_millis(args.model_load_timeout_ms.max(1)),
+    };
+    let registry = Registry::open(&args.models, load_limits).map_err(anyhow::Error::msg)?;
     let store = match &args.features {
         Some(p) => {
             let s = FeatureStore::open(p)
@@ -98,11 +131,28 @@ async fn run(args: Args) -> Result<()> {
         }
         None => None,
     };
+    if args.memory_budget_mb.saturating_mul(1024 * 1024) < args.max_body_bytes as u64 {
+        bail!(
+            "--memory-budget-mb {} cannot hold one request of --max-body-bytes {}",
+            args.memory_budget_mb,
+            args.max_body_bytes
+        );
+    }
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
         max_batch: args.max_batch,
         timeout: Duration::from_millis(args.timeout_ms),
-        concurrency: args.concurrency,
+        concurrency: args
+            .concurrency
+            .unwrap_or_else(churn_serve::default_concurrency),
+        header_timeout: Duration::from_millis(args.header_timeout_ms.max(1)),
+        body_timeout: Duration::from_millis(args.body_timeout_ms.max(1)),
+        max_connections: args
+            .max_connections
+            .unwrap_or_else(churn_serve::conn::default_max_connections),
+        max_header_bytes: args.max_header_bytes,
+        memory_budget_bytes: args.memory_budget_mb.saturating_mul(1024 * 1024),
+        max_panics_in_a_row: args.max_panics_in_a_row,
     };
     let app = Arc::new(App::new(registry, store, limits, token));
     let listener = tokio::net::TcpListener::bind(&args.addr)
@@ -112,7 +162,14 @@ async fn run(args: Args) -> Result<()> {
     if args.watch_ms > 0 {
         churn_serve::spawn_watcher(app.clone(), Duration::from_millis(args.watch_ms));
     }
-    tracing::info!(%addr, auth = app.token.is_some(), "listening");
+    tracing::info!(
+        %addr,
+        auth = app.token.is_some(),
+        max_connections = app.limits.max_connections,
+        concurrency = app.limits.concurrency,
+        memory_budget_mb = args.memory_budget_mb,
+        "listening"
+    );
     // The one line on stdout: what a script (or a test) needs to reach the server.
     println!("churn-serve listening on http://{addr}");
     churn_serve::serve(listener, app, churn_serve::shutdown_signal()).await?;

@@ -99,6 +99,53 @@ pub struct Metrics {
     reloads: AtomicU64,
     reload_failures: AtomicU64,
     in_flight: AtomicU64,
+    /// Refused or cut-off connections and requests, by [`Refusal`].
+    refusals: [AtomicU64; Refusal::ALL.len()],
+    connections: AtomicU64,
+    panics: AtomicU64,
+    /// Bytes of the memory budget held by requests now (set when rendering).
+    pub reserved_bytes: AtomicU64,
+    /// The memory budget, in bytes (set at start).
+    pub budget_bytes: AtomicU64,
+}
+
+/// Why the server refused or cut off a connection or a request before answering it
+/// normally: each kind is counted in `churn_http_refusals_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// More connections open than `--max-connections`: closed at once.
+    ConnectionLimit,
+    /// The request head (or the next one on an idle keep-alive connection) did not
+    /// arrive within `--header-timeout-ms`.
+    HeaderTimeout,
+    /// The body did not arrive within `--body-timeout-ms`.
+    BodyTimeout,
+    /// The memory budget was spent by requests in flight: 503 with Retry-After.
+    MemoryBudget,
+    /// A malformed request head, or one too large (hyper's own refusals).
+    BadRequestHead,
+}
+
+impl Refusal {
+    /// Every kind, in the order of the counters.
+    pub const ALL: [Refusal; 5] = [
+        Refusal::ConnectionLimit,
+        Refusal::HeaderTimeout,
+        Refusal::BodyTimeout,
+        Refusal::MemoryBudget,
+        Refusal::BadRequestHead,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::ConnectionLimit => "connection_limit",
+            Refusal::HeaderTimeout => "header_timeout",
+            Refusal::BodyTimeout => "body_timeout",
+            Refusal::MemoryBudget => "memory_budget",
+            Refusal::BadRequestHead => "bad_request_head",
+        }
+    }
 }
 
 /// A model version being served, for the info metric.
@@ -163,6 +210,30 @@ impl Metrics {
             self.in_flight
                 .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
         }
+    }
+
+    /// Counts a refusal.
+    pub fn refused(&self, why: Refusal) {
+        self.refusals[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many refusals of a kind so far.
+    pub fn refusals(&self, why: Refusal) -> u64 {
+        self.refusals[why as usize].load(Ordering::Relaxed)
+    }
+
+    /// Tracks open connections.
+    pub fn connection(&self, opened: bool) {
+        if opened {
+            self.connections.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.connections.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a panic caught on the request path.
+    pub fn panicked(&self) {
+        self.panics.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -262,6 +333,52 @@ impl Metrics {
             out,
             "churn_http_requests_in_flight {}",
             self.in_flight.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "churn_http_refusals_total",
+            "Connections and requests refused or cut off, by reason.",
+            "counter",
+        );
+        for r in Refusal::ALL {
+            let _ = writeln!(
+                out,
+                "churn_http_refusals_total{{reason=\"{}\"}} {}",
+                r.as_str(),
+                self.refusals(r)
+            );
+        }
+        let gauges = [
+            (
+                "churn_http_connections_open",
+                "Client connections open.",
+                &self.connections,
+            ),
+            (
+                "churn_memory_reserved_bytes",
+                "Bytes of the memory budget held by requests in flight.",
+                &self.reserved_bytes,
+            ),
+            (
+                "churn_memory_budget_bytes",
+                "The memory budget for request bodies and their parsed form (--memory-budget-mb).",
+                &self.budget_bytes,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            family(&mut out, name, help, "gauge");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        family(
+            &mut out,
+            "churn_panics_total",
+            "Panics caught while handling requests (each answered 500).",
+            "counter",
+        );
+        let _ = writeln!(
+            out,
+            "churn_panics_total {}",
+            self.panics.load(Ordering::Relaxed)
         );
         family(
             &mut out,

@@ -8,9 +8,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use churn_model::artifact;
 use churn_scoring::Scorer;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// How many history entries are kept.
 const HISTORY: usize = 1000;
@@ -79,14 +81,56 @@ pub struct ReloadOutcome {
     pub message: String,
 }
 
+/// Limits on loading a model version.
+#[derive(Debug, Clone)]
+pub struct LoadLimits {
+    /// The largest `model.bin` read.
+    pub max_model_bytes: u64,
+    /// How long a load (or a listing of the models directory) may take before it is
+    /// given up; the read goes on in the background, and the same version is not tried
+    /// again until it ends.
+    pub timeout: Duration,
+}
+
+impl Default for LoadLimits {
+    fn default() -> Self {
+        LoadLimits {
+            max_model_bytes: 1 << 30,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Every model being served.
 #[derive(Debug)]
 pub struct Registry {
     root: PathBuf,
+    limits: LoadLimits,
     slots: ArcSwap<BTreeMap<String, Arc<Slot>>>,
     history: Mutex<Vec<HistoryEntry>>,
-    /// Serialises reloads (the watcher and `POST /v1/models/reload`).
-    reloading: Mutex<()>,
+    /// Loads running now, by model and version, with their start: a load that hangs (a
+    /// stuck network mount) is not started a second time, and holds no lock.
+    loading: Arc<Mutex<HashMap<(String, String), Instant>>>,
+    /// A listing of the models directory is running.
+    scanning: Arc<AtomicBool>,
+    /// Serialises the rare change of the set of models (a new model directory).
+    adding: Mutex<()>,
+}
+
+/// Runs `work` on a thread of its own and waits at most `timeout` for it; `None` when
+/// it did not finish in time (it goes on, and its result is dropped).
+fn within<T: Send + 'static>(
+    timeout: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("churn-model-load".into())
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .ok()?;
+    rx.recv_timeout(timeout).ok()
 }
 
 fn now() -> DateTime<Utc> {
@@ -98,8 +142,8 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 /// Loads the version `LATEST` names in `model_dir`.
-fn load_version(model_dir: &Path) -> Result<Loaded, String> {
-    let (a, dir) = artifact::load(model_dir).map_err(|e| e.to_string())?;
+fn load_version(model_dir: &Path, max_bytes: u64) -> Result<Loaded, String> {
+    let (a, dir) = artifact::load_at_most(model_dir, max_bytes).map_err(|e| e.to_string())?;
     let metrics = std::fs::read(dir.join("report.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
@@ -139,25 +183,28 @@ fn model_dirs(root: &Path) -> std::io::Result<BTreeMap<String, PathBuf>> {
 
 impl Registry {
     /// Loads every model under `root`; fails, naming each problem, when none loads.
-    pub fn open(root: &Path) -> Result<Registry, String> {
+    pub fn open(root: &Path, limits: LoadLimits) -> Result<Registry, String> {
         let dirs = model_dirs(root).map_err(|e| format!("{}: {e}", root.display()))?;
         let registry = Registry {
             root: root.to_path_buf(),
+            limits,
             slots: ArcSwap::from_pointee(BTreeMap::new()),
             history: Mutex::new(Vec::new()),
-            reloading: Mutex::new(()),
+            loading: Arc::new(Mutex::new(HashMap::new())),
+            scanning: Arc::new(AtomicBool::new(false)),
+            adding: Mutex::new(()),
         };
         let mut slots = BTreeMap::new();
         let mut problems = Vec::new();
         for (name, dir) in dirs {
             let latest = latest_of(&dir).unwrap_or_default();
-            match load_version(&dir) {
+            match registry.load(&name, &latest, &dir) {
                 Ok(loaded) => {
                     registry.record(
                         &name,
                         loaded.version(),
                         "loaded",
-                        &loaded.dir.display().to_string(),
+                        &registry.relative(&loaded.dir),
                     );
                     slots.insert(
                         name,
@@ -185,6 +232,59 @@ impl Registry {
         Ok(registry)
     }
 
+    /// A path inside the models directory, relative to it (answers name no server
+    /// paths).
+    pub fn relative(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+
+    /// A message with the models directory's path taken out.
+    fn without_root(&self, message: &str) -> String {
+        let root = self.root.display().to_string();
+        let root = root.trim_end_matches('/');
+        if root.is_empty() {
+            message.to_string()
+        } else {
+            message.replace(&format!("{root}/"), "").replace(root, ".")
+        }
+    }
+
+    /// Loads `version` of model `name` from `dir` on a thread of its own, within the
+    /// load timeout, unless a load of that version is still running.
+    fn load(&self, name: &str, version: &str, dir: &Path) -> Result<Loaded, String> {
+        let key = (name.to_string(), version.to_string());
+        {
+            let mut loading = self.loading.lock().expect("loading lock");
+            if let Some(started) = loading.get(&key) {
+                return Err(format!(
+                    "a load of this version started {} s ago has not finished (a hung read?); it is not started again",
+                    started.elapsed().as_secs()
+                ));
+            }
+            loading.insert(key.clone(), Instant::now());
+        }
+        let (dir, max_bytes, loading) = (
+            dir.to_path_buf(),
+            self.limits.max_model_bytes,
+            self.loading.clone(),
+        );
+        let timeout = self.limits.timeout;
+        within(timeout, move || {
+            let loaded = load_version(&dir, max_bytes);
+            loading.lock().expect("loading lock").remove(&key);
+            loaded
+        })
+        .unwrap_or_else(|| {
+            Err(format!(
+                "loading took longer than {} ms and was given up",
+                timeout.as_millis()
+            ))
+        })
+    }
+
     fn record(&self, model: &str, version: &str, event: &str, message: &str) {
         match event {
             "failed" => tracing::error!(
@@ -210,7 +310,7 @@ impl Registry {
             model: model.into(),
             version: version.into(),
             event: event.into(),
-            message: message.into(),
+            message: self.without_root(message),
         });
     }
 
@@ -244,27 +344,48 @@ impl Registry {
 
     /// Loads every model whose `LATEST` differs from what it serves. With `retry_failed`
     /// a version that failed before is tried again (explicit reloads); the watcher does
-    /// not. Blocking: call off the async runtime.
+    /// not. Blocking (call off the async runtime), but never for much longer than the
+    /// load timeout, and holding no lock while reading.
     pub fn reload(&self, retry_failed: bool, on_attempt: impl Fn(bool)) -> Vec<ReloadOutcome> {
-        let _guard = self.reloading.lock().expect("reload lock");
-        let dirs = match model_dirs(&self.root) {
-            Ok(d) => d,
-            Err(e) => {
-                return vec![ReloadOutcome {
-                    model: String::new(),
-                    version: String::new(),
-                    outcome: "failed".into(),
-                    serving: None,
-                    message: format!("{}: {e}", self.root.display()),
-                }]
+        let failed = |message: String| {
+            vec![ReloadOutcome {
+                model: String::new(),
+                version: String::new(),
+                outcome: "failed".into(),
+                serving: None,
+                message,
+            }]
+        };
+        if self.scanning.swap(true, Ordering::AcqRel) {
+            return failed("a listing of the models directory is still running".into());
+        }
+        let (root, scanning) = (self.root.clone(), self.scanning.clone());
+        let scanned = within(self.limits.timeout, move || {
+            let listed = model_dirs(&root).map(|dirs| {
+                dirs.into_iter()
+                    .map(|(name, dir)| {
+                        let latest = latest_of(&dir).unwrap_or_default();
+                        (name, dir, latest)
+                    })
+                    .collect::<Vec<_>>()
+            });
+            scanning.store(false, Ordering::Release);
+            listed
+        });
+        let dirs = match scanned {
+            Some(Ok(d)) => d,
+            Some(Err(e)) => return failed(format!("the models directory: {e}")),
+            None => {
+                return failed(format!(
+                    "listing the models directory took longer than {} ms",
+                    self.limits.timeout.as_millis()
+                ))
             }
         };
         let current = self.slots.load_full();
-        let mut next = (*current).clone();
+        let mut added = Vec::new();
         let mut out = Vec::new();
-        let mut added = false;
-        for (name, dir) in dirs {
-            let latest = latest_of(&dir).unwrap_or_default();
+        for (name, dir, latest) in dirs {
             let slot = current.get(&name);
             if let Some(slot) = slot {
                 let serving = slot.current();
@@ -281,12 +402,16 @@ impl Registry {
                 }
                 *tried = latest.clone();
             }
-            let result = load_version(&dir);
+            let result = self.load(&name, &latest, &dir);
             on_attempt(result.is_ok());
             match (result, slot) {
                 (Ok(loaded), Some(slot)) => {
                     let old = slot.current();
-                    let message = format!("replaced {} ({})", old.version(), loaded.dir.display());
+                    let message = format!(
+                        "replaced {} ({})",
+                        old.version(),
+                        self.relative(&loaded.dir)
+                    );
                     let version = loaded.version().to_string();
                     slot.current.store(Arc::new(loaded));
                     self.record(&name, &version, "swapped", &message);
@@ -300,16 +425,15 @@ impl Registry {
                 }
                 (Ok(loaded), None) => {
                     let version = loaded.version().to_string();
-                    let message = loaded.dir.display().to_string();
+                    let message = self.relative(&loaded.dir);
                     self.record(&name, &version, "loaded", &message);
-                    next.insert(
+                    added.push((
                         name.clone(),
                         Arc::new(Slot {
                             current: ArcSwap::from_pointee(loaded),
                             last_tried: Mutex::new(latest),
                         }),
-                    );
-                    added = true;
+                    ));
                     out.push(ReloadOutcome {
                         model: name,
                         version: version.clone(),
@@ -321,6 +445,7 @@ impl Registry {
                 (Err(e), slot) => {
                     self.record(&name, &latest, "failed", &e);
                     let serving = slot.map(|s| s.current().version().to_string());
+                    let e = self.without_root(&e);
                     let message = match &serving {
                         Some(v) => format!("{e}; version {v} keeps serving"),
                         None => e,
@@ -335,7 +460,10 @@ impl Registry {
                 }
             }
         }
-        if added {
+        if !added.is_empty() {
+            let _adding = self.adding.lock().expect("adding lock");
+            let mut next = (*self.slots.load_full()).clone();
+            next.extend(added);
             self.slots.store(Arc::new(next));
         }
         out
