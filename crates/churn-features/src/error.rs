@@ -69,6 +69,16 @@ pub enum DataError {
         expected: String,
         found: String,
     },
+    /// A column name appears twice in a file's header.
+    #[error("{}: column `{column}` appears twice; give each column one name", file.display())]
+    DuplicateColumn { file: PathBuf, column: String },
+    /// More columns than the readers accept.
+    #[error("{}: {found} columns; at most {max} are read (is this the right file?)", file.display())]
+    TooManyColumns {
+        file: PathBuf,
+        found: usize,
+        max: usize,
+    },
     /// An argument outside what the library accepts (e.g. a zero window).
     #[error("invalid parameter `{name}`: {message}")]
     InvalidParameter { name: String, message: String },

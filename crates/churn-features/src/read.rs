@@ -29,6 +29,10 @@ const MIN_DAY: Day = -25_567;
 /// The day after the last day a date may be (2200-01-01).
 const MAX_DAY: Day = 84_006;
 
+/// The most columns a table file may have: wider files are refused before any column
+/// is read (a 10 MB header of a million columns would otherwise take gigabytes).
+pub const MAX_COLUMNS: usize = 2048;
+
 /// Rows per record batch when streaming.
 pub const BATCH_ROWS: usize = 64 * 1024;
 
@@ -121,8 +125,35 @@ impl TableFile {
         })
     }
 
-    /// The column names the file has, in file order.
+    /// The column names the file has, in file order; refuses duplicate names and more
+    /// than [`MAX_COLUMNS`] columns.
     pub fn column_names(&self) -> Result<Vec<String>> {
+        let names = self.raw_column_names()?;
+        self.check_names(&names)?;
+        Ok(names)
+    }
+
+    fn check_names<S: AsRef<str>>(&self, names: &[S]) -> Result<()> {
+        if names.len() > MAX_COLUMNS {
+            return Err(DataError::TooManyColumns {
+                file: self.path.clone(),
+                found: names.len(),
+                max: MAX_COLUMNS,
+            });
+        }
+        let mut seen = std::collections::HashSet::with_capacity(names.len());
+        for n in names {
+            if !seen.insert(n.as_ref()) {
+                return Err(DataError::DuplicateColumn {
+                    file: self.path.clone(),
+                    column: n.as_ref().chars().take(200).collect(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn raw_column_names(&self) -> Result<Vec<String>> {
         match self.format {
             Format::Parquet => {
                 let builder = self.parquet_builder()?;
@@ -263,6 +294,13 @@ impl TableFile {
         let file = File::open(&self.path).map_err(|e| DataError::io(&self.path, e))?;
         let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
             .map_err(|e| self.malformed(e))?;
+        let names: Vec<&str> = meta
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        self.check_names(&names)?;
         let row_groups = meta.metadata().row_groups();
         let dictionary_everywhere = |name: &str| {
             let leaf = meta
@@ -333,6 +371,8 @@ impl TableFile {
     ) -> Result<()> {
         let mut reader = self.csv_reader()?;
         let headers = reader.headers().map_err(|e| self.csv_error(e))?.clone();
+        let trimmed: Vec<&str> = headers.iter().map(str::trim).collect();
+        self.check_names(&trimmed)?;
         let picked: Vec<(usize, &str)> = headers
             .iter()
             .enumerate()

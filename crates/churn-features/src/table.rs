@@ -52,6 +52,7 @@ pub fn read_table(path: &Path, id: Option<&str>, label: Option<&str>) -> Result<
     let mut as_of: Vec<Day> = Vec::new();
     let mut labels = Vec::new();
     let mut text: Vec<Vec<Option<String>>> = vec![Vec::new(); features.len()];
+    let mut rows: Vec<crate::error::Location> = Vec::new();
     let mut numbers: Vec<Option<Vec<Option<f64>>>> = vec![None; features.len()];
     file.for_each_batch(&wanted, |b| {
         let id_col = match id {
@@ -69,6 +70,7 @@ pub fn read_table(path: &Path, id: Option<&str>, label: Option<&str>) -> Result<
             .collect::<Result<_>>()?;
         for i in 0..b.len() {
             let row = ids.len();
+            rows.push(b.location(i));
             ids.push(match &id_col {
                 Some(c) => c.text(i).ok_or_else(|| c.bad(i, "a customer id", ""))?,
                 None => (row + 1).to_string(),
@@ -100,7 +102,21 @@ pub fn read_table(path: &Path, id: Option<&str>, label: Option<&str>) -> Result<
     for (k, name) in features.into_iter().enumerate() {
         let values = match numbers[k].take() {
             Some(v) => Values::Numeric(v),
-            None => infer(std::mem::take(&mut text[k])),
+            None => {
+                let raw = std::mem::take(&mut text[k]);
+                // A numeric column with NaN or infinity spelled out is a bad value (as the
+                // same number in Parquet is), not a reason to call the column a category.
+                if let Some(row) = non_finite_in_numbers(&raw) {
+                    return Err(DataError::BadValue {
+                        file: path.to_path_buf(),
+                        location: rows[row],
+                        column: name,
+                        expected: "a finite number (the column's other values are numbers)".into(),
+                        found: raw[row].clone().unwrap_or_default(),
+                    });
+                }
+                infer(raw)
+            }
         };
         let kind = match values {
             Values::Numeric(_) => FeatureKind::Numeric,
@@ -129,6 +145,24 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// The row of the first NaN or infinity in a column whose other values are all numbers.
+fn non_finite_in_numbers(raw: &[Option<String>]) -> Option<usize> {
+    let mut first = None;
+    for (row, v) in raw.iter().enumerate() {
+        let Some(v) = v else { continue };
+        let t = v.trim().to_ascii_lowercase();
+        match t.parse::<f64>() {
+            Ok(x) if x.is_finite() => {}
+            Ok(_) => {
+                first.get_or_insert(row);
+            }
+            Err(_) if t == "true" || t == "false" => {}
+            Err(_) => return None,
+        }
+    }
+    first
 }
 
 fn infer(raw: Vec<Option<String>>) -> Values {
@@ -177,6 +211,24 @@ mod tests {
             e.contains("missing required column `Churned`") && e.contains("label column"),
             "{e}"
         );
+        // NaN spelled out in a numeric column: refused, not turned into a category.
+        std::fs::write(&p, "id,x,y,Churn\na,1,u,0\nb,inf,v,1\nc,3,NaN,1\n").unwrap();
+        let e = read_table(&p, Some("id"), Some("Churn"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 3") && e.contains("column `x`") && e.contains("found `inf`"),
+            "{e}"
+        );
+        std::fs::write(&p, "id,x,x,Churn\na,1,2,0\n").unwrap();
+        let e = read_table(&p, Some("id"), Some("Churn"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("column `x` appears twice"), "{e}");
+        let wide: String = (0..3000).map(|k| format!("c{k},")).collect();
+        std::fs::write(&p, format!("{wide}Churn\n")).unwrap();
+        let e = read_table(&p, None, Some("Churn")).unwrap_err().to_string();
+        assert!(e.contains("3001 columns; at most 2048"), "{e}");
         std::fs::write(&p, "id,x,Churn\na,1,maybe\n").unwrap();
         let e = read_table(&p, Some("id"), Some("Churn"))
             .unwrap_err()

@@ -57,6 +57,17 @@ pub struct Args {
     pub quiet: bool,
 }
 
+/// Whether two paths name the same file (existing or not).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => match (std::path::absolute(a), std::path::absolute(b)) {
+            (Ok(x), Ok(y)) => x.components().eq(y.components()),
+            _ => a == b,
+        },
+    }
+}
+
 fn progress(quiet: bool) -> indicatif::ProgressBar {
     if quiet {
         return indicatif::ProgressBar::hidden();
@@ -92,6 +103,27 @@ pub fn run(args: Args) -> Result<()> {
         name.push(".rejects.csv");
         args.output.with_file_name(name)
     });
+    // Refuse to overwrite what is read, or to write two outputs into one file.
+    if let Some(input) = &args.input {
+        if same_file(input, &args.output) {
+            bail!(
+                "--output {} is the input file: choose another output",
+                args.output.display()
+            );
+        }
+        if args.skip_invalid && same_file(input, &rejects_path) {
+            bail!(
+                "the rejects file {} is the input file: choose another --rejects",
+                rejects_path.display()
+            );
+        }
+    }
+    if args.skip_invalid && same_file(&args.output, &rejects_path) {
+        bail!(
+            "--rejects {} is the output file: choose another",
+            rejects_path.display()
+        );
+    }
     let sink = Worklist::new(&scorer, &args.output, args.top)?;
     let bar = progress(args.quiet);
     let (rows_in, written, mut rejects, summary) = std::thread::scope(|scope| -> Result<_> {

@@ -358,3 +358,70 @@ fn a_feature_file_of_another_model_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn extreme_values_give_finite_scores_and_outputs_never_overwrite_inputs() {
+    let st = setup();
+    let (_, mut table) = churn_testkit::latest_rows(&st.fx);
+    // Every numeric feature of the first rows pushed to the edges of f64.
+    let extremes = [1e308, -1e308, f64::MAX, f64::MIN, 5e-324];
+    for col in &mut table.columns {
+        if let churn_features::dataset::Values::Numeric(v) = col {
+            for (r, x) in extremes.iter().enumerate() {
+                v[r] = Some(*x);
+            }
+        }
+    }
+    let features = st.dir.path().join("extreme.csv");
+    churn_features::features::write_table(&table, None, &features).unwrap();
+    let out = st.dir.path().join("scores.csv");
+    let o = churn_score(&[
+        "--model",
+        s(&st.model),
+        "--input",
+        s(&features),
+        "--output",
+        s(&out),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("NaN") && !stderr.contains("inf"),
+        "{stderr}"
+    );
+    let rows = read_rows(&out);
+    assert_eq!(rows.len(), table.len());
+    for row in &rows {
+        let p: f64 = row["churn_probability"]
+            .as_deref()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((0.0..=1.0).contains(&p), "{row:?}");
+        if let Some(r) = row["revenue_at_risk"].as_deref() {
+            assert!(r.parse::<f64>().unwrap().is_finite(), "{row:?}");
+        }
+    }
+    // Writing over the input, or the rejects over the output, is refused up front.
+    for args in [
+        vec!["--output", s(&features)],
+        vec!["--output", s(&out), "--skip-invalid", "--rejects", s(&out)],
+        vec![
+            "--output",
+            s(&out),
+            "--skip-invalid",
+            "--rejects",
+            s(&features),
+        ],
+    ] {
+        let mut all = vec!["--model", s(&st.model), "--input", s(&features)];
+        all.extend(args.iter().copied());
+        let o = churn_score(&all);
+        assert!(!o.status.success(), "{args:?} was accepted");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("input file") || e.contains("output file"), "{e}");
+    }
+    // The input is untouched.
+    let again = churn_features::table::read_table(&features, Some("customer_id"), None).unwrap();
+    assert_eq!(again.table.len(), table.len());
+}

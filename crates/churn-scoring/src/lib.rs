@@ -17,6 +17,11 @@ use std::collections::HashMap;
 
 pub use churn_model::preprocess::Cell;
 
+/// The largest MRR taken as money for revenue at risk: a negative or larger value is not
+/// a real monthly revenue, and would make totals overflow; revenue at risk is then
+/// empty.
+pub const MAX_MRR: f64 = 1e12;
+
 /// Columns of a feature file that are not features: accepted in any row and ignored.
 pub const ROW_KEYS: [&str; 3] = ["customer_id", "as_of", "label"];
 
@@ -294,7 +299,11 @@ impl Scorer {
             options.warnings,
         )?;
         let p = prediction.probability;
-        let revenue_at_risk = self.mrr_pos.and_then(|m| number(row(m))).map(|mrr| p * mrr);
+        let revenue_at_risk = self
+            .mrr_pos
+            .and_then(|m| number(row(m)))
+            .filter(|mrr| (0.0..=MAX_MRR).contains(mrr))
+            .map(|mrr| p * mrr);
         Ok(ModelScore {
             probability: p,
             risk_band: self.cutoffs.band(p),

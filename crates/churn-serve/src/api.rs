@@ -1,7 +1,7 @@
 //! The JSON API: request and response types (documented as OpenAPI), validation with
 //! field paths, and the handlers.
 
-use crate::body::{parse_request, ParseError, Raw, Text};
+use crate::body::{parse_customer, parse_request, ParseError, Raw, Text};
 use crate::metrics::Phase;
 use crate::registry::{HistoryEntry, Loaded, ReloadOutcome};
 use crate::{App, RequestId};
@@ -191,7 +191,8 @@ pub struct PredictionOut {
     pub churn_probability: f64,
     /// `low`, `medium`, `high` or `critical` (cut-offs in `GET /v1/models`).
     pub risk_band: &'static str,
-    /// Probability x MRR; null when MRR is unknown.
+    /// Probability x MRR; null when MRR is unknown, negative or above 1e12 (not a real
+    /// monthly revenue).
     pub revenue_at_risk: Option<f64>,
     /// Features pushing the probability up, largest first (empty with `explain: false`).
     pub reasons: Vec<ReasonOut>,
@@ -473,6 +474,9 @@ fn unknown_model(e: String) -> ApiError {
 
 /// Scores a read body; blocking work (run inline for small bodies). Stops early, with
 /// a timeout error nobody reads, once `cancelled` is set (the request timed out).
+///
+/// Memory stays near the body's size plus the answer's: each customer is parsed when
+/// it is scored, and its prediction is written straight into the answer's bytes.
 fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Response, ApiError> {
     let t = Instant::now();
     let req = parse_request(body, app.limits.max_batch).map_err(|e| match e {
@@ -484,18 +488,26 @@ fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Respon
         )
         .at("customers"),
     })?;
-    app.metrics.phase(Phase::Parse, t.elapsed());
+    let mut parse = t.elapsed();
     let loaded = app
         .registry
         .get(req.model.as_ref().map(|m| m.0.as_ref()))
         .map_err(unknown_model)?;
     let opts = options(req.explain, req.top)?;
     let scorer = &loaded.scorer;
-    let mut cells = Vec::new();
     let mut scratch = Vec::new();
-    let mut predictions = Vec::with_capacity(req.customers.len());
-    let (mut validate, mut predict, mut rules) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    for (i, c) in req.customers.iter().enumerate() {
+    // About what the answer takes: a prediction is a little longer than its row.
+    let mut out = Vec::with_capacity(body.len() + body.len() / 2 + 256);
+    out.extend_from_slice(b"{\"model\":");
+    serde_json::to_writer(&mut out, &model_ref(&loaded)).expect("in-memory writes succeed");
+    out.extend_from_slice(b",\"predictions\":[");
+    let (mut validate, mut predict, mut rules, mut serialise) = (
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+    );
+    for (i, raw) in req.customers.iter().enumerate() {
         if cancelled.load(Ordering::Relaxed) {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -504,8 +516,15 @@ fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Respon
             ));
         }
         let t0 = Instant::now();
-        row_cells(scorer, &c.features, i, &mut cells)?;
+        let c = parse_customer(raw).map_err(|e| {
+            let mut err = bad_json(e);
+            err.message = format!("customers[{i}]: {}", err.message);
+            err.at(format!("customers[{i}]"))
+        })?;
         let t1 = Instant::now();
+        let mut cells = Vec::with_capacity(scorer.schema().len());
+        row_cells(scorer, &c.features, i, &mut cells)?;
+        let t2 = Instant::now();
         let row = |p: usize| cells[p];
         let model = scorer.score_model(row, opts, &mut scratch).map_err(|e| {
             let code = match e.0 {
@@ -515,12 +534,9 @@ fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Respon
             ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string())
                 .at(format!("customers[{i}].features"))
         })?;
-        let t2 = Instant::now();
-        let rule_result = scorer.score_rules(row);
         let t3 = Instant::now();
-        validate += t1 - t0;
-        predict += t2 - t1;
-        rules += t3 - t2;
+        let rule_result = scorer.score_rules(row);
+        let t4 = Instant::now();
         app.metrics.predicted(model.risk_band);
         let id = c.customer_id.as_ref().map(|t| t.0.to_string()).or_else(|| {
             c.features.iter().rev().find_map(|(k, v)| match v {
@@ -532,18 +548,24 @@ fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Respon
             model,
             rules: rule_result,
         };
-        predictions.push(prediction_out(scorer, &scored, row, id, None));
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, &prediction_out(scorer, &scored, row, id, None))
+            .expect("in-memory writes succeed");
+        parse += t1 - t0;
+        validate += t2 - t1;
+        predict += t3 - t2;
+        rules += t4 - t3;
+        serialise += t4.elapsed();
     }
+    out.extend_from_slice(b"]}");
+    app.metrics.phase(Phase::Parse, parse);
     app.metrics.phase(Phase::Validate, validate);
     app.metrics.phase(Phase::Predict, predict);
     app.metrics.phase(Phase::Rules, rules);
-    Ok(json_response(
-        app,
-        &PredictResponse {
-            model: model_ref(&loaded),
-            predictions,
-        },
-    ))
+    app.metrics.phase(Phase::Serialise, serialise);
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
 /// Sets a flag when dropped: a request future dropped by the timeout tells its scoring
@@ -578,36 +600,33 @@ pub async fn predict(
 ) -> Result<Response, ApiError> {
     let (body, mut reservation) = crate::body::read(&app, &headers, body).await?;
     crate::body::reserve_work(&app, &mut reservation, &body)?;
-    let _slot = app.scoring_slot().await;
-    let cancelled = Arc::new(AtomicBool::new(false));
-    let _cancel = CancelOnDrop(cancelled.clone());
-    if body.len() <= INLINE_BODY_BYTES {
-        return predict_body(&app, &body, &cancelled);
-    }
-    let worker = app.clone();
-    let scored = tokio::task::spawn_blocking(move || {
-        let r = predict_body(&worker, &body, &cancelled);
-        drop(reservation);
-        r
-    })
-    .await;
-    match scored {
-        Ok(r) => r,
-        Err(e) if e.is_panic() => {
-            let payload = e.into_panic();
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(app.panicked(&request, &what))
+    let work = async {
+        let _slot = app.scoring_slot().await;
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let _cancel = CancelOnDrop(cancelled.clone());
+        if body.len() <= INLINE_BODY_BYTES {
+            return predict_body(&app, &body, &cancelled);
         }
-        Err(e) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("scoring task failed: {e}"),
-        )),
-    }
+        let worker = app.clone();
+        let scored = tokio::task::spawn_blocking(move || {
+            let r = predict_body(&worker, &body, &cancelled);
+            drop(reservation);
+            r
+        })
+        .await;
+        match scored {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => {
+                Err(app.panicked(&request, &crate::panic_message(&*e.into_panic())))
+            }
+            Err(e) => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("scoring task failed: {e}"),
+            )),
+        }
+    };
+    app.within_timeout(work).await?
 }
 
 /// Query of the customer look-up.

@@ -170,7 +170,9 @@ pub async fn read(
         return Err(too_large());
     }
     let mut reservation = app.budget.reservation();
-    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(1 << 20));
+    // Capacity for the declared length: pages are only touched (and counted) as bytes
+    // arrive, and the buffer is never copied to grow.
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0));
     let deadline = tokio::time::Instant::now() + app.limits.body_timeout;
     let mut body = body;
     loop {
@@ -314,13 +316,22 @@ pub struct ParsedCustomer<'de> {
     pub features: Vec<(Text<'de>, Raw<'de>)>,
 }
 
-/// `POST /v1/predict`, parsed (the schema of [`crate::api::PredictRequest`]).
-#[derive(Debug, Clone, PartialEq, Default)]
+/// `POST /v1/predict`, parsed (the schema of [`crate::api::PredictRequest`]). The
+/// customers stay unparsed slices of the body (checked to be JSON): each is parsed when
+/// it is scored, so a request never holds more than one customer's parsed form.
+#[derive(Debug, Clone, Default)]
 pub struct ParsedRequest<'de> {
     pub model: Option<Text<'de>>,
     pub explain: Option<bool>,
     pub top: Option<usize>,
-    pub customers: Vec<ParsedCustomer<'de>>,
+    pub customers: Vec<&'de serde_json::value::RawValue>,
+}
+
+/// Parses one customer of a [`ParsedRequest`].
+pub fn parse_customer<'de>(
+    raw: &'de serde_json::value::RawValue,
+) -> Result<ParsedCustomer<'de>, serde_json::Error> {
+    serde_json::from_str(raw.get())
 }
 
 const REQUEST_FIELDS: &[&str] = &["model", "explain", "top", "customers"];
@@ -404,7 +415,7 @@ struct CustomersSeed<'a> {
 }
 
 impl<'de> DeserializeSeed<'de> for CustomersSeed<'_> {
-    type Value = Vec<ParsedCustomer<'de>>;
+    type Value = Vec<&'de serde_json::value::RawValue>;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_seq(self)
@@ -412,7 +423,7 @@ impl<'de> DeserializeSeed<'de> for CustomersSeed<'_> {
 }
 
 impl<'de> Visitor<'de> for CustomersSeed<'_> {
-    type Value = Vec<ParsedCustomer<'de>>;
+    type Value = Vec<&'de serde_json::value::RawValue>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an array of customers")
@@ -420,7 +431,7 @@ impl<'de> Visitor<'de> for CustomersSeed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.max_batch));
-        while let Some(c) = seq.next_element::<ParsedCustomer<'de>>()? {
+        while let Some(c) = seq.next_element::<&'de serde_json::value::RawValue>()? {
             if out.len() == self.max_batch {
                 self.over.set(true);
                 return Err(de::Error::custom("too many customers"));
@@ -498,14 +509,18 @@ mod tests {
         let r = parse_request(body, 2).unwrap();
         assert_eq!(r.top, Some(2));
         assert_eq!(r.customers.len(), 2);
-        let f = &r.customers[0].features;
+        let first = parse_customer(r.customers[0]).unwrap();
+        let f = &first.features;
         assert_eq!(f[0], (Text("mrr".into()), Raw::Number(10.0)));
         assert!(matches!(f[1].1, Raw::Str(Cow::Borrowed("pro"))));
         assert_eq!(f[2].1, Raw::Null);
         assert_eq!(f[3].1, Raw::Bool(true));
         assert_eq!(f[4].1, Raw::Array);
         assert_eq!(f[5].1, Raw::Object);
-        assert_eq!(r.customers[1].features[0].1, Raw::Str("a\"b".into()));
+        assert_eq!(
+            parse_customer(r.customers[1]).unwrap().features[0].1,
+            Raw::Str("a\"b".into())
+        );
         assert!(matches!(
             parse_request(body, 1),
             Err(ParseError::TooManyCustomers { limit: 1 })
@@ -513,8 +528,6 @@ mod tests {
         for bad in [
             &br#"{"clients": []}"#[..],
             br#"{"customers": 3}"#,
-            br#"{"customers": [{"features": {}, "extra": 1}]}"#,
-            br#"{"customers": [{}]}"#,
             br#"{}"#,
             br#"{"customers": []} trailing"#,
         ] {
@@ -523,6 +536,18 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    #[test]
+    fn customers_are_checked_when_parsed() {
+        for bad in [
+            &br#"{"customers": [{"features": {}, "extra": 1}]}"#[..],
+            br#"{"customers": [{}]}"#,
+            br#"{"customers": [{"features": 3}]}"#,
+        ] {
+            let r = parse_request(bad, 5).unwrap();
+            assert!(parse_customer(r.customers[0]).is_err());
         }
     }
 

@@ -126,6 +126,25 @@ impl App {
         self.slots.acquire().await.expect("semaphore never closed")
     }
 
+    /// Runs `work` within the request time limit; when it passes, `work` is dropped
+    /// (which stops a prediction's scoring, see [`api::predict`]) and a 503 answers.
+    pub async fn within_timeout<T>(
+        &self,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, ApiError> {
+        let timeout = self.limits.timeout;
+        tokio::time::timeout(timeout, work).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                format!(
+                    "the request took longer than {} ms (--timeout-ms)",
+                    timeout.as_millis()
+                ),
+            )
+        })
+    }
+
     /// Whether requests keep panicking (readiness turns red).
     pub fn failing(&self) -> bool {
         self.panics_in_a_row.load(Ordering::Relaxed) >= self.limits.max_panics_in_a_row.max(1)
@@ -147,6 +166,15 @@ impl App {
     }
 }
 
+/// The text of a panic's payload, when it has one.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
 /// The id of a request: the client's `x-request-id` when it is a short token, or one
 /// made here; echoed in the `x-request-id` header and named in 500 answers and logs.
 #[derive(Debug, Clone)]
@@ -154,8 +182,9 @@ pub struct RequestId(pub String);
 
 /// The router with every route and layer.
 pub fn router(app: Arc<App>) -> Router {
+    // `/v1/predict` applies the time limit itself, once its body has arrived (the body
+    // has a deadline of its own): a timed-out request must not leave a body half read.
     let v1 = Router::new()
-        .route("/v1/predict", post(api::predict))
         .route(
             "/v1/customers/{id}/prediction",
             get(api::customer_prediction),
@@ -163,6 +192,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/models", get(api::models))
         .route("/v1/models/reload", post(api::reload))
         .route_layer(middleware::from_fn_with_state(app.clone(), limit))
+        .route("/v1/predict", post(api::predict))
         .route_layer(middleware::from_fn_with_state(app.clone(), auth));
     Router::new()
         .merge(v1)
@@ -205,7 +235,8 @@ async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
 }
 
 /// Gives each request an id, catches a panic anywhere below (answered 500 with the id,
-/// logged and counted; readiness turns red after too many in a row) and echoes the id.
+/// logged and counted; readiness turns red after too many in a row, green again after a
+/// `/v1` success) and echoes the id.
 async fn guard(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
     let given = req
         .headers()
@@ -225,21 +256,17 @@ async fn guard(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Res
         )
     }));
     req.extensions_mut().insert(id.clone());
+    // Only work that could panic the same way proves the path healthy again: health
+    // checks and metrics answer whatever happens.
+    let scoring = req.uri().path().starts_with("/v1/");
     let mut response = match std::panic::AssertUnwindSafe(next.run(req))
         .catch_unwind()
         .await
     {
         Ok(r) => r,
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            app.panicked(&id, &what).into_response()
-        }
+        Err(payload) => app.panicked(&id, &panic_message(&*payload)).into_response(),
     };
-    if response.status().is_success() {
+    if scoring && response.status().is_success() {
         app.panics_in_a_row.store(0, Ordering::Relaxed);
     }
     if let Ok(v) = HeaderValue::from_str(&id.0) {
@@ -271,21 +298,12 @@ async fn auth(State(app): State<Arc<App>>, req: Request, next: Next) -> Response
     next.run(req).await
 }
 
-/// The time limit of `/v1` routes. When it passes, the handler's future is dropped,
-/// which stops its scoring (see [`api::predict`]).
+/// The time limit of `/v1` routes other than `/v1/predict` (which applies it after
+/// reading its body).
 async fn limit(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let timeout = app.limits.timeout;
-    match tokio::time::timeout(timeout, next.run(req)).await {
+    match app.within_timeout(next.run(req)).await {
         Ok(r) => r,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            format!(
-                "the request took longer than {} ms (--timeout-ms)",
-                timeout.as_millis()
-            ),
-        )
-        .into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -334,5 +352,86 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request as HttpRequest;
+    use tower::ServiceExt;
+
+    fn app() -> (tempfile::TempDir, tempfile::TempDir, Arc<App>) {
+        let data = tempfile::tempdir().unwrap();
+        let fx = churn_testkit::simulate(data.path(), 150, 2);
+        let models = tempfile::tempdir().unwrap();
+        let a = churn_testkit::train(&fx, churn_model::model::ModelKind::Logistic, "churn", "v1");
+        churn_testkit::save(models.path(), &a);
+        let registry = registry::Registry::open(models.path(), Default::default()).unwrap();
+        let limits = Limits {
+            max_panics_in_a_row: 3,
+            ..Limits::default()
+        };
+        (
+            data,
+            models,
+            Arc::new(App::new(registry, None, limits, None)),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_500_with_a_request_id_and_readiness_follows() {
+        let (_d, _m, app) = app();
+        let routes = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    panic!("scoring bug");
+                    #[allow(unreachable_code)]
+                    "never"
+                }),
+            )
+            .route("/v1/fine", get(|| async { "ok" }))
+            .route("/readyz", get(api::readyz))
+            .layer(middleware::from_fn_with_state(app.clone(), guard))
+            .layer(middleware::from_fn_with_state(app.clone(), observe))
+            .with_state(app.clone());
+        let call = |path: &str| {
+            let routes = routes.clone();
+            let req = HttpRequest::get(path).body(Body::empty()).unwrap();
+            async move { routes.oneshot(req).await.unwrap() }
+        };
+        for k in 1..=3u32 {
+            let r = call("/boom").await;
+            assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+            let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+            let text = String::from_utf8_lossy(&body);
+            assert!(
+                text.contains("\"internal\"") && text.contains(&id),
+                "{text}"
+            );
+            let ready = call("/readyz").await.status();
+            let expected = if k < 3 {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            assert_eq!(ready, expected, "after {k} panics");
+        }
+        let metrics = app.metrics.render(&[]);
+        assert!(metrics.contains("churn_panics_total 3"), "{metrics}");
+        assert!(
+            metrics.contains("churn_http_requests_in_flight 0"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("route=\"/boom\",status=\"500\"} 3"),
+            "{metrics}"
+        );
+        // A success turns readiness green again.
+        assert_eq!(call("/v1/fine").await.status(), StatusCode::OK);
+        assert_eq!(call("/readyz").await.status(), StatusCode::OK);
     }
 }

@@ -1,130 +1,19 @@
 //! End to end: the real `churn-serve` binary on an ephemeral loopback port, real model
 //! artifacts trained by the product's code, a real HTTP client.
 
-use churn_features::dataset::Values;
-use churn_features::features::FeatureTable;
 use churn_features::time::format_date;
 use churn_model::model::ModelKind;
 use churn_scoring::{table_cell, Options, Scorer};
 use churn_serve::client::Client;
-use serde_json::{json, Map, Value};
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use serde_json::{json, Value};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
+mod common;
 
-impl Server {
-    fn start(models: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_churn-serve"))
-            .arg("--models")
-            .arg(models)
-            .args(["--addr", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start churn-serve");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let err = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("churn-serve listening on http://")
-            .unwrap_or_else(|| {
-                panic!(
-                    "no address line: {line:?}; stderr: {}",
-                    stderr.lock().unwrap()
-                )
-            })
-            .parse()
-            .unwrap();
-        Server {
-            child,
-            addr,
-            stderr,
-        }
-    }
-
-    fn client(&self) -> Client {
-        Client::connect(self.addr).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A simulated data set, a model saved as version v1 and its latest feature rows.
-struct Setup {
-    _data: tempfile::TempDir,
-    models: tempfile::TempDir,
-    fx: churn_testkit::Fixture,
-    table: FeatureTable,
-    features_file: PathBuf,
-    v1: churn_model::artifact::Artifact,
-}
-
-fn setup() -> Setup {
-    let data = tempfile::tempdir().unwrap();
-    let fx = churn_testkit::simulate(data.path(), 300, 11);
-    let models = tempfile::tempdir().unwrap();
-    let v1 = churn_testkit::train(&fx, ModelKind::Logistic, "churn", "v1");
-    churn_testkit::save(models.path(), &v1);
-    let (_, table) = churn_testkit::latest_rows(&fx);
-    let features_file = data.path().join("features.csv");
-    churn_features::features::write_table(&table, None, &features_file).unwrap();
-    Setup {
-        _data: data,
-        models,
-        fx,
-        table,
-        features_file,
-        v1,
-    }
-}
-
-/// Row `r` of a feature table as the JSON object of its file row (nulls as null).
-fn row_json(t: &FeatureTable, r: usize) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("customer_id".into(), json!(t.customer_ids[r]));
-    m.insert("as_of".into(), json!(format_date(t.as_of[r])));
-    for (info, col) in t.info.iter().zip(&t.columns) {
-        let v = match col {
-            Values::Numeric(v) => v[r].map_or(Value::Null, |x| json!(x)),
-            Values::Categorical(v) => v[r].as_ref().map_or(Value::Null, |s| json!(s)),
-        };
-        m.insert(info.name.clone(), v);
-    }
-    m
-}
-
-fn predict_body(rows: &[Map<String, Value>]) -> Vec<u8> {
-    let customers: Vec<Value> = rows
-        .iter()
-        .map(|f| json!({"customer_id": f["customer_id"], "features": f}))
-        .collect();
-    serde_json::to_vec(&json!({ "customers": customers })).unwrap()
-}
+use common::{predict_body, row_json, setup, Server};
 
 #[test]
 fn predictions_equal_the_library_for_the_same_rows() {
