@@ -6,8 +6,14 @@
 //!    connections, for `CHURN_LOAD_SECS` s): latency measured from each request's
 //!    scheduled send time, so a stall counts against every request it delays
 //!    (no coordinated omission).
-//! 2. Maximum throughput, closed loop, against the churn server and against a trivial
+//! 2. The same fixed rate while `CHURN_LOAD_ATTACKERS` (default 200) connections send a
+//!    request head one byte a second and others open and send nothing (slowloris): the
+//!    legitimate latency, and how the header timeout (1 s here) closes the attackers.
+//! 3. Maximum throughput, closed loop, against the churn server and against a trivial
 //!    axum handler on the same route with a static JSON answer.
+//!
+//! The churn server runs behind its own connection layer (`churn_serve::serve`: the
+//! connection cap, header timeout and body limits it has in production).
 
 mod common;
 
@@ -25,6 +31,67 @@ fn runtime(threads: usize) -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// Starts the churn server, with its connection layer, on a free port in a background
+/// runtime.
+fn start_churn(app: Arc<App>, threads: usize) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        runtime(threads).block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            churn_serve::serve(listener, app, std::future::pending())
+                .await
+                .unwrap();
+        })
+    });
+    rx.recv().unwrap()
+}
+
+/// Keeps `n` connections open that never finish a request head (half send one byte a
+/// second, half nothing), opening a new one for each the server closes. Returns how
+/// many were opened and how many the server closed.
+fn slowloris(addr: SocketAddr, n: usize, secs: u64) -> std::thread::JoinHandle<(usize, usize)> {
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let open = |k: usize| {
+            let s = std::net::TcpStream::connect(addr).ok()?;
+            s.set_nonblocking(true).ok()?;
+            Some((s, k % 2 == 0))
+        };
+        let mut conns: Vec<(std::net::TcpStream, bool)> = (0..n).filter_map(open).collect();
+        let mut opened = conns.len();
+        let head = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+        let mut closed = 0;
+        for tick in 0..secs {
+            conns.retain_mut(|(s, drips)| {
+                let mut buf = [0u8; 64];
+                let gone = match s.read(&mut buf) {
+                    Ok(0) => true,
+                    Ok(_) => false,
+                    Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                };
+                let gone = gone
+                    || (*drips && s.write_all(&[head[tick as usize % head.len()]]).is_err());
+                if gone {
+                    closed += 1;
+                }
+                !gone
+            });
+            while conns.len() < n {
+                match open(opened) {
+                    Some(c) => {
+                        conns.push(c);
+                        opened += 1;
+                    }
+                    None => break,
+                }
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        (opened, closed)
+    })
 }
 
 /// Starts a router on a free port in a background runtime.
@@ -147,9 +214,14 @@ fn main() {
         scorer.schema().len()
     );
 
+    let attackers = common::env("CHURN_LOAD_ATTACKERS", 200) as usize;
     let registry = Registry::open(models.path(), Default::default()).unwrap();
-    let app = Arc::new(App::new(registry, None, Limits::default(), None));
-    let churn = start(churn_serve::router(app), threads);
+    let limits = Limits {
+        header_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let app = Arc::new(App::new(registry, None, limits, None));
+    let churn = start_churn(app, threads);
     let trivial = start(
         axum::Router::new().route(
             "/v1/predict",
@@ -162,6 +234,13 @@ fn main() {
     // Warm up.
     max_throughput(churn, &body, 2, 1);
     fixed_rate(churn, &body, rate, conns, secs);
+    println!("the same while {attackers} slowloris connections are opened and kept trying:");
+    let attack = slowloris(churn, attackers, secs + 2);
+    fixed_rate(churn, &body, rate, conns, secs);
+    let (opened, closed) = attack.join().unwrap();
+    println!(
+        "slowloris: {opened} connections opened, {closed} closed by the server (header timeout 1 s)"
+    );
     let mut churn_rps = Vec::new();
     let mut trivial_rps = Vec::new();
     for _ in 0..3 {
