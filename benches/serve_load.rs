@@ -72,8 +72,8 @@ fn slowloris(addr: SocketAddr, n: usize, secs: u64) -> std::thread::JoinHandle<(
                     Ok(_) => false,
                     Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
                 };
-                let gone = gone
-                    || (*drips && s.write_all(&[head[tick as usize % head.len()]]).is_err());
+                let gone =
+                    gone || (*drips && s.write_all(&[head[tick as usize % head.len()]]).is_err());
                 if gone {
                     closed += 1;
                 }

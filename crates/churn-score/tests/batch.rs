@@ -83,6 +83,12 @@ fn batch_and_server_give_identical_results_for_the_same_rows() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let batch = read_rows(&out);
     assert_eq!(batch.len(), table.len());
+    // Dates are Parquet dates, readable as such by pandas, DuckDB or Spark.
+    let types = churn_testkit::parquet_logical_types(&out);
+    assert!(
+        types.contains(&("as_of".to_string(), "Date".to_string())),
+        "{types:?}"
+    );
 
     // The server, in process on a real loopback socket.
     let registry =
