@@ -58,7 +58,7 @@ fn slowloris(addr: SocketAddr, n: usize, secs: u64) -> std::thread::JoinHandle<(
         let open = |k: usize| {
             let s = std::net::TcpStream::connect(addr).ok()?;
             s.set_nonblocking(true).ok()?;
-            Some((s, k % 2 == 0))
+            Some((s, k.is_multiple_of(2)))
         };
         let mut conns: Vec<(std::net::TcpStream, bool)> = (0..n).filter_map(open).collect();
         let mut opened = conns.len();
