@@ -340,12 +340,11 @@ fn grow(first_seen: &mut Vec<Ts>, id: u32, ts: Ts) {
     first_seen[id] = first_seen[id].min(ts);
 }
 
-/// Whether `c` is a customer at `as_of`: a subscription started before it and had not
-/// ended by it.
-pub fn is_active(c: &Customer, as_of: Day) -> bool {
-    c.subscriptions
-        .iter()
-        .any(|s| s.start < as_of && s.end.is_none_or(|e| e > as_of))
+/// Whether `c` is a customer at `as_of`, from what is known strictly before it: see
+/// [`periods::active_at`] (renewals on the day and lapses within the grace period are
+/// active).
+pub fn is_active(c: &Customer, as_of: Day, grace_days: i32) -> bool {
+    periods::active_at(&c.subscriptions, as_of, grace_days)
 }
 
 /// Features as of one date for every customer active then.
@@ -376,7 +375,7 @@ pub fn build_with_progress(
     let mut rows: Vec<(u32, usize)> = Vec::new(); // (customer, date index)
     for (j, &d) in dates.iter().enumerate() {
         for (c, cust) in ds.customers.iter().enumerate() {
-            if is_active(cust, d) {
+            if is_active(cust, d, cfg.grace_days) {
                 slot[c * nd + j] = rows.len() as u32;
                 rows.push((c as u32, j));
             }
@@ -647,6 +646,7 @@ fn fixed_row(
             .filter(|s| s.start <= day && s.end.is_none_or(|e| e > day))
             .map(|s| s.mrr)
             .sum::<f64>()
+            + 0.0 // an empty f64 sum is -0.0 (a customer inside a lapse)
     };
     let mrr_now = in_force(as_of - 1);
     let plan = known

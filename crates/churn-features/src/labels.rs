@@ -1,10 +1,13 @@
 //! Labels and observation dates: the training examples the trainer fits and backtests on.
 //!
 //! For an observation date `d`, every customer active at `d` (see
-//! [`features::is_active`]) gets one example: label 1 if the active period containing
-//! `d` (subscriptions merged with the grace period, over the full history) ends within
-//! `horizon` days after `d` (`d < end <= d + horizon`), else 0. Features come from
-//! before `d`, labels from after it: the two never share data.
+//! [`features::is_active`]: judged from what is known before `d`, renewals on `d` and
+//! lapses within the grace period included) gets one example: label 1 if its latest
+//! active period starting before `d` (subscriptions merged with the grace period, over
+//! the full history) ends by `d + horizon`, else 0. For a customer inside a lapse at `d`
+//! that never comes back within the grace period, that period ended before `d`: label 1,
+//! a churn not yet known at `d`. Features come from before `d`, labels from after it:
+//! the two never share data.
 
 use crate::dataset::{Customer, Dataset};
 use crate::error::{DataError, Result};
@@ -27,12 +30,13 @@ pub struct Examples {
 
 /// The label of customer `c` at `as_of`, or `None` when it is not active then.
 pub fn label(c: &Customer, as_of: Day, horizon_days: i32, grace_days: i32) -> Option<u8> {
-    if !features::is_active(c, as_of) {
+    if !features::is_active(c, as_of, grace_days) {
         return None;
     }
     let period = periods::active_periods(&c.subscriptions, grace_days)
         .into_iter()
-        .find(|p| p.covers(as_of))?;
+        .take_while(|p| p.start < as_of)
+        .last()?;
     Some(u8::from(
         period.end.is_some_and(|e| e <= as_of + horizon_days),
     ))

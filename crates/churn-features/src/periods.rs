@@ -57,17 +57,51 @@ fn merge(spans: impl Iterator<Item = (Day, Option<Day>)>, grace_days: i32) -> Ve
     out
 }
 
+/// Whether a customer with subscriptions `subs` (sorted by start, as [`Dataset`] keeps
+/// them) is a customer at `as_of`, judged from what is known strictly before it (the
+/// subscriptions of [`periods_known_before`]): its latest active period started before
+/// `as_of` and has not ended, or ended at most `grace_days` before it. A renewal (a row
+/// ending on `as_of`, the next starting on it) is therefore active on the day itself, and
+/// so is a customer inside a lapse not yet longer than the grace period: it may still
+/// come back without churning, and whether it will is what the model predicts.
+///
+/// Allocation-free: it runs for every customer and observation date.
+///
+/// [`Dataset`]: crate::Dataset
+pub fn active_at(subs: &[Subscription], as_of: Day, grace_days: i32) -> bool {
+    debug_assert!(subs.windows(2).all(|w| w[0].start <= w[1].start));
+    // The end of the latest merged period: None before any, Some(None) while ongoing.
+    let mut latest: Option<Option<Day>> = None;
+    for s in subs.iter().take_while(|s| s.start < as_of) {
+        // An end on or after `as_of` is not known yet: the subscription looks ongoing.
+        let end = s.end.filter(|&e| e < as_of);
+        latest = match latest {
+            Some(None) => Some(None),
+            Some(Some(cur)) if s.start <= cur + grace_days => Some(end.map(|e| e.max(cur))),
+            _ => Some(end),
+        };
+    }
+    match latest {
+        None => false,
+        Some(None) => true,
+        Some(Some(end)) => as_of <= end + grace_days,
+    }
+}
+
 /// The customer's signup date: the start of its first subscription.
 pub fn signup(subs: &[Subscription]) -> Option<Day> {
     subs.iter().map(|s| s.start).min()
 }
 
-/// MRR on `day`: the sum over subscriptions covering it.
+/// MRR on `day`: the sum over subscriptions covering it (0 when none does, as for a
+/// customer inside a lapse).
 pub fn mrr_on(subs: &[Subscription], day: Day) -> f64 {
+    // `+ 0.0`: an empty f64 sum is -0.0, which would print as "-0".
     subs.iter()
         .filter(|s| s.start <= day && s.end.is_none_or(|e| day < e))
         .map(|s| s.mrr)
-        .sum()
+        .sum::<f64>()
+        + 0.0
 }
 
 #[cfg(test)]
@@ -130,5 +164,26 @@ mod tests {
                 end: Some(50)
             }]
         );
+    }
+
+    #[test]
+    fn activity_is_judged_from_what_is_known_before_the_day() {
+        let renewals = [sub(0, Some(30)), sub(30, Some(60)), sub(60, None)];
+        for d in [1, 29, 30, 31, 59, 60, 61, 500] {
+            assert!(active_at(&renewals, d, 7), "day {d}");
+        }
+        assert!(!active_at(&renewals, 0, 7), "not before the first start");
+        // Ends on day 30, nothing after: a customer until the grace period is over.
+        let ended = [sub(0, Some(30))];
+        assert!(active_at(&ended, 30, 7) && active_at(&ended, 37, 7));
+        assert!(!active_at(&ended, 38, 7));
+        assert!(active_at(&ended, 30, 0) && !active_at(&ended, 31, 0));
+        // Comes back on day 50 after a 20-day gap: a new period from day 51 on.
+        let back = [sub(0, Some(30)), sub(50, None)];
+        assert!(!active_at(&back, 45, 7) && !active_at(&back, 50, 7));
+        assert!(active_at(&back, 51, 7));
+        // Overlapping rows and rows that end inside an ongoing one.
+        let overlap = [sub(0, None), sub(10, Some(20))];
+        assert!(active_at(&overlap, 100, 0));
     }
 }

@@ -115,8 +115,10 @@ fn population_is_customers_active_at_as_of() {
     let t = table();
     let mut ids = t.customer_ids.clone();
     ids.sort();
-    // C ended before, D starts on the date, E ends on the date: none is active.
-    assert_eq!(ids, ["A", "B", "F", "G", "H", "I"]);
+    // C ended a month before and D starts on the date: not active. E's subscription
+    // ends on the date: on its first day without one it is within the grace period,
+    // like a renewal due today, so it is scored.
+    assert_eq!(ids, ["A", "B", "E", "F", "G", "H", "I"]);
     assert!(t.as_of.iter().all(|&d| d == as_of()));
 }
 
@@ -250,7 +252,7 @@ fn labels_follow_the_active_period_and_grace() {
     assert_eq!(label("I"), Some(0)); // ends May 2, beyond the horizon
     assert_eq!(label("C"), None);
     assert_eq!(label("D"), None);
-    assert_eq!(label("E"), None);
+    assert_eq!(label("E"), Some(1)); // ends on the date and never comes back
     assert_eq!(
         labels::label(&ds.customers[ds.customer("G").unwrap() as usize], d, 30, 3),
         Some(1)
@@ -282,7 +284,8 @@ fn observation_dates_leave_a_full_horizon() {
         .filter(|&r| ex.features.as_of[r] == as_of())
         .map(|r| (ex.features.customer_ids[r].clone(), ex.labels[r]))
         .collect();
-    assert_eq!(at_april.len(), 6);
+    assert_eq!(at_april.len(), 7);
+    assert!(at_april.contains(&("E".into(), 1)));
     assert!(at_april.contains(&("F".into(), 1)) && at_april.contains(&("A".into(), 0)));
     // Multi-date features equal single-date ones.
     let single = features::features(&ds, as_of(), &FeatureConfig::default()).unwrap();
@@ -331,4 +334,112 @@ fn bad_windows_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("horizon_days"), "{e}");
+}
+
+/// A data set of monthly billing rows (one subscription row per invoice, as Stripe or
+/// Chargebee exports give them): `rows` are (customer, start, end) with ends exclusive.
+fn billing(rows: &[(&str, &str, &str)]) -> (tempfile::TempDir, Dataset) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("customer_id,start_date,end_date,mrr,plan\n");
+    for (c, start, end) in rows {
+        text.push_str(&format!("{c},{start},{end},10,monthly\n"));
+    }
+    std::fs::write(dir.path().join("subscriptions.csv"), text).unwrap();
+    let ds = Dataset::open(dir.path()).unwrap();
+    (dir, ds)
+}
+
+#[test]
+fn a_customer_is_active_across_a_renewal_boundary() {
+    // R renews on the first of every month; S's last invoice ends on 2024-04-01.
+    let (_dir, ds) = billing(&[
+        ("R", "2024-01-01", "2024-02-01"),
+        ("R", "2024-02-01", "2024-03-01"),
+        ("R", "2024-03-01", "2024-04-01"),
+        ("R", "2024-04-01", "2024-05-01"),
+        ("R", "2024-05-01", ""),
+        ("S", "2024-01-01", "2024-02-01"),
+        ("S", "2024-02-01", "2024-03-01"),
+        ("S", "2024-03-01", "2024-04-01"),
+    ]);
+    let cfg = FeatureConfig::default();
+    for day in [
+        "2024-03-31",
+        "2024-04-01",
+        "2024-04-02",
+        "2024-03-01",
+        "2024-02-01",
+    ] {
+        let d = parse_date(day).unwrap();
+        let t = features::features(&ds, d, &cfg).unwrap();
+        assert!(
+            t.customer_ids.contains(&"R".to_string()),
+            "R missing at {day}"
+        );
+        let r = &ds.customers[ds.customer("R").unwrap() as usize];
+        assert_eq!(labels::label(r, d, 30, 7), Some(0), "R at {day}");
+        assert_eq!(
+            t.number("mrr", t.customer_ids.iter().position(|c| c == "R").unwrap()),
+            Some(10.0)
+        );
+    }
+    // S is a customer until its grace period is over, and its label says it churns.
+    let s = &ds.customers[ds.customer("S").unwrap() as usize];
+    for (day, active) in [
+        ("2024-03-31", true),
+        ("2024-04-01", true),
+        ("2024-04-08", true),
+        ("2024-04-09", false),
+    ] {
+        let d = parse_date(day).unwrap();
+        assert_eq!(
+            labels::label(s, d, 30, 7),
+            active.then_some(1),
+            "S at {day}"
+        );
+        let t = features::features(&ds, d, &cfg).unwrap();
+        assert_eq!(
+            t.customer_ids.contains(&"S".to_string()),
+            active,
+            "S at {day}"
+        );
+    }
+    // Observation dates on the first of the month keep every renewing customer.
+    let dates = labels::observation_dates(&ds, 30);
+    let ex = labels::examples(&ds, &dates, 30, &cfg, &|_| {}).unwrap();
+    for &d in &dates {
+        let here: Vec<&str> = (0..ex.labels.len())
+            .filter(|&i| ex.features.as_of[i] == d)
+            .map(|i| ex.features.customer_ids[i].as_str())
+            .collect();
+        assert!(here.contains(&"R"), "R missing on {}", format_date(d));
+    }
+}
+
+#[test]
+fn a_lapse_shorter_than_the_grace_period_is_no_churn_and_a_longer_one_is() {
+    // T lapses 5 days (Apr 1 to Apr 6) and comes back; U lapses 20 days.
+    let (_dir, ds) = billing(&[
+        ("T", "2024-01-01", "2024-04-01"),
+        ("T", "2024-04-06", ""),
+        ("U", "2024-01-01", "2024-04-01"),
+        ("U", "2024-04-21", ""),
+    ]);
+    let t = &ds.customers[ds.customer("T").unwrap() as usize];
+    let u = &ds.customers[ds.customer("U").unwrap() as usize];
+    let at = |day: &str| parse_date(day).unwrap();
+    // Inside T's lapse: a customer, not churning (it comes back within grace).
+    assert_eq!(labels::label(t, at("2024-04-03"), 30, 7), Some(0));
+    // U in the first week of its lapse: a customer whose period has ended: label 1.
+    assert_eq!(labels::label(u, at("2024-04-03"), 30, 7), Some(1));
+    // Past the grace period U is gone until it comes back, as a new period.
+    assert_eq!(labels::label(u, at("2024-04-15"), 30, 7), None);
+    assert_eq!(labels::label(u, at("2024-05-01"), 30, 7), Some(0));
+    // The same dates, by the population of the feature table.
+    let cfg = FeatureConfig::default();
+    let ids = |day: &str| features::features(&ds, at(day), &cfg).unwrap().customer_ids;
+    assert_eq!(ids("2024-04-03"), ["T", "U"]);
+    assert_eq!(ids("2024-04-15"), ["T"]);
+    // With no grace at all, a lapse is over at once.
+    assert_eq!(labels::label(t, at("2024-04-03"), 30, 0), None);
 }

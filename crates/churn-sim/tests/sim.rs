@@ -172,3 +172,62 @@ fn bad_settings_are_refused() {
         .to_string()
         .contains("months"));
 }
+
+#[test]
+fn labels_are_unchanged_where_a_subscription_covers_the_date_and_lapses_are_added() {
+    // The population rule changed (renewals and lapses within grace are active): on the
+    // simulator's data every example a covering subscription made before keeps its
+    // label, and each new example is a customer in the first days of a lapse.
+    let dir = tempfile::tempdir().unwrap();
+    generate(&small(OutputFormat::Csv), dir.path(), |_, _| {}).unwrap();
+    let ds = Dataset::open(dir.path()).unwrap();
+    let cfg = churn_features::features::FeatureConfig::default();
+    let dates = churn_features::labels::observation_dates(&ds, 30);
+    let ex = churn_features::labels::examples(&ds, &dates, 30, &cfg, &|_| {}).unwrap();
+    let mut kept = 0;
+    let mut added = 0;
+    for (i, (&c, &d)) in ex
+        .features
+        .customers
+        .iter()
+        .zip(&ex.features.as_of)
+        .enumerate()
+    {
+        let subs = &ds.customers[c as usize].subscriptions;
+        let covering = subs
+            .iter()
+            .any(|s| s.start < d && s.end.is_none_or(|e| e > d));
+        if covering {
+            let old = churn_features::periods::active_periods(subs, cfg.grace_days)
+                .into_iter()
+                .find(|p| p.covers(d))
+                .map(|p| u8::from(p.end.is_some_and(|e| e <= d + 30)))
+                .unwrap();
+            assert_eq!(ex.labels[i], old);
+            kept += 1;
+        } else {
+            assert!(
+                subs.iter()
+                    .any(|s| s.end.is_some_and(|e| e <= d && d <= e + cfg.grace_days)),
+                "a new example that is not in a lapse"
+            );
+            added += 1;
+        }
+    }
+    // Everyone a covering subscription made active is still there.
+    let before: usize = dates
+        .iter()
+        .map(|&d| {
+            ds.customers
+                .iter()
+                .filter(|c| {
+                    c.subscriptions
+                        .iter()
+                        .any(|s| s.start < d && s.end.is_none_or(|e| e > d))
+                })
+                .count()
+        })
+        .sum();
+    assert_eq!(kept, before);
+    assert!(added < kept / 20, "{added} added to {kept}");
+}
