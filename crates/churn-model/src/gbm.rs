@@ -10,10 +10,66 @@ use forust_ml::Matrix;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::sync::Arc;
 
-/// Boosting settings.
+/// Boosting settings of [`TreeModel::fit`] (no search).
 pub const TREES: usize = 150;
 pub const LEARNING_RATE: f32 = 0.08;
 pub const MAX_DEPTH: usize = 4;
+/// Rounds without a better validation log loss after which boosting stops.
+const EARLY_STOPPING_ROUNDS: usize = 40;
+
+/// The settings of one boosting fit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Settings {
+    pub max_depth: usize,
+    /// Minimum hessian sum per leaf (for log loss about rows x p(1-p): with 3 % churners,
+    /// 1 is some 35 rows).
+    pub min_leaf_weight: f32,
+    pub learning_rate: f32,
+    /// Most trees (early stopping may use fewer).
+    pub trees: usize,
+    /// Share of rows each tree is fitted on.
+    pub row_share: f32,
+    /// Share of inputs each tree may split on.
+    pub column_share: f64,
+}
+
+/// The settings searched by default: shallow to moderate trees, slow learning, row
+/// subsampling, the number of trees by early stopping. Small, imbalanced data (a few
+/// hundred churners) wants shallow trees and large leaves; larger data deeper ones.
+pub const SEARCH: [Settings; 4] = [
+    Settings {
+        max_depth: 2,
+        min_leaf_weight: 1.0,
+        learning_rate: 0.05,
+        trees: 600,
+        row_share: 0.8,
+        column_share: 0.8,
+    },
+    Settings {
+        max_depth: 3,
+        min_leaf_weight: 3.0,
+        learning_rate: 0.05,
+        trees: 600,
+        row_share: 0.8,
+        column_share: 0.8,
+    },
+    Settings {
+        max_depth: 4,
+        min_leaf_weight: 3.0,
+        learning_rate: 0.05,
+        trees: 600,
+        row_share: 0.8,
+        column_share: 0.8,
+    },
+    Settings {
+        max_depth: 6,
+        min_leaf_weight: 10.0,
+        learning_rate: 0.05,
+        trees: 600,
+        row_share: 0.8,
+        column_share: 0.8,
+    },
+];
 
 /// A fitted booster.
 #[derive(Clone)]
@@ -138,23 +194,73 @@ fn column_major(x: &[f64], n: usize, p: usize) -> Vec<f64> {
 impl TreeModel {
     /// Fits on a row-major matrix and 0/1 labels.
     pub fn fit(x: &[f64], p: usize, y: &[u8], seed: u64) -> Result<TreeModel, GbmError> {
+        let settings = Settings {
+            max_depth: MAX_DEPTH,
+            min_leaf_weight: 5.0,
+            learning_rate: LEARNING_RATE,
+            trees: TREES,
+            row_share: 1.0,
+            column_share: 1.0,
+        };
+        TreeModel::fit_with(&settings, x, p, y, None, seed)
+    }
+
+    /// Fits with `settings`; with `validation` (a row-major matrix and its labels, rows
+    /// later in time than the fitting rows), the number of trees is chosen by early
+    /// stopping on its log loss (at most `settings.trees`).
+    pub fn fit_with(
+        settings: &Settings,
+        x: &[f64],
+        p: usize,
+        y: &[u8],
+        validation: Option<(&[f64], &[u8])>,
+        seed: u64,
+    ) -> Result<TreeModel, GbmError> {
         let n = y.len();
         let data = column_major(x, n, p);
         let m = Matrix::new(&data, n, p);
         let labels: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
         let mut booster = GradientBooster::default()
             .set_objective_type(ObjectiveType::LogLoss)
-            .set_iterations(TREES)
-            .set_learning_rate(LEARNING_RATE)
-            .set_max_depth(MAX_DEPTH)
-            .set_min_leaf_weight(5.0)
+            .set_iterations(settings.trees)
+            .set_learning_rate(settings.learning_rate)
+            .set_max_depth(settings.max_depth)
+            .set_min_leaf_weight(settings.min_leaf_weight)
             .set_seed(seed)
             .set_parallel(true);
-        booster
-            .fit_unweighted(&m, &labels, None)
-            .map_err(|e| GbmError(e.to_string()))?;
+        if settings.column_share < 1.0 {
+            booster = booster.set_colsample_bytree(settings.column_share);
+        }
+        if settings.row_share < 1.0 {
+            booster = booster
+                .set_sample_method(forust_ml::sampler::SampleMethod::Random)
+                .set_subsample(settings.row_share);
+        }
+        let fitted = match validation {
+            Some((vx, vy)) => {
+                let vn = vy.len();
+                let vdata = column_major(vx, vn, p);
+                let vlabels: Vec<f64> = vy.iter().map(|&v| f64::from(v)).collect();
+                let weights = vec![1.0; n];
+                let vweights = vec![1.0; vn];
+                booster = booster.set_early_stopping_rounds(Some(EARLY_STOPPING_ROUNDS));
+                booster.fit(
+                    &m,
+                    &labels,
+                    &weights,
+                    Some(vec![(Matrix::new(&vdata, vn, p), &vlabels, &vweights)]),
+                )
+            }
+            None => booster.fit_unweighted(&m, &labels, None),
+        };
+        fitted.map_err(|e| GbmError(e.to_string()))?;
         let json = booster.json_dump().map_err(|e| GbmError(e.to_string()))?;
         Ok(TreeModel::new(json, booster))
+    }
+
+    /// The number of trees the model predicts with.
+    pub fn trees(&self) -> usize {
+        trees(&self.booster).len()
     }
 
     /// Checks every tree against `inputs` model inputs: split features in range, child

@@ -16,6 +16,9 @@ pub enum ModelKind {
     Logistic,
     Forest,
     Gbm,
+    /// The mean log-odds of logistic regression and gradient-boosted trees, fitted on
+    /// the same rows and calibrated together.
+    Blend,
 }
 
 impl ModelKind {
@@ -25,6 +28,7 @@ impl ModelKind {
             ModelKind::Logistic => "logistic",
             ModelKind::Forest => "forest",
             ModelKind::Gbm => "gbm",
+            ModelKind::Blend => "blend",
         }
     }
 
@@ -34,6 +38,7 @@ impl ModelKind {
             "logistic" => Some(ModelKind::Logistic),
             "gbm" => Some(ModelKind::Gbm),
             "forest" => Some(ModelKind::Forest),
+            "blend" => Some(ModelKind::Blend),
             _ => None,
         }
     }
@@ -115,6 +120,9 @@ pub enum Estimator {
     Logistic(LinearModel),
     Forest(ForestModel),
     Gbm(TreeModel),
+    /// Mean log-odds of the two, so contributions stay exact: each input's is the mean
+    /// of its two contributions.
+    Blend(LinearModel, TreeModel),
 }
 
 impl Estimator {
@@ -124,6 +132,7 @@ impl Estimator {
             Estimator::Logistic(_) => ModelKind::Logistic,
             Estimator::Forest(_) => ModelKind::Forest,
             Estimator::Gbm(_) => ModelKind::Gbm,
+            Estimator::Blend(..) => ModelKind::Blend,
         }
     }
 
@@ -133,6 +142,7 @@ impl Estimator {
         match self {
             Estimator::Logistic(m) => sigmoid(m.logit(x)),
             Estimator::Gbm(m) => sigmoid(m.logit(x)),
+            Estimator::Blend(l, g) => sigmoid(0.5 * (l.logit(x) + g.logit(x))),
             Estimator::Forest(_) => self.raw_batch(x, x.len())[0],
         }
     }
@@ -143,6 +153,13 @@ impl Estimator {
             Estimator::Logistic(m) => m.predict_proba(x, p),
             Estimator::Forest(m) => m.predict_proba(x, p),
             Estimator::Gbm(m) => m.predict_proba(x, p),
+            Estimator::Blend(l, g) => {
+                let trees = g.logits(x, p);
+                x.chunks(p.max(1))
+                    .zip(trees)
+                    .map(|(row, t)| sigmoid(0.5 * (l.logit(row) + t)))
+                    .collect()
+            }
         }
     }
 
@@ -152,8 +169,30 @@ impl Estimator {
             Estimator::Logistic(m) => m.explain(x, out),
             Estimator::Forest(m) => m.explain(x, out),
             Estimator::Gbm(m) => m.explain(x, out),
+            Estimator::Blend(l, g) => {
+                let mut trees = vec![0.0; out.len()];
+                g.explain(x, &mut trees);
+                l.explain(x, out);
+                for (o, t) in out.iter_mut().zip(trees) {
+                    *o = 0.5 * (*o + t);
+                }
+            }
         }
     }
+}
+
+/// Checks a linear model against `p` model inputs.
+fn check_linear(m: &LinearModel, p: usize) -> Result<(), String> {
+    if m.weights.len() != p {
+        return Err(format!(
+            "the logistic model has {} weights for {p} model inputs",
+            m.weights.len()
+        ));
+    }
+    if !m.intercept.is_finite() || m.weights.iter().any(|w| !w.is_finite()) {
+        return Err("the logistic model has a non-finite weight".into());
+    }
+    Ok(())
 }
 
 /// Preprocessing, estimator and calibration together.
@@ -254,19 +293,13 @@ impl ChurnModel {
             return Err("an input range is not a finite interval".into());
         }
         match &self.estimator {
-            Estimator::Logistic(m) => {
-                if m.weights.len() != p {
-                    return Err(format!(
-                        "the logistic model has {} weights for {p} model inputs",
-                        m.weights.len()
-                    ));
-                }
-                if !m.intercept.is_finite() || m.weights.iter().any(|w| !w.is_finite()) {
-                    return Err("the logistic model has a non-finite weight".into());
-                }
-            }
+            Estimator::Logistic(m) => check_linear(m, p)?,
             Estimator::Gbm(m) => m.check(p)?,
             Estimator::Forest(m) => m.check(p)?,
+            Estimator::Blend(l, g) => {
+                check_linear(l, p)?;
+                g.check(p)?;
+            }
         }
         match &self.calibrator {
             Calibrator::Platt { a, b } => {

@@ -351,7 +351,7 @@ table{{border-collapse:collapse;font-size:13px;margin:8px 0}} td,th{{border:1px 
         }
     }
     s.push_str("</table>");
-    s.push_str("<table><tr><th>candidate</th><th>mean log loss</th><th>mean PR AUC</th></tr>");
+    s.push_str("<table><tr><th>candidate</th><th>pooled log loss</th><th>pooled PR AUC</th></tr>");
     for (k, ll, pr) in &o.candidates {
         let _ = write!(
             s,

@@ -14,7 +14,7 @@
 use crate::baseline::rules_baseline;
 use crate::calibrate::Calibrator;
 use crate::forest::{ForestModel, ForestParams};
-use crate::gbm::{GbmParams, TreeModel};
+use crate::gbm::TreeModel;
 use crate::logistic::{LinearModel, LogisticParams};
 use crate::metrics::{self, RankingMetrics};
 use crate::model::{ChurnModel, Classifier, Estimator, ModelKind};
@@ -47,8 +47,10 @@ pub enum TrainError {
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
     pub kinds: Vec<ModelKind>,
-    /// Backtest folds (observation dates) or cross-validation folds.
-    pub folds: usize,
+    /// Backtest folds: the last K usable observation dates, or every usable one (an
+    /// expanding window) when `None`. Cross-validation folds on a plain table (3 when
+    /// `None`).
+    pub folds: Option<usize>,
     pub seed: u64,
 }
 
@@ -56,7 +58,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             kinds: vec![ModelKind::Logistic],
-            folds: 3,
+            folds: None,
             seed: 42,
         }
     }
@@ -154,7 +156,7 @@ pub struct TrainOutcome {
     #[serde(skip)]
     pub model: ChurnModel,
     pub chosen: ModelKind,
-    /// Mean backtest / CV log loss and PR AUC of each candidate.
+    /// Each candidate's log loss and PR AUC over every fold's test rows pooled.
     pub candidates: Vec<(ModelKind, f64, f64)>,
     pub folds: Vec<Fold>,
     /// Chosen model's metrics over all folds' test rows pooled.
@@ -177,6 +179,55 @@ pub struct TrainOutcome {
 /// L2 strengths tried, strongest first (penalty `lambda / 2 * |w|^2` on the mean loss).
 const LAMBDAS: [f64; 5] = [1e-1, 1e-2, 1e-3, 1e-4, 1e-5];
 
+/// Logistic regression: the regularisation path from strong to weak, each fit
+/// warm-started from the last; the lambda with the lowest log loss on the calibration
+/// rows wins.
+fn fit_logistic(
+    x_fit: &[f64],
+    y_fit: &[u8],
+    x_cal: &[f64],
+    y_cal: &[u8],
+    p: usize,
+) -> Result<LinearModel, TrainError> {
+    let mut best: Option<(f64, LinearModel)> = None;
+    let mut start: Option<LinearModel> = None;
+    for lambda in LAMBDAS {
+        let params = LogisticParams {
+            lambda,
+            warm_start: start.take(),
+        };
+        let m = <LinearModel as Classifier>::fit(&params, x_fit, p, y_fit)?;
+        let loss = metrics::log_loss(&m.predict_proba(x_cal, p), y_cal);
+        if best.as_ref().is_none_or(|(l, _)| loss < *l) {
+            best = Some((loss, m.clone()));
+        }
+        start = Some(m);
+    }
+    Ok(best.expect("a non-empty grid").1)
+}
+
+/// Gradient boosting: the settings of [`crate::gbm::SEARCH`] and the number of trees
+/// chosen on the calibration rows (later in time than the fitting rows in a backtest),
+/// never on test rows.
+fn fit_gbm(
+    x_fit: &[f64],
+    y_fit: &[u8],
+    x_cal: &[f64],
+    y_cal: &[u8],
+    p: usize,
+    seed: u64,
+) -> Result<TreeModel, TrainError> {
+    let mut best: Option<(f64, TreeModel)> = None;
+    for settings in &crate::gbm::SEARCH {
+        let m = TreeModel::fit_with(settings, x_fit, p, y_fit, Some((x_cal, y_cal)), seed)?;
+        let loss = metrics::log_loss(&m.predict_proba(x_cal, p), y_cal);
+        if best.as_ref().is_none_or(|(l, _)| loss < *l) {
+            best = Some((loss, m));
+        }
+    }
+    Ok(best.expect("a non-empty search").1)
+}
+
 /// Fits one candidate on `fit` rows; chooses the L2 strength and fits calibration on
 /// `calib` rows. Returns the model, the strength chosen and both calibrations' losses.
 pub fn fit_candidate(
@@ -186,7 +237,7 @@ pub fn fit_candidate(
     fit: &[usize],
     calib: &[usize],
     seed: u64,
-) -> Result<(ChurnModel, f64, [f64; 2]), TrainError> {
+) -> Result<Fitted, TrainError> {
     if fit.is_empty() || calib.is_empty() {
         return Err(TrainError::NotEnoughData(
             "a fold has no rows to fit or calibrate on".into(),
@@ -210,30 +261,13 @@ pub fn fit_candidate(
     let x_cal = prep.transform_table(table, calib, &[])?;
     let estimator = match kind {
         ModelKind::Logistic => {
-            // The regularisation path from strong to weak, each fit warm-started from the
-            // last; the lambda with the lowest log loss on the calibration rows wins.
-            let mut best: Option<(f64, LinearModel)> = None;
-            let mut start: Option<LinearModel> = None;
-            for lambda in LAMBDAS {
-                let params = LogisticParams {
-                    lambda,
-                    warm_start: start.take(),
-                };
-                let m = <LinearModel as Classifier>::fit(&params, &x_fit, p, &y_fit)?;
-                let loss = metrics::log_loss(&m.predict_proba(&x_cal, p), &y_cal);
-                if best.as_ref().is_none_or(|(l, _)| loss < *l) {
-                    best = Some((loss, m.clone()));
-                }
-                start = Some(m);
-            }
-            Estimator::Logistic(best.expect("a non-empty grid").1)
+            Estimator::Logistic(fit_logistic(&x_fit, &y_fit, &x_cal, &y_cal, p)?)
         }
-        ModelKind::Gbm => Estimator::Gbm(<TreeModel as Classifier>::fit(
-            &GbmParams { seed },
-            &x_fit,
-            p,
-            &y_fit,
-        )?),
+        ModelKind::Gbm => Estimator::Gbm(fit_gbm(&x_fit, &y_fit, &x_cal, &y_cal, p, seed)?),
+        ModelKind::Blend => Estimator::Blend(
+            fit_logistic(&x_fit, &y_fit, &x_cal, &y_cal, p)?,
+            fit_gbm(&x_fit, &y_fit, &x_cal, &y_cal, p, seed)?,
+        ),
         ModelKind::Forest => Estimator::Forest(<ForestModel as Classifier>::fit(
             &ForestParams { seed },
             &x_fit,
@@ -241,12 +275,33 @@ pub fn fit_candidate(
             &y_fit,
         )?),
     };
+    calibrate(prep, estimator, table, labels, fit, calib)
+}
+
+/// A fitted candidate: the model, its L2 strength (logistic) and both calibrations'
+/// losses.
+type Fitted = (ChurnModel, f64, [f64; 2]);
+
+/// A candidate's model from its preprocessing and fitted estimator: calibration and
+/// flag threshold fitted on `calib` rows, input ranges from `fit` rows. Returns the
+/// model, its L2 strength (logistic) and both calibrations' losses.
+fn calibrate(
+    prep: Preprocessor,
+    estimator: Estimator,
+    table: &FeatureTable,
+    labels: &[u8],
+    fit: &[usize],
+    calib: &[usize],
+) -> Result<Fitted, TrainError> {
+    let p = prep.width();
+    let x_cal = prep.transform_table(table, calib, &[])?;
+    let y_cal: Vec<u8> = calib.iter().map(|&r| labels[r]).collect();
     let raw = estimator.raw_batch(&x_cal, p);
     let (calibrator, losses) = Calibrator::choose(&raw, &y_cal);
     let calibrated: Vec<f64> = raw.iter().map(|&r| calibrator.apply(r)).collect();
     let threshold = best_f1_threshold(&calibrated, &y_cal);
     let lambda = match &estimator {
-        Estimator::Logistic(m) => m.lambda,
+        Estimator::Logistic(m) | Estimator::Blend(m, _) => m.lambda,
         Estimator::Gbm(_) | Estimator::Forest(_) => 0.0,
     };
     Ok((
@@ -260,6 +315,32 @@ pub fn fit_candidate(
         lambda,
         losses,
     ))
+}
+
+/// The blend of a logistic and a boosted-trees model fitted on the same rows (so with
+/// the same preprocessing), calibrated on `calib`.
+fn blend_of(
+    logistic: &ChurnModel,
+    trees: &ChurnModel,
+    table: &FeatureTable,
+    labels: &[u8],
+    fit: &[usize],
+    calib: &[usize],
+) -> Option<Result<Fitted, TrainError>> {
+    let (Estimator::Logistic(l), Estimator::Gbm(g)) = (&logistic.estimator, &trees.estimator)
+    else {
+        return None;
+    };
+    (logistic.preprocessor == trees.preprocessor).then(|| {
+        calibrate(
+            logistic.preprocessor.clone(),
+            Estimator::Blend(l.clone(), g.clone()),
+            table,
+            labels,
+            fit,
+            calib,
+        )
+    })
 }
 
 /// The probability threshold that maximises F1 on `(p, y)`.
@@ -365,7 +446,13 @@ pub fn train_over_time(
             ex.dates.len()
         )));
     }
-    let tests: Vec<Day> = usable.iter().rev().take(cfg.folds).rev().copied().collect();
+    let tests: Vec<Day> = usable
+        .iter()
+        .rev()
+        .take(cfg.folds.unwrap_or(usize::MAX))
+        .rev()
+        .copied()
+        .collect();
     let steps = tests.len() * cfg.kinds.len() + 1;
     let mut done = 0;
     progress(done, steps);
@@ -421,7 +508,7 @@ pub fn train_cross_validated(
     progress: Progress,
 ) -> Result<TrainOutcome, TrainError> {
     validate(cfg, table)?;
-    let k = cfg.folds.max(2);
+    let k = cfg.folds.unwrap_or(3).max(2);
     let positives: Vec<usize> = (0..labels.len()).filter(|&r| labels[r] == 1).collect();
     let negatives: Vec<usize> = (0..labels.len()).filter(|&r| labels[r] == 0).collect();
     if positives.len() < k || negatives.len() < k {
@@ -480,6 +567,28 @@ pub fn train_cross_validated(
     )
 }
 
+/// [`fit_candidate`], except that a blend is made of the fold's logistic and boosted
+/// models when they were fitted already (same rows, same preprocessing).
+fn fit_reusing(
+    kind: ModelKind,
+    fitted: &[(ModelKind, ChurnModel)],
+    table: &FeatureTable,
+    labels: &[u8],
+    fit: &[usize],
+    calib: &[usize],
+    seed: u64,
+) -> Result<Fitted, TrainError> {
+    let of = |k: ModelKind| fitted.iter().find(|(f, _)| *f == k).map(|(_, m)| m);
+    if kind == ModelKind::Blend {
+        if let (Some(l), Some(g)) = (of(ModelKind::Logistic), of(ModelKind::Gbm)) {
+            if let Some(blend) = blend_of(l, g, table, labels, fit, calib) {
+                return blend;
+            }
+        }
+    }
+    fit_candidate(kind, table, labels, fit, calib, seed)
+}
+
 /// Fits every candidate on one fold's `fit` rows (calibrated on `calib`), scores its
 /// `test` rows, adds them to each candidate's pooled predictions, and measures the rules
 /// on the same rows. `step` is called after each candidate.
@@ -496,8 +605,11 @@ fn run_fold(
 ) -> Result<Fold, TrainError> {
     let y_test: Vec<u8> = test.iter().map(|&r| labels[r]).collect();
     let mut candidates = Vec::new();
+    let mut fitted: Vec<(ModelKind, ChurnModel)> = Vec::new();
     for (k, &kind) in cfg.kinds.iter().enumerate() {
-        let (model, lambda, losses) = fit_candidate(kind, table, labels, fit, calib, cfg.seed)?;
+        let (model, lambda, losses) =
+            fit_reusing(kind, &fitted, table, labels, fit, calib, cfg.seed)?;
+        fitted.push((kind, model.clone()));
         let p = model.predict_table(table, test)?;
         pooled[k].extend(test.iter().copied().zip(p.iter().copied()));
         step();
@@ -533,24 +645,20 @@ fn finish(
     calib: &[usize],
     validation: &'static str,
 ) -> Result<TrainOutcome, TrainError> {
-    // Choose by mean log loss over folds, ties by PR AUC.
+    // Choose by the log loss of every fold's test rows pooled (so a month with few
+    // churners weighs what its rows weigh, not a third of the decision), ties by PR AUC.
     let mut candidates: Vec<(ModelKind, f64, f64)> = cfg
         .kinds
         .iter()
         .enumerate()
         .map(|(k, &kind)| {
-            let n = folds.len() as f64;
-            let ll = folds
-                .iter()
-                .map(|f| f.candidates[k].evaluation.log_loss)
-                .sum::<f64>()
-                / n;
-            let pr = folds
-                .iter()
-                .map(|f| f.candidates[k].evaluation.pr_auc.unwrap_or(0.0))
-                .sum::<f64>()
-                / n;
-            (kind, ll, pr)
+            let p: Vec<f64> = pooled[k].iter().map(|(_, p)| *p).collect();
+            let y: Vec<u8> = pooled[k].iter().map(|(r, _)| labels[*r]).collect();
+            (
+                kind,
+                metrics::log_loss(&p, &y),
+                metrics::pr_auc(&p, &y).unwrap_or(0.0),
+            )
         })
         .collect();
     let best = candidates
@@ -667,10 +775,10 @@ fn validate(cfg: &TrainConfig, table: &FeatureTable) -> Result<(), TrainError> {
             message: "name at least one model".into(),
         });
     }
-    if !(1..=50).contains(&cfg.folds) {
+    if let Some(k) = cfg.folds.filter(|k| !(1..=50).contains(k)) {
         return Err(TrainError::Invalid {
             name: "folds",
-            message: format!("must be from 1 to 50, got {}", cfg.folds),
+            message: format!("must be from 1 to 50, got {k}"),
         });
     }
     Ok(())

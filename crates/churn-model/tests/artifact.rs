@@ -217,7 +217,7 @@ fn reloaded_artifact_predicts_bit_identically() {
     let outcome = train_over_time(
         &ex,
         &TrainConfig {
-            folds: 2,
+            folds: Some(2),
             ..Default::default()
         },
         &RulesConfig::default(),

@@ -735,7 +735,7 @@ pub struct ModelOut {
     pub version: String,
     pub path: String,
     pub loaded_at: String,
-    /// `logistic`, `forest` or `gbm`.
+    /// `logistic`, `forest`, `gbm` or `blend`.
     pub estimator: &'static str,
     pub horizon_days: i32,
     pub threshold: f64,

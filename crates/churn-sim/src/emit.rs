@@ -54,25 +54,25 @@ impl TableRows {
         }
     }
 
-    fn text(&mut self, i: usize, v: Option<&str>) {
+    pub(crate) fn text(&mut self, i: usize, v: Option<&str>) {
         match &mut self.columns[i] {
             ColumnBuilder::Text(b) => b.append_option(v),
             _ => unreachable!("column {i} of {} is text", self.spec.name),
         }
     }
-    fn date(&mut self, i: usize, v: Option<Day>) {
+    pub(crate) fn date(&mut self, i: usize, v: Option<Day>) {
         match &mut self.columns[i] {
             ColumnBuilder::Date(b) => b.append_option(v),
             _ => unreachable!("column {i} of {} is a date", self.spec.name),
         }
     }
-    fn time(&mut self, i: usize, v: Option<Ts>) {
+    pub(crate) fn time(&mut self, i: usize, v: Option<Ts>) {
         match &mut self.columns[i] {
             ColumnBuilder::Time(b) => b.append_option(v.map(|t| t * contract::MICROS_PER_SECOND)),
             _ => unreachable!("column {i} of {} is a timestamp", self.spec.name),
         }
     }
-    fn number(&mut self, i: usize, v: Option<f64>) {
+    pub(crate) fn number(&mut self, i: usize, v: Option<f64>) {
         match &mut self.columns[i] {
             ColumnBuilder::Number(b) => b.append_option(v),
             _ => unreachable!("column {i} of {} is a number", self.spec.name),

@@ -13,6 +13,7 @@
 //! number of threads.
 
 mod catalog;
+pub mod consumer;
 mod emit;
 mod life;
 
@@ -49,9 +50,22 @@ pub enum OutputFormat {
     Parquet,
 }
 
+/// Which business to simulate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Preset {
+    /// The domain brief's B2B SaaS business (the default).
+    #[default]
+    Saas,
+    /// A consumer streaming app: one price, monthly billing rows, about 2 % monthly
+    /// churn, eight product event types (see [`consumer`]).
+    ConsumerApp,
+}
+
 /// What to simulate.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
+    /// Which business.
+    pub preset: Preset,
     /// Size of the active customer base when the window opens.
     pub customers: u64,
     /// Length of the data window in months.
@@ -65,6 +79,7 @@ pub struct SimConfig {
 impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
+            preset: Preset::Saas,
             customers: 4000,
             months: 24,
             seed: 42,
@@ -105,7 +120,7 @@ struct Writers {
     surveys: TableWriter,
 }
 
-fn writer(
+pub(crate) fn writer(
     dir: &Path,
     spec: &TableSpec,
     ext: &str,
@@ -117,19 +132,29 @@ fn writer(
     )?)
 }
 
-fn customers_schema() -> arrow_schema::SchemaRef {
-    let mut fields: Vec<arrow_schema::Field> = contract::CUSTOMERS
+/// A table's contract schema with text columns added.
+pub(crate) fn with_text_columns(spec: &TableSpec, names: &[&str]) -> arrow_schema::SchemaRef {
+    let mut fields: Vec<arrow_schema::Field> = spec
         .arrow_schema()
         .fields()
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
     fields.extend(
-        CUSTOMER_ATTRIBUTES
+        names
             .iter()
             .map(|n| arrow_schema::Field::new(*n, arrow_schema::DataType::Utf8, true)),
     );
     Arc::new(arrow_schema::Schema::new(fields))
+}
+
+/// The file extensions of the small tables and of the events table.
+pub(crate) fn extensions(format: OutputFormat) -> (&'static str, &'static str) {
+    match format {
+        OutputFormat::Mixed => ("csv", "parquet"),
+        OutputFormat::Csv => ("csv", "csv"),
+        OutputFormat::Parquet => ("parquet", "parquet"),
+    }
 }
 
 /// Generates a data set into `out`, calling `progress(done, total)` as chunks finish.
@@ -154,6 +179,9 @@ pub fn generate(
         path: out.to_path_buf(),
         source: e,
     })?;
+    if cfg.preset == Preset::ConsumerApp {
+        return consumer::generate(cfg, out, progress);
+    }
     let window = Window {
         start: cfg.start,
         end: time::add_months(cfg.start, cfg.months as i32),
@@ -165,11 +193,7 @@ pub fn generate(
         .round()
         .max(1.0) as u64;
 
-    let (small, big) = match cfg.format {
-        OutputFormat::Mixed => ("csv", "parquet"),
-        OutputFormat::Csv => ("csv", "csv"),
-        OutputFormat::Parquet => ("parquet", "parquet"),
-    };
+    let (small, big) = extensions(cfg.format);
     let mut w = Writers {
         subscriptions: writer(
             out,
@@ -177,7 +201,12 @@ pub fn generate(
             small,
             contract::SUBSCRIPTIONS.arrow_schema(),
         )?,
-        customers: writer(out, &contract::CUSTOMERS, small, customers_schema())?,
+        customers: writer(
+            out,
+            &contract::CUSTOMERS,
+            small,
+            with_text_columns(&contract::CUSTOMERS, &CUSTOMER_ATTRIBUTES),
+        )?,
         events: writer(out, &contract::EVENTS, big, contract::EVENTS.arrow_schema())?,
         tickets: writer(
             out,
@@ -256,7 +285,7 @@ pub fn generate(
     Ok(stats)
 }
 
-fn flush(rows: &mut TableRows, w: &mut TableWriter) -> Result<u64, SimError> {
+pub(crate) fn flush(rows: &mut TableRows, w: &mut TableWriter) -> Result<u64, SimError> {
     let n = rows.rows as u64;
     let batch = rows.finish(w.schema().clone());
     if batch.num_rows() > 0 {

@@ -231,3 +231,59 @@ fn labels_are_unchanged_where_a_subscription_covers_the_date_and_lapses_are_adde
     assert_eq!(kept, before);
     assert!(added < kept / 20, "{added} added to {kept}");
 }
+
+#[test]
+fn the_consumer_app_preset_bills_monthly_and_churns_about_two_percent() {
+    let cfg = SimConfig {
+        preset: churn_sim::Preset::ConsumerApp,
+        customers: 3000,
+        months: 12,
+        seed: 4,
+        format: OutputFormat::Parquet,
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let stats = generate(&cfg, dir.path(), |_, _| {}).unwrap();
+    assert_eq!(stats.customers, 3000);
+    assert_eq!((stats.tickets, stats.payments, stats.surveys), (0, 0, 0));
+    let ds = Dataset::open(dir.path()).unwrap();
+    // One row per billing month, each starting where the previous ended, one price.
+    for c in &ds.customers {
+        for w in c.subscriptions.windows(2) {
+            assert_eq!(w[0].end, Some(w[1].start), "{}", c.id);
+        }
+        assert!(c
+            .subscriptions
+            .iter()
+            .all(|s| s.mrr == 9.99 && s.plan == "premium"));
+    }
+    let (events, _) = events(&ds);
+    let mut types: Vec<String> = events.iter().map(|e| e.2.clone()).collect();
+    types.sort();
+    types.dedup();
+    assert_eq!(types.len(), 8, "{types:?}");
+    // About 250 events per account-month.
+    let months: f64 = ds.customers.iter().flat_map(|c| &c.subscriptions).count() as f64;
+    let per_month = events.len() as f64 / months;
+    assert!((150.0..400.0).contains(&per_month), "{per_month}");
+    let s = summary(&ds, KpiOptions::default());
+    assert!(
+        (1.5..3.0).contains(&s.monthly_churn_pct),
+        "monthly churn {}",
+        s.monthly_churn_pct
+    );
+    // Same seed, same bytes.
+    let again = tempfile::tempdir().unwrap();
+    generate(&cfg, again.path(), |_, _| {}).unwrap();
+    for f in [
+        "subscriptions.parquet",
+        "customers.parquet",
+        "events.parquet",
+    ] {
+        assert_eq!(
+            std::fs::read(dir.path().join(f)).unwrap(),
+            std::fs::read(again.path().join(f)).unwrap(),
+            "{f}"
+        );
+    }
+}

@@ -60,7 +60,12 @@ struct GenerateArgs {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
-    /// Active customers when the data window opens.
+    /// Which business: the domain brief's SaaS company, or a consumer streaming app
+    /// (one price, monthly billing rows, ~2 % monthly churn, eight event types).
+    #[arg(long, value_enum, default_value_t = Preset::Saas)]
+    preset: Preset,
+    /// Size of the base: active customers when the data window opens (saas), or
+    /// accounts signing up over the year before and the window (consumer-app).
     #[arg(long, default_value_t = 4000)]
     customers: u64,
     /// Months of data.
@@ -118,8 +123,19 @@ fn run() -> Result<()> {
     }
 }
 
+/// A simulator preset on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Preset {
+    Saas,
+    ConsumerApp,
+}
+
 fn generate(a: GenerateArgs) -> Result<()> {
     let cfg = churn_sim::SimConfig {
+        preset: match a.preset {
+            Preset::Saas => churn_sim::Preset::Saas,
+            Preset::ConsumerApp => churn_sim::Preset::ConsumerApp,
+        },
         customers: a.customers,
         months: a.months,
         seed: a.seed,

@@ -32,11 +32,17 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = labels::DEFAULT_HORIZON_DAYS)]
     horizon_days: i32,
     /// Candidates, comma-separated.
-    #[arg(long, default_value = "logistic,forest,gbm", value_delimiter = ',')]
+    #[arg(
+        long,
+        default_value = "logistic,forest,gbm,blend",
+        value_delimiter = ','
+    )]
     models: Vec<String>,
-    /// Backtest folds (last K observation dates) or cross-validation folds.
-    #[arg(long, default_value_t = 3)]
-    folds: usize,
+    /// Backtest folds: the last K observation dates (default: every date with enough
+    /// history before it, an expanding window); or cross-validation folds for a table
+    /// without dates (default 3).
+    #[arg(long)]
+    folds: Option<usize>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Rules file saved with the model (default: the built-in rules).

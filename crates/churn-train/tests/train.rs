@@ -52,7 +52,16 @@ fn trains_on_event_data_beats_the_rules_and_evaluates() {
         model_auc > rules_auc,
         "backtest ROC AUC {model_auc} should beat the health score's {rules_auc}"
     );
-    assert_eq!(report["folds"].as_array().unwrap().len(), 3);
+    // An expanding window: every observation date with enough history before it is a
+    // backtest fold (not just the last three), in date order.
+    let folds: Vec<&str> = report["folds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(folds.len() >= 4, "{folds:?}");
+    assert!(folds.windows(2).all(|w| w[0] < w[1]), "{folds:?}");
     let meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(version.join("model.json")).unwrap()).unwrap();
     assert_eq!(
