@@ -75,7 +75,8 @@ impl ProbeCell {
     }
 }
 
-/// Format 1 of [`Artifact`], decoded and upgraded with no ranges and no probes.
+/// Format 1 of [`Artifact`], decoded and upgraded with no ranges, no probes and no log
+/// inputs.
 #[derive(Deserialize)]
 struct ArtifactV1 {
     name: String,
@@ -88,8 +89,15 @@ struct ArtifactV1 {
 }
 
 #[derive(Deserialize)]
+struct PreprocessorV1 {
+    transforms: Vec<crate::preprocess::Transform>,
+    output_names: Vec<String>,
+    output_source: Vec<usize>,
+}
+
+#[derive(Deserialize)]
 struct ChurnModelV1 {
-    preprocessor: crate::preprocess::Preprocessor,
+    preprocessor: PreprocessorV1,
     estimator: crate::model::Estimator,
     calibrator: crate::calibrate::Calibrator,
     threshold: f64,
@@ -101,7 +109,12 @@ impl From<ArtifactV1> for Artifact {
             name: a.name,
             version: a.version,
             model: ChurnModel {
-                preprocessor: a.model.preprocessor,
+                preprocessor: crate::preprocess::Preprocessor {
+                    transforms: a.model.preprocessor.transforms,
+                    output_names: a.model.preprocessor.output_names,
+                    output_source: a.model.preprocessor.output_source,
+                    log1p: Vec::new(),
+                },
                 estimator: a.model.estimator,
                 calibrator: a.model.calibrator,
                 threshold: a.model.threshold,

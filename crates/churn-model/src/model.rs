@@ -277,6 +277,13 @@ impl ChurnModel {
                 "the features' widths sum to {k}, not to the {p} model inputs"
             ));
         }
+        if !prep.log1p.is_empty() && prep.log1p.len() != prep.transforms.len() {
+            return Err(format!(
+                "{} log flags for {} features",
+                prep.log1p.len(),
+                prep.transforms.len()
+            ));
+        }
         if !self.input_ranges.is_empty() && self.input_ranges.len() != prep.transforms.len() {
             return Err(format!(
                 "{} input ranges for {} features",

@@ -100,6 +100,23 @@ pub struct Preprocessor {
     pub output_names: Vec<String>,
     /// For each model input, the index of the transform (input feature) it comes from.
     pub output_source: Vec<usize>,
+    /// By transform: whether the number is taken as `ln(1 + x)` (negative values as 0)
+    /// before imputation and scaling. Empty: none is.
+    pub log1p: Vec<bool>,
+}
+
+/// Whether a numeric input is worth a log transform for a linear model: never negative
+/// on the training rows and spanning at least a few units (counts, durations, money),
+/// unlike shares and 0/1 flags.
+fn log_worthy(present: &[f64]) -> bool {
+    !present.is_empty()
+        && present.iter().all(|&x| x >= 0.0)
+        && present.iter().copied().fold(0.0, f64::max) >= 5.0
+}
+
+/// `ln(1 + x)` of a non-negative reading of `x`.
+fn log1p_of(x: f64) -> f64 {
+    x.max(0.0).ln_1p()
 }
 
 /// What happened to one value while transforming (reported back to callers).
@@ -116,12 +133,29 @@ pub enum Note {
 impl Preprocessor {
     /// Fits on `rows` of `table`, using the features in `use_features` (in that order).
     pub fn fit(table: &FeatureTable, rows: &[usize], use_features: &[usize]) -> Preprocessor {
+        Preprocessor::fit_with(table, rows, use_features, false)
+    }
+
+    /// [`Preprocessor::fit`]; with `log`, every non-negative numeric input spanning a
+    /// few units (counts, durations) is taken as `ln(1 + x)`, which suits a linear model
+    /// of heavy-tailed counts (trees do not care).
+    pub fn fit_with(
+        table: &FeatureTable,
+        rows: &[usize],
+        use_features: &[usize],
+        log: bool,
+    ) -> Preprocessor {
         let mut transforms = Vec::new();
+        let mut log1p = Vec::new();
         for &f in use_features {
             let name = table.info[f].name.clone();
             transforms.push(match &table.columns[f] {
                 Values::Numeric(v) => {
                     let mut present: Vec<f64> = rows.iter().filter_map(|&r| v[r]).collect();
+                    let logged = log && log_worthy(&present);
+                    log1p.push(logged);
+                    let scale = |x: f64| if logged { log1p_of(x) } else { x };
+                    present.iter_mut().for_each(|x| *x = scale(*x));
                     let indicator = present.len() < rows.len();
                     present.sort_by(f64::total_cmp);
                     let median = if present.is_empty() {
@@ -132,7 +166,7 @@ impl Preprocessor {
                         (present[present.len() / 2 - 1] + present[present.len() / 2]) / 2.0
                     };
                     let n = rows.len().max(1) as f64;
-                    let imputed = || rows.iter().map(|&r| v[r].unwrap_or(median));
+                    let imputed = || rows.iter().map(|&r| v[r].map_or(median, scale));
                     let mean = imputed().sum::<f64>() / n;
                     let var = imputed().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
                     let std = if var.sqrt() > 1e-12 { var.sqrt() } else { 1.0 };
@@ -145,6 +179,7 @@ impl Preprocessor {
                     }
                 }
                 Values::Categorical(v) => {
+                    log1p.push(false);
                     let mut counts: std::collections::HashMap<&str, usize> =
                         std::collections::HashMap::new();
                     for &r in rows {
@@ -184,10 +219,14 @@ impl Preprocessor {
             }
             output_source.extend(std::iter::repeat_n(i, t.width()));
         }
+        if !log1p.contains(&true) {
+            log1p.clear();
+        }
         Preprocessor {
             transforms,
             output_names,
             output_source,
+            log1p,
         }
     }
 
@@ -267,6 +306,10 @@ impl Preprocessor {
                             Some(x.clamp(lo, hi))
                         }
                         (v, _) => v,
+                    };
+                    let v = match self.log1p.get(i) {
+                        Some(true) => v.map(log1p_of),
+                        _ => v,
                     };
                     if v.is_none() {
                         note(i, Note::Imputed);

@@ -238,19 +238,28 @@ pub fn fit_candidate(
     calib: &[usize],
     seed: u64,
 ) -> Result<Fitted, TrainError> {
+    let linear = matches!(kind, ModelKind::Logistic | ModelKind::Blend);
+    let logs: &[bool] = if linear { &[false, true] } else { &[false] };
+    fit_with_logs(kind, table, labels, fit, calib, seed, logs)
+}
+
+/// [`fit_candidate`] with the log-transform choices to try (the first that the
+/// calibration rows prefer, for a linear model; the first, for trees).
+#[allow(clippy::too_many_arguments)]
+fn fit_with_logs(
+    kind: ModelKind,
+    table: &FeatureTable,
+    labels: &[u8],
+    fit: &[usize],
+    calib: &[usize],
+    seed: u64,
+    logs: &[bool],
+) -> Result<Fitted, TrainError> {
     if fit.is_empty() || calib.is_empty() {
         return Err(TrainError::NotEnoughData(
             "a fold has no rows to fit or calibrate on".into(),
         ));
     }
-    let prep = Preprocessor::fit(table, fit, &model_features(&table.info));
-    let p = prep.width();
-    if p == 0 {
-        return Err(TrainError::NotEnoughData(
-            "the table has no feature columns besides the id and the label".into(),
-        ));
-    }
-    let x_fit = prep.transform_table(table, fit, &[])?;
     let y_fit: Vec<u8> = fit.iter().map(|&r| labels[r]).collect();
     let y_cal: Vec<u8> = calib.iter().map(|&r| labels[r]).collect();
     if !y_fit.contains(&1) || !y_fit.contains(&0) {
@@ -258,14 +267,43 @@ pub fn fit_candidate(
             "the training rows of a fold hold only one class".into(),
         ));
     }
+    let features = model_features(&table.info);
+    // A linear model is fitted on the inputs as they are and with log1p of the counts
+    // and durations; the calibration rows choose. Trees are indifferent to it.
+    let linear = matches!(kind, ModelKind::Logistic | ModelKind::Blend);
+    let mut best: Option<(f64, Preprocessor, Option<LinearModel>)> = None;
+    for log in logs {
+        let prep = Preprocessor::fit_with(table, fit, &features, *log);
+        if *log && prep.log1p.is_empty() {
+            continue; // no input qualifies: the same as without
+        }
+        let p = prep.width();
+        if p == 0 {
+            return Err(TrainError::NotEnoughData(
+                "the table has no feature columns besides the id and the label".into(),
+            ));
+        }
+        if !linear {
+            best = Some((0.0, prep, None));
+            break;
+        }
+        let x_fit = prep.transform_table(table, fit, &[])?;
+        let x_cal = prep.transform_table(table, calib, &[])?;
+        let m = fit_logistic(&x_fit, &y_fit, &x_cal, &y_cal, p)?;
+        let loss = metrics::log_loss(&m.predict_proba(&x_cal, p), &y_cal);
+        if best.as_ref().is_none_or(|(l, _, _)| loss < *l) {
+            best = Some((loss, prep, Some(m)));
+        }
+    }
+    let (_, prep, logistic) = best.expect("one preprocessing at least");
+    let p = prep.width();
+    let x_fit = prep.transform_table(table, fit, &[])?;
     let x_cal = prep.transform_table(table, calib, &[])?;
     let estimator = match kind {
-        ModelKind::Logistic => {
-            Estimator::Logistic(fit_logistic(&x_fit, &y_fit, &x_cal, &y_cal, p)?)
-        }
+        ModelKind::Logistic => Estimator::Logistic(logistic.expect("fitted above")),
         ModelKind::Gbm => Estimator::Gbm(fit_gbm(&x_fit, &y_fit, &x_cal, &y_cal, p, seed)?),
         ModelKind::Blend => Estimator::Blend(
-            fit_logistic(&x_fit, &y_fit, &x_cal, &y_cal, p)?,
+            logistic.expect("fitted above"),
             fit_gbm(&x_fit, &y_fit, &x_cal, &y_cal, p, seed)?,
         ),
         ModelKind::Forest => Estimator::Forest(<ForestModel as Classifier>::fit(
@@ -579,6 +617,12 @@ fn fit_reusing(
     seed: u64,
 ) -> Result<Fitted, TrainError> {
     let of = |k: ModelKind| fitted.iter().find(|(f, _)| *f == k).map(|(_, m)| m);
+    // Trees are indifferent to the log transform: boosted trees share the fold's
+    // logistic preprocessing, so the blend can be made of the two.
+    if let (ModelKind::Gbm, Some(l)) = (kind, of(ModelKind::Logistic)) {
+        let log = !l.preprocessor.log1p.is_empty();
+        return fit_with_logs(kind, table, labels, fit, calib, seed, &[log]);
+    }
     if kind == ModelKind::Blend {
         if let (Some(l), Some(g)) = (of(ModelKind::Logistic), of(ModelKind::Gbm)) {
             if let Some(blend) = blend_of(l, g, table, labels, fit, calib) {

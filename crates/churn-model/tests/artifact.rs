@@ -127,8 +127,14 @@ fn an_inconsistent_model_is_refused_by_name() {
 #[test]
 fn format_1_files_still_load_without_ranges_or_probes() {
     #[derive(serde::Serialize)]
+    struct PreprocessorV1<'a> {
+        transforms: &'a [churn_model::preprocess::Transform],
+        output_names: &'a [String],
+        output_source: &'a [usize],
+    }
+    #[derive(serde::Serialize)]
     struct ModelV1<'a> {
-        preprocessor: &'a churn_model::preprocess::Preprocessor,
+        preprocessor: PreprocessorV1<'a>,
         estimator: &'a churn_model::model::Estimator,
         calibrator: &'a churn_model::calibrate::Calibrator,
         threshold: f64,
@@ -148,7 +154,11 @@ fn format_1_files_still_load_without_ranges_or_probes() {
         name: &a.name,
         version: &a.version,
         model: ModelV1 {
-            preprocessor: &a.model.preprocessor,
+            preprocessor: PreprocessorV1 {
+                transforms: &a.model.preprocessor.transforms,
+                output_names: &a.model.preprocessor.output_names,
+                output_source: &a.model.preprocessor.output_source,
+            },
             estimator: &a.model.estimator,
             calibrator: &a.model.calibrator,
             threshold: a.model.threshold,

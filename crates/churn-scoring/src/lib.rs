@@ -346,16 +346,18 @@ impl Scorer {
         let name = &self.artifact.features[w.feature].name;
         match w.note {
             Note::Imputed => {
-                let median = self
-                    .artifact
-                    .model
-                    .preprocessor
-                    .transforms
-                    .iter()
-                    .find_map(|t| match t {
-                        Transform::Numeric { name: n, median, .. } if n == name => Some(*median),
-                        _ => None,
-                    });
+                let prep = &self.artifact.model.preprocessor;
+                let median = prep.transforms.iter().enumerate().find_map(|(i, t)| match t {
+                    Transform::Numeric {
+                        name: n, median, ..
+                    } if n == name => Some(if prep.log1p.get(i) == Some(&true) {
+                        // Stored on the log scale of the input.
+                        median.exp_m1()
+                    } else {
+                        *median
+                    }),
+                    _ => None,
+                });
                 match median {
                     Some(m) => format!(
                         "feature `{name}` is missing: imputed with the training median {m}"
