@@ -263,6 +263,18 @@ impl TreeModel {
         trees(&self.booster).len()
     }
 
+    /// Its settings in words, e.g. `212 trees, depth 3, leaf weight 3, learning rate 0.05`.
+    pub fn describe(&self) -> String {
+        let b = &*self.booster;
+        format!(
+            "{} trees, depth {}, leaf weight {}, learning rate {}",
+            self.trees(),
+            b.max_depth,
+            b.min_leaf_weight,
+            b.learning_rate
+        )
+    }
+
     /// Checks every tree against `inputs` model inputs: split features in range, child
     /// links pointing forward (so a walk always ends at a leaf) and finite weights.
     pub fn check(&self, inputs: usize) -> Result<(), String> {

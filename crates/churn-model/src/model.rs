@@ -227,6 +227,27 @@ pub struct Prediction {
 }
 
 impl ChurnModel {
+    /// The settings the search chose, in words (for reports): the L2 strength and
+    /// whether counts were logged, the trees' depth, leaf weight and number.
+    pub fn settings(&self) -> String {
+        let logged = if self.preprocessor.log1p.is_empty() {
+            ""
+        } else {
+            ", log1p counts"
+        };
+        let linear = |m: &LinearModel| format!("L2 {:.0e}{logged}", m.lambda);
+        match &self.estimator {
+            Estimator::Logistic(m) => linear(m),
+            Estimator::Gbm(t) => t.describe(),
+            Estimator::Blend(m, t) => format!("{}; {}", linear(m), t.describe()),
+            Estimator::Forest(_) => format!(
+                "{} trees, depth {}",
+                crate::forest::TREES,
+                crate::forest::MAX_DEPTH
+            ),
+        }
+    }
+
     /// Checks that the parts of a decoded model fit together, so that scoring can never
     /// index out of bounds or loop: the preprocessing's outputs, the estimator's inputs
     /// (weights, tree split features and child links), the calibration map and the

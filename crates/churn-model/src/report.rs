@@ -335,7 +335,7 @@ table{{border-collapse:collapse;font-size:13px;margin:8px 0}} td,th{{border:1px 
             "Cross-validation"
         }
     );
-    s.push_str("<table><tr><th>test</th><th>fit rows</th><th>calibration rows</th><th>test rows</th><th>model</th><th>L2 lambda</th><th>calibration</th><th>ROC AUC</th><th>PR AUC</th><th>log loss</th><th>Brier</th><th>ECE</th><th>lift</th><th>rules ROC AUC</th></tr>");
+    s.push_str("<table><tr><th>test</th><th>fit rows</th><th>calibration rows</th><th>test rows</th><th>model</th><th>settings chosen on the calibration date</th><th>calibration</th><th>ROC AUC</th><th>PR AUC</th><th>log loss</th><th>Brier</th><th>ECE</th><th>lift</th><th>rules ROC AUC</th></tr>");
     for f in &o.folds {
         for c in &f.candidates {
             let ev = &c.evaluation;
@@ -343,7 +343,7 @@ table{{border-collapse:collapse;font-size:13px;margin:8px 0}} td,th{{border:1px 
                 s,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
                 esc(&f.name), f.fit_rows, f.calibration_rows, f.test_rows, c.kind.as_str(),
-                if c.kind == crate::model::ModelKind::Logistic { format!("{:.0e}", c.lambda) } else { "-".to_string() },
+                esc(&c.settings),
                 c.calibration,
                 f3(ev.roc_auc), f3(ev.pr_auc), ev.log_loss, ev.brier, ev.ece, f3(ev.lift_top10),
                 f3(f.rules_health.and_then(|h| h.roc_auc))

@@ -111,6 +111,8 @@ pub struct CandidateFit {
     pub kind: ModelKind,
     /// The regularisation chosen (logistic: the L2 lambda).
     pub lambda: f64,
+    /// What the settings search chose, in words.
+    pub settings: String,
     pub calibration: &'static str,
     /// Cross-fitted log loss of Platt and isotonic calibration on the calibration rows.
     pub calibration_losses: [f64; 2],
@@ -660,6 +662,7 @@ fn run_fold(
         candidates.push(CandidateFit {
             kind,
             lambda,
+            settings: model.settings(),
             calibration: model.calibrator.method(),
             calibration_losses: losses,
             evaluation: Evaluation::of(&p, &y_test, model.threshold),
