@@ -26,10 +26,12 @@ impl fmt::Display for Location {
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The file system refused an operation.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        /// Shown in the message and deliberately not an error `source`, so that a
+        /// printed chain does not say it twice.
+        cause: std::io::Error,
     },
     /// A required table is missing from a data directory.
     #[error("{}: no `{table}` table (expected {table}.csv, {table}.csv.gz or {table}.parquet)", dir.display())]
@@ -85,10 +87,10 @@ pub enum DataError {
 }
 
 impl DataError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         DataError::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 }

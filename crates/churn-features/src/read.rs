@@ -175,6 +175,37 @@ impl TableFile {
     /// Checks that every required column is there; returns the file's column names.
     pub fn check_columns(&self) -> Result<Vec<String>> {
         let names = self.column_names()?;
+        if names.is_empty() || names.iter().all(String::is_empty) {
+            return Err(DataError::Malformed {
+                file: self.path.clone(),
+                message: format!(
+                    "the file is empty: expected a header line with the columns {}",
+                    self.spec
+                        .columns
+                        .iter()
+                        .filter(|c| c.presence != Presence::Optional)
+                        .map(|c| c.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        if let [only] = names.as_slice() {
+            if let Some(sep) = [';', '\t', '|'].into_iter().find(|s| only.contains(*s)) {
+                let shown = if sep == '\t' {
+                    "tab".to_string()
+                } else {
+                    format!("`{sep}`")
+                };
+                return Err(DataError::Malformed {
+                    file: self.path.clone(),
+                    message: format!(
+                        "this looks like a {shown}-separated file (its header is one column, `{}`); churn reads comma-separated CSV: save it with commas, or as Parquet",
+                        only.chars().take(80).collect::<String>()
+                    ),
+                });
+            }
+        }
         for c in self.spec.columns {
             if c.presence != Presence::Optional && !names.iter().any(|n| n == c.name) {
                 return Err(DataError::MissingColumn {

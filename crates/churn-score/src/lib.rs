@@ -333,7 +333,9 @@ impl Job<'_> {
 
     fn score_file(&mut self, input: &Path) -> Result<u64> {
         let file = TableFile::at(input, &CUSTOMERS)?;
-        let names = file.column_names()?;
+        let names = file
+            .column_names()
+            .context("reading the feature table (--input)")?;
         let mapped = map_columns(self.scorer, &names, input)?;
         let mut wanted: Vec<&str> = mapped.iter().map(|m| m.name.as_str()).collect();
         wanted.extend(["customer_id", "as_of"]);

@@ -935,6 +935,15 @@ pub async fn openapi() -> Response {
     axum::Json(ApiDoc::openapi()).into_response()
 }
 
+/// The JSON error for a route asked with the wrong method (`GET /v1/predict`).
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method; see /openapi.json",
+    )
+}
+
 /// The JSON error for routes that do not exist.
 pub async fn not_found() -> ApiError {
     ApiError::new(

@@ -112,9 +112,17 @@ fn tune_malloc() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_malloc() {}
 
-fn main() -> Result<()> {
+fn main() {
     tune_malloc();
-    let args = Args::parse();
+    if let Err(e) = start(Args::parse()) {
+        // The cause chain, without a backtrace: these are operator mistakes (a wrong
+        // path, a port in use), not bugs.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn start(args: Args) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -136,12 +144,14 @@ async fn run(args: Args) -> Result<()> {
         max_model_bytes: args.max_model_mb.saturating_mul(1024 * 1024),
         timeout: Duration::from_millis(args.model_load_timeout_ms.max(1)),
     };
-    let registry = Registry::open(&args.models, load_limits).map_err(anyhow::Error::msg)?;
+    let registry = Registry::open(&args.models, load_limits)
+        .map_err(anyhow::Error::msg)
+        .context("loading the models (--models)")?;
     let store = match &args.features {
         Some(p) => {
             let s = FeatureStore::open(p)
                 .map_err(anyhow::Error::msg)
-                .with_context(|| format!("loading the feature table {}", p.display()))?;
+                .context("loading the feature table (--features)")?;
             tracing::info!(path = %p.display(), customers = s.customers(), "feature table loaded");
             Some(s)
         }
@@ -149,8 +159,9 @@ async fn run(args: Args) -> Result<()> {
     };
     let token = match &args.token_file {
         Some(p) => {
-            let t = std::fs::read_to_string(p)
-                .with_context(|| format!("reading the token file {}", p.display()))?;
+            let t = std::fs::read_to_string(p).with_context(|| {
+                format!("reading the token file (--token-file) {}", p.display())
+            })?;
             let t = t.trim();
             if t.is_empty() {
                 bail!("the token file {} is empty", p.display());
@@ -185,7 +196,7 @@ async fn run(args: Args) -> Result<()> {
     let app = Arc::new(App::new(registry, store, limits, token));
     let listener = tokio::net::TcpListener::bind(&args.addr)
         .await
-        .with_context(|| format!("listening on {}", args.addr))?;
+        .with_context(|| format!("listening on --addr {}", args.addr))?;
     let addr = listener.local_addr()?;
     if args.watch_ms > 0 {
         churn_serve::spawn_watcher(app.clone(), Duration::from_millis(args.watch_ms));

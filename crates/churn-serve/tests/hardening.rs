@@ -504,6 +504,10 @@ fn posts_need_a_json_content_type_and_errors_stay_short() {
     }
     let mut c = server.client();
     assert_eq!(c.post("/v1/models/reload", b"").unwrap().status, 200);
+    // The wrong method gets the JSON error form too, with the methods allowed.
+    let r = c.get("/v1/predict").unwrap();
+    assert_eq!(r.status, 405);
+    assert_eq!(r.json()["error"]["code"], json!("method_not_allowed"));
     // A 1 MB feature name is not echoed back whole.
     let mut row = row_json(&s.table, 0);
     row.insert("x".repeat(1 << 20), json!(1));

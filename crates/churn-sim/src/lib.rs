@@ -177,7 +177,7 @@ pub fn generate(
     }
     std::fs::create_dir_all(out).map_err(|e| DataError::Io {
         path: out.to_path_buf(),
-        source: e,
+        cause: e,
     })?;
     if cfg.preset == Preset::ConsumerApp {
         return consumer::generate(cfg, out, progress);

@@ -170,8 +170,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
 
 /// Opens a data directory, warning about rows that name unknown customers.
 pub fn open_dataset(dir: &std::path::Path) -> Result<churn_features::Dataset> {
-    let ds = churn_features::Dataset::open(dir)
-        .with_context(|| format!("reading data directory {}", dir.display()))?;
+    let ds = churn_features::Dataset::open(dir).context("reading the data directory (--data)")?;
     for o in &ds.orphans {
         eprintln!("warning: {o}");
     }

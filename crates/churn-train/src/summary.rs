@@ -6,8 +6,7 @@ use churn_kpis::{summary, KpiOptions};
 use std::path::Path;
 
 pub fn run(dir: &Path, as_of: Option<churn_features::time::Day>, json: bool) -> Result<()> {
-    let ds =
-        Dataset::open(dir).with_context(|| format!("reading data directory {}", dir.display()))?;
+    let ds = Dataset::open(dir).context("reading the data directory (--data)")?;
     let mut vocab = Vocabulary::default();
     let mut events = 0u64;
     let event_orphans = ds

@@ -199,6 +199,25 @@ fn bad_input_gets_a_clear_message() {
         e.contains("expected a date as YYYY-MM-DD, found `May 1`"),
         "{e}"
     );
+    // Files a new user brings: a `;`-separated export, an empty file, a missing folder;
+    // each message names the place once and says what to do.
+    std::fs::write(
+        dir.path().join("subscriptions.csv"),
+        "customer_id;start_date;end_date;mrr;plan\nA;2024-01-01;;10;pro\n",
+    )
+    .unwrap();
+    let e = fails(&["summary", "--data", d]);
+    assert!(e.contains("looks like a `;`-separated file"), "{e}");
+    std::fs::write(dir.path().join("subscriptions.csv"), "").unwrap();
+    let e = fails(&["summary", "--data", d]);
+    assert!(e.contains("the file is empty"), "{e}");
+    let missing = dir.path().join("nowhere");
+    let e = fails(&["summary", "--data", s(&missing)]);
+    assert!(
+        e.contains("(--data)") && e.contains("data directory not found"),
+        "{e}"
+    );
+    assert_eq!(e.matches("not found").count(), 1, "{e}");
     let rules = dir.path().join("rules.toml");
     std::fs::write(&rules, "[health]\nweights = 3\n").unwrap();
     std::fs::write(
