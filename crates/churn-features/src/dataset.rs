@@ -193,6 +193,8 @@ pub struct Dataset {
     pub catalog: Option<Catalog>,
     /// The events file, streamed on demand.
     pub events: Option<TableFile>,
+    /// The events' first and last instant, when the file's statistics tell (Parquet).
+    pub event_span: Option<(Ts, Ts)>,
     /// Rows of the small tables that reference unknown customers (events are reported
     /// by the scan that reads them).
     pub orphans: Vec<Orphans>,
@@ -222,6 +224,7 @@ impl Dataset {
             attributes: Vec::new(),
             catalog: None,
             events: open(dir, &contract::EVENTS)?,
+            event_span: None,
             orphans: Vec::new(),
             tables: Present {
                 events: false,
@@ -232,6 +235,10 @@ impl Dataset {
             },
         };
         ds.tables.events = ds.events.is_some();
+        ds.event_span = ds
+            .events
+            .as_ref()
+            .and_then(|f| f.timestamp_span("timestamp"));
         ds.load_subscriptions(&subs)?;
         let customers = open(dir, &contract::CUSTOMERS)?;
         let tickets = open(dir, &contract::TICKETS)?;
@@ -296,6 +303,7 @@ impl Dataset {
             attributes: Vec::new(),
             catalog: None,
             events: None,
+            event_span: None,
             orphans: Vec::new(),
             tables: Present {
                 events: false,
@@ -335,60 +343,90 @@ impl Dataset {
     }
 
     /// A warning when `as_of` is outside the span the data covers: features would then
-    /// read missing history or a stopped feed as customer behaviour.
+    /// read missing history or a stopped feed as customer behaviour. It says where each
+    /// table starts and ends.
     pub fn as_of_warning(&self, as_of: Day) -> Option<String> {
         let (first, end) = self.date_range();
         (as_of < first || as_of > end).then(|| {
+            let spans: Vec<String> = self
+                .table_spans()
+                .iter()
+                .map(|(t, a, b)| {
+                    format!(
+                        "{t} {} to {}",
+                        crate::time::format_date(*a),
+                        crate::time::format_date(*b)
+                    )
+                })
+                .collect();
             format!(
-                "as-of {} is outside the data, which spans {} to {}: activity features will read the gap as inactivity",
+                "as-of {} is outside the data, which spans {} to {} ({}): activity features will read the gap as inactivity",
                 crate::time::format_date(as_of),
                 crate::time::format_date(first),
-                crate::time::format_date(end - 1)
+                crate::time::format_date(end - 1),
+                spans.join(", ")
             )
         })
     }
 
-    /// The span the data covers: the first day with activity (payments, tickets or
-    /// surveys; the first signup when there are none) and the day after the latest date
-    /// in any of the small tables (starts, ends, due dates, tickets, answers).
-    pub fn date_range(&self) -> (Day, Day) {
-        let mut first_activity = Day::MAX;
-        let mut last = Day::MIN;
-        let mut see = |d: Day, activity: bool| {
-            if activity {
-                first_activity = first_activity.min(d);
+    /// The first and last day of each table with rows: subscriptions (starts and the
+    /// last day before an end), payments (due and paid), tickets and surveys, and
+    /// events when the file's statistics tell (Parquet; a CSV events file is not read
+    /// for this).
+    pub fn table_spans(&self) -> Vec<(&'static str, Day, Day)> {
+        use crate::time::day_of;
+        let mut spans: Vec<(&'static str, Day, Day)> = Vec::new();
+        let mut see = |table: &'static str, d: Day| match spans.iter_mut().find(|s| s.0 == table) {
+            Some(s) => {
+                s.1 = s.1.min(d);
+                s.2 = s.2.max(d);
             }
-            last = last.max(d);
+            None => spans.push((table, d, d)),
         };
         for c in &self.customers {
+            for s in &c.subscriptions {
+                see("subscriptions", s.start);
+                if let Some(e) = s.end {
+                    see("subscriptions", e - 1);
+                }
+            }
             for p in &c.payments {
-                see(p.due, true);
+                see("payments", p.due);
                 if let Some(t) = p.paid {
-                    see(crate::time::day_of(t), false);
+                    see("payments", day_of(t));
                 }
             }
             for t in &c.tickets {
-                see(crate::time::day_of(t.opened), true);
+                see("tickets", day_of(t.opened));
             }
             for s in &c.surveys {
-                see(crate::time::day_of(s.answered), true);
-            }
-            for s in &c.subscriptions {
-                see(s.start, false);
-                if let Some(e) = s.end {
-                    see(e - 1, false);
-                }
+                see("surveys", day_of(s.answered));
             }
         }
-        if first_activity == Day::MAX {
-            first_activity = self
-                .customers
+        if let Some((a, b)) = self.event_span {
+            spans.push(("events", day_of(a), day_of(b)));
+        }
+        spans
+    }
+
+    /// The span the data covers: the first day with activity (events, payments, tickets
+    /// or surveys; the first signup when there are none) and the day after the latest
+    /// date in any table.
+    pub fn date_range(&self) -> (Day, Day) {
+        let spans = self.table_spans();
+        let activity = spans
+            .iter()
+            .filter(|s| s.0 != "subscriptions")
+            .map(|s| s.1)
+            .min();
+        let first = activity.unwrap_or_else(|| {
+            spans
                 .iter()
-                .flat_map(|c| c.subscriptions.iter().map(|s| s.start))
-                .min()
-                .unwrap_or(0);
-        }
-        (first_activity, last.max(first_activity) + 1)
+                .find(|s| s.0 == "subscriptions")
+                .map_or(0, |s| s.1)
+        });
+        let last = spans.iter().map(|s| s.2).max().unwrap_or(first);
+        (first, last.max(first) + 1)
     }
 
     /// The index of customer `id`.

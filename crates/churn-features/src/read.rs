@@ -24,6 +24,26 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+/// A borrowed Arrow buffer of values.
+macro_rules! borrowed {
+    ($array:expr, $t:ty) => {
+        $array.as_primitive::<$t>().values().as_ref()
+    };
+}
+
+/// The raw values of a timestamp array and how many of them make a second.
+fn timestamp_values(array: &dyn Array) -> Option<(&[i64], i64)> {
+    let DataType::Timestamp(unit, _) = array.data_type() else {
+        return None;
+    };
+    Some(match unit {
+        TimeUnit::Second => (borrowed!(array, TimestampSecondType), 1),
+        TimeUnit::Millisecond => (borrowed!(array, TimestampMillisecondType), 1_000),
+        TimeUnit::Microsecond => (borrowed!(array, TimestampMicrosecondType), 1_000_000),
+        TimeUnit::Nanosecond => (borrowed!(array, TimestampNanosecondType), 1_000_000_000),
+    })
+}
+
 /// The first day a date may be (1900-01-01), as days since 1970-01-01.
 const MIN_DAY: Day = -25_567;
 /// The day after the last day a date may be (2200-01-01).
@@ -312,6 +332,34 @@ impl TableFile {
             Some((_, e)) => Err(e),
             None => Ok(states),
         }
+    }
+
+    /// The earliest and latest instant of a timestamp column, from a Parquet file's
+    /// row-group statistics (its footer: no data is read). `None` for CSV, a column
+    /// without statistics in some row group, or one not stored as a timestamp.
+    pub fn timestamp_span(&self, column: &str) -> Option<(Ts, Ts)> {
+        use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+        if self.format != Format::Parquet {
+            return None;
+        }
+        let file = File::open(&self.path).ok()?;
+        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).ok()?;
+        let converter =
+            StatisticsConverter::try_new(column, meta.schema(), meta.parquet_schema()).ok()?;
+        let groups = meta.metadata().row_groups();
+        let seconds = |array: ArrayRef, pick: fn(i64, i64) -> i64| -> Option<Ts> {
+            let (raw, per_second) = timestamp_values(array.as_ref())?;
+            if array.null_count() > 0 || raw.is_empty() {
+                return None; // a row group without statistics: unknown
+            }
+            raw.iter()
+                .copied()
+                .reduce(pick)
+                .map(|v| v.div_euclid(per_second))
+        };
+        let first = seconds(converter.row_group_mins(groups.iter()).ok()?, i64::min)?;
+        let last = seconds(converter.row_group_maxes(groups.iter()).ok()?, i64::max)?;
+        Some((first, last))
     }
 
     fn parquet_builder(&self) -> Result<ParquetRecordBatchReaderBuilder<File>> {
@@ -693,12 +741,6 @@ impl Dates<'_> {
     }
 }
 
-macro_rules! borrowed {
-    ($array:expr, $t:ty) => {
-        $array.as_primitive::<$t>().values().as_ref()
-    };
-}
-
 impl<'a> Cells<'a> {
     fn new(array: &'a dyn Array) -> Option<Cells<'a>> {
         let number = Cells::Number;
@@ -728,17 +770,8 @@ impl<'a> Cells<'a> {
             DataType::UInt8 => number(Numbers::U8(borrowed!(array, UInt8Type))),
             DataType::Date32 => Cells::Date(Dates::Days(borrowed!(array, Date32Type))),
             DataType::Date64 => Cells::Date(Dates::Millis(borrowed!(array, Date64Type))),
-            DataType::Timestamp(unit, _) => {
-                let (raw, per_second): (&[i64], i64) = match unit {
-                    TimeUnit::Second => (borrowed!(array, TimestampSecondType), 1),
-                    TimeUnit::Millisecond => (borrowed!(array, TimestampMillisecondType), 1_000),
-                    TimeUnit::Microsecond => {
-                        (borrowed!(array, TimestampMicrosecondType), 1_000_000)
-                    }
-                    TimeUnit::Nanosecond => {
-                        (borrowed!(array, TimestampNanosecondType), 1_000_000_000)
-                    }
-                };
+            DataType::Timestamp(..) => {
+                let (raw, per_second) = timestamp_values(array)?;
                 Cells::Time(raw, per_second)
             }
             _ => return None,

@@ -752,3 +752,41 @@ fn arrow_cast_text(text: &StringArray, ty: churn_features::contract::ColumnType)
         ),
     }
 }
+
+#[test]
+fn the_data_span_includes_parquet_events_and_names_each_table() {
+    // Subscriptions end in August, events run to October 20 (Parquet, read from the
+    // file's statistics without a scan).
+    let dir = dir_with(&[(
+        "subscriptions.csv",
+        "customer_id,start_date,end_date,mrr,plan\nA,2024-01-01,2024-09-01,100,pro\n",
+    )]);
+    let oct_20 = 1_729_382_400; // 2024-10-20T00:00:00Z
+    let rows: Vec<(&str, i64, Option<&str>)> = vec![
+        ("A", FEB_1, Some("login")),
+        ("A", oct_20 + 3600, Some("login")),
+    ];
+    write_events_parquet(
+        &dir.path().join("events.parquet"),
+        &rows,
+        1,
+        true,
+        arrow_schema::TimeUnit::Microsecond,
+    );
+    let ds = Dataset::open(dir.path()).unwrap();
+    let (first, end) = ds.date_range();
+    assert_eq!(churn_features::time::format_date(first), "2024-02-01");
+    assert_eq!(churn_features::time::format_date(end), "2024-10-21");
+    // The end `summary` prints is inside the data; a later date names every table.
+    assert!(ds.as_of_warning(end).is_none());
+    let later = churn_features::time::parse_date("2024-12-01").unwrap();
+    let w = ds.as_of_warning(later).unwrap();
+    check(
+        &w,
+        &[
+            "spans 2024-02-01 to 2024-10-20",
+            "subscriptions 2024-01-01 to 2024-08-31",
+            "events 2024-02-01 to 2024-10-20",
+        ],
+    );
+}

@@ -52,6 +52,10 @@ pub struct Args {
     /// Reasons per customer in `top_reasons` (0: no explanations, faster).
     #[arg(long, default_value_t = 3)]
     pub reasons: usize,
+    /// Score an --as-of more than the model's horizon past the end of the data (almost
+    /// always a typo: every customer would look inactive).
+    #[arg(long, requires = "data")]
+    pub allow_future: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -150,7 +154,7 @@ pub fn run(args: Args) -> Result<()> {
             (None, Some(data)) => {
                 let text = args.as_of.as_deref().unwrap_or_default();
                 match parse_date(text) {
-                    Some(as_of) => job.score_data(data, as_of),
+                    Some(as_of) => job.score_data(data, as_of, args.allow_future),
                     None => Err(anyhow::anyhow!(
                         "--as-of `{text}` is not a date (YYYY-MM-DD)"
                     )),
@@ -392,8 +396,20 @@ impl Job<'_> {
         Ok(rows_in)
     }
 
-    fn score_data(&mut self, data: &Path, as_of: Day) -> Result<u64> {
-        let ds = Dataset::open(data).with_context(|| format!("reading {}", data.display()))?;
+    fn score_data(&mut self, data: &Path, as_of: Day, allow_future: bool) -> Result<u64> {
+        let ds = Dataset::open(data).context("reading the data directory (--data)")?;
+        let horizon = match self.scorer.artifact().horizon_days {
+            h if h > 0 => h,
+            _ => churn_features::labels::DEFAULT_HORIZON_DAYS,
+        };
+        let (_, end) = ds.date_range();
+        if as_of > end + horizon && !allow_future {
+            bail!(
+                "--as-of {} is more than the model's {horizon}-day horizon past the end of the data ({}): every customer would look inactive. Pass --allow-future to score it anyway",
+                format_date(as_of),
+                format_date(end - 1)
+            );
+        }
         if let Some(w) = ds.as_of_warning(as_of) {
             self.bar.suspend(|| eprintln!("warning: {w}"));
         }

@@ -433,3 +433,31 @@ fn extreme_values_give_finite_scores_and_outputs_never_overwrite_inputs() {
     let again = churn_features::table::read_table(&features, Some("customer_id"), None).unwrap();
     assert_eq!(again.table.len(), table.len());
 }
+
+#[test]
+fn a_date_far_past_the_data_is_refused_unless_asked_for() {
+    let st = setup();
+    let out = st.dir.path().join("future.csv");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "--model",
+            s(&st.model),
+            "--data",
+            s(&st.fx.data),
+            "--as-of",
+            "2030-01-01",
+            "--output",
+            s(&out),
+        ];
+        a.extend(extra.iter().copied());
+        churn_score(&a)
+    };
+    let o = args(&[]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("--allow-future") && e.contains("horizon"), "{e}");
+    assert!(!out.exists());
+    let o = args(&["--allow-future"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("outside the data"));
+}

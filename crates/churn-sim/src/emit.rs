@@ -114,6 +114,9 @@ pub struct Chunk {
     pub payments: TableRows,
     pub surveys: TableRows,
     pub customers_written: u64,
+    /// The end of the data window: an event after it (a late session spilling past
+    /// midnight on the last day) is not written.
+    events_before: Ts,
 }
 
 impl Default for Chunk {
@@ -126,6 +129,7 @@ impl Default for Chunk {
             payments: TableRows::new(&contract::PAYMENTS, &[]),
             surveys: TableRows::new(&contract::SURVEYS, &[]),
             customers_written: 0,
+            events_before: Ts::MAX,
         }
     }
 }
@@ -147,6 +151,7 @@ impl Chunk {
         if !visible {
             return;
         }
+        self.events_before = time::day_start(w.end);
         self.customers_written += 1;
         for s in &life.subs {
             let t = &mut self.subscriptions;
@@ -355,6 +360,9 @@ impl Chunk {
     }
 
     fn event(&mut self, id: &str, ts: Ts, kind: &str, value: Option<f64>, feature: Option<&str>) {
+        if ts >= self.events_before {
+            return;
+        }
         let e = &mut self.events;
         e.text(0, Some(id));
         e.time(1, Some(ts));

@@ -63,6 +63,10 @@ pub struct EvaluateArgs {
     as_of: Option<Day>,
     #[command(flatten)]
     table: LabelledTable,
+    /// Evaluate even on dates whose outcomes the model was trained on (the figures are
+    /// then optimistic).
+    #[arg(long)]
+    allow_overlap: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -256,8 +260,12 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         "rules_apply": rules_apply,
         "rules": rules,
         "metrics": outcome.overall,
-        "candidates": outcome.candidates.iter().map(|(k, ll, pr)| serde_json::json!({"model": k.as_str(), "mean_log_loss": ll, "mean_pr_auc": pr})).collect::<Vec<_>>(),
+        "candidates": outcome.candidates.iter().map(|(k, ll, pr)| serde_json::json!({"model": k.as_str(), "pooled_log_loss": ll, "pooled_pr_auc": pr})).collect::<Vec<_>>(),
         "training_data": {
+            // The last observation date trained on and the end of its label window:
+            // evaluating before that end would score outcomes the model learned from.
+            "last_as_of": table.as_of.iter().copied().filter(|&d| d != 0).max().map(time::format_date),
+            "labels_until": table.as_of.iter().copied().filter(|&d| d != 0).max().map(|d| time::format_date(d + horizon)),
             "source": source,
             "sha256": fingerprint(&inputs)?,
             "rows": labels.len(),
@@ -365,8 +373,38 @@ fn print_summary(o: &train::TrainOutcome) {
     }
 }
 
+/// The end of the label window of the model's training data, from its `model.json`.
+fn labels_until(dir: &std::path::Path) -> Option<Day> {
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("model.json")).ok()?).ok()?;
+    time::parse_date(meta["training_data"]["labels_until"].as_str()?)
+}
+
 pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
     let (art, dir) = artifact::load(&a.model)?;
+    // Rows whose label window starts before the training labels ended were (or share
+    // outcomes with) training rows: "data it never saw" would not be true.
+    let overlap = |first: Day| -> Result<Option<String>> {
+        let Some(until) = labels_until(&dir) else {
+            return Ok(None);
+        };
+        if first >= until {
+            return Ok(None);
+        }
+        let message = format!(
+            "the model was trained on outcomes until {}, and the evaluation starts at {}: its figures would be optimistic",
+            time::format_date(until),
+            time::format_date(first)
+        );
+        if a.allow_overlap {
+            Ok(Some(message))
+        } else {
+            bail!(
+                "{message}; evaluate on a date from {} on, or pass --allow-overlap",
+                time::format_date(until)
+            )
+        }
+    };
     let (table, labels) = if let Some(data) = &a.data {
         let as_of = a.as_of.expect("clap requires --as-of");
         let ds = open_dataset(data)?;
@@ -385,10 +423,18 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
                 time::format_date(as_of + horizon)
             );
         }
+        if let Some(w) = overlap(as_of)? {
+            eprintln!("warning: {w}");
+        }
         let ex = labels::examples(&ds, &[as_of], horizon, &FeatureConfig::default(), &|_| {})?;
         (ex.features, ex.labels)
     } else {
         let (_, table, labels) = a.table.load()?;
+        if let Some(first) = table.as_of.iter().copied().filter(|&d| d != 0).min() {
+            if let Some(w) = overlap(first)? {
+                eprintln!("warning: {w}");
+            }
+        }
         (table, labels)
     };
     if labels.is_empty() {

@@ -110,7 +110,22 @@ fn trains_on_event_data_beats_the_rules_and_evaluates() {
     );
     assert_eq!(report2["overall"]["roc_auc"], report["overall"]["roc_auc"]);
 
-    // evaluate --json on an observation date, through the model directory's LATEST.
+    // evaluate on a date the model learned the outcomes of: refused, since its help
+    // promises data the model never saw...
+    let err = fails(&[
+        "evaluate",
+        "--model",
+        s(&models.join("demo")),
+        "--data",
+        s(&data),
+        "--as-of",
+        "2024-10-01",
+    ]);
+    assert!(
+        err.contains("trained on outcomes until") && err.contains("--allow-overlap"),
+        "{err}"
+    );
+    // ...unless asked for; evaluate --json through the model directory's LATEST.
     let json = ok(&[
         "evaluate",
         "--model",
@@ -119,6 +134,7 @@ fn trains_on_event_data_beats_the_rules_and_evaluates() {
         s(&data),
         "--as-of",
         "2024-10-01",
+        "--allow-overlap",
         "--json",
     ]);
     let e: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
