@@ -382,12 +382,17 @@ impl ChurnModel {
         let keep_notes = notes;
         let p = self.preprocessor.width();
         let features = self.preprocessor.transforms.len();
-        scratch.resize(2 * p + features, 0.0);
+        scratch.resize(2 * p + 2 * features, 0.0);
         let (x, rest) = scratch.split_at_mut(p);
-        let (contrib, per_feature) = rest.split_at_mut(p);
+        let (contrib, rest) = rest.split_at_mut(p);
+        let (per_feature, imputed) = rest.split_at_mut(features);
+        imputed.fill(0.0);
         let mut notes = Vec::new();
         self.preprocessor
             .transform_one(get, &self.input_ranges, x, |i, n| {
+                if n == Note::Imputed {
+                    imputed[i] = 1.0;
+                }
                 if keep_notes {
                     notes.push((i, n))
                 }
@@ -410,10 +415,13 @@ impl ChurnModel {
             for (k, c) in contrib.iter().enumerate() {
                 per_feature[self.preprocessor.output_source[k]] += c;
             }
-            // Top-k by insertion into a short sorted list: no sort of every feature.
+            // Top-k by insertion into a short sorted list: no sort of every feature. A
+            // missing input, imputed with the training median, is never a reason: the
+            // reasons explain with what was given.
             reasons.reserve(top + 1);
             for (feature, &contribution) in per_feature.iter().enumerate() {
-                if contribution <= 0.0
+                if imputed[feature] != 0.0
+                    || contribution <= 0.0
                     || (reasons.len() == top && contribution <= reasons[top - 1].contribution)
                 {
                     continue;

@@ -235,6 +235,11 @@ impl Scorer {
         self.positions.get(name).copied()
     }
 
+    /// How many features the model reads.
+    pub fn model_inputs(&self) -> usize {
+        self.transform_pos.len()
+    }
+
     /// Whether the model reads this schema position (some recorded features, such as
     /// `signup_cohort`, are kept for reports only).
     pub fn is_model_input(&self, position: usize) -> bool {

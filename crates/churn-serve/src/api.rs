@@ -194,7 +194,8 @@ pub struct PredictionOut {
     /// Probability x MRR; null when MRR is unknown, negative or above 1e12 (not a real
     /// monthly revenue).
     pub revenue_at_risk: Option<f64>,
-    /// Features pushing the probability up, largest first (empty with `explain: false`).
+    /// Features pushing the probability up, largest first (empty with `explain: false`);
+    /// never a missing, imputed one.
     pub reasons: Vec<ReasonOut>,
     /// The playbook's health score; null when the rules do not apply or no data.
     pub health_score: Option<HealthOut>,
@@ -207,7 +208,8 @@ pub struct PredictionOut {
     pub loyalty_tier: Option<&'static str>,
     /// Why the rule results are null, when they are.
     pub rules_unavailable: Option<&'static str>,
-    /// What was imputed or not recognised.
+    /// What was imputed, clipped or not recognised; more than five imputed inputs are
+    /// one warning with `feature` `*`.
     pub warnings: Vec<WarningOut>,
 }
 
@@ -334,17 +336,51 @@ pub fn prediction_out<'a>(
         segment: rules.map(|r| r.segment.as_str()),
         loyalty_tier: rules.map(|r| r.loyalty_tier.as_str()),
         rules_unavailable: rules.is_none().then_some(RULES_UNAVAILABLE),
-        warnings: s
-            .model
-            .warnings
-            .iter()
-            .map(|w| WarningOut {
-                feature: schema[w.feature].name.clone(),
-                code: warning_code(w.note),
-                message: scorer.describe_warning(w),
-            })
-            .collect(),
+        warnings: warnings_out(scorer, &s.model.warnings),
     }
+}
+
+/// Imputed inputs listed one by one at most; more are one warning.
+const MAX_IMPUTED_WARNINGS: usize = 5;
+
+/// The warnings of a prediction; many imputed inputs become one warning that says the
+/// prediction rests on little input (and why the rules may disagree).
+fn warnings_out(scorer: &Scorer, warnings: &[churn_scoring::Warning]) -> Vec<WarningOut> {
+    let schema = scorer.schema();
+    let imputed: Vec<&churn_scoring::Warning> = warnings
+        .iter()
+        .filter(|w| w.note == churn_model::preprocess::Note::Imputed)
+        .collect();
+    let one = |w: &churn_scoring::Warning| WarningOut {
+        feature: schema[w.feature].name.clone(),
+        code: warning_code(w.note),
+        message: scorer.describe_warning(w),
+    };
+    if imputed.len() <= MAX_IMPUTED_WARNINGS {
+        return warnings.iter().map(one).collect();
+    }
+    let inputs = scorer.model_inputs();
+    let names: Vec<&str> = imputed
+        .iter()
+        .map(|w| schema[w.feature].name.as_str())
+        .collect();
+    let mut out = vec![WarningOut {
+        feature: "*".into(),
+        code: "imputed",
+        message: format!(
+            "{} of the model's {inputs} inputs are missing and were imputed with their training medians ({}); the probability rests on the {} given, and the rules, which read a missing input as no data, may disagree with it",
+            names.len(),
+            names.join(", "),
+            inputs.saturating_sub(names.len())
+        ),
+    }];
+    out.extend(
+        warnings
+            .iter()
+            .filter(|w| w.note != churn_model::preprocess::Note::Imputed)
+            .map(one),
+    );
+    out
 }
 
 /// Maps one customer's parsed features onto the model's schema, checking every value's

@@ -79,7 +79,8 @@ fn predictions_equal_the_library_for_the_same_rows() {
         .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["predictions"][0]["reasons"], json!([]));
-    // An empty feature object is valid: everything is imputed and said so.
+    // An empty feature object is valid: everything is imputed and said so, in one
+    // warning that names them all, and no imputed input is given as a reason.
     let r = c
         .post(
             "/v1/predict",
@@ -87,9 +88,43 @@ fn predictions_equal_the_library_for_the_same_rows() {
         )
         .unwrap();
     assert_eq!(r.status, 200);
-    let w = &r.json()["predictions"][0]["warnings"];
-    assert!(w.as_array().unwrap().len() > 10, "{w}");
+    let p = &r.json()["predictions"][0];
+    let w = p["warnings"].as_array().unwrap();
+    assert_eq!(w.len(), 1, "{w:?}");
     assert_eq!(w[0]["code"], json!("imputed"));
+    assert_eq!(w[0]["feature"], json!("*"));
+    assert!(w[0]["message"].as_str().unwrap().contains("tenure_days"));
+    assert_eq!(p["reasons"], json!([]), "{p}");
+    // Two features given: the reasons are among them, never an imputed one.
+    let r = c
+        .post(
+            "/v1/predict",
+            br#"{"customers":[{"features":{"mrr":120,"logins_per_week_28d":0.5}}]}"#,
+        )
+        .unwrap();
+    for reason in r.json()["predictions"][0]["reasons"].as_array().unwrap() {
+        let f = reason["feature"].as_str().unwrap();
+        assert!(f == "mrr" || f == "logins_per_week_28d", "{reason}");
+        assert!(!reason["value"].is_null());
+    }
+    // The README's example request is a realistic row the model knows every field of.
+    let example = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/example-request.json"
+    ))
+    .unwrap();
+    let r = c.post("/v1/predict", &example).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let p = &r.json()["predictions"][0];
+    assert_eq!(p["reasons"].as_array().unwrap().len(), 5, "{p}");
+    assert!(
+        p["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["feature"] != json!("*")),
+        "{p}"
+    );
     // The models route shows the schema and the history.
     let m = c.get("/v1/models").unwrap().json();
     assert_eq!(m["models"][0]["version"], json!("v1"));
