@@ -365,6 +365,22 @@ fn print_summary(o: &train::TrainOutcome) {
             f(s.pr_auc)
         );
     }
+    println!(
+        "chose {} by the pooled backtest log loss over {} test rows with {} churners",
+        o.chosen.as_str(),
+        e.rows,
+        e.positives
+    );
+    if let Some(h) = &o.rules_health {
+        if let (Some(rules), Some(model)) = (h.roc_auc, e.roc_auc) {
+            if rules >= model {
+                println!(
+                    "note: the rule-based health score ranks churners as well as or better than the model on these rows (ROC AUC {rules:.3} vs {model:.3}, {} churners decided it): consider the rules, or more data",
+                    e.positives
+                );
+            }
+        }
+    }
     for s in &o.suspicious {
         eprintln!(
             "warning: suspicious {} (ROC AUC {:.3}): {}",
