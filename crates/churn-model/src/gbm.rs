@@ -33,6 +33,35 @@ pub struct Settings {
     pub column_share: f64,
 }
 
+/// The settings of `--search full`: depth 2 to 6, three leaf weights, two learning
+/// rates.
+pub const FULL_SEARCH: [Settings; 12] = {
+    const fn s(max_depth: usize, min_leaf_weight: f32, learning_rate: f32) -> Settings {
+        Settings {
+            max_depth,
+            min_leaf_weight,
+            learning_rate,
+            trees: 1000,
+            row_share: 0.8,
+            column_share: 0.8,
+        }
+    }
+    [
+        s(2, 1.0, 0.05),
+        s(3, 1.0, 0.05),
+        s(3, 3.0, 0.05),
+        s(4, 3.0, 0.05),
+        s(4, 10.0, 0.05),
+        s(6, 10.0, 0.05),
+        s(2, 1.0, 0.02),
+        s(3, 3.0, 0.02),
+        s(4, 3.0, 0.02),
+        s(4, 10.0, 0.02),
+        s(6, 3.0, 0.1),
+        s(6, 10.0, 0.1),
+    ]
+};
+
 /// The settings searched by default: shallow to moderate trees, slow learning, row
 /// subsampling, the number of trees by early stopping. Small, imbalanced data (a few
 /// hundred churners) wants shallow trees and large leaves; larger data deeper ones.

@@ -22,7 +22,7 @@
 //! let dates = labels::observation_dates(&ds, 30);
 //! let ex = labels::examples(&ds, &dates, 30, &FeatureConfig::default(), &|_| {}).unwrap();
 //!
-//! let cfg = TrainConfig { kinds: vec![ModelKind::Logistic], folds: Some(2), seed: 1 };
+//! let cfg = TrainConfig { kinds: vec![ModelKind::Logistic], folds: Some(2), seed: 1, ..Default::default() };
 //! let outcome = train_over_time(&ex, &cfg, &RulesConfig::default(), &|_, _| {}).unwrap();
 //! assert_eq!(outcome.folds.len(), 2);
 //! let p = outcome.model.predict_table(&ex.features, &[0, 1, 2]).unwrap();

@@ -227,11 +227,16 @@ table{{border-collapse:collapse;font-size:13px;margin:8px 0}} td,th{{border:1px 
     );
     let _ = write!(
         s,
-        r#"<p class="muted">Trained {} from {}. Chosen: <b>{}</b> by mean {} log loss. {}</p>"#,
+        r#"<p class="muted">Trained {} from {}. Chosen: <b>{}</b> by the pooled {} log loss; settings search: {}. {}</p>"#,
         esc(ctx.created),
         esc(ctx.source),
         o.chosen.as_str(),
         o.validation,
+        match o.search {
+            crate::train::Search::None => "none (fixed settings)",
+            crate::train::Search::Quick => "quick",
+            crate::train::Search::Full => "full",
+        },
         if ctx.horizon_days > 0 {
             format!("Predicts churn within {} days.", ctx.horizon_days)
         } else {

@@ -43,9 +43,25 @@ pub enum TrainError {
     Invalid { name: &'static str, message: String },
 }
 
+/// How much the settings of each candidate are searched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Search {
+    /// Fixed settings: boosting with 150 trees of depth 4, no log transform tried.
+    None,
+    /// Four boosting settings with early stopping; the linear model with and without
+    /// log1p of counts (the default: under two minutes for the sample on 2 cores).
+    #[default]
+    Quick,
+    /// Twelve boosting settings (depth 2 to 6, three leaf weights, two learning rates).
+    Full,
+}
+
 /// What to train.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
+    /// How much each candidate's settings are searched.
+    pub search: Search,
     pub kinds: Vec<ModelKind>,
     /// Backtest folds: the last K usable observation dates, or every usable one (an
     /// expanding window) when `None`. Cross-validation folds on a plain table (3 when
@@ -57,9 +73,19 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
+            search: Search::Quick,
             kinds: vec![ModelKind::Logistic],
             folds: None,
             seed: 42,
+        }
+    }
+}
+
+impl TrainConfig {
+    fn fitting(&self) -> Fitting {
+        Fitting {
+            seed: self.seed,
+            search: self.search,
         }
     }
 }
@@ -158,6 +184,8 @@ pub struct TrainOutcome {
     #[serde(skip)]
     pub model: ChurnModel,
     pub chosen: ModelKind,
+    /// How much each candidate's settings were searched.
+    pub search: Search,
     /// Each candidate's log loss and PR AUC over every fold's test rows pooled.
     pub candidates: Vec<(ModelKind, f64, f64)>,
     pub folds: Vec<Fold>,
@@ -217,11 +245,18 @@ fn fit_gbm(
     x_cal: &[f64],
     y_cal: &[u8],
     p: usize,
-    seed: u64,
+    how: Fitting,
 ) -> Result<TreeModel, TrainError> {
+    if how.search == Search::None {
+        return Ok(TreeModel::fit(x_fit, p, y_fit, how.seed)?);
+    }
+    let settings: &[crate::gbm::Settings] = match how.search {
+        Search::Full => &crate::gbm::FULL_SEARCH,
+        _ => &crate::gbm::SEARCH,
+    };
     let mut best: Option<(f64, TreeModel)> = None;
-    for settings in &crate::gbm::SEARCH {
-        let m = TreeModel::fit_with(settings, x_fit, p, y_fit, Some((x_cal, y_cal)), seed)?;
+    for settings in settings {
+        let m = TreeModel::fit_with(settings, x_fit, p, y_fit, Some((x_cal, y_cal)), how.seed)?;
         let loss = metrics::log_loss(&m.predict_proba(x_cal, p), y_cal);
         if best.as_ref().is_none_or(|(l, _)| loss < *l) {
             best = Some((loss, m));
@@ -240,9 +275,36 @@ pub fn fit_candidate(
     calib: &[usize],
     seed: u64,
 ) -> Result<Fitted, TrainError> {
+    let how = Fitting {
+        seed,
+        search: Search::Quick,
+    };
+    fit_searched(kind, table, labels, fit, calib, how)
+}
+
+/// The seed and the search level of a fit.
+#[derive(Debug, Clone, Copy)]
+struct Fitting {
+    seed: u64,
+    search: Search,
+}
+
+/// [`fit_candidate`] at a search level.
+fn fit_searched(
+    kind: ModelKind,
+    table: &FeatureTable,
+    labels: &[u8],
+    fit: &[usize],
+    calib: &[usize],
+    how: Fitting,
+) -> Result<Fitted, TrainError> {
     let linear = matches!(kind, ModelKind::Logistic | ModelKind::Blend);
-    let logs: &[bool] = if linear { &[false, true] } else { &[false] };
-    fit_with_logs(kind, table, labels, fit, calib, seed, logs)
+    let logs: &[bool] = if linear && how.search != Search::None {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    fit_with_logs(kind, table, labels, fit, calib, how, logs)
 }
 
 /// [`fit_candidate`] with the log-transform choices to try (the first that the
@@ -254,7 +316,7 @@ fn fit_with_logs(
     labels: &[u8],
     fit: &[usize],
     calib: &[usize],
-    seed: u64,
+    how: Fitting,
     logs: &[bool],
 ) -> Result<Fitted, TrainError> {
     if fit.is_empty() || calib.is_empty() {
@@ -303,13 +365,13 @@ fn fit_with_logs(
     let x_cal = prep.transform_table(table, calib, &[])?;
     let estimator = match kind {
         ModelKind::Logistic => Estimator::Logistic(logistic.expect("fitted above")),
-        ModelKind::Gbm => Estimator::Gbm(fit_gbm(&x_fit, &y_fit, &x_cal, &y_cal, p, seed)?),
+        ModelKind::Gbm => Estimator::Gbm(fit_gbm(&x_fit, &y_fit, &x_cal, &y_cal, p, how)?),
         ModelKind::Blend => Estimator::Blend(
             logistic.expect("fitted above"),
-            fit_gbm(&x_fit, &y_fit, &x_cal, &y_cal, p, seed)?,
+            fit_gbm(&x_fit, &y_fit, &x_cal, &y_cal, p, how)?,
         ),
         ModelKind::Forest => Estimator::Forest(<ForestModel as Classifier>::fit(
-            &ForestParams { seed },
+            &ForestParams { seed: how.seed },
             &x_fit,
             p,
             &y_fit,
@@ -616,14 +678,14 @@ fn fit_reusing(
     labels: &[u8],
     fit: &[usize],
     calib: &[usize],
-    seed: u64,
+    how: Fitting,
 ) -> Result<Fitted, TrainError> {
     let of = |k: ModelKind| fitted.iter().find(|(f, _)| *f == k).map(|(_, m)| m);
     // Trees are indifferent to the log transform: boosted trees share the fold's
     // logistic preprocessing, so the blend can be made of the two.
     if let (ModelKind::Gbm, Some(l)) = (kind, of(ModelKind::Logistic)) {
         let log = !l.preprocessor.log1p.is_empty();
-        return fit_with_logs(kind, table, labels, fit, calib, seed, &[log]);
+        return fit_with_logs(kind, table, labels, fit, calib, how, &[log]);
     }
     if kind == ModelKind::Blend {
         if let (Some(l), Some(g)) = (of(ModelKind::Logistic), of(ModelKind::Gbm)) {
@@ -632,7 +694,7 @@ fn fit_reusing(
             }
         }
     }
-    fit_candidate(kind, table, labels, fit, calib, seed)
+    fit_searched(kind, table, labels, fit, calib, how)
 }
 
 /// Fits every candidate on one fold's `fit` rows (calibrated on `calib`), scores its
@@ -654,7 +716,7 @@ fn run_fold(
     let mut fitted: Vec<(ModelKind, ChurnModel)> = Vec::new();
     for (k, &kind) in cfg.kinds.iter().enumerate() {
         let (model, lambda, losses) =
-            fit_reusing(kind, &fitted, table, labels, fit, calib, cfg.seed)?;
+            fit_reusing(kind, &fitted, table, labels, fit, calib, cfg.fitting())?;
         fitted.push((kind, model.clone()));
         let p = model.predict_table(table, test)?;
         pooled[k].extend(test.iter().copied().zip(p.iter().copied()));
@@ -715,7 +777,7 @@ fn finish(
         .map(|(i, _)| i)
         .expect("at least one candidate");
     let chosen = candidates[best].0;
-    let (model, _, _) = fit_candidate(chosen, table, labels, fit, calib, cfg.seed)?;
+    let (model, _, _) = fit_searched(chosen, table, labels, fit, calib, cfg.fitting())?;
     let rows: Vec<usize> = pooled[best].iter().map(|(r, _)| *r).collect();
     let p: Vec<f64> = pooled[best].iter().map(|(_, p)| *p).collect();
     let y: Vec<u8> = rows.iter().map(|&r| labels[r]).collect();
@@ -735,6 +797,7 @@ fn finish(
     Ok(TrainOutcome {
         model,
         chosen,
+        search: cfg.search,
         candidates,
         folds,
         overall,

@@ -45,6 +45,11 @@ pub struct TrainArgs {
     folds: Option<usize>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// How much each candidate's settings are searched: none (fixed settings), quick
+    /// (four boosting settings with early stopping, log1p tried for the linear model),
+    /// full (twelve boosting settings).
+    #[arg(long, value_enum, default_value_t = SearchArg::Quick)]
+    search: SearchArg,
     /// Rules file saved with the model (default: the built-in rules).
     #[arg(long)]
     rules: Option<PathBuf>,
@@ -70,6 +75,14 @@ pub struct EvaluateArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+/// `--search` on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SearchArg {
+    None,
+    Quick,
+    Full,
 }
 
 /// A labelled table given on the command line, for `train` and `evaluate`.
@@ -141,6 +154,11 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         None => RulesConfig::default(),
     };
     let cfg = TrainConfig {
+        search: match a.search {
+            SearchArg::None => train::Search::None,
+            SearchArg::Quick => train::Search::Quick,
+            SearchArg::Full => train::Search::Full,
+        },
         kinds,
         folds: a.folds,
         seed: a.seed,

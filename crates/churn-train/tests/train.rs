@@ -278,11 +278,24 @@ fn trains_on_a_plain_table_with_cross_validation() {
         s(&models),
         "--folds",
         "4",
+        "--search",
+        "none",
     ]);
     assert!(out.contains("fold 4"), "{out}");
     let version = latest(&models, "churn");
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(version.join("report.json")).unwrap()).unwrap();
+    // Fixed settings: one boosting setting (150 trees of depth 4), no log transform.
+    assert_eq!(report["search"], "none");
+    for fold in report["folds"].as_array().unwrap() {
+        for c in fold["candidates"].as_array().unwrap() {
+            let settings = c["settings"].as_str().unwrap();
+            assert!(!settings.contains("log1p"), "{settings}");
+            if c["kind"] == "gbm" {
+                assert!(settings.starts_with("150 trees, depth 4"), "{settings}");
+            }
+        }
+    }
     assert!(
         report["overall"]["roc_auc"].as_f64().unwrap() > 0.8,
         "{}",
