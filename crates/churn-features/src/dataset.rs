@@ -346,10 +346,10 @@ impl Dataset {
     /// read missing history or a stopped feed as customer behaviour. It says where each
     /// table starts and ends.
     pub fn as_of_warning(&self, as_of: Day) -> Option<String> {
-        let (first, end) = self.date_range();
+        let spans = self.table_spans();
+        let (first, end) = range_of(&spans);
         (as_of < first || as_of > end).then(|| {
-            let spans: Vec<String> = self
-                .table_spans()
+            let spans: Vec<String> = spans
                 .iter()
                 .map(|(t, a, b)| {
                     format!(
@@ -413,20 +413,7 @@ impl Dataset {
     /// or surveys; the first signup when there are none) and the day after the latest
     /// date in any table.
     pub fn date_range(&self) -> (Day, Day) {
-        let spans = self.table_spans();
-        let activity = spans
-            .iter()
-            .filter(|s| s.0 != "subscriptions")
-            .map(|s| s.1)
-            .min();
-        let first = activity.unwrap_or_else(|| {
-            spans
-                .iter()
-                .find(|s| s.0 == "subscriptions")
-                .map_or(0, |s| s.1)
-        });
-        let last = spans.iter().map(|s| s.2).max().unwrap_or(first);
-        (first, last.max(first) + 1)
+        range_of(&self.table_spans())
     }
 
     /// The index of customer `id`.
@@ -494,18 +481,11 @@ impl Dataset {
             let id = b.required("customer_id")?;
             let parse = rows(b)?;
             for i in 0..b.len() {
-                let owned;
-                let cid = match id.str(i) {
-                    Some(s) => s,
-                    None => {
-                        owned = id.filled(i, id.text(i), ColumnType::Text)?;
-                        &owned
-                    }
-                };
+                let cid = id.filled(i, id.text_ref(i), ColumnType::Text)?;
                 let row = parse(i)?;
-                match self.index.get(cid) {
+                match self.index.get(cid.as_ref()) {
                     Some(&idx) => found.push((idx, row)),
-                    None => orphans.add(cid),
+                    None => orphans.add(&cid),
                 }
             }
             Ok(())
@@ -782,26 +762,22 @@ impl Dataset {
             }
             let k = match types {
                 Some((keys, ids)) => ids[keys[i]],
-                None => match kind.str(i) {
-                    Some(k) => vocab.event_types.intern(k),
-                    None => vocab.event_types.intern(&kind.text(i).unwrap_or_default()),
-                },
+                None => vocab
+                    .event_types
+                    .intern(&kind.text_ref(i).unwrap_or_default()),
             };
             let v = match &value {
                 Some(c) => c.number(i)?,
                 None => None,
             };
             let Some(c) = customer else {
-                orphans.add(id.str(i).unwrap_or(&id.text(i).unwrap_or_default()));
+                orphans.add(&id.text_ref(i).unwrap_or_default());
                 continue;
             };
             let f = match (&feature, features) {
                 (Some(col), _) if col.is_null(i) => NO_FEATURE,
                 (Some(_), Some((keys, ids))) => ids[keys[i]],
-                (Some(col), None) => match col.str(i) {
-                    Some(f) => vocab.features.intern(f),
-                    None => vocab.features.intern(&col.text(i).unwrap_or_default()),
-                },
+                (Some(col), None) => vocab.features.intern(&col.text_ref(i).unwrap_or_default()),
                 (None, _) => NO_FEATURE,
             };
             out.customer.push(c);
@@ -864,14 +840,8 @@ struct LastCustomer {
 
 impl LastCustomer {
     fn find(&mut self, index: &HashMap<String, u32>, id: &read::Column, i: usize) -> Option<u32> {
-        let owned;
-        let text = match id.str(i) {
-            Some(s) => s,
-            None => {
-                owned = id.text(i).unwrap_or_default();
-                &owned
-            }
-        };
+        let text = id.text_ref(i).unwrap_or_default();
+        let text = text.as_ref();
         if self.id.as_deref() != Some(text) {
             let last = self.id.get_or_insert_with(String::new);
             last.clear();
@@ -888,6 +858,23 @@ struct Decoded {
     new_event_types: Vec<String>,
     new_features: Vec<String>,
     events: EventBatch,
+}
+
+/// The span of [`Dataset::table_spans`]: see [`Dataset::date_range`].
+fn range_of(spans: &[(&'static str, Day, Day)]) -> (Day, Day) {
+    let activity = spans
+        .iter()
+        .filter(|s| s.0 != "subscriptions")
+        .map(|s| s.1)
+        .min();
+    let first = activity.unwrap_or_else(|| {
+        spans
+            .iter()
+            .find(|s| s.0 == "subscriptions")
+            .map_or(0, |s| s.1)
+    });
+    let last = spans.iter().map(|s| s.2).max().unwrap_or(first);
+    (first, last.max(first) + 1)
 }
 
 fn cmp_opt(a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {

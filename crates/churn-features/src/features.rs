@@ -640,13 +640,11 @@ fn fixed_row(
     let subs = &cust.subscriptions;
     let signup = periods::signup(subs).expect("an active customer has a subscription");
     let known: Vec<_> = subs.iter().filter(|s| s.start < as_of).collect();
+    // Only days before as-of are asked for: a subscription covering one started before
+    // as-of, so the full list gives what was known then.
     let in_force = |day: Day| {
-        known
-            .iter()
-            .filter(|s| s.start <= day && s.end.is_none_or(|e| e > day))
-            .map(|s| s.mrr)
-            .sum::<f64>()
-            + 0.0 // an empty f64 sum is -0.0 (a customer inside a lapse)
+        debug_assert!(day < as_of);
+        periods::mrr_on(subs, day)
     };
     let mrr_now = in_force(as_of - 1);
     let plan = known

@@ -903,12 +903,18 @@ impl Column<'_> {
 
     /// The cell as text (numbers, dates and booleans are formatted).
     pub fn text(&self, i: usize) -> Option<String> {
+        self.text_ref(i).map(std::borrow::Cow::into_owned)
+    }
+
+    /// [`Column::text`], borrowed when the column is stored as text (no allocation on
+    /// the paths that read every row).
+    pub fn text_ref(&self, i: usize) -> Option<std::borrow::Cow<'_, str>> {
         if self.is_null(i) {
             return None;
         }
         Some(match self.cells.text(i) {
-            Some(t) => t.to_string(),
-            None => self.found(i),
+            Some(t) => std::borrow::Cow::Borrowed(t),
+            None => std::borrow::Cow::Owned(self.found(i)),
         })
     }
 

@@ -33,71 +33,48 @@ pub struct Settings {
     pub column_share: f64,
 }
 
+/// Settings with the searches' shared parts: row and input subsampling of 80 %.
+const fn searched(
+    max_depth: usize,
+    min_leaf_weight: f32,
+    learning_rate: f32,
+    trees: usize,
+) -> Settings {
+    Settings {
+        max_depth,
+        min_leaf_weight,
+        learning_rate,
+        trees,
+        row_share: 0.8,
+        column_share: 0.8,
+    }
+}
+
 /// The settings of `--search full`: depth 2 to 6, three leaf weights, two learning
 /// rates.
-pub const FULL_SEARCH: [Settings; 12] = {
-    const fn s(max_depth: usize, min_leaf_weight: f32, learning_rate: f32) -> Settings {
-        Settings {
-            max_depth,
-            min_leaf_weight,
-            learning_rate,
-            trees: 1000,
-            row_share: 0.8,
-            column_share: 0.8,
-        }
-    }
-    [
-        s(2, 1.0, 0.05),
-        s(3, 1.0, 0.05),
-        s(3, 3.0, 0.05),
-        s(4, 3.0, 0.05),
-        s(4, 10.0, 0.05),
-        s(6, 10.0, 0.05),
-        s(2, 1.0, 0.02),
-        s(3, 3.0, 0.02),
-        s(4, 3.0, 0.02),
-        s(4, 10.0, 0.02),
-        s(6, 3.0, 0.1),
-        s(6, 10.0, 0.1),
-    ]
-};
+pub const FULL_SEARCH: [Settings; 12] = [
+    searched(2, 1.0, 0.05, 1000),
+    searched(3, 1.0, 0.05, 1000),
+    searched(3, 3.0, 0.05, 1000),
+    searched(4, 3.0, 0.05, 1000),
+    searched(4, 10.0, 0.05, 1000),
+    searched(6, 10.0, 0.05, 1000),
+    searched(2, 1.0, 0.02, 1000),
+    searched(3, 3.0, 0.02, 1000),
+    searched(4, 3.0, 0.02, 1000),
+    searched(4, 10.0, 0.02, 1000),
+    searched(6, 3.0, 0.1, 1000),
+    searched(6, 10.0, 0.1, 1000),
+];
 
 /// The settings searched by default: shallow to moderate trees, slow learning, row
 /// subsampling, the number of trees by early stopping. Small, imbalanced data (a few
 /// hundred churners) wants shallow trees and large leaves; larger data deeper ones.
 pub const SEARCH: [Settings; 4] = [
-    Settings {
-        max_depth: 2,
-        min_leaf_weight: 1.0,
-        learning_rate: 0.05,
-        trees: 600,
-        row_share: 0.8,
-        column_share: 0.8,
-    },
-    Settings {
-        max_depth: 3,
-        min_leaf_weight: 3.0,
-        learning_rate: 0.05,
-        trees: 600,
-        row_share: 0.8,
-        column_share: 0.8,
-    },
-    Settings {
-        max_depth: 4,
-        min_leaf_weight: 3.0,
-        learning_rate: 0.05,
-        trees: 600,
-        row_share: 0.8,
-        column_share: 0.8,
-    },
-    Settings {
-        max_depth: 6,
-        min_leaf_weight: 10.0,
-        learning_rate: 0.05,
-        trees: 600,
-        row_share: 0.8,
-        column_share: 0.8,
-    },
+    searched(2, 1.0, 0.05, 600),
+    searched(3, 3.0, 0.05, 600),
+    searched(4, 3.0, 0.05, 600),
+    searched(6, 10.0, 0.05, 600),
 ];
 
 /// A fitted booster.

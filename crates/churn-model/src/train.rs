@@ -335,7 +335,7 @@ fn fit_with_logs(
     // A linear model is fitted on the inputs as they are and with log1p of the counts
     // and durations; the calibration rows choose. Trees are indifferent to it.
     let linear = matches!(kind, ModelKind::Logistic | ModelKind::Blend);
-    let mut best: Option<(f64, Preprocessor, Option<LinearModel>)> = None;
+    let mut best: Option<(f64, Prepared)> = None;
     for log in logs {
         let prep = Preprocessor::fit_with(table, fit, &features, *log);
         if *log && prep.log1p.is_empty() {
@@ -347,22 +347,20 @@ fn fit_with_logs(
                 "the table has no feature columns besides the id and the label".into(),
             ));
         }
-        if !linear {
-            best = Some((0.0, prep, None));
-            break;
-        }
         let x_fit = prep.transform_table(table, fit, &[])?;
         let x_cal = prep.transform_table(table, calib, &[])?;
+        if !linear {
+            best = Some((0.0, (prep, x_fit, x_cal, None)));
+            break;
+        }
         let m = fit_logistic(&x_fit, &y_fit, &x_cal, &y_cal, p)?;
         let loss = metrics::log_loss(&m.predict_proba(&x_cal, p), &y_cal);
-        if best.as_ref().is_none_or(|(l, _, _)| loss < *l) {
-            best = Some((loss, prep, Some(m)));
+        if best.as_ref().is_none_or(|b| loss < b.0) {
+            best = Some((loss, (prep, x_fit, x_cal, Some(m))));
         }
     }
-    let (_, prep, logistic) = best.expect("one preprocessing at least");
+    let (_, (prep, x_fit, x_cal, logistic)) = best.expect("one preprocessing at least");
     let p = prep.width();
-    let x_fit = prep.transform_table(table, fit, &[])?;
-    let x_cal = prep.transform_table(table, calib, &[])?;
     let estimator = match kind {
         ModelKind::Logistic => Estimator::Logistic(logistic.expect("fitted above")),
         ModelKind::Gbm => Estimator::Gbm(fit_gbm(&x_fit, &y_fit, &x_cal, &y_cal, p, how)?),
@@ -377,31 +375,33 @@ fn fit_with_logs(
             &y_fit,
         )?),
     };
-    calibrate(prep, estimator, table, labels, fit, calib)
+    calibrate(prep, estimator, table, fit, &x_cal, &y_cal)
 }
+
+/// A preprocessing tried, its fitting and calibration matrices, and (for a linear
+/// model) the logistic regression fitted on them.
+type Prepared = (Preprocessor, Vec<f64>, Vec<f64>, Option<LinearModel>);
 
 /// A fitted candidate: the model, its L2 strength (logistic) and both calibrations'
 /// losses.
 type Fitted = (ChurnModel, f64, [f64; 2]);
 
 /// A candidate's model from its preprocessing and fitted estimator: calibration and
-/// flag threshold fitted on `calib` rows, input ranges from `fit` rows. Returns the
-/// model, its L2 strength (logistic) and both calibrations' losses.
+/// flag threshold fitted on the calibration rows (`x_cal`, transformed by `prep`, and
+/// their labels), input ranges from `fit` rows. Returns the model, its L2 strength
+/// (logistic) and both calibrations' losses.
 fn calibrate(
     prep: Preprocessor,
     estimator: Estimator,
     table: &FeatureTable,
-    labels: &[u8],
     fit: &[usize],
-    calib: &[usize],
+    x_cal: &[f64],
+    y_cal: &[u8],
 ) -> Result<Fitted, TrainError> {
-    let p = prep.width();
-    let x_cal = prep.transform_table(table, calib, &[])?;
-    let y_cal: Vec<u8> = calib.iter().map(|&r| labels[r]).collect();
-    let raw = estimator.raw_batch(&x_cal, p);
-    let (calibrator, losses) = Calibrator::choose(&raw, &y_cal);
+    let raw = estimator.raw_batch(x_cal, prep.width());
+    let (calibrator, losses) = Calibrator::choose(&raw, y_cal);
     let calibrated: Vec<f64> = raw.iter().map(|&r| calibrator.apply(r)).collect();
-    let threshold = best_f1_threshold(&calibrated, &y_cal);
+    let threshold = best_f1_threshold(&calibrated, y_cal);
     let lambda = match &estimator {
         Estimator::Logistic(m) | Estimator::Blend(m, _) => m.lambda,
         Estimator::Gbm(_) | Estimator::Forest(_) => 0.0,
@@ -434,14 +434,11 @@ fn blend_of(
         return None;
     };
     (logistic.preprocessor == trees.preprocessor).then(|| {
-        calibrate(
-            logistic.preprocessor.clone(),
-            Estimator::Blend(l.clone(), g.clone()),
-            table,
-            labels,
-            fit,
-            calib,
-        )
+        let prep = logistic.preprocessor.clone();
+        let x_cal = prep.transform_table(table, calib, &[])?;
+        let y_cal: Vec<u8> = calib.iter().map(|&r| labels[r]).collect();
+        let blend = Estimator::Blend(l.clone(), g.clone());
+        calibrate(prep, blend, table, fit, &x_cal, &y_cal)
     })
 }
 

@@ -8,19 +8,24 @@ use churn_model::artifact::{self, Artifact};
 use churn_model::model::ModelKind;
 use churn_model::train::{train_over_time, TrainConfig};
 
-/// A small model trained through the product's code, with its examples.
-fn trained(kind: ModelKind) -> (Artifact, churn_features::labels::Examples) {
+/// The 30-day examples of every observation date of a simulated base.
+fn simulated_examples(customers: u64, months: u32, seed: u64) -> labels::Examples {
     let dir = tempfile::tempdir().unwrap();
     let cfg = churn_sim::SimConfig {
-        customers: 200,
-        months: 6,
-        seed: 5,
+        customers,
+        months,
+        seed,
         ..Default::default()
     };
     churn_sim::generate(&cfg, dir.path(), |_, _| {}).unwrap();
     let ds = Dataset::open(dir.path()).unwrap();
     let dates = labels::observation_dates(&ds, 30);
-    let ex = labels::examples(&ds, &dates, 30, &FeatureConfig::default(), &|_| {}).unwrap();
+    labels::examples(&ds, &dates, 30, &FeatureConfig::default(), &|_| {}).unwrap()
+}
+
+/// A small model trained through the product's code, with its examples.
+fn trained(kind: ModelKind) -> (Artifact, labels::Examples) {
+    let ex = simulated_examples(200, 6, 5);
     let n = ex.features.len();
     let fit: Vec<usize> = (0..n).step_by(2).collect();
     let calib: Vec<usize> = (1..n).step_by(2).collect();
@@ -213,17 +218,7 @@ fn a_fifo_or_an_oversized_model_file_is_refused_without_blocking() {
 
 #[test]
 fn reloaded_artifact_predicts_bit_identically() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = churn_sim::SimConfig {
-        customers: 300,
-        months: 8,
-        seed: 21,
-        ..Default::default()
-    };
-    churn_sim::generate(&cfg, dir.path(), |_, _| {}).unwrap();
-    let ds = Dataset::open(dir.path()).unwrap();
-    let dates = labels::observation_dates(&ds, 30);
-    let ex = labels::examples(&ds, &dates, 30, &FeatureConfig::default(), &|_| {}).unwrap();
+    let ex = simulated_examples(300, 8, 21);
     let outcome = train_over_time(
         &ex,
         &TrainConfig {

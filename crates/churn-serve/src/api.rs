@@ -917,9 +917,10 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
-    app.metrics
-        .reserved_bytes
-        .store(app.budget.reserved_bytes(), Ordering::Relaxed);
+    let memory = crate::metrics::Memory {
+        reserved_bytes: app.budget.reserved_bytes(),
+        budget_bytes: app.budget.total_bytes(),
+    };
     let served: Vec<_> = app
         .registry
         .slots()
@@ -938,7 +939,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.metrics.render(&served),
+        app.metrics.render(&served, memory),
     )
         .into_response()
 }

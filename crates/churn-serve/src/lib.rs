@@ -103,14 +103,10 @@ impl App {
     ) -> App {
         let slots = Semaphore::new(limits.concurrency.max(1));
         let budget = body::Budget::new(limits.memory_budget_bytes);
-        let metrics = metrics::Metrics::default();
-        metrics
-            .budget_bytes
-            .store(budget.total_bytes(), Ordering::Relaxed);
         App {
             registry,
             store,
-            metrics,
+            metrics: metrics::Metrics::default(),
             limits,
             token,
             ready: AtomicBool::new(true),
@@ -421,7 +417,7 @@ mod tests {
             };
             assert_eq!(ready, expected, "after {k} panics");
         }
-        let metrics = app.metrics.render(&[]);
+        let metrics = app.metrics.render(&[], Default::default());
         assert!(metrics.contains("churn_panics_total 3"), "{metrics}");
         assert!(
             metrics.contains("churn_http_requests_in_flight 0"),

@@ -103,10 +103,15 @@ pub struct Metrics {
     refusals: [AtomicU64; Refusal::ALL.len()],
     connections: AtomicU64,
     panics: AtomicU64,
-    /// Bytes of the memory budget held by requests now (set when rendering).
-    pub reserved_bytes: AtomicU64,
-    /// The memory budget, in bytes (set at start).
-    pub budget_bytes: AtomicU64,
+}
+
+/// The memory budget's state, read from it when rendering.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    /// Bytes held by requests in flight.
+    pub reserved_bytes: u64,
+    /// The budget.
+    pub budget_bytes: u64,
 }
 
 /// Why the server refused or cut off a connection or a request before answering it
@@ -237,7 +242,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn render(&self, models: &[ServedModel]) -> String {
+    pub fn render(&self, models: &[ServedModel], memory: Memory) -> String {
         let mut out = String::with_capacity(8192);
         family(
             &mut out,
@@ -352,22 +357,22 @@ impl Metrics {
             (
                 "churn_http_connections_open",
                 "Client connections open.",
-                &self.connections,
+                self.connections.load(Ordering::Relaxed),
             ),
             (
                 "churn_memory_reserved_bytes",
                 "Bytes of the memory budget held by requests in flight.",
-                &self.reserved_bytes,
+                memory.reserved_bytes,
             ),
             (
                 "churn_memory_budget_bytes",
                 "The memory budget for request bodies and their parsed form (--memory-budget-mb).",
-                &self.budget_bytes,
+                memory.budget_bytes,
             ),
         ];
         for (name, help, value) in gauges {
             family(&mut out, name, help, "gauge");
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+            let _ = writeln!(out, "{name} {value}");
         }
         family(
             &mut out,

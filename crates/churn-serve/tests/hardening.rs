@@ -13,6 +13,14 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+/// Whether a read only ran out of time (the connection is still open).
+fn read_timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
 /// Sends raw bytes on a new connection and reads until the server closes it or `wait`
 /// passes; returns what was read and whether the server closed the connection.
 fn send_raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> (String, bool) {
@@ -25,14 +33,7 @@ fn send_raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> (String, bool) {
         match s.read(&mut buf) {
             Ok(0) => break true,
             Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                break false
-            }
+            Err(e) if read_timed_out(&e) => break false,
             Err(_) => break true,
         }
     };
@@ -78,11 +79,7 @@ fn closed_after(addr: SocketAddr, attack: &str, patience: Duration) -> Option<Du
                 // A response (408 for a slow body): read on until the close.
                 continue;
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if read_timed_out(&e) => {}
             Err(_) => return Some(start.elapsed()),
         }
     }
@@ -152,10 +149,7 @@ fn slow_and_idle_connections_are_closed_and_hold_no_scoring_slot() {
     let mut probe = [0u8; 1];
     let closed = match idle.read(&mut probe) {
         Ok(n) => n == 0,
-        Err(e) => !matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        ),
+        Err(e) => !read_timed_out(&e),
     };
     assert!(
         closed,
