@@ -1,7 +1,8 @@
 //! The KPI report as one self-contained HTML page: inline SVG charts, no scripts, no
 //! network.
 
-use crate::report::{Report, GOALS};
+use crate::goals::Metric;
+use crate::report::Report;
 use std::fmt::Write;
 
 fn esc(s: &str) -> String {
@@ -13,6 +14,39 @@ fn esc(s: &str) -> String {
 
 fn num(v: Option<f64>, decimals: usize) -> String {
     v.map_or("n/a".into(), |v| format!("{v:.decimals$}"))
+}
+
+/// A whole number with thousands separators (`-0` printed as `0`).
+fn thousands(v: f64) -> String {
+    let rounded = v.round();
+    let digits = format!("{:.0}", rounded.abs());
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if rounded < 0.0 {
+        out.push('-');
+    }
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Dollars with thousands separators, the sign before the currency (`-$2,594`).
+fn money(v: f64) -> String {
+    let text = thousands(v);
+    match text.strip_prefix('-') {
+        Some(abs) => format!("-${abs}"),
+        None => format!("${text}"),
+    }
+}
+
+/// Every how many x positions a label fits: labels of `chars` characters at font size
+/// 10 (about 6 px each plus a gap) across `width` pixels.
+fn label_step(count: usize, chars: usize, width: f64) -> usize {
+    let fit = (width / (chars as f64 * 6.2 + 12.0)).floor().max(1.0) as usize;
+    count.div_ceil(fit).max(1)
 }
 
 const COLORS: [&str; 8] = [
@@ -64,7 +98,8 @@ fn line_chart(
             y = sy(v)
         );
     }
-    let step = (x.len() / 9).max(1);
+    let longest = x.iter().map(|l| l.chars().count()).max().unwrap_or(1);
+    let step = label_step(x.len(), longest, w - left - right);
     for (i, label) in x.iter().enumerate().step_by(step) {
         let _ = write!(
             s,
@@ -236,9 +271,10 @@ fn bridge(r: &Report) -> String {
             (base + v, *base)
         };
         let x = left + bw * i as f64 + 6.0;
+        let value = money(*v);
         let _ = write!(
             s,
-            r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{color}"><title>{label}: {v:.0}</title></rect><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{v:.0}</text><text x="{:.1}" y="{}" font-size="10" text-anchor="middle">{}</text>"#,
+            r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{color}"><title>{label}: {value}</title></rect><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{value}</text><text x="{:.1}" y="{}" font-size="10" text-anchor="middle">{}</text>"#,
             sy(hi),
             bw - 12.0,
             (sy(lo) - sy(hi)).max(1.0),
@@ -270,7 +306,7 @@ fn health_bars(r: &Report) -> String {
     let mut s = format!(
         r#"<figure><svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{title}"><title>{title}</title>"#
     );
-    let step = (months.len() / 9).max(1);
+    let step = label_step(months.len(), 7, w - left - right);
     for (i, m) in months.iter().enumerate() {
         let hs = &m.engagement.health;
         let shares = [hs.healthy, hs.at_risk, hs.critical, hs.churning, hs.no_data];
@@ -354,7 +390,7 @@ figure{{margin:12px 0}} figcaption{{font-size:12px;color:#555}} .grid{{display:f
                 num(s.base.retention_m6_pct, 0)
             ),
         ),
-        ("MRR", format!("${:.0}", s.base.mrr)),
+        ("MRR", money(s.base.mrr)),
         ("ARPA", format!("${:.2}", s.base.arpa)),
         (
             "NRR",
@@ -362,7 +398,7 @@ figure{{margin:12px 0}} figcaption{{font-size:12px;color:#555}} .grid{{display:f
         ),
         (
             "CLV (ARPA / monthly churn)",
-            s.clv.map_or("n/a".into(), |v| format!("${v:.0}")),
+            s.clv.map_or("n/a".into(), money),
         ),
         (
             "DAU / MAU share",
@@ -390,21 +426,42 @@ figure{{margin:12px 0}} figcaption{{font-size:12px;color:#555}} .grid{{display:f
             esc(label)
         );
     }
-    out.push_str("</div><h2>Goals (90 days)</h2><table><tr><th>metric</th><th>business today</th><th>now</th><th>goal</th><th>status</th></tr>");
+    let _ = write!(
+        out,
+        "</div><h2>Goals ({} days)</h2><p class=\"sub\">Baselines measured on this data as of {} unless marked <i>given</i> (from the goals file).</p><table><tr><th>metric</th><th>baseline</th><th>now</th><th>goal</th><th>status</th></tr>",
+        r.goals_horizon_days,
+        esc(&r.baseline.base.as_of)
+    );
     for g in &r.goals {
+        let decimals = match g.metric {
+            Metric::Clv | Metric::Arpa => 0,
+            _ => 1,
+        };
         let _ = write!(
             out,
-            r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="{}">{}</td></tr>"#,
-            esc(g.goal.label),
-            g.goal.baseline,
-            num(g.current, 1),
-            g.goal.target,
-            g.status.replace(' ', "-"),
-            g.status
+            r#"<tr><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td class="{}">{}</td></tr>"#,
+            esc(g.label),
+            num(g.baseline, decimals),
+            if g.baseline_given {
+                " <i>given</i>"
+            } else {
+                ""
+            },
+            num(g.current, decimals),
+            num(Some(g.target), decimals),
+            g.status.as_str().replace(' ', "-"),
+            g.status.as_str()
         );
     }
     out.push_str("</table>");
-    let churn_goal = GOALS[0];
+    let churn_goal = r.goals.iter().find(|g| g.metric == Metric::MonthlyChurnPct);
+    let mut references: Vec<(&str, f64, &str)> = Vec::new();
+    if let Some(g) = churn_goal {
+        references.push(("goal", g.target, "#2e7d32"));
+        if let Some(b) = g.baseline {
+            references.push(("baseline", (b * 100.0).round() / 100.0, "#999"));
+        }
+    }
     out.push_str("<h2>Churn</h2>");
     out.push_str(&line_chart(
         "Monthly churn (% of customers active at month start), customers and revenue",
@@ -425,10 +482,7 @@ figure{{margin:12px 0}} figcaption{{font-size:12px;color:#555}} .grid{{display:f
                     .collect(),
             ),
         ],
-        &[
-            ("goal", churn_goal.target, "#2e7d32"),
-            ("today", churn_goal.baseline, "#999"),
-        ],
+        &references,
     ));
     out.push_str("<h2>Cohorts</h2><div class=\"grid\">");
     out.push_str(&heat_map(r));
@@ -515,7 +569,7 @@ figure{{margin:12px 0}} figcaption{{font-size:12px;color:#555}} .grid{{display:f
         let e = &m.engagement;
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td></tr>",
             esc(&m.churn.month),
             m.churn.active_at_start,
             m.churn.churned,
@@ -523,7 +577,7 @@ figure{{margin:12px 0}} figcaption{{font-size:12px;color:#555}} .grid{{display:f
             m.churn.revenue_churn_pct,
             num(m.quarterly_churn_pct, 1),
             num(m.annual_churn_pct, 1),
-            m.churn.mrr_at_start,
+            thousands(m.churn.mrr_at_start),
             num(m.arpa, 2),
             num(e.dau_share_pct, 0),
             num(e.mau_share_pct, 0),
@@ -548,4 +602,38 @@ figure{{margin:12px 0}} figcaption{{font-size:12px;color:#555}} .grid{{display:f
     }
     out.push_str("<p class=\"sub\">Definitions of every figure: docs/kpis.md in the churn repository. Generated by churn-train kpis.</p></body></html>");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits_and_never_prints_minus_zero() {
+        assert_eq!(thousands(264640.4), "264,640");
+        assert_eq!(thousands(-1234567.0), "-1,234,567");
+        assert_eq!(thousands(999.5), "1,000");
+        assert_eq!(thousands(-0.0), "0");
+        assert_eq!(thousands(-0.4), "0");
+        assert_eq!(thousands(12.0), "12");
+        assert_eq!(money(-2594.2), "-$2,594");
+        assert_eq!(money(-0.2), "$0");
+        assert_eq!(money(264640.0), "$264,640");
+    }
+
+    #[test]
+    fn month_labels_never_overlap() {
+        // 24 and 60 monthly labels of 7 characters across the line chart's plot.
+        for count in [6, 12, 24, 60] {
+            let step = label_step(count, 7, 442.0);
+            let shown = count.div_ceil(step);
+            let spacing = 442.0 / (count as f64 - 1.0) * step as f64;
+            assert!(
+                spacing >= 7.0 * 6.2,
+                "{count} labels: every {step}, {spacing} px apart"
+            );
+            assert!(shown >= 2, "{count} labels: only {shown} shown");
+        }
+        assert_eq!(label_step(5, 2, 442.0), 1);
+    }
 }

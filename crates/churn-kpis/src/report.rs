@@ -2,6 +2,7 @@
 //! month, next to the 90-day goals. Definitions: `docs/kpis.md` (each function below
 //! says which one it implements).
 
+use crate::goals::{goal_status, GoalStatus, Goals};
 use crate::{churn_over, monthly_churn, pct, summary_of, window, KpiOptions, MonthChurn, Summary};
 use churn_features::dataset::{Dataset, Values};
 use churn_features::features::{self, FeatureConfig, FeatureTable};
@@ -13,92 +14,6 @@ use std::collections::BTreeMap;
 
 /// Days of answers and tickets the latest support and survey figures cover.
 pub const RECENT_DAYS: i32 = 90;
-
-/// A goal the business set itself for the next 90 days, with where it stood (the
-/// brief's "business today").
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Goal {
-    /// The `summary` key the goal applies to.
-    pub metric: &'static str,
-    pub label: &'static str,
-    pub baseline: f64,
-    pub target: f64,
-    pub higher_is_better: bool,
-}
-
-/// The brief's 90-day goals.
-pub const GOALS: [Goal; 10] = [
-    Goal {
-        metric: "monthly_churn_pct",
-        label: "Monthly churn (%)",
-        baseline: 5.2,
-        target: 3.5,
-        higher_is_better: false,
-    },
-    Goal {
-        metric: "retention_m1_pct",
-        label: "Month-1 retention (%)",
-        baseline: 75.0,
-        target: 85.0,
-        higher_is_better: true,
-    },
-    Goal {
-        metric: "retention_m3_pct",
-        label: "Month-3 retention (%)",
-        baseline: 60.0,
-        target: 75.0,
-        higher_is_better: true,
-    },
-    Goal {
-        metric: "retention_m6_pct",
-        label: "Month-6 retention (%)",
-        baseline: 45.0,
-        target: 65.0,
-        higher_is_better: true,
-    },
-    Goal {
-        metric: "clv",
-        label: "Customer lifetime value ($)",
-        baseline: 2500.0,
-        target: 4000.0,
-        higher_is_better: true,
-    },
-    Goal {
-        metric: "nrr_pct",
-        label: "Net revenue retention (%)",
-        baseline: 105.0,
-        target: 120.0,
-        higher_is_better: true,
-    },
-    Goal {
-        metric: "nps",
-        label: "NPS",
-        baseline: 45.0,
-        target: 60.0,
-        higher_is_better: true,
-    },
-    Goal {
-        metric: "csat",
-        label: "CSAT (of 10)",
-        baseline: 7.2,
-        target: 8.5,
-        higher_is_better: true,
-    },
-    Goal {
-        metric: "feature_adoption_pct",
-        label: "Feature adoption (%)",
-        baseline: 42.0,
-        target: 65.0,
-        higher_is_better: true,
-    },
-    Goal {
-        metric: "onboarding_completion_pct",
-        label: "Onboarding completion (%)",
-        baseline: 60.0,
-        target: 85.0,
-        higher_is_better: true,
-    },
-];
 
 /// Shares of customers per health band (percent; `no_data` when no component had data).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -227,20 +142,14 @@ pub struct ReportSummary {
     pub voice: Voice,
 }
 
-/// A goal with where the data stands.
-#[derive(Debug, Clone, Serialize)]
-pub struct GoalStatus {
-    #[serde(flatten)]
-    pub goal: Goal,
-    pub current: Option<f64>,
-    /// `met`, `improving` (better than the baseline), `behind`, or `no data`.
-    pub status: &'static str,
-}
-
 /// Everything the report shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub summary: ReportSummary,
+    /// The same figures at the baseline date of the goals.
+    pub baseline: ReportSummary,
+    /// The days the goals are set for.
+    pub goals_horizon_days: u32,
     pub goals: Vec<GoalStatus>,
     pub months: Vec<MonthKpis>,
     pub cohorts: Vec<CohortRow>,
@@ -472,40 +381,102 @@ pub fn engagement(table: &FeatureTable, rows: &[usize], rules_cfg: &RulesConfig)
     }
 }
 
-/// Computes the whole report. Features are built once for every month end (one pass
-/// over the events).
+/// The summary figures as of `at` and the NRR window ending there, from the window's
+/// monthly churn (`churn`, only the months ending by `at` are used), the active periods
+/// and the engagement on `at`.
+fn summary_at(
+    ds: &Dataset,
+    opts: KpiOptions,
+    at: Day,
+    churn: &[MonthChurn],
+    all: &[Vec<Period>],
+    engagement: Engagement,
+) -> (ReportSummary, Nrr) {
+    let (start, _) = window(ds, opts.as_of);
+    let opts = KpiOptions {
+        as_of: Some(at),
+        ..opts
+    };
+    let ended: Vec<MonthChurn> = churn
+        .iter()
+        .filter(|m| time::add_months(month_day(&m.month), 1) <= at)
+        .cloned()
+        .collect();
+    let base = summary_of(ds, opts, &ended);
+    let trailing = |k: i32| {
+        let from = time::add_months(at, -k);
+        (from >= start).then(|| window_churn(ds, all, from, at))
+    };
+    let (q, y) = (trailing(3), trailing(12));
+    let nrr = nrr(ds, time::add_months(at, -12).max(start), at);
+    let revenue_churn =
+        mean(ended.iter().rev().take(12).map(|m| m.revenue_churn_pct)).unwrap_or(0.0);
+    let summary = ReportSummary {
+        monthly_revenue_churn_pct: revenue_churn,
+        quarterly_churn_pct: q.map(|v| v.0),
+        annual_churn_pct: y.map(|v| v.0),
+        quarterly_revenue_churn_pct: q.map(|v| v.1),
+        annual_revenue_churn_pct: y.map(|v| v.1),
+        nrr_pct: nrr.nrr_pct,
+        nrr_months: nrr.months,
+        clv: (base.monthly_churn_pct > 0.0).then(|| base.arpa / (base.monthly_churn_pct / 100.0)),
+        engagement,
+        voice: voice(ds, all, at - RECENT_DAYS, at),
+        base,
+    };
+    (summary, nrr)
+}
+
+/// Computes the whole report, with the goals measured against their baselines. Features
+/// are built once for every month end and the baseline date (one pass over the events).
 pub fn report(
     ds: &Dataset,
     opts: KpiOptions,
     rules_cfg: &RulesConfig,
+    goals: &Goals,
 ) -> churn_features::Result<Report> {
     let (start, as_of) = window(ds, opts.as_of);
+    let baseline_day = goals.baseline_day(start, as_of);
     let churn = monthly_churn(ds, opts);
-    let base = summary_of(ds, opts, &churn);
     let all: Vec<Vec<Period>> = ds
         .customers
         .iter()
         .map(|c| periods::active_periods(&c.subscriptions, opts.grace_days))
         .collect();
-    // Month ends (first days of the next months) plus as-of itself.
+    // Month ends (first days of the next months), as-of itself and the baseline date.
     let mut dates: Vec<Day> = churn
         .iter()
         .map(|m| time::add_months(month_day(&m.month), 1))
+        .chain([as_of, baseline_day])
         .collect();
-    if dates.last() != Some(&as_of) {
-        dates.push(as_of);
-    }
+    dates.sort_unstable();
+    dates.dedup();
     let table = features::build(ds, &dates, &FeatureConfig::default())?;
     let mut rows_by_date: BTreeMap<Day, Vec<usize>> =
         dates.iter().map(|&d| (d, Vec::new())).collect();
     for (r, d) in table.as_of.iter().enumerate() {
         rows_by_date.entry(*d).or_default().push(r);
     }
-    // Each date once (the last month end is usually as-of itself).
-    let mut engagement_by_date: BTreeMap<Day, Engagement> = rows_by_date
+    let engagement_by_date: BTreeMap<Day, Engagement> = rows_by_date
         .iter()
         .map(|(&d, rows)| (d, engagement(&table, rows, rules_cfg)))
         .collect();
+    let (summary, nrr) = summary_at(
+        ds,
+        opts,
+        as_of,
+        &churn,
+        &all,
+        engagement_by_date[&as_of].clone(),
+    );
+    let (baseline, _) = summary_at(
+        ds,
+        opts,
+        baseline_day,
+        &churn,
+        &all,
+        engagement_by_date[&baseline_day].clone(),
+    );
     let months: Vec<MonthKpis> = churn
         .into_iter()
         .map(|m| {
@@ -528,32 +499,11 @@ pub fn report(
             }
         })
         .collect();
-    let trailing = |k: i32| {
-        let from = time::add_months(as_of, -k);
-        (from >= start).then(|| window_churn(ds, &all, from, as_of))
-    };
-    let (q, y) = (trailing(3), trailing(12));
-    let nrr_start = time::add_months(as_of, -12).max(start);
-    let nrr = nrr(ds, nrr_start, as_of);
-    let tail: Vec<&MonthKpis> = months.iter().rev().take(12).collect();
-    let revenue_churn = mean(tail.iter().map(|m| m.churn.revenue_churn_pct)).unwrap_or(0.0);
-    let summary = ReportSummary {
-        monthly_revenue_churn_pct: revenue_churn,
-        quarterly_churn_pct: q.map(|v| v.0),
-        annual_churn_pct: y.map(|v| v.0),
-        quarterly_revenue_churn_pct: q.map(|v| v.1),
-        annual_revenue_churn_pct: y.map(|v| v.1),
-        nrr_pct: nrr.nrr_pct,
-        nrr_months: nrr.months,
-        clv: (base.monthly_churn_pct > 0.0).then(|| base.arpa / (base.monthly_churn_pct / 100.0)),
-        engagement: engagement_by_date.remove(&as_of).unwrap_or_default(),
-        voice: voice(ds, &all, as_of - RECENT_DAYS, as_of),
-        base,
-    };
-    let goals = goal_status(&summary);
     Ok(Report {
+        goals: goal_status(goals, &baseline, &summary),
+        goals_horizon_days: goals.horizon_days,
         summary,
-        goals,
+        baseline,
         months,
         cohorts: cohorts(ds, opts),
         nrr,
@@ -562,93 +512,4 @@ pub fn report(
 
 fn month_day(key: &str) -> Day {
     time::parse_date(&format!("{key}-01")).expect("month keys are YYYY-MM")
-}
-
-/// Each goal with the current value and how it stands.
-pub fn goal_status(s: &ReportSummary) -> Vec<GoalStatus> {
-    let value = |metric: &str| -> Option<f64> {
-        match metric {
-            "monthly_churn_pct" => Some(s.base.monthly_churn_pct),
-            "retention_m1_pct" => s.base.retention_m1_pct,
-            "retention_m3_pct" => s.base.retention_m3_pct,
-            "retention_m6_pct" => s.base.retention_m6_pct,
-            "clv" => s.clv,
-            "nrr_pct" => s.nrr_pct,
-            "nps" => s.voice.nps,
-            "csat" => s.voice.csat,
-            "feature_adoption_pct" => s.engagement.feature_adoption_pct,
-            "onboarding_completion_pct" => s.engagement.onboarding_completion_pct,
-            _ => None,
-        }
-    };
-    GOALS
-        .iter()
-        .map(|g| {
-            let current = value(g.metric);
-            let better = |a: f64, b: f64| if g.higher_is_better { a >= b } else { a <= b };
-            let status = match current {
-                None => "no data",
-                Some(v) if better(v, g.target) => "met",
-                Some(v) if better(v, g.baseline) && v != g.baseline => "improving",
-                Some(_) => "behind",
-            };
-            GoalStatus {
-                goal: *g,
-                current,
-                status,
-            }
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn summary_with(churn: f64) -> ReportSummary {
-        ReportSummary {
-            base: Summary {
-                window_start: String::new(),
-                as_of: String::new(),
-                monthly_churn_pct: churn,
-                churn_months: 12,
-                retention_m1_pct: Some(85.0),
-                retention_m3_pct: Some(70.0),
-                retention_m6_pct: Some(40.0),
-                mrr: 0.0,
-                active_customers: 0,
-                arpa: 0.0,
-                csm_coverage_pct: None,
-            },
-            monthly_revenue_churn_pct: 0.0,
-            quarterly_churn_pct: None,
-            annual_churn_pct: None,
-            quarterly_revenue_churn_pct: None,
-            annual_revenue_churn_pct: None,
-            nrr_pct: None,
-            nrr_months: 0,
-            clv: None,
-            engagement: Engagement::default(),
-            voice: Voice::default(),
-        }
-    }
-
-    #[test]
-    fn goal_status_reads_the_direction_of_each_goal() {
-        let status = |churn: f64, metric: &str| {
-            goal_status(&summary_with(churn))
-                .into_iter()
-                .find(|g| g.goal.metric == metric)
-                .unwrap()
-                .status
-        };
-        assert_eq!(status(3.5, "monthly_churn_pct"), "met");
-        assert_eq!(status(4.0, "monthly_churn_pct"), "improving");
-        assert_eq!(status(5.2, "monthly_churn_pct"), "behind");
-        assert_eq!(status(6.0, "monthly_churn_pct"), "behind");
-        assert_eq!(status(5.0, "retention_m1_pct"), "met");
-        assert_eq!(status(5.0, "retention_m3_pct"), "improving");
-        assert_eq!(status(5.0, "retention_m6_pct"), "behind");
-        assert_eq!(status(5.0, "nps"), "no data");
-    }
 }

@@ -4,6 +4,7 @@ use churn_features::features::FeatureConfig;
 use churn_features::rules::{self, HealthBand, RuleInputs, RulesConfig};
 use churn_features::time::parse_date;
 use churn_features::Dataset;
+use churn_kpis::goals::{Goals, Metric, Status};
 use churn_kpis::report::{report, Report};
 use churn_kpis::KpiOptions;
 
@@ -74,6 +75,10 @@ fn events() -> String {
 }
 
 fn build() -> (tempfile::TempDir, Dataset, Report) {
+    build_with(&Goals::default())
+}
+
+fn build_with(goals: &Goals) -> (tempfile::TempDir, Dataset, Report) {
     let dir = tempfile::tempdir().unwrap();
     for (name, text) in [
         ("subscriptions.csv", SUBSCRIPTIONS.to_string()),
@@ -86,7 +91,7 @@ fn build() -> (tempfile::TempDir, Dataset, Report) {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
     let ds = Dataset::open(dir.path()).unwrap();
-    let r = report(&ds, KpiOptions::default(), &RulesConfig::default()).unwrap();
+    let r = report(&ds, KpiOptions::default(), &RulesConfig::default(), goals).unwrap();
     (dir, ds, r)
 }
 
@@ -299,12 +304,16 @@ fn goals_sit_next_to_the_figures_and_every_summary_key_is_defined() {
     let churn = r
         .goals
         .iter()
-        .find(|g| g.goal.metric == "monthly_churn_pct")
+        .find(|g| g.metric == Metric::MonthlyChurnPct)
         .unwrap();
     assert_eq!(churn.current, Some(r.summary.base.monthly_churn_pct));
-    assert_eq!(churn.status, "behind"); // 13 % against 5.2 % today and a 3.5 % goal
-    let nps = r.goals.iter().find(|g| g.goal.metric == "nps").unwrap();
-    assert_eq!(nps.status, "behind"); // 25 against 45 today
+    // The default baseline date, a year before as-of, lies before the data: the baseline
+    // is measured at the window's start, where no month of churn has ended yet.
+    assert_eq!(r.baseline.base.as_of, "2024-01-01");
+    assert_eq!(churn.baseline, None);
+    assert_eq!(churn.status, Status::Behind); // 13 % against a 3.5 % goal
+    let nps = r.goals.iter().find(|g| g.metric == Metric::Nps).unwrap();
+    assert_eq!(nps.status, Status::Behind); // 25 against a goal of 60
     let json = serde_json::to_value(&r).unwrap();
     let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/kpis.md"))
         .unwrap();
@@ -326,4 +335,110 @@ fn goals_sit_next_to_the_figures_and_every_summary_key_is_defined() {
     ] {
         assert!(json["summary"].get(key).is_some(), "{key}");
     }
+}
+
+/// Baselines come from the data at the goals file's baseline date, or from the file.
+#[test]
+fn goals_are_measured_against_baselines_on_the_data() {
+    let goals = Goals::from_toml(
+        r#"
+horizon_days = 60
+baseline_date = "2024-04-01"
+[[goal]]
+metric = "monthly_churn_pct"
+target = 3.5
+[[goal]]
+metric = "nps"
+target = 60
+baseline = 20
+[[goal]]
+metric = "csat"
+target = 7.0
+[[goal]]
+metric = "mau_share_pct"
+target = 90
+"#,
+        "test goals",
+    )
+    .unwrap();
+    let (_d, _ds, r) = build_with(&goals);
+    assert_eq!(r.goals.len(), 4);
+    assert_eq!(r.goals_horizon_days, 60);
+    assert_eq!(r.baseline.base.as_of, "2024-04-01");
+    // Churn of the months ended by Apr 1: Jan 1 of 5, Feb 1 of 5, Mar 1 of 4.
+    let churn = &r.goals[0];
+    assert_close(churn.baseline, (20.0 + 20.0 + 25.0) / 3.0, "churn baseline");
+    assert!(!churn.baseline_given);
+    // Now 13 %: better than the baseline, short of the goal.
+    assert_close(churn.current, 13.0, "churn now");
+    assert_eq!(churn.status, Status::Improving);
+    // The fixed baseline is used as given: NPS 25 now against 20.
+    let nps = &r.goals[1];
+    assert_eq!((nps.baseline, nps.baseline_given), (Some(20.0), true));
+    assert_eq!(nps.status, Status::Improving);
+    // CSAT (9 + 7 + 5) / 3 reaches a target of exactly 7.
+    assert_close(r.goals[2].current, 7.0, "csat");
+    assert_eq!(r.goals[2].status, Status::Met);
+    // On Apr 1 the events of the 28 days before were none: MAU share 0 %, now 2 of 5.
+    assert_close(r.goals[3].baseline, 0.0, "MAU baseline");
+    assert_close(r.goals[3].current, 40.0, "MAU now");
+    assert_eq!(r.goals[3].status, Status::Improving);
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["goals"][0]["status"], "improving");
+    assert_eq!(json["goals"][0]["metric"], "monthly_churn_pct");
+    assert_eq!(json["baseline"]["as_of"], "2024-04-01");
+}
+
+#[test]
+fn the_default_goals_are_the_briefs_and_name_every_metric() {
+    let g = Goals::default();
+    assert_eq!(g.horizon_days, 90);
+    assert_eq!(g.baseline_date, None);
+    let targets: Vec<(String, f64)> = g
+        .goals
+        .iter()
+        .map(|g| (g.metric.to_string(), g.target))
+        .collect();
+    assert_eq!(targets.len(), 10);
+    assert_eq!(targets[0], ("monthly_churn_pct".to_string(), 3.5));
+    assert!(g.goals.iter().all(|g| g.baseline.is_none()));
+    for m in Metric::ALL {
+        // The name in files and JSON is the serde name, and the default file lists it.
+        assert_eq!(serde_json::to_value(m).unwrap(), m.key());
+        assert!(churn_kpis::goals::DEFAULT_TOML.contains(m.key()), "{m}");
+    }
+}
+
+#[test]
+fn bad_goals_files_say_what_is_wrong() {
+    let err = |text: &str| {
+        Goals::from_toml(text, "my-goals.toml")
+            .unwrap_err()
+            .to_string()
+    };
+    let e = err("[[goal]]\nmetric = \"churn\"\ntarget = 3\n");
+    assert!(
+        e.starts_with("my-goals.toml:")
+            && e.contains("unknown variant `churn`")
+            && e.contains("monthly_churn_pct"),
+        "{e}"
+    );
+    let e = err("[[goal]]\nmetric = \"nps\"\ntarget = 3\n[[goal]]\nmetric = \"nps\"\ntarget = 4\n");
+    assert!(
+        e.contains("goal 2 (`nps`)") && e.contains("has a goal already"),
+        "{e}"
+    );
+    let e = err("baseline_date = \"2024-13-01\"\n[[goal]]\nmetric = \"nps\"\ntarget = 3\n");
+    assert!(
+        e.contains("`baseline_date`: expected YYYY-MM-DD, found `2024-13-01`"),
+        "{e}"
+    );
+    let e = err("horizon_days = 90\n");
+    assert!(e.contains("no goals"), "{e}");
+    let e = err("[[goal]]\nmetric = \"nps\"\ntarget = 3\ngoal = 5\n");
+    assert!(e.contains("unknown field `goal`"), "{e}");
+    let e = Goals::load(std::path::Path::new("/nonexistent/goals.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("/nonexistent/goals.toml: "), "{e}");
 }

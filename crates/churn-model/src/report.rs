@@ -2,7 +2,7 @@
 //! network) a person would rather look at than read.
 
 use crate::metrics;
-use crate::train::TrainOutcome;
+use crate::train::{TrainOutcome, MIN_COHORT_CHURNERS, MIN_COHORT_ROWS};
 use std::fmt::Write;
 
 /// Facts about the data and run shown at the top of the report.
@@ -118,10 +118,20 @@ fn line_chart(
 }
 
 /// Horizontal bars: (label, value, optional second value) scaled to the largest value.
-fn bar_chart(title: &str, rows: &[(String, f64, Option<f64>)], unit: &str) -> String {
+/// With second values, `legend` names the two series.
+fn bar_chart(
+    title: &str,
+    rows: &[(String, f64, Option<f64>)],
+    unit: &str,
+    legend: Option<[&str; 2]>,
+) -> String {
     let row_h = 18.0;
-    let (w, label_w) = (520.0, 190.0);
-    let h = 30.0 + row_h * rows.len() as f64;
+    // Wide enough for the longest label at font size 11 (about 6.5 px a character).
+    let longest = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+    let label_w = (longest as f64 * 6.5 + 12.0).max(120.0);
+    let w = label_w + 330.0;
+    let legend_h = if legend.is_some() { 20.0 } else { 0.0 };
+    let h = 30.0 + legend_h + row_h * rows.len() as f64;
     let max = rows
         .iter()
         .map(|r| r.1.max(r.2.unwrap_or(0.0)))
@@ -131,8 +141,19 @@ fn bar_chart(title: &str, rows: &[(String, f64, Option<f64>)], unit: &str) -> St
         r#"<figure><svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{t}"><title>{t}</title>"#,
         t = esc(title)
     );
+    if let Some(names) = legend {
+        for (k, (name, color)) in names.iter().zip(["#3b6ea8", "#e0803a"]).enumerate() {
+            let x = label_w + 130.0 * k as f64;
+            let _ = write!(
+                s,
+                r#"<rect x="{x}" y="4" width="10" height="10" fill="{color}"/><text x="{}" y="13" font-size="11">{}</text>"#,
+                x + 14.0,
+                esc(name)
+            );
+        }
+    }
     for (i, (label, v, second)) in rows.iter().enumerate() {
-        let y = 10.0 + row_h * i as f64;
+        let y = 10.0 + legend_h + row_h * i as f64;
         let _ = write!(
             s,
             r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text>"#,
@@ -212,7 +233,7 @@ pub fn html(o: &TrainOutcome, ctx: &ReportContext) -> String {
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>churn model {name} {version}</title><style>
 body{{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px auto;max-width:1100px;color:#222}}
 h1{{font-size:22px;margin-bottom:4px}} h2{{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}}
-table{{border-collapse:collapse;font-size:13px;margin:8px 0}} td,th{{border:1px solid #ddd;padding:4px 8px;text-align:right}} th{{background:#f3f3f3}} td:first-child,th:first-child{{text-align:left}}
+table{{border-collapse:collapse;font-size:13px;margin:8px 0}} td,th{{border:1px solid #ddd;padding:4px 8px;text-align:right}} th{{background:#f3f3f3}} td:first-child,th:first-child{{text-align:left;white-space:nowrap}}
 .grid{{display:flex;flex-wrap:wrap;gap:12px}} figure{{margin:0}} figcaption{{font-size:12px;color:#555;text-align:center}}
 .kpi{{display:inline-block;margin:6px 18px 6px 0}} .kpi b{{display:block;font-size:22px}} .warn{{background:#fff3cd;border:1px solid #e0c060;padding:8px 12px}} .muted{{color:#666;font-size:13px}}
 </style></head><body>"#,
@@ -368,7 +389,10 @@ table{{border-collapse:collapse;font-size:13px;margin:8px 0}} td,th{{border:1px 
     s.push_str("</table>");
 
     if !o.by_cohort.is_empty() {
-        s.push_str("<h2>Predicted vs actual churn by signup cohort</h2><p class=\"muted\">Blue: predicted, orange: actual churn within the horizon, in percent, over held-out rows.</p>");
+        let _ = write!(
+            s,
+            "<h2>Predicted vs actual churn by signup cohort</h2><p class=\"muted\">Predicted and actual churn within the horizon, in percent, over held-out rows. Signup months with fewer than {MIN_COHORT_ROWS} rows or {MIN_COHORT_CHURNERS} churners are pooled with their neighbours.</p>"
+        );
         let rows: Vec<(String, f64, Option<f64>)> = o
             .by_cohort
             .iter()
@@ -382,7 +406,12 @@ table{{border-collapse:collapse;font-size:13px;margin:8px 0}} td,th{{border:1px 
                 )
             })
             .collect();
-        s.push_str(&bar_chart("Churn by signup cohort (latest 24)", &rows, "%"));
+        s.push_str(&bar_chart(
+            "Churn by signup cohort (latest 24)",
+            &rows,
+            "%",
+            Some(["predicted", "actual"]),
+        ));
         s.push_str("<table><tr><th>signup cohort</th><th>rows</th><th>predicted %</th><th>actual %</th><th>ROC AUC</th><th>PR AUC</th><th>Brier</th><th>log loss</th></tr>");
         for c in o.by_cohort.iter().rev() {
             let m = &c.metrics;
@@ -401,7 +430,7 @@ table{{border-collapse:collapse;font-size:13px;margin:8px 0}} td,th{{border:1px 
         .take(20)
         .map(|(n, v)| (n.clone(), *v, None))
         .collect();
-    s.push_str(&bar_chart("Top 20 features", &imp, ""));
+    s.push_str(&bar_chart("Top 20 features", &imp, "", None));
     let _ = write!(
         s,
         "<h2>Data</h2><table><tr><td>source</td><td>{}</td></tr><tr><td>labelled examples</td><td>{}</td></tr><tr><td>churned within the horizon</td><td>{} ({:.1} %)</td></tr><tr><td>features</td><td>{}</td></tr><tr><td>final model fitted on / calibrated on</td><td>{} / {} rows</td></tr></table>",
@@ -409,4 +438,37 @@ table{{border-collapse:collapse;font-size:13px;margin:8px 0}} td,th{{border:1px 
     );
     s.push_str("</body></html>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bar_labels_get_the_room_they_need_and_two_series_a_legend() {
+        let long = "events_feature_use_pct_change_28d".to_string();
+        let svg = bar_chart(
+            "t",
+            &[
+                (long.clone(), 1.0, Some(2.0)),
+                ("mrr".into(), 0.5, Some(0.4)),
+            ],
+            "%",
+            Some(["predicted", "actual"]),
+        );
+        // Labels end 6 px left of where the bars start, which leaves room for the
+        // longest one at about 6.5 px a character.
+        let bars_at: f64 = svg
+            .split(r#"<rect x=""#)
+            .filter_map(|r| r.split('"').next()?.parse().ok())
+            .filter(|&x: &f64| x > 0.0)
+            .fold(f64::MAX, f64::min);
+        assert!(
+            bars_at - 6.0 >= long.len() as f64 * 6.5,
+            "bars start at {bars_at}"
+        );
+        assert!(svg.contains(">predicted</text>") && svg.contains(">actual</text>"));
+        let single = bar_chart("t", &[("mrr".into(), 0.5, None)], "", None);
+        assert!(!single.contains("predicted"));
+    }
 }

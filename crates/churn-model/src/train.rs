@@ -159,10 +159,14 @@ pub struct Fold {
     pub rules_signals: Option<RankingMetrics>,
 }
 
-/// The chosen model's metrics in one signup cohort, over all backtest test rows.
+/// The chosen model's metrics in one signup cohort, over all backtest test rows; small
+/// neighbouring cohorts are pooled (see [`MIN_COHORT_ROWS`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct CohortRow {
+    /// `YYYY-MM`, or `YYYY-MM to YYYY-MM` for pooled months.
     pub cohort: String,
+    /// Signup months in the row.
+    pub months: usize,
     pub rows: usize,
     pub predicted_churn_pct: f64,
     pub actual_churn_pct: f64,
@@ -810,6 +814,13 @@ fn finish(
     })
 }
 
+/// Rows and churners a signup cohort needs for figures of its own; smaller neighbouring
+/// months are pooled until they have them (a month of 15 rows and one churner gives a
+/// ROC AUC of 1.000 that means nothing).
+pub const MIN_COHORT_ROWS: usize = 200;
+/// See [`MIN_COHORT_ROWS`].
+pub const MIN_COHORT_CHURNERS: usize = 10;
+
 fn cohorts(
     table: &FeatureTable,
     rows: &[usize],
@@ -820,22 +831,51 @@ fn cohorts(
     let Some(Values::Categorical(c)) = table.column("signup_cohort") else {
         return Vec::new();
     };
-    let mut groups: std::collections::BTreeMap<&str, Vec<usize>> =
+    let mut months: std::collections::BTreeMap<&str, Vec<usize>> =
         std::collections::BTreeMap::new();
     for (i, &r) in rows.iter().enumerate() {
-        groups
+        months
             .entry(c[r].as_deref().unwrap_or("unknown"))
             .or_default()
             .push(i);
     }
+    // Consecutive months pooled until big enough; a small remainder joins the last group.
+    let big_enough = |idx: &[usize]| {
+        idx.len() >= MIN_COHORT_ROWS
+            && idx.iter().filter(|&&i| y[i] == 1).count() >= MIN_COHORT_CHURNERS
+    };
+    let mut groups: Vec<(Vec<&str>, Vec<usize>)> = Vec::new();
+    let mut open: (Vec<&str>, Vec<usize>) = (Vec::new(), Vec::new());
+    for (month, idx) in months {
+        open.0.push(month);
+        open.1.extend(idx);
+        if big_enough(&open.1) {
+            groups.push(std::mem::take(&mut open));
+        }
+    }
+    if !open.0.is_empty() {
+        match groups.last_mut() {
+            Some(last) => {
+                last.0.extend(open.0);
+                last.1.extend(open.1);
+            }
+            None => groups.push(open),
+        }
+    }
     groups
         .into_iter()
-        .map(|(cohort, idx)| {
+        .map(|(names, idx)| {
             let pp: Vec<f64> = idx.iter().map(|&i| p[i]).collect();
             let yy: Vec<u8> = idx.iter().map(|&i| y[i]).collect();
             let metrics = Evaluation::of(&pp, &yy, threshold);
+            let cohort = match (names.first(), names.last()) {
+                (Some(a), Some(b)) if a != b => format!("{a} to {b}"),
+                (Some(a), _) => a.to_string(),
+                _ => String::new(),
+            };
             CohortRow {
-                cohort: cohort.to_string(),
+                cohort,
+                months: names.len(),
                 rows: idx.len(),
                 predicted_churn_pct: metrics.predicted_churn_pct,
                 actual_churn_pct: metrics.actual_churn_pct,
@@ -929,5 +969,69 @@ fn shuffle<T>(v: &mut [T], seed: u64) {
     for i in (1..v.len()).rev() {
         let j = (next() % (i as u64 + 1)) as usize;
         v.swap(i, j);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use churn_features::features::{FeatureInfo, FeatureKind};
+
+    /// A table with only `signup_cohort`: `sizes[k]` rows of month k, every `churn_every`-th
+    /// row of the whole table a churner.
+    fn cohort_table(sizes: &[usize], churn_every: usize) -> (FeatureTable, Vec<u8>) {
+        let mut cohorts = Vec::new();
+        for (k, &n) in sizes.iter().enumerate() {
+            cohorts.extend(std::iter::repeat_n(Some(format!("2024-{:02}", k + 1)), n));
+        }
+        let n = cohorts.len();
+        let y = (0..n).map(|i| u8::from(i % churn_every == 0)).collect();
+        let table = FeatureTable {
+            customer_ids: (0..n).map(|i| i.to_string()).collect(),
+            customers: (0..n as u32).collect(),
+            as_of: vec![0; n],
+            info: vec![FeatureInfo {
+                name: "signup_cohort".into(),
+                description: String::new(),
+                kind: FeatureKind::Categorical,
+            }],
+            columns: vec![Values::Categorical(cohorts)],
+        };
+        (table, y)
+    }
+
+    #[test]
+    fn small_cohorts_are_pooled_with_their_neighbours() {
+        // Months of 30, 50, 400, 150, 60, 10 rows; one churner in 10.
+        let (table, y) = cohort_table(&[30, 50, 400, 150, 60, 10], 10);
+        let rows: Vec<usize> = (0..table.len()).collect();
+        let p = vec![0.1; rows.len()];
+        let out = cohorts(&table, &rows, &p, &y, 0.5);
+        let got: Vec<(&str, usize, usize)> = out
+            .iter()
+            .map(|c| (c.cohort.as_str(), c.months, c.rows))
+            .collect();
+        // 30 + 50 + 400 reaches 200 rows and 10 churners at March; April and May (210
+        // rows, 21 churners) reach it next, and June's 10 rows join them.
+        assert_eq!(
+            got,
+            [
+                ("2024-01 to 2024-03", 3, 480),
+                ("2024-04 to 2024-06", 3, 220)
+            ]
+        );
+        assert_eq!(out.iter().map(|c| c.rows).sum::<usize>(), rows.len());
+        for c in &out {
+            assert!(c.rows >= MIN_COHORT_ROWS && c.metrics.positives >= MIN_COHORT_CHURNERS);
+        }
+        // A remainder too small on its own joins the last group.
+        let (table, y) = cohort_table(&[300, 20], 10);
+        let rows: Vec<usize> = (0..table.len()).collect();
+        let out = cohorts(&table, &rows, &vec![0.1; rows.len()], &y, 0.5);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].cohort.as_str(), out[0].rows),
+            ("2024-01 to 2024-02", 320)
+        );
     }
 }

@@ -59,6 +59,9 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Print the run's figures as one JSON object on stdout (instead of text on stderr).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Whether two paths name the same file (existing or not).
@@ -183,7 +186,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.top.is_none() && written != kept {
         bail!("internal error: {kept} rows scored but {written} written");
     }
-    summary.print(
+    let totals = summary.totals(
         &args.output,
         rows_in,
         written,
@@ -191,7 +194,35 @@ pub fn run(args: Args) -> Result<()> {
         rejects.path(),
         start.elapsed(),
     );
+    if args.json {
+        let model = scorer.artifact();
+        let out = JsonSummary {
+            model: ModelRef {
+                name: &model.name,
+                version: &model.version,
+                path: dir.display().to_string(),
+            },
+            run: &totals,
+        };
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        totals.print();
+    }
     Ok(())
+}
+
+/// `--json`: the model that scored and the run's figures.
+#[derive(serde::Serialize)]
+struct JsonSummary<'a> {
+    model: ModelRef<'a>,
+    run: &'a output::Totals,
+}
+
+#[derive(serde::Serialize)]
+struct ModelRef<'a> {
+    name: &'a str,
+    version: &'a str,
+    path: String,
 }
 
 /// One input column mapped to a schema position.

@@ -318,35 +318,83 @@ impl Summary {
         }
     }
 
-    /// Prints the summary to stderr.
-    pub fn print(
+    /// The closing figures of a run.
+    pub fn totals(
         &self,
         output: &Path,
-        rows_in: u64,
+        rows_read: u64,
         written: u64,
         rejected: u64,
         rejects: Option<&Path>,
         took: Duration,
-    ) {
-        let secs = took.as_secs_f64().max(1e-9);
+    ) -> Totals {
+        let seconds = took.as_secs_f64();
+        Totals {
+            output: output.display().to_string(),
+            rows_read,
+            scored: self.scored,
+            written,
+            rejected,
+            rejects_file: rejects.map(|p| p.display().to_string()),
+            seconds,
+            rows_per_second: rows_read as f64 / seconds.max(1e-9),
+            risk_bands: RiskBand::ALL
+                .iter()
+                .map(|b| (b.as_str(), self.bands[*b as usize]))
+                .collect(),
+            interventions: self.interventions.clone(),
+            revenue_at_risk: self.revenue_at_risk,
+            customers_without_mrr: self.revenue_unknown,
+        }
+    }
+}
+
+/// What a run did, printed as text on stderr or as one JSON object (`--json`).
+#[derive(Debug, serde::Serialize)]
+pub struct Totals {
+    pub output: String,
+    pub rows_read: u64,
+    pub scored: u64,
+    /// Rows written (fewer than scored with `--top`).
+    pub written: u64,
+    pub rejected: u64,
+    /// Where `--skip-invalid` listed the rejected rows (none when nothing was rejected).
+    pub rejects_file: Option<String>,
+    pub seconds: f64,
+    pub rows_per_second: f64,
+    /// Scored rows per risk band, every band present.
+    pub risk_bands: BTreeMap<&'static str, u64>,
+    /// Scored rows per intervention level (only when the model applies the rules).
+    pub interventions: BTreeMap<&'static str, u64>,
+    /// Sum of probability x MRR over rows with a known MRR, per month.
+    pub revenue_at_risk: f64,
+    pub customers_without_mrr: u64,
+}
+
+impl Totals {
+    /// Prints the figures to stderr.
+    pub fn print(&self) {
         eprintln!(
-            "scored {} of {rows_in} rows in {:.2}s ({:.0} rows/s); wrote {written} rows to {}",
+            "scored {} of {} rows in {:.2}s ({:.0} rows/s); wrote {} rows to {}",
             self.scored,
-            secs,
-            rows_in as f64 / secs,
-            output.display()
+            self.rows_read,
+            self.seconds,
+            self.rows_per_second,
+            self.written,
+            self.output
         );
-        if rejected > 0 {
+        if self.rejected > 0 {
             eprintln!(
-                "rejected {rejected} rows, listed in {}",
-                rejects.map_or(String::new(), |p| p.display().to_string())
+                "rejected {} rows, listed in {}",
+                self.rejected,
+                self.rejects_file.as_deref().unwrap_or_default()
             );
         }
         let share = |n: u64| 100.0 * n as f64 / self.scored.max(1) as f64;
         let bands: Vec<String> = RiskBand::ALL
             .iter()
             .map(|b| {
-                let n = self.bands[*b as usize];
+                let n = self.risk_bands[b.as_str()];
                 format!("{} {n} ({:.1} %)", b.as_str(), share(n))
             })
             .collect();
@@ -359,10 +407,10 @@ impl Summary {
                 .collect();
             eprintln!("interventions: {}", levels.join(", "));
         }
-        let unknown = if self.revenue_unknown > 0 {
+        let unknown = if self.customers_without_mrr > 0 {
             format!(
                 " ({} customers without a known MRR left out)",
-                self.revenue_unknown
+                self.customers_without_mrr
             )
         } else {
             String::new()

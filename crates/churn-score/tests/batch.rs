@@ -286,17 +286,31 @@ fn every_row_is_scored_or_rejected_and_bad_rows_stop_by_default() {
     let worklist = read_rows(&top);
     assert_eq!(worklist.len(), 25);
     let all = st.dir.path().join("all.csv");
-    assert!(churn_score(&[
+    let o = churn_score(&[
         "--model",
         s(&st.model),
         "--input",
         s(&clean),
         "--output",
-        s(&all)
-    ])
-    .status
-    .success());
-    let mut revenue: Vec<f64> = read_rows(&all)
+        s(&all),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // --json: the run's figures as one object on stdout, agreeing with the file.
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = read_rows(&all);
+    assert_eq!(summary["run"]["written"].as_u64(), Some(rows.len() as u64));
+    assert_eq!(summary["run"]["scored"], summary["run"]["rows_read"]);
+    assert_eq!(summary["run"]["rejected"], 0);
+    let bands = summary["run"]["risk_bands"].as_object().unwrap();
+    assert_eq!(bands.len(), 4);
+    let high = rows
+        .iter()
+        .filter(|r| r["risk_band"].as_deref() == Some("high"))
+        .count();
+    assert_eq!(bands["high"].as_u64(), Some(high as u64));
+    assert!(summary["model"]["version"].is_string());
+    let mut revenue: Vec<f64> = rows
         .iter()
         .filter_map(|r| r["revenue_at_risk"].as_deref().map(|v| v.parse().unwrap()))
         .collect();

@@ -156,7 +156,8 @@ pub struct PredictRequest {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerRequest {
-    /// Echoed back; taken from `features.customer_id` when absent.
+    /// Echoed back. Required: here, or as `features.customer_id` (a row of the feature
+    /// table as is).
     pub customer_id: Option<String>,
     /// Feature name -> value (number, string for categories, or null for missing). A row
     /// of the `churn-train features` table as is: `customer_id`, `as_of` and `label` are
@@ -557,6 +558,25 @@ fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Respon
             err.message = format!("customers[{i}]: {}", err.message);
             err.at(format!("customers[{i}]"))
         })?;
+        // Without an id an answer cannot be matched to its customer by anything but
+        // its position, so a request without one is refused rather than answered `null`.
+        let id = c.customer_id.as_ref().map(|t| t.0.to_string()).or_else(|| {
+            c.features.iter().rev().find_map(|(k, v)| match v {
+                Raw::Str(s) if k.0 == "customer_id" => Some(s.to_string()),
+                Raw::Number(n) if k.0 == "customer_id" => Some(n.to_string()),
+                _ => None,
+            })
+        });
+        if id.as_deref().is_none_or(str::is_empty) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "missing_customer_id",
+                format!(
+                    "customers[{i}]: `customer_id` is required (a non-empty string beside `features`, or inside them as in a feature table row), so that each prediction can be matched to its customer"
+                ),
+            )
+            .at(format!("customers[{i}].customer_id")));
+        }
         let t1 = Instant::now();
         let mut cells = Vec::with_capacity(scorer.schema().len());
         row_cells(scorer, &c.features, i, &mut cells)?;
@@ -574,12 +594,7 @@ fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Respon
         let rule_result = scorer.score_rules(row);
         let t4 = Instant::now();
         app.metrics.predicted(model.risk_band);
-        let id = c.customer_id.as_ref().map(|t| t.0.to_string()).or_else(|| {
-            c.features.iter().rev().find_map(|(k, v)| match v {
-                Raw::Str(s) if k.0 == "customer_id" => Some(s.to_string()),
-                _ => None,
-            })
-        });
+
         let scored = Scored {
             model,
             rules: rule_result,
@@ -619,7 +634,7 @@ impl Drop for CancelOnDrop {
     request_body(content = PredictRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "One prediction per customer, in request order", body = PredictResponse),
-        (status = 400, description = "Bad JSON, unknown feature, wrong type, NaN or infinite value", body = ErrorBody),
+        (status = 400, description = "Bad JSON, missing customer_id, unknown feature, wrong type, NaN or infinite value", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 404, description = "Unknown model", body = ErrorBody),
         (status = 408, description = "The body did not arrive in time", body = ErrorBody),

@@ -99,9 +99,10 @@ fn predictions_equal_the_library_for_the_same_rows() {
     let r = c
         .post(
             "/v1/predict",
-            br#"{"customers":[{"features":{"mrr":120,"logins_per_week_28d":0.5}}]}"#,
+            br#"{"customers":[{"features":{"customer_id":7,"mrr":120,"logins_per_week_28d":0.5}}]}"#,
         )
         .unwrap();
+    assert_eq!(r.json()["predictions"][0]["customer_id"], json!("7"));
     for reason in r.json()["predictions"][0]["reasons"].as_array().unwrap() {
         let f = reason["feature"].as_str().unwrap();
         assert!(f == "mrr" || f == "logins_per_week_28d", "{reason}");
@@ -216,6 +217,35 @@ fn client_mistakes_get_4xx_json_errors_naming_the_field() {
         400,
         "unknown_feature",
         Some("customers[0].features.favourite_colour"),
+    );
+
+    // A prediction that cannot be matched to its customer is refused, not answered `null`.
+    let mut anonymous = row.clone();
+    anonymous.remove("customer_id");
+    let r = post(
+        &mut c,
+        json!({"customers": [{"features": row}, {"features": anonymous}]}),
+    );
+    expect_error(
+        &r,
+        400,
+        "missing_customer_id",
+        Some("customers[1].customer_id"),
+    );
+    assert!(
+        r.text().contains("`customer_id` is required"),
+        "{}",
+        r.text()
+    );
+    let r = post(
+        &mut c,
+        json!({"customers": [{"customer_id": "", "features": row}]}),
+    );
+    expect_error(
+        &r,
+        400,
+        "missing_customer_id",
+        Some("customers[0].customer_id"),
     );
 
     let four: Vec<Value> = (0..4).map(|_| json!({"features": {}})).collect();

@@ -5,36 +5,55 @@ use anyhow::{Context, Result};
 use churn_features::rules::RulesConfig;
 use churn_features::time;
 use churn_features::write::write_file_atomic;
+use churn_kpis::goals::Goals;
 use churn_kpis::KpiOptions;
 use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct KpisArgs {
-    /// Data directory.
+    /// Print the default goals file (the domain brief's 90-day goals, documented) and exit.
     #[arg(long)]
-    data: PathBuf,
+    print_goals: bool,
+    /// Data directory.
+    #[arg(long, required_unless_present = "print_goals")]
+    data: Option<PathBuf>,
     /// Measure as of this day (default: the first day of the month after the latest data).
     #[arg(long, value_parser = parse_day)]
     as_of: Option<time::Day>,
     /// The HTML report to write.
-    #[arg(long)]
-    out: PathBuf,
+    #[arg(long, required_unless_present = "print_goals")]
+    out: Option<PathBuf>,
     /// Also write every figure as JSON (a `summary` object and the full series).
     #[arg(long)]
     json: Option<PathBuf>,
     /// Rules file for the health distribution (default: the built-in playbook).
     #[arg(long)]
     rules: Option<PathBuf>,
+    /// Goals file: targets and optional fixed baselines (default: the brief's goals, see
+    /// --print-goals; baselines measured on the data a year before as-of).
+    #[arg(long)]
+    goals: Option<PathBuf>,
 }
 
 pub fn run(a: KpisArgs) -> Result<()> {
+    if a.print_goals {
+        print!("{}", churn_kpis::goals::DEFAULT_TOML);
+        return Ok(());
+    }
+    let (Some(data), Some(out)) = (&a.data, &a.out) else {
+        anyhow::bail!("--data and --out are required");
+    };
     let started = Instant::now();
-    let ds = crate::open_dataset(&a.data)?;
     let rules = match &a.rules {
-        Some(p) => RulesConfig::load(p)?,
+        Some(p) => RulesConfig::load(p).context("reading the rules file (--rules)")?,
         None => RulesConfig::default(),
     };
+    let goals = match &a.goals {
+        Some(p) => Goals::load(p).context("reading the goals file (--goals)")?,
+        None => Goals::default(),
+    };
+    let ds = crate::open_dataset(data)?;
     let opts = KpiOptions {
         as_of: a.as_of,
         ..Default::default()
@@ -44,9 +63,10 @@ pub fn run(a: KpisArgs) -> Result<()> {
             eprintln!("warning: {w}");
         }
     }
-    let report = churn_kpis::report::report(&ds, opts, &rules).context("computing the KPIs")?;
-    let html = churn_kpis::html::page(&report, &a.data.display().to_string());
-    write_file_atomic(&a.out, html.as_bytes())?;
+    let report =
+        churn_kpis::report::report(&ds, opts, &rules, &goals).context("computing the KPIs")?;
+    let html = churn_kpis::html::page(&report, &data.display().to_string());
+    write_file_atomic(out, html.as_bytes())?;
     if let Some(j) = &a.json {
         write_file_atomic(j, &serde_json::to_vec_pretty(&report)?)?;
     }
@@ -66,18 +86,23 @@ pub fn run(a: KpisArgs) -> Result<()> {
         s.nrr_months,
         opt(s.clv)
     );
+    println!(
+        "goals ({} days), baselines as of {}:",
+        report.goals_horizon_days, report.baseline.base.as_of
+    );
     for g in &report.goals {
         println!(
-            "  {:<30} now {:>8}  goal {:>7}  {}",
-            g.goal.label,
+            "  {:<30} baseline {:>8}  now {:>8}  goal {:>7}  {}",
+            g.label,
+            opt(g.baseline),
             opt(g.current),
-            g.goal.target,
-            g.status
+            g.target,
+            g.status.as_str()
         );
     }
     println!(
         "wrote {}{} in {:.1}s",
-        a.out.display(),
+        out.display(),
         a.json
             .as_ref()
             .map_or(String::new(), |j| format!(" and {}", j.display())),

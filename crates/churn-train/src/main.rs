@@ -45,6 +45,12 @@ enum Command {
     Kpis(kpis::KpisArgs),
     /// Print the input data contract (tables and columns) as Markdown.
     Contract,
+    /// Print a shell completion script, e.g. `churn-train completions bash >
+    /// ~/.local/share/bash-completion/completions/churn-train`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -118,6 +124,16 @@ fn run() -> Result<()> {
         Command::Kpis(a) => kpis::run(a),
         Command::Contract => {
             print!("{}", churn_features::contract::markdown());
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "churn-train",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
     }

@@ -53,6 +53,10 @@ pub struct TrainArgs {
     /// Rules file saved with the model (default: the built-in rules).
     #[arg(long)]
     rules: Option<PathBuf>,
+    /// Print one JSON object on stdout instead of the text summary (what was written,
+    /// the chosen candidate, the backtest figures).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -238,6 +242,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         )
     };
     let created = chrono::Utc::now();
+    let created_text = created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut version = created.format("%Y%m%dT%H%M%SZ").to_string();
     let mut k = 2;
     while a.out.join(&a.name).join(&version).exists() {
@@ -264,7 +269,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         "name": a.name,
         "version": version,
         "model_kind": outcome.chosen.as_str(),
-        "created": created.to_rfc3339(),
+        "created": created_text,
         "crate_version": env!("CARGO_PKG_VERSION"),
         "seed": a.seed,
         "horizon_days": horizon,
@@ -300,7 +305,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         positives,
         features: table.info.len(),
         horizon_days: horizon,
-        created: &created.to_rfc3339(),
+        created: &created_text,
     };
     let html = report::html(&outcome, &ctx);
     let dir = artifact::save(
@@ -312,6 +317,37 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             ("report.html", html.into_bytes()),
         ],
     )?;
+    warn_suspicious(&outcome);
+    if a.json {
+        let summary = TrainSummary {
+            name: &a.name,
+            version: &version,
+            path: dir.display().to_string(),
+            report: dir.join("report.html").display().to_string(),
+            chosen: outcome.chosen.as_str(),
+            validation: outcome.validation,
+            search: outcome.search,
+            horizon_days: horizon,
+            examples: labels.len(),
+            churners: positives,
+            backtest: &outcome.overall,
+            rules_health: outcome.rules_health.as_ref(),
+            rules_rank_as_well: rules_rank_as_well(&outcome).is_some(),
+            candidates: outcome
+                .candidates
+                .iter()
+                .map(|&(k, ll, pr)| CandidateSummary {
+                    model: k.as_str(),
+                    pooled_log_loss: ll,
+                    pooled_pr_auc: pr,
+                })
+                .collect(),
+            suspicious: &outcome.suspicious,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        println!("{}", serde_json::to_string(&summary)?);
+        return Ok(());
+    }
     print_summary(&outcome);
     println!(
         "model written to {} in {:.1}s (report: {})",
@@ -331,6 +367,46 @@ fn training_bar() -> indicatif::ProgressBar {
             .progress_chars("=> "),
     );
     bar
+}
+
+/// The health score's and the model's backtest ROC AUC when the rules rank churners at
+/// least as well as the model.
+fn rules_rank_as_well(o: &train::TrainOutcome) -> Option<(f64, f64)> {
+    let rules = o.rules_health.as_ref()?.roc_auc?;
+    let model = o.overall.roc_auc?;
+    (rules >= model).then_some((rules, model))
+}
+
+/// `train --json`: what was written and how it did in the backtest.
+#[derive(serde::Serialize)]
+struct TrainSummary<'a> {
+    name: &'a str,
+    version: &'a str,
+    /// The model version directory.
+    path: String,
+    report: String,
+    chosen: &'a str,
+    validation: &'a str,
+    search: train::Search,
+    horizon_days: i32,
+    examples: usize,
+    churners: usize,
+    /// The chosen model over every fold's test rows pooled.
+    backtest: &'a Evaluation,
+    /// The health score as a ranker on the same rows (none for a plain table).
+    rules_health: Option<&'a churn_model::metrics::RankingMetrics>,
+    rules_rank_as_well: bool,
+    candidates: Vec<CandidateSummary>,
+    /// Single features that rank churners suspiciously well (possible leakage).
+    suspicious: &'a [train::Suspicion],
+    seconds: f64,
+}
+
+#[derive(serde::Serialize)]
+struct CandidateSummary {
+    model: &'static str,
+    pooled_log_loss: f64,
+    pooled_pr_auc: f64,
 }
 
 fn print_summary(o: &train::TrainOutcome) {
@@ -389,16 +465,16 @@ fn print_summary(o: &train::TrainOutcome) {
         e.rows,
         e.positives
     );
-    if let Some(h) = &o.rules_health {
-        if let (Some(rules), Some(model)) = (h.roc_auc, e.roc_auc) {
-            if rules >= model {
-                println!(
-                    "note: the rule-based health score ranks churners as well as or better than the model on these rows (ROC AUC {rules:.3} vs {model:.3}, {} churners decided it): consider the rules, or more data",
-                    e.positives
-                );
-            }
-        }
+    if let Some((rules, model)) = rules_rank_as_well(o) {
+        println!(
+            "note: the rule-based health score ranks churners as well as or better than the model on these rows (ROC AUC {rules:.3} vs {model:.3}, {} churners decided it): consider the rules, or more data",
+            e.positives
+        );
     }
+}
+
+/// The leakage guard's findings, on stderr whatever the output format.
+fn warn_suspicious(o: &train::TrainOutcome) {
     for s in &o.suspicious {
         eprintln!(
             "warning: suspicious {} (ROC AUC {:.3}): {}",

@@ -87,6 +87,67 @@ fn generate_then_summarise_build_features_and_measure_rules() {
     assert_eq!(kpis["summary"]["mrr"], summary["kpis"]["mrr"]);
     assert_eq!(kpis["months"].as_array().unwrap().len(), 6);
     assert_eq!(kpis["goals"].as_array().unwrap().len(), 10);
+    // Baselines are measured on this data: six months, so at the window's start.
+    assert_eq!(kpis["baseline"]["as_of"], kpis["summary"]["window_start"]);
+    assert!(page.contains("Baselines measured on this data as of"));
+
+    // A goals file of the user's own: one goal with a fixed baseline, one measured at a
+    // baseline date; the default file round-trips through --print-goals.
+    let default_goals = ok(&["kpis", "--print-goals"]);
+    assert!(
+        default_goals.contains("metric = \"monthly_churn_pct\""),
+        "{default_goals}"
+    );
+    let goals = dir.path().join("goals.toml");
+    std::fs::write(
+        &goals,
+        "baseline_date = \"2024-04-01\"\nhorizon_days = 30\n[[goal]]\nmetric = \"mau_share_pct\"\ntarget = 99.5\n[[goal]]\nmetric = \"monthly_churn_pct\"\ntarget = 1\nbaseline = 50\n",
+    )
+    .unwrap();
+    let out = ok(&[
+        "kpis",
+        "--data",
+        data_s,
+        "--out",
+        s(&html),
+        "--json",
+        s(&json),
+        "--goals",
+        s(&goals),
+    ]);
+    assert!(
+        out.contains("goals (30 days), baselines as of 2024-04-01"),
+        "{out}"
+    );
+    let kpis: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let g = kpis["goals"].as_array().unwrap();
+    assert_eq!(g.len(), 2);
+    assert_eq!(g[0]["baseline"], kpis["baseline"]["mau_share_pct"]);
+    assert!(g[0]["baseline"].is_number());
+    assert_eq!(
+        (g[1]["baseline"].as_f64(), g[1]["baseline_given"].as_bool()),
+        (Some(50.0), Some(true))
+    );
+    // Churn far below the given 50 % baseline, above the 1 % goal.
+    assert_eq!(g[1]["status"], "improving");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<h2>Goals (30 days)</h2>") && page.contains("<i>given</i>"));
+    std::fs::write(&goals, "[[goal]]\nmetric = \"happiness\"\ntarget = 1\n").unwrap();
+    let e = fails(&[
+        "kpis",
+        "--data",
+        data_s,
+        "--out",
+        s(&html),
+        "--goals",
+        s(&goals),
+    ]);
+    assert!(
+        e.contains("(--goals)")
+            && e.contains("goals.toml")
+            && e.contains("unknown variant `happiness`"),
+        "{e}"
+    );
 
     // Features as CSV and as Parquet: one row per active customer plus a header.
     let csv = dir.path().join("features.csv");
@@ -158,6 +219,18 @@ fn generate_then_summarise_build_features_and_measure_rules() {
         "{rules}"
     );
     assert!(ok(&["rules", "--print-default"]).contains("[health.weights]"));
+    // Shell completions name every subcommand.
+    let bash = ok(&["completions", "bash"]);
+    for sub in ["generate", "train", "kpis", "completions"] {
+        assert!(bash.contains(sub), "bash completions lack {sub}");
+    }
+    assert!(
+        bash.contains("-o default churn-train"),
+        "{}",
+        &bash[..200.min(bash.len())]
+    );
+    assert!(ok(&["completions", "zsh"]).starts_with("#compdef churn-train"));
+    assert!(fails(&["completions", "cmd.exe"]).contains("invalid value 'cmd.exe'"));
     let describe = ok(&["describe", "--data", data_s]);
     assert!(describe.contains("adoption_core_30d") && describe.contains("events_export_28d"));
 }

@@ -80,12 +80,33 @@ fn trains_on_event_data_beats_the_rules_and_evaluates() {
             && !html.contains("http://")
             && !html.contains("https://")
     );
+    // Read by a person: the creation time to the second, the cohort bars with a legend,
+    // and no cohort row resting on a handful of rows.
+    let created = meta["created"].as_str().unwrap();
+    assert!(
+        created.len() == 20 && created.ends_with('Z') && !created.contains('.'),
+        "{created}"
+    );
+    assert!(
+        html.contains(&format!("Trained {created}")),
+        "creation time not shown as {created}"
+    );
+    assert!(html.contains(">predicted</text>") && html.contains(">actual</text>"));
+    for c in report["by_cohort"].as_array().unwrap() {
+        let rows = c["rows"].as_u64().unwrap();
+        let churners = c["metrics"]["positives"].as_u64().unwrap();
+        // Pooled to at least 200 rows and 10 churners, unless the whole set is smaller.
+        assert!(
+            (rows >= 200 && churners >= 10) || report["by_cohort"].as_array().unwrap().len() == 1,
+            "{c}"
+        );
+    }
 
     // The examples file, trained as a table, gets the same out-of-time backtest.
     let examples = dir.path().join("examples.parquet");
     ok(&["examples", "--data", s(&data), "--out", s(&examples)]);
     let from_table = dir.path().join("from-table");
-    ok(&[
+    let summary = ok(&[
         "train",
         "--table",
         s(&examples),
@@ -97,12 +118,27 @@ fn trains_on_event_data_beats_the_rules_and_evaluates() {
         s(&from_table),
         "--name",
         "demo",
+        "--json",
     ]);
+    // --json: one object on stdout, nothing else, that agrees with the files written.
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    let written = latest(&from_table, "demo");
+    assert_eq!(summary["path"].as_str().unwrap(), s(&written));
+    assert_eq!(
+        summary["version"].as_str().unwrap(),
+        written.file_name().unwrap().to_str().unwrap()
+    );
+    assert!(["logistic", "forest", "gbm", "blend"].contains(&summary["chosen"].as_str().unwrap()));
+    assert_eq!(summary["candidates"].as_array().unwrap().len(), 4);
+    assert_eq!(summary["search"], "quick");
+    assert!(summary["rules_rank_as_well"].is_boolean());
     let report2: serde_json::Value = serde_json::from_slice(
         &std::fs::read(latest(&from_table, "demo").join("report.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(report2["validation"], "out-of-time backtest");
+    assert_eq!(summary["backtest"], report2["overall"]);
+    assert_eq!(summary["validation"], report2["validation"]);
     assert_eq!(report2["folds"][0]["name"], report["folds"][0]["name"]);
     assert_eq!(
         report2["overall"]["log_loss"],
