@@ -351,6 +351,13 @@ table{{border-collapse:collapse;font-size:13px;margin:8px 0}} td,th{{border:1px 
         _ => s.push_str("<tr><td colspan=4>the model's features cannot feed the rules (a plain table)</td></tr>"),
     }
     s.push_str("</table>");
+    if let Some((rules, model)) = o.rules_rank_as_well() {
+        let _ = write!(
+            s,
+            r#"<p class="warn">The rule-based health score ranks churners as well as or better than the model on these rows (ROC AUC {rules:.3} vs {model:.3}), and {} churners decided it: consider the rules, or more data.</p>"#,
+            e.positives
+        );
+    }
 
     let _ = write!(
         s,

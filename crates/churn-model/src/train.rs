@@ -210,6 +210,17 @@ pub struct TrainOutcome {
     pub validation: &'static str,
 }
 
+impl TrainOutcome {
+    /// The health score's and the model's backtest ROC AUC when the rules rank churners
+    /// at least as well as the model on the same rows (a reason to prefer the rules, or
+    /// to get more data).
+    pub fn rules_rank_as_well(&self) -> Option<(f64, f64)> {
+        let rules = self.rules_health.as_ref()?.roc_auc?;
+        let model = self.overall.roc_auc?;
+        (rules >= model).then_some((rules, model))
+    }
+}
+
 /// L2 strengths tried, strongest first (penalty `lambda / 2 * |w|^2` on the mean loss).
 const LAMBDAS: [f64; 5] = [1e-1, 1e-2, 1e-3, 1e-4, 1e-5];
 

@@ -332,7 +332,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             churners: positives,
             backtest: &outcome.overall,
             rules_health: outcome.rules_health.as_ref(),
-            rules_rank_as_well: rules_rank_as_well(&outcome).is_some(),
+            rules_rank_as_well: outcome.rules_rank_as_well().is_some(),
             candidates: outcome
                 .candidates
                 .iter()
@@ -367,14 +367,6 @@ fn training_bar() -> indicatif::ProgressBar {
             .progress_chars("=> "),
     );
     bar
-}
-
-/// The health score's and the model's backtest ROC AUC when the rules rank churners at
-/// least as well as the model.
-fn rules_rank_as_well(o: &train::TrainOutcome) -> Option<(f64, f64)> {
-    let rules = o.rules_health.as_ref()?.roc_auc?;
-    let model = o.overall.roc_auc?;
-    (rules >= model).then_some((rules, model))
 }
 
 /// `train --json`: what was written and how it did in the backtest.
@@ -465,7 +457,7 @@ fn print_summary(o: &train::TrainOutcome) {
         e.rows,
         e.positives
     );
-    if let Some((rules, model)) = rules_rank_as_well(o) {
+    if let Some((rules, model)) = o.rules_rank_as_well() {
         println!(
             "note: the rule-based health score ranks churners as well as or better than the model on these rows (ROC AUC {rules:.3} vs {model:.3}, {} churners decided it): consider the rules, or more data",
             e.positives

@@ -1,0 +1,60 @@
+//! The training report says so when the rule-based health score ranks churners as well
+//! as the model.
+
+use churn_features::features::FeatureConfig;
+use churn_features::labels;
+use churn_features::rules::RulesConfig;
+use churn_features::Dataset;
+use churn_model::report::{self, ReportContext};
+use churn_model::train::{train_over_time, Search, TrainConfig};
+
+#[test]
+fn the_report_notes_when_the_rules_rank_as_well_as_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = churn_sim::SimConfig {
+        customers: 200,
+        months: 6,
+        seed: 11,
+        ..Default::default()
+    };
+    churn_sim::generate(&cfg, dir.path(), |_, _| {}).unwrap();
+    let ds = Dataset::open(dir.path()).unwrap();
+    let dates = labels::observation_dates(&ds, 30);
+    let ex = labels::examples(&ds, &dates, 30, &FeatureConfig::default(), &|_| {}).unwrap();
+    let mut outcome = train_over_time(
+        &ex,
+        &TrainConfig {
+            search: Search::None,
+            folds: Some(2),
+            ..Default::default()
+        },
+        &RulesConfig::default(),
+        &|_, _| {},
+    )
+    .unwrap();
+    let ctx = ReportContext {
+        name: "m",
+        version: "v",
+        source: "simulated",
+        rows: ex.labels.len(),
+        positives: ex.labels.iter().filter(|&&l| l == 1).count(),
+        features: ex.features.info.len(),
+        horizon_days: 30,
+        created: "2026-01-01T00:00:00Z",
+    };
+    let model_auc = outcome.overall.roc_auc.unwrap();
+    let note = "The rule-based health score ranks churners as well as or better than the model";
+    // The health score just below the model: no note.
+    outcome.rules_health.as_mut().unwrap().roc_auc = Some(model_auc - 0.001);
+    assert_eq!(outcome.rules_rank_as_well(), None);
+    assert!(!report::html(&outcome, &ctx).contains(note));
+    // Level with it: the note, with the figures and how many churners decided it.
+    outcome.rules_health.as_mut().unwrap().roc_auc = Some(model_auc);
+    assert_eq!(outcome.rules_rank_as_well(), Some((model_auc, model_auc)));
+    let html = report::html(&outcome, &ctx);
+    assert!(html.contains(note), "no note");
+    assert!(html.contains(&format!(
+        "{} churners decided it",
+        outcome.overall.positives
+    )));
+}
