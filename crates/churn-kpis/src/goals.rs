@@ -263,16 +263,21 @@ impl fmt::Display for Metric {
     }
 }
 
+/// The share of the way from the baseline to the target a figure must have come to count
+/// as improving.
+pub const IMPROVING_SHARE: f64 = 0.1;
+
 /// How a goal stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Status {
     /// The current value reaches the target.
     #[serde(rename = "met")]
     Met,
-    /// Better than the baseline, short of the target.
+    /// Short of the target, and at least [`IMPROVING_SHARE`] of the way there from the
+    /// baseline.
     #[serde(rename = "improving")]
     Improving,
-    /// Not better than the baseline (or no baseline to compare with), short of the target.
+    /// Short of the target and not improving (or no baseline to compare with).
     #[serde(rename = "behind")]
     Behind,
     /// The data cannot give the current value.
@@ -328,10 +333,15 @@ pub fn goal_status(
                     a < b
                 }
             };
+            // Improving: at least a tenth of the way from the baseline to the target, so
+            // that month-to-month noise in a business that stands still reads "behind".
+            let closed = |v: f64, b: f64| (v - b) / (g.target - b) >= IMPROVING_SHARE;
             let status = match current {
                 None => Status::NoData,
                 Some(v) if v == g.target || better(v, g.target) => Status::Met,
-                Some(v) if base.is_some_and(|b| better(v, b)) => Status::Improving,
+                Some(v) if base.is_some_and(|b| better(g.target, b) && closed(v, b)) => {
+                    Status::Improving
+                }
                 Some(_) => Status::Behind,
             };
             GoalStatus {

@@ -442,3 +442,26 @@ fn bad_goals_files_say_what_is_wrong() {
         .to_string();
     assert!(e.starts_with("/nonexistent/goals.toml: "), "{e}");
 }
+
+/// A figure that barely moved is not progress: improving means a tenth of the way from
+/// the baseline to the target.
+#[test]
+fn noise_around_the_baseline_reads_behind() {
+    let status = |baseline: f64| {
+        let goals = Goals::from_toml(
+            &format!(
+                "[[goal]]\nmetric = \"monthly_churn_pct\"\ntarget = 3.5\nbaseline = {baseline}\n"
+            ),
+            "t",
+        )
+        .unwrap();
+        let (_d, _ds, r) = build_with(&goals);
+        assert_close(r.goals[0].current, 13.0, "churn now");
+        r.goals[0].status
+    };
+    // 13.0 now: 1 % of the way from 13.1 to 3.5, 14 % of the way from 14.5.
+    assert_eq!(status(13.1), Status::Behind);
+    assert_eq!(status(14.5), Status::Improving);
+    // Worse than the baseline is behind too.
+    assert_eq!(status(12.0), Status::Behind);
+}
