@@ -127,6 +127,7 @@ pub const SUBSCRIPTIONS: TableSpec = TableSpec {
         col("end_date", Date, Nullable, "first day no longer covered; empty while ongoing; not before start_date"),
         col("mrr", Number, Required, "monthly recurring revenue in the period, >= 0"),
         col("plan", Text, Required, "plan name"),
+        col("cancel_reason", Text, Optional, "why the customer cancelled, on a row whose end is a churn (billing systems' cancellation reason or exit survey); only the KPI report's root-cause shares read it, never the features"),
     ],
 };
 

@@ -17,6 +17,9 @@ pub struct Subscription {
     pub end: Option<Day>,
     pub mrr: f64,
     pub plan: String,
+    /// Why the customer cancelled (optional `cancel_reason` column), on a row ending a
+    /// churn. Never a model input: it is known only once the customer has left.
+    pub cancel_reason: Option<String>,
 }
 
 /// One support ticket.
@@ -428,6 +431,7 @@ impl Dataset {
             let end = b.required("end_date")?;
             let mrr = b.required("mrr")?;
             let plan = b.required("plan")?;
+            let reason = b.column("cancel_reason")?;
             for i in 0..b.len() {
                 let cid = id.filled(i, id.text(i), ColumnType::Text)?;
                 let s = start.filled(i, start.date(i)?, ColumnType::Date)?;
@@ -461,6 +465,10 @@ impl Dataset {
                         end: e,
                         mrr: m,
                         plan: p,
+                        cancel_reason: reason
+                            .as_ref()
+                            .and_then(|r| r.text(i))
+                            .filter(|t| !t.is_empty()),
                     });
             }
             Ok(())

@@ -114,6 +114,7 @@ mod tests {
             end,
             mrr: 10.0,
             plan: "p".into(),
+            cancel_reason: None,
         }
     }
 

@@ -265,7 +265,7 @@ impl fmt::Display for Metric {
 
 /// The share of the way from the baseline to the target a figure must have come to count
 /// as improving.
-pub const IMPROVING_SHARE: f64 = 0.1;
+pub const IMPROVING_SHARE: f64 = 0.25;
 
 /// How a goal stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -333,8 +333,9 @@ pub fn goal_status(
                     a < b
                 }
             };
-            // Improving: at least a tenth of the way from the baseline to the target, so
-            // that month-to-month noise in a business that stands still reads "behind".
+            // Improving: at least a quarter of the way from the baseline to the target, so
+            // that the noise of a business standing still (an NPS of 1,500 answers moves
+            // by 2 points) reads "behind".
             let closed = |v: f64, b: f64| (v - b) / (g.target - b) >= IMPROVING_SHARE;
             let status = match current {
                 None => Status::NoData,

@@ -514,7 +514,42 @@ figure{{margin:12px 0}} figcaption{{font-size:12px;color:#555}} .grid{{display:f
         &series,
         &[],
     ));
-    out.push_str("</div><h2>Revenue</h2>");
+    out.push_str("</div>");
+    if s.retention_m6_by_ttv.iter().any(|b| b.customers > 0) {
+        out.push_str("<h3>Month-6 retention by time to value</h3><table><tr><th>first value</th><th>signups</th><th>retained at month 6 (%)</th></tr>");
+        for b in &s.retention_m6_by_ttv {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(b.bucket),
+                b.customers,
+                num(b.retention_pct, 1)
+            );
+        }
+        out.push_str("</table>");
+    }
+    if s.retention_12m_csm_pct.is_some() || s.retention_12m_no_csm_pct.is_some() {
+        let _ = write!(
+            out,
+            "<h3>12-month retention by CSM coverage</h3><table><tr><th>customers</th><th>retained (%)</th></tr><tr><td>with a CSM</td><td>{}</td></tr><tr><td>without</td><td>{}</td></tr></table>",
+            num(s.retention_12m_csm_pct, 1),
+            num(s.retention_12m_no_csm_pct, 1)
+        );
+    }
+    if !s.churn_reasons.is_empty() {
+        let _ = write!(
+            out,
+            "<h3>Why customers left (last 12 months, {} churns with a reason)</h3><table><tr><th>reason</th><th>share (%)</th></tr>",
+            s.churns_with_reason
+        );
+        let mut reasons: Vec<(&String, &f64)> = s.churn_reasons.iter().collect();
+        reasons.sort_by(|a, b| b.1.total_cmp(a.1));
+        for (reason, share) in reasons {
+            let _ = write!(out, "<tr><td>{}</td><td>{share:.1}</td></tr>", esc(reason));
+        }
+        out.push_str("</table>");
+    }
+    out.push_str("<h2>Revenue</h2>");
     out.push_str(&bridge(r));
     out.push_str(&line_chart(
         "MRR at month start",

@@ -121,8 +121,22 @@ pub(crate) fn churn_over(
     from: Day,
     to: Day,
 ) -> (u64, u64, f64, f64) {
+    churn_over_where(ds, all, from, to, |_| true)
+}
+
+/// [`churn_over`] for the customers (by index) that `keep` accepts.
+pub(crate) fn churn_over_where(
+    ds: &Dataset,
+    all: &[Vec<Period>],
+    from: Day,
+    to: Day,
+    keep: impl Fn(usize) -> bool,
+) -> (u64, u64, f64, f64) {
     let (mut active, mut churned, mut mrr, mut churned_mrr) = (0u64, 0u64, 0.0, 0.0);
-    for (c, ps) in ds.customers.iter().zip(all) {
+    for (i, (c, ps)) in ds.customers.iter().zip(all).enumerate() {
+        if !keep(i) {
+            continue;
+        }
         if let Some(p) = ps.iter().find(|p| p.covers(from)) {
             let m = periods::mrr_on(&c.subscriptions, from);
             active += 1;

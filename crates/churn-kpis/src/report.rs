@@ -3,12 +3,15 @@
 //! says which one it implements).
 
 use crate::goals::{goal_status, GoalStatus, Goals};
-use crate::{churn_over, monthly_churn, pct, summary_of, window, KpiOptions, MonthChurn, Summary};
-use churn_features::dataset::{Dataset, Values};
+use crate::{
+    churn_over, churn_over_where, monthly_churn, pct, summary_of, window, KpiOptions, MonthChurn,
+    Summary,
+};
+use churn_features::dataset::{Attribute, Dataset, EventBatch, Values, Vocabulary};
 use churn_features::features::{self, FeatureConfig, FeatureTable};
 use churn_features::periods::{self, Period};
 use churn_features::rules::{self, HealthBand, RuleInputs, RulesConfig};
-use churn_features::time::{self, Day};
+use churn_features::time::{self, Day, Ts};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -36,11 +39,13 @@ pub struct Engagement {
     pub dau_share_pct: Option<f64>,
     /// Share of customers with at least one active day in the 28 days.
     pub mau_share_pct: Option<f64>,
-    /// Sessions per week per customer with any activity.
+    /// Sessions per week per active (paying) customer.
     pub sessions_per_week: Option<f64>,
     /// Mean session length, weighted by sessions.
     pub minutes_per_session: Option<f64>,
-    /// Mean share of the feature catalog used in 30 days.
+    /// Mean share of the feature catalog used in 30 days, over customers with any
+    /// activity in the 28 days (a quiet customer's breadth of use is unknown, and the
+    /// MAU share already counts them).
     pub feature_adoption_pct: Option<f64>,
     /// The same per catalog group.
     pub adoption_by_group: BTreeMap<String, f64>,
@@ -140,6 +145,139 @@ pub struct ReportSummary {
     /// Over the last 90 days.
     #[serde(flatten)]
     pub voice: Voice,
+    /// Of the customers active 12 months before, the share that did not churn, with a
+    /// CSM (`has_csm` attribute 1) and without; `None` without the attribute or a year
+    /// of data.
+    pub retention_12m_csm_pct: Option<f64>,
+    pub retention_12m_no_csm_pct: Option<f64>,
+    /// Month-6 retention of the window's signups by time to first value.
+    pub retention_m6_by_ttv: Vec<TtvRetention>,
+    /// Churns of the last 12 months by `cancel_reason`, percent of the churns with one
+    /// (empty without the column).
+    pub churn_reasons: BTreeMap<String, f64>,
+    /// Churns of the last 12 months with a `cancel_reason`.
+    pub churns_with_reason: u64,
+}
+
+/// Month-6 retention of signups whose first value came within a span of days.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TtvRetention {
+    /// `under 7 days`, `7-21 days`, `21-45 days`, `45+ days`, or `not by month 6`.
+    pub bucket: &'static str,
+    pub customers: u64,
+    pub retention_pct: Option<f64>,
+}
+
+/// The time-to-value buckets: (label, first day, first day of the next bucket); the last
+/// holds the signups without a first value by their sixth month.
+pub const TTV_BUCKETS: [(&str, i32, i32); 5] = [
+    ("under 7 days", 0, 7),
+    ("7-21 days", 7, 21),
+    ("21-45 days", 21, 45),
+    ("45+ days", 45, i32::MAX - 1),
+    ("not by month 6", i32::MAX - 1, i32::MAX),
+];
+
+/// Each customer's first `feature_use` day (first value), and the first day of the
+/// event history (`None` without events).
+pub fn first_value_days(ds: &Dataset) -> churn_features::Result<(Vec<Option<Day>>, Option<Day>)> {
+    let mut vocab = Vocabulary::default();
+    let feature_use = vocab.event_types.intern("feature_use");
+    let mut first: Vec<Option<Ts>> = vec![None; ds.customers.len()];
+    let mut history: Option<Ts> = None;
+    ds.for_each_event_batch(&mut vocab, |b: &EventBatch| {
+        for i in 0..b.len() {
+            let ts = b.ts[i];
+            history = Some(history.map_or(ts, |h| h.min(ts)));
+            if b.kind[i] == feature_use {
+                let f = &mut first[b.customer[i] as usize];
+                *f = Some(f.map_or(ts, |x| x.min(ts)));
+            }
+        }
+        Ok(())
+    })?;
+    Ok((
+        first.into_iter().map(|t| t.map(time::day_of)).collect(),
+        history.map(time::day_of),
+    ))
+}
+
+/// Month-6 retention of the signups of `[start, at)` old enough to measure and signed up
+/// inside the event history, by days from signup to first value (a first value after
+/// the sixth month, or none, counts as "not by month 6").
+fn retention_by_ttv(
+    ds: &Dataset,
+    all: &[Vec<Period>],
+    start: Day,
+    at: Day,
+    first_value: &[Option<Day>],
+    history: Option<Day>,
+) -> Vec<TtvRetention> {
+    let Some(history) = history else {
+        return Vec::new();
+    };
+    let mut counts = [(0u64, 0u64); TTV_BUCKETS.len()];
+    for (i, c) in ds.customers.iter().enumerate() {
+        let Some(signup) = periods::signup(&c.subscriptions) else {
+            continue;
+        };
+        let check = time::add_months(signup, 6);
+        if signup < start.max(history) || check >= at {
+            continue;
+        }
+        let days = first_value[i]
+            .filter(|&d| d < check)
+            .map_or(i32::MAX - 1, |d| d - signup);
+        let k = TTV_BUCKETS
+            .iter()
+            .position(|&(_, lo, hi)| (lo..hi).contains(&days))
+            .unwrap_or(TTV_BUCKETS.len() - 1);
+        counts[k].0 += 1;
+        if all[i].iter().any(|p| p.covers(check)) {
+            counts[k].1 += 1;
+        }
+    }
+    TTV_BUCKETS
+        .iter()
+        .zip(counts)
+        .map(|(&(bucket, _, _), (n, kept))| TtvRetention {
+            bucket,
+            customers: n,
+            retention_pct: (n > 0).then(|| pct(kept as f64, n as f64)),
+        })
+        .collect()
+}
+
+/// Shares of the churns in `[from, to)` by the `cancel_reason` of the row that ended
+/// them, and how many churns had one.
+fn churn_reasons(
+    ds: &Dataset,
+    all: &[Vec<Period>],
+    from: Day,
+    to: Day,
+) -> (BTreeMap<String, f64>, u64) {
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for (c, ps) in ds.customers.iter().zip(all) {
+        for p in ps {
+            let Some(end) = p.end.filter(|&e| e >= from && e < to) else {
+                continue;
+            };
+            let reason = c
+                .subscriptions
+                .iter()
+                .filter(|s| s.end == Some(end))
+                .find_map(|s| s.cancel_reason.as_deref());
+            if let Some(r) = reason {
+                *counts.entry(r.to_string()).or_default() += 1;
+            }
+        }
+    }
+    let total: u64 = counts.values().sum();
+    let shares = counts
+        .into_iter()
+        .map(|(r, n)| (r, pct(n as f64, total as f64)))
+        .collect();
+    (shares, total)
 }
 
 /// Everything the report shows.
@@ -335,7 +473,8 @@ pub fn engagement(table: &FeatureTable, rows: &[usize], rules_cfg: &RulesConfig)
             .strip_prefix("adoption_")
             .and_then(|g| g.strip_suffix("_30d"))
         {
-            if let Some(m) = mean(num(&info.name).into_iter().flatten()) {
+            let shares = num(&info.name);
+            if let Some(m) = mean(with_activity.iter().filter_map(|&i| shares[i])) {
                 groups.insert(g.to_string(), 100.0 * m);
             }
         }
@@ -361,13 +500,16 @@ pub fn engagement(table: &FeatureTable, rows: &[usize], rules_cfg: &RulesConfig)
         customers: n as u64,
         dau_share_pct: mean(active_days.iter().map(|d| d.unwrap_or(0.0) / 28.0)).map(|m| 100.0 * m),
         mau_share_pct: (n > 0).then(|| pct(with_activity.len() as f64, n as f64)),
-        sessions_per_week: mean(
-            with_activity
-                .iter()
-                .map(|&i| sessions[i].unwrap_or(0.0) / 4.0),
-        ),
+        // Per paying customer, as the brief counts it ("sessions per active customer"),
+        // so that it agrees with the DAU share; unknown without any session data.
+        sessions_per_week: sessions
+            .iter()
+            .any(Option::is_some)
+            .then(|| mean(sessions.iter().map(|s| s.unwrap_or(0.0) / 4.0)))
+            .flatten(),
         minutes_per_session: (total_sessions > 0.0).then(|| total_minutes / total_sessions),
-        feature_adoption_pct: mean(adoption.iter().flatten().copied()).map(|m| 100.0 * m),
+        feature_adoption_pct: mean(with_activity.iter().filter_map(|&i| adoption[i]))
+            .map(|m| 100.0 * m),
         adoption_by_group: groups,
         ttv_days: mean(ttv.iter().flatten().copied()),
         onboarding_completion_pct: mean(onboarding.into_iter()).map(|m| 100.0 * m),
@@ -391,6 +533,7 @@ fn summary_at(
     churn: &[MonthChurn],
     all: &[Vec<Period>],
     engagement: Engagement,
+    first_value: &(Vec<Option<Day>>, Option<Day>),
 ) -> (ReportSummary, Nrr) {
     let (start, _) = window(ds, opts.as_of);
     let opts = KpiOptions {
@@ -409,6 +552,22 @@ fn summary_at(
     };
     let (q, y) = (trailing(3), trailing(12));
     let nrr = nrr(ds, time::add_months(at, -12).max(start), at);
+    let year_before = time::add_months(at, -12);
+    let csm = match ds.attributes.iter().find(|a| a.name == "has_csm") {
+        Some(Attribute {
+            values: Values::Numeric(v),
+            ..
+        }) if year_before >= start => Some(v),
+        _ => None,
+    };
+    let retained = |with: bool| {
+        csm.and_then(|v| {
+            let (active, churned, _, _) =
+                churn_over_where(ds, all, year_before, at, |i| (v[i] == Some(1.0)) == with);
+            (active > 0).then(|| 100.0 - pct(churned as f64, active as f64))
+        })
+    };
+    let (churn_reasons, churns_with_reason) = churn_reasons(ds, all, year_before.max(start), at);
     let revenue_churn =
         mean(ended.iter().rev().take(12).map(|m| m.revenue_churn_pct)).unwrap_or(0.0);
     let summary = ReportSummary {
@@ -422,6 +581,11 @@ fn summary_at(
         clv: (base.monthly_churn_pct > 0.0).then(|| base.arpa / (base.monthly_churn_pct / 100.0)),
         engagement,
         voice: voice(ds, all, at - RECENT_DAYS, at),
+        retention_12m_csm_pct: retained(true),
+        retention_12m_no_csm_pct: retained(false),
+        retention_m6_by_ttv: retention_by_ttv(ds, all, start, at, &first_value.0, first_value.1),
+        churn_reasons,
+        churns_with_reason,
         base,
     };
     (summary, nrr)
@@ -461,6 +625,7 @@ pub fn report(
         .iter()
         .map(|(&d, rows)| (d, engagement(&table, rows, rules_cfg)))
         .collect();
+    let first_value = first_value_days(ds)?;
     let (summary, nrr) = summary_at(
         ds,
         opts,
@@ -468,6 +633,7 @@ pub fn report(
         &churn,
         &all,
         engagement_by_date[&as_of].clone(),
+        &first_value,
     );
     let (baseline, _) = summary_at(
         ds,
@@ -476,6 +642,7 @@ pub fn report(
         &churn,
         &all,
         engagement_by_date[&baseline_day].clone(),
+        &first_value,
     );
     let months: Vec<MonthKpis> = churn
         .into_iter()

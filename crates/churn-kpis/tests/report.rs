@@ -246,10 +246,11 @@ fn engagement_adoption_onboarding_and_health() {
         "DAU",
     );
     assert_close(s.engagement.mau_share_pct, 40.0, "MAU");
-    // Sessions per week among A and B: (14 / 4 + 7 / 4) / 2; minutes weighted by sessions.
+    // Sessions per week over the five paying customers, A and B the only ones with any:
+    // (14 / 4 + 7 / 4) / 5; minutes weighted by sessions.
     assert_close(
         s.engagement.sessions_per_week,
-        (3.5 + 1.75) / 2.0,
+        (3.5 + 1.75) / 5.0,
         "sessions per week",
     );
     assert_close(
@@ -257,19 +258,20 @@ fn engagement_adoption_onboarding_and_health() {
         (14.0 * 10.0 + 7.0 * 5.0) / 21.0,
         "minutes",
     );
-    // A uses 2 of 4 catalog features (f1 core, f3 advanced) in 30 days; others none.
+    // A uses 2 of 4 catalog features (f1 core, f3 advanced) in 30 days, B none; the
+    // customers without any activity in the 28 days (C, F, G) do not count.
     assert_close(
         s.engagement.feature_adoption_pct,
-        100.0 * 0.5 / 5.0,
+        100.0 * 0.5 / 2.0,
         "adoption",
     );
     assert!(close(
         s.engagement.adoption_by_group["core"],
-        100.0 * 0.5 / 5.0
+        100.0 * 0.5 / 2.0
     ));
     assert!(close(
         s.engagement.adoption_by_group["advanced"],
-        100.0 / 5.0
+        100.0 / 2.0
     ));
     assert!(close(s.engagement.adoption_by_group["reporting"], 0.0));
     // G reached value on Apr 20 10:00, 10 days 10 hours after signup (features keep two
@@ -349,7 +351,7 @@ metric = "monthly_churn_pct"
 target = 3.5
 [[goal]]
 metric = "nps"
-target = 60
+target = 40
 baseline = 20
 [[goal]]
 metric = "csat"
@@ -372,7 +374,7 @@ target = 90
     // Now 13 %: better than the baseline, short of the goal.
     assert_close(churn.current, 13.0, "churn now");
     assert_eq!(churn.status, Status::Improving);
-    // The fixed baseline is used as given: NPS 25 now against 20.
+    // The fixed baseline is used as given: NPS 25 now, a quarter of the way from 20 to 40.
     let nps = &r.goals[1];
     assert_eq!((nps.baseline, nps.baseline_given), (Some(20.0), true));
     assert_eq!(nps.status, Status::Improving);
@@ -443,7 +445,7 @@ fn bad_goals_files_say_what_is_wrong() {
     assert!(e.starts_with("/nonexistent/goals.toml: "), "{e}");
 }
 
-/// A figure that barely moved is not progress: improving means a tenth of the way from
+/// A figure that barely moved is not progress: improving means a quarter of the way from
 /// the baseline to the target.
 #[test]
 fn noise_around_the_baseline_reads_behind() {
@@ -459,9 +461,86 @@ fn noise_around_the_baseline_reads_behind() {
         assert_close(r.goals[0].current, 13.0, "churn now");
         r.goals[0].status
     };
-    // 13.0 now: 1 % of the way from 13.1 to 3.5, 14 % of the way from 14.5.
+    // 13.0 now: 1 % of the way from 13.1 to 3.5, 14 % from 14.5, 30 % from 17.
     assert_eq!(status(13.1), Status::Behind);
-    assert_eq!(status(14.5), Status::Improving);
+    assert_eq!(status(14.5), Status::Behind);
+    assert_eq!(status(17.0), Status::Improving);
     // Worse than the baseline is behind too.
     assert_eq!(status(12.0), Status::Behind);
+}
+
+/// Retention with and without a CSM, by time to value, and the churn reasons, on a year
+/// of hand-made data (as-of 2024-01-01).
+#[test]
+fn csm_split_time_to_value_buckets_and_churn_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let subs = "customer_id,start_date,end_date,mrr,plan,cancel_reason
+P,2022-01-01,,100,pro,
+Q,2022-01-01,2023-06-10,100,pro,pricing
+R,2022-01-01,,100,pro,
+S,2022-01-01,2023-03-05,100,pro,support
+T,2022-01-01,2023-09-01,100,pro,support
+U,2023-02-01,2023-04-15,50,basic,
+V,2023-03-01,,50,basic,
+W,2023-03-01,2023-08-01,50,basic,features
+X,2023-04-01,,50,basic,
+Y,2023-05-01,,50,basic,
+";
+    let customers = "customer_id,has_csm\nP,true\nQ,true\nR,false\nS,false\nT,false\n";
+    let payments = "customer_id,due_date,paid_at,amount,status
+P,2023-01-01,2023-01-01T10:00:00Z,100,paid
+P,2023-12-31,2023-12-31T10:00:00Z,100,paid
+";
+    let events = "customer_id,timestamp,event_type,value,feature
+P,2023-01-02T09:00:00Z,login,,
+V,2023-03-04T09:00:00Z,feature_use,,f1
+W,2023-03-20T09:00:00Z,feature_use,,f1
+X,2023-05-01T09:00:00Z,feature_use,,f1
+Y,2023-12-01T09:00:00Z,feature_use,,f1
+";
+    for (name, text) in [
+        ("subscriptions.csv", subs),
+        ("customers.csv", customers),
+        ("payments.csv", payments),
+        ("events.csv", events),
+    ] {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let ds = Dataset::open(dir.path()).unwrap();
+    let r = report(
+        &ds,
+        KpiOptions::default(),
+        &RulesConfig::default(),
+        &Goals::default(),
+    )
+    .unwrap();
+    let s = &r.summary;
+    assert_eq!(s.base.as_of, "2024-01-01");
+    // Active on 2023-01-01: P, Q with a CSM (Q left); R, S, T without (S and T left).
+    assert_close(s.retention_12m_csm_pct, 50.0, "with a CSM");
+    assert_close(s.retention_12m_no_csm_pct, 100.0 / 3.0, "without a CSM");
+    // Churns of 2023: Q pricing, S and T support, U without a reason, W features.
+    assert_eq!(s.churns_with_reason, 4);
+    let share = |k: &str| s.churn_reasons.get(k).copied();
+    assert_eq!(share("support"), Some(50.0));
+    assert_eq!(share("pricing"), Some(25.0));
+    assert_eq!(share("features"), Some(25.0));
+    // Signups from the event history's start (Jan 2) with six months behind them:
+    // V 3 days (kept), W 19 days (gone by Sep 1), X 30 days (kept), U never (gone),
+    // Y first value after its sixth month (kept).
+    let buckets: Vec<(&str, u64, Option<f64>)> = s
+        .retention_m6_by_ttv
+        .iter()
+        .map(|b| (b.bucket, b.customers, b.retention_pct))
+        .collect();
+    assert_eq!(
+        buckets,
+        [
+            ("under 7 days", 1, Some(100.0)),
+            ("7-21 days", 1, Some(0.0)),
+            ("21-45 days", 1, Some(100.0)),
+            ("45+ days", 0, None),
+            ("not by month 6", 2, Some(50.0)),
+        ]
+    );
 }

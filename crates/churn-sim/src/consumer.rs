@@ -211,6 +211,7 @@ pub fn generate(
             subs.date(2, ends);
             subs.number(3, Some(PRICE));
             subs.text(4, Some("premium"));
+            subs.text(5, None);
             subs.rows += 1;
             k += 1;
         }

@@ -160,6 +160,7 @@ impl Chunk {
             t.date(2, s.end);
             t.number(3, Some(s.mrr));
             t.text(4, Some(PLANS[s.plan].0));
+            t.text(5, s.reason.map(|r| r.name()));
             t.rows += 1;
         }
         let c = &mut self.customers;
@@ -191,18 +192,19 @@ impl Chunk {
         to: Day,
         data_end: Day,
     ) {
-        let base = (0.36 * (0.5 * t.engagement).exp()).min(0.95);
+        let base = (0.46 * (0.5 * t.engagement).exp()).min(0.95);
         let adopted: Vec<usize> = (0..CATALOG.len()).filter(|&i| t.adopted[i]).collect();
         let value_day = life.signup + t.ttv_days.round() as Day;
         for day in from..to {
             let (factor, declining) = life::usage_factor(life, day);
+            let quiet = life.dormant.iter().any(|&(s, e)| day >= s && day < e);
             let weekday = (day + 3).rem_euclid(7); // 0 = Monday
             let week = if weekday >= 5 { 0.45 } else { 1.1 };
             let tenure = day - life.signup;
             // Before reaching value, customers poke around less.
             let ramp = if day < value_day { 0.55 } else { 1.0 };
             let p = (base * factor * week * ramp * if tenure < 3 { 2.0 } else { 1.0 }).min(0.98);
-            if rng.random::<f64>() < p {
+            if !quiet && rng.random::<f64>() < p {
                 let login = life::at_hour(rng, day);
                 self.event(id, login, "login", None, None);
                 let sessions =
@@ -214,7 +216,7 @@ impl Chunk {
                         Some(_) => 0.75,
                         None => 1.0,
                     } * factor.sqrt();
-                    let minutes = (life::lognormal(rng, 6.4, 0.65)
+                    let minutes = (life::lognormal(rng, 5.45, 0.65)
                         * minutes_factor
                         * (0.15 * t.engagement).exp())
                     .max(0.5);
@@ -257,7 +259,7 @@ impl Chunk {
                 * if tenure < 30 { 1.8 } else { 1.0 };
             for _ in 0..life::poisson(rng, rate) {
                 let opened = life::at_hour(rng, day);
-                let response_h = life::lognormal(rng, if t.has_csm { 8.0 } else { 16.0 }, 0.9)
+                let response_h = life::lognormal(rng, if t.has_csm { 9.0 } else { 18.0 }, 0.9)
                     * if support_decline { 2.5 } else { 1.0 };
                 let resolve_h = response_h + life::lognormal(rng, 30.0, 1.0);
                 let first = opened + life::hours(response_h);
@@ -288,8 +290,8 @@ impl Chunk {
                     + if declining.is_some() { -2.0 } else { 0.6 }
                     + life::lognormal(rng, 1.0, 0.6)
                     - 1.0;
-                let nps = (8.2 + 1.4 * mood).round().clamp(0.0, 10.0);
-                let csat = (7.4 + 1.2 * mood).round().clamp(1.0, 10.0);
+                let nps = (7.15 + 1.4 * mood).round().clamp(0.0, 10.0);
+                let csat = (5.9 + 1.2 * mood).round().clamp(1.0, 10.0);
                 let sv = &mut self.surveys;
                 sv.text(0, Some(id));
                 sv.time(1, Some(life::at_hour(rng, day)));

@@ -101,14 +101,14 @@ pub struct SimStats {
 }
 
 /// Months of signups simulated before the window so the base has realistic tenures.
-const WARM_UP_MONTHS: i32 = 60;
+const WARM_UP_MONTHS: i32 = 120;
 /// Simulated customers per parallel chunk.
 const CHUNK: u64 = 2048;
 
 /// Average signups per month that keep a base of `customers` roughly stable, from the
-/// mean customer lifetime implied by the hazard (about 19 months, i.e. 5.2 % a month).
+/// mean customer lifetime implied by the hazard.
 fn signups_per_month(customers: u64) -> f64 {
-    customers as f64 * 0.058
+    customers as f64 * 0.05
 }
 
 struct Writers {

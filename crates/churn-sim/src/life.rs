@@ -18,11 +18,26 @@ pub enum Reason {
     Competition,
 }
 
+impl Reason {
+    /// The `cancel_reason` the simulated billing system records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Onboarding => "onboarding",
+            Reason::Support => "support",
+            Reason::Pricing => "pricing",
+            Reason::Features => "features",
+            Reason::Competition => "competition",
+        }
+    }
+}
+
 /// Plans with their list prices.
+/// Customers grow into their plans (seats, upgrades), so list prices sit below the
+/// brief's $130 ARPA of the base.
 pub const PLANS: [(&str, [f64; 3]); 3] = [
-    ("basic", [39.0, 49.0, 59.0]),
-    ("pro", [99.0, 119.0, 139.0]),
-    ("enterprise", [199.0, 229.0, 259.0]),
+    ("basic", [27.0, 33.0, 41.0]),
+    ("pro", [68.0, 82.0, 96.0]),
+    ("enterprise", [137.0, 157.0, 178.0]),
 ];
 
 pub const COUNTRIES: [&str; 6] = ["US", "GB", "DE", "FR", "CA", "AU"];
@@ -40,15 +55,28 @@ pub const CHANNELS: [&str; 4] = ["organic", "paid_ads", "referral", "partner"];
 /// Shaped so a signup cohort keeps about 75 / 60 / 45 % after months 1 / 3 / 6.
 fn base_hazard(tenure_month: u32) -> f64 {
     match tenure_month {
-        1 => 0.25,
-        2 => 0.14,
-        3 => 0.125,
-        4..=6 => 0.13,
+        1 => 0.33,
+        2 => 0.12,
+        3 => 0.105,
+        4..=6 => 0.095,
         7..=9 => 0.085,
-        10..=12 => 0.075,
-        _ => 0.067,
+        10..=12 => 0.07,
+        _ => 0.05,
     }
 }
+
+/// No customer is safe: without a floor the best customers would stay for decades and
+/// the base would drift towards them for years (churn falling, ARPA rising) instead of
+/// being the brief's steady business.
+const TENURED_HAZARD_FLOOR: f64 = 0.025;
+
+/// Offset of the logit of falling quiet in a month.
+const DORMANT_LOGIT: f64 = 0.85;
+/// The monthly chance that a quiet customer uses the product again; with the rate of
+/// falling quiet, about 30 % of paying customers are quiet at any time.
+const DORMANT_WAKE: f64 = 0.22;
+/// The churn hazard of a quiet month, relative to an active one.
+const DORMANT_HAZARD: f64 = 1.35;
 
 /// The latent traits of one customer.
 #[derive(Debug, Clone)]
@@ -77,6 +105,8 @@ pub struct SubRow {
     pub end: Option<Day>,
     pub mrr: f64,
     pub plan: usize,
+    /// Why the customer cancelled, on a row that ends in a churn.
+    pub reason: Option<Reason>,
 }
 
 /// The customer's life at month granularity: subscriptions, churns and their reasons.
@@ -88,6 +118,9 @@ pub struct Life {
     pub churns: Vec<(Day, Reason, i32)>,
     /// Temporary dips in usage that do not end in churn: (start, end).
     pub dips: Vec<(Day, Day)>,
+    /// Quiet months, (start, end): paying without using the product at all. They make
+    /// the brief's 70 % monthly active share, and raise the month's churn hazard.
+    pub dormant: Vec<(Day, Day)>,
 }
 
 fn normal(rng: &mut ChaCha8Rng) -> f64 {
@@ -111,11 +144,11 @@ pub fn draw_traits(rng: &mut ChaCha8Rng) -> Traits {
     let plan = pick(rng, &[0usize, 1, 2], &[0.5, 0.38, 0.12]);
     let price = PLANS[plan].1[rng.random_range(0..3)];
     let seats = 1 + rng.random_range(0..3u32);
-    let csm_share = [0.28, 0.52, 0.8][plan];
+    let csm_share = [0.26, 0.5, 0.78][plan];
     let has_csm = rng.random::<f64>() < csm_share;
     let channel = pick(rng, &[0usize, 1, 2, 3], &[0.4, 0.3, 0.15, 0.15]);
     let engagement = normal(rng) + if has_csm { 0.25 } else { -0.1 };
-    let ttv_median = 24.0 * (-0.35 * engagement).exp() * if has_csm { 0.7 } else { 1.1 };
+    let ttv_median = 52.0 * (-0.35 * engagement).exp() * if has_csm { 0.7 } else { 1.1 };
     let ttv_days = LogNormal::new(ttv_median.ln(), 1.05)
         .expect("valid")
         .sample(rng);
@@ -127,10 +160,10 @@ pub fn draw_traits(rng: &mut ChaCha8Rng) -> Traits {
         .iter()
         .map(|(_, g)| {
             let base = match g {
-                Group::Core => 0.70,
-                Group::Advanced => 0.24,
-                Group::Integrations => 0.16,
-                Group::Reporting => 0.32,
+                Group::Core => 0.71,
+                Group::Advanced => 0.212,
+                Group::Integrations => 0.146,
+                Group::Reporting => 0.288,
             };
             rng.random::<f64>() < (base * 2.0 * adoption).min(0.97)
         })
@@ -156,28 +189,38 @@ pub fn draw_traits(rng: &mut ChaCha8Rng) -> Traits {
 
 /// The customer's multiplier on the base hazard in a given month of tenure.
 fn hazard_multiplier(t: &Traits, tenure_month: u32) -> f64 {
+    // A slow start shows after the first month: customers still without value by then
+    // leave fast (the brief's month-6 retention by time to value: 95 / 85 / 65 / 35 %).
     let ttv_effect = if t.ttv_days < 7.0 {
-        -0.8
+        -2.2
     } else if t.ttv_days < 21.0 {
-        -0.35
+        -0.95
     } else if t.ttv_days < 45.0 {
-        0.25
+        if tenure_month == 1 {
+            -0.3
+        } else {
+            0.3
+        }
+    } else if tenure_month == 1 {
+        0.3
+    } else if tenure_month == 2 {
+        0.6
     } else {
-        0.75
+        1.1
     };
     // Time to value matters most early on; later the effect fades.
-    let ttv_weight = if tenure_month <= 6 { 1.0 } else { 0.45 };
+    let ttv_weight = if tenure_month <= 6 { 1.0 } else { 0.25 };
     let x = -0.4 * f64::from(u8::from(t.has_csm)) - 0.35 * t.engagement
         + ttv_weight * ttv_effect
-        + [0.08, 0.0, -0.12][t.plan]
+        + [0.25, 0.0, -0.3][t.plan]
         + [0.0, 0.15, -0.2, -0.05][t.channel];
-    x.exp() * 0.85
+    x.exp() * 0.68
 }
 
 fn draw_reason(rng: &mut ChaCha8Rng, t: &Traits, tenure_month: u32) -> Reason {
     let early = tenure_month <= 4;
     let weights = [
-        35.0 * if t.ttv_days > 21.0 { 1.6 } else { 0.6 } * if early { 1.5 } else { 0.6 },
+        25.0 * if t.ttv_days > 21.0 { 1.6 } else { 0.6 } * if early { 1.5 } else { 0.6 },
         25.0 * (t.ticket_rate / 0.22).clamp(0.4, 2.5),
         20.0 * if t.plan == 0 { 1.4 } else { 0.8 },
         15.0 * if early { 0.6 } else { 1.3 },
@@ -204,11 +247,13 @@ pub fn simulate_life(rng: &mut ChaCha8Rng, t: &mut Traits, signup: Day, horizon_
         subs: Vec::new(),
         churns: Vec::new(),
         dips: Vec::new(),
+        dormant: Vec::new(),
     };
     let mut period_start = signup;
     let mut row_start = signup;
     let mut tenure_month = 1u32;
     let mut month_start = signup;
+    let mut dormant = false;
     loop {
         let month_end = time::add_months(month_start, 1);
         if month_start >= horizon_end {
@@ -217,10 +262,25 @@ pub fn simulate_life(rng: &mut ChaCha8Rng, t: &mut Traits, signup: Day, horizon_
                 end: None,
                 mrr: t.mrr,
                 plan: t.plan,
+                reason: None,
             });
             return life;
         }
-        let h = (base_hazard(tenure_month) * hazard_multiplier(t, tenure_month)).min(0.9);
+        // Quiet spells last months: a customer falls quiet (less often when engaged or
+        // looked after by a CSM) and wakes up again at a steady rate; never in the first
+        // month (a new customer always looks around).
+        let fall = 1.0
+            / (1.0
+                + (DORMANT_LOGIT + 1.1 * t.engagement + if t.has_csm { 0.3 } else { 0.0 }).exp());
+        dormant = tenure_month > 1
+            && rng.random::<f64>() < if dormant { 1.0 - DORMANT_WAKE } else { fall };
+        if dormant {
+            life.dormant.push((month_start, month_end));
+        }
+        let h = (base_hazard(tenure_month)
+            * hazard_multiplier(t, tenure_month)
+            * if dormant { DORMANT_HAZARD } else { 1.0 })
+        .clamp(TENURED_HAZARD_FLOOR, 0.9);
         if rng.random::<f64>() < h {
             let churn_day = month_start + rng.random_range(0..(month_end - month_start).max(1));
             let reason = draw_reason(rng, t, tenure_month);
@@ -231,6 +291,7 @@ pub fn simulate_life(rng: &mut ChaCha8Rng, t: &mut Traits, signup: Day, horizon_
                     end: None,
                     mrr: t.mrr,
                     plan: t.plan,
+                    reason: None,
                 });
                 // The churn lies beyond the data: its decline may still show.
                 life.churns.push((churn_day, reason, decline));
@@ -241,6 +302,7 @@ pub fn simulate_life(rng: &mut ChaCha8Rng, t: &mut Traits, signup: Day, horizon_
                 end: Some(churn_day),
                 mrr: t.mrr,
                 plan: t.plan,
+                reason: Some(reason),
             });
             life.churns.push((churn_day, reason, decline));
             // Some churned customers come back: a few within the grace period (a lapse,
@@ -258,7 +320,11 @@ pub fn simulate_life(rng: &mut ChaCha8Rng, t: &mut Traits, signup: Day, horizon_
                 return life;
             }
             if gap < 7 {
+                // A lapse within the grace period: no churn, no cancellation reason.
                 life.churns.pop();
+                if let Some(row) = life.subs.last_mut() {
+                    row.reason = None;
+                }
             } else {
                 period_start = back;
                 tenure_month = 3; // returning customers know the product
@@ -270,14 +336,14 @@ pub fn simulate_life(rng: &mut ChaCha8Rng, t: &mut Traits, signup: Day, horizon_
         }
         // Expansion and contraction: a plan change closes one row and opens the next.
         let r = rng.random::<f64>();
-        let change = if r < 0.009 {
+        let change = if r < 0.03 {
             Some(if t.plan < 2 && rng.random::<f64>() < 0.5 {
                 t.plan += 1;
                 PLANS[t.plan].1[1]
             } else {
-                t.mrr * 1.25
+                t.mrr * 1.3
             })
-        } else if r < 0.015 && t.mrr > 50.0 {
+        } else if r < 0.035 && t.mrr > 50.0 {
             Some(if t.plan > 0 && rng.random::<f64>() < 0.5 {
                 t.plan -= 1;
                 PLANS[t.plan].1[1]
@@ -295,6 +361,7 @@ pub fn simulate_life(rng: &mut ChaCha8Rng, t: &mut Traits, signup: Day, horizon_
                     end: Some(day),
                     mrr: t.mrr,
                     plan: t.plan,
+                    reason: None,
                 });
                 row_start = day;
             }
