@@ -18,9 +18,9 @@
 mod common;
 
 use churn_model::model::ModelKind;
-use churn_serve::client::Client;
 use churn_serve::registry::Registry;
 use churn_serve::{App, Limits};
+use churn_testkit::http::Client;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@ use churn_features::contract::CUSTOMERS;
 use churn_features::read::TableFile;
 use churn_features::time::format_date;
 use churn_model::model::ModelKind;
-use churn_serve::client::Client;
+use churn_testkit::http::Client;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;

@@ -3,7 +3,7 @@
 
 use crate::body::{parse_customer, parse_request, ParseError, Raw, Text};
 use crate::metrics::Phase;
-use crate::registry::{HistoryEntry, Loaded, ReloadOutcome};
+use crate::registry::{HistoryEntry, Loaded, ModelChoiceError, ModelEvent, ReloadOutcome};
 use crate::{App, RequestId};
 use axum::body::Body;
 use axum::extract::{Extension, Path, Query, State};
@@ -505,8 +505,12 @@ fn json_response(app: &App, value: &impl Serialize) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
-fn unknown_model(e: String) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "unknown_model", e).at("model")
+fn model_choice_error(e: ModelChoiceError) -> ApiError {
+    let (status, code) = match e {
+        ModelChoiceError::Unknown { .. } => (StatusCode::NOT_FOUND, "unknown_model"),
+        ModelChoiceError::Unnamed { .. } => (StatusCode::BAD_REQUEST, "model_required"),
+    };
+    ApiError::new(status, code, e.to_string()).at("model")
 }
 
 /// Scores a read body; blocking work (run inline for small bodies). Stops early, with
@@ -529,7 +533,7 @@ fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Respon
     let loaded = app
         .registry
         .get(req.model.as_ref().map(|m| m.0.as_ref()))
-        .map_err(unknown_model)?;
+        .map_err(model_choice_error)?;
     let opts = options(req.explain, req.top)?;
     let scorer = &loaded.scorer;
     let mut scratch = Vec::new();
@@ -634,7 +638,7 @@ impl Drop for CancelOnDrop {
     request_body(content = PredictRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "One prediction per customer, in request order", body = PredictResponse),
-        (status = 400, description = "Bad JSON, missing customer_id, unknown feature, wrong type, NaN or infinite value", body = ErrorBody),
+        (status = 400, description = "Bad JSON, missing customer_id, no model named while several are served, unknown feature, wrong type, NaN or infinite value", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 404, description = "Unknown model", body = ErrorBody),
         (status = 408, description = "The body did not arrive in time", body = ErrorBody),
@@ -729,7 +733,7 @@ pub async fn customer_prediction(
     let loaded = app
         .registry
         .get(q.model.as_deref())
-        .map_err(unknown_model)?;
+        .map_err(model_choice_error)?;
     let opts = options(q.explain, q.top)?;
     let scorer = &loaded.scorer;
     let t0 = Instant::now();
@@ -867,6 +871,7 @@ pub struct ReloadResponse {
         (status = 200, description = "Every model loaded or unchanged", body = ReloadResponse),
         (status = 415, description = "Not declared as JSON: send `Content-Type: application/json` (an empty body is fine)", body = ErrorBody),
         (status = 422, description = "A version failed to load; the old one keeps serving", body = ReloadResponse),
+        (status = 500, description = "The reload stopped with an internal error; the models serving before keep serving", body = ErrorBody),
     ),
     security((), ("bearer" = [])))]
 pub async fn reload(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
@@ -874,12 +879,24 @@ pub async fn reload(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
         return e.into_response();
     }
     let app2 = app.clone();
-    let outcomes = tokio::task::spawn_blocking(move || {
+    let outcomes = match tokio::task::spawn_blocking(move || {
         app2.registry.reload(true, |ok| app2.metrics.reload(ok))
     })
     .await
-    .unwrap_or_default();
-    let ok = outcomes.iter().all(|o| o.outcome != "failed");
+    {
+        Ok(outcomes) => outcomes,
+        // A reload that panicked is a failure to report, not an empty success.
+        Err(e) => {
+            tracing::error!(error = %e, "the reload panicked");
+            return ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "reload_failed",
+                "the reload stopped with an internal error; the models serving before keep serving",
+            )
+            .into_response();
+        }
+    };
+    let ok = outcomes.iter().all(|o| o.outcome != ModelEvent::Failed);
     let status = if ok {
         StatusCode::OK
     } else {

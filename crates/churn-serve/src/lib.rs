@@ -3,7 +3,6 @@
 
 pub mod api;
 pub mod body;
-pub mod client;
 pub mod conn;
 pub mod metrics;
 pub mod registry;
@@ -312,10 +311,15 @@ pub fn spawn_watcher(app: Arc<App>, every: Duration) {
         loop {
             tick.tick().await;
             let a = app.clone();
-            let _ = tokio::task::spawn_blocking(move || {
+            let reload = tokio::task::spawn_blocking(move || {
                 a.registry.reload(false, |ok| a.metrics.reload(ok))
             })
             .await;
+            if let Err(e) = reload {
+                // Counted like a failed load, and the watcher keeps watching.
+                app.metrics.reload(false);
+                tracing::error!(error = %e, "a model reload panicked");
+            }
         }
     });
 }

@@ -163,16 +163,10 @@ pub struct ServedModel {
 impl Metrics {
     /// Counts a finished request.
     pub fn request(&self, route: &str, status: u16, elapsed: Duration) {
-        *self
-            .requests
-            .lock()
-            .expect("metrics lock")
+        *crate::registry::lock(&self.requests)
             .entry((route.to_string(), status))
             .or_default() += 1;
-        let h = self
-            .latency
-            .lock()
-            .expect("metrics lock")
+        let h = crate::registry::lock(&self.latency)
             .entry(route.to_string())
             .or_default()
             .clone();
@@ -186,12 +180,7 @@ impl Metrics {
 
     /// Counts an error response by its code.
     pub fn error(&self, code: &'static str) {
-        *self
-            .errors
-            .lock()
-            .expect("metrics lock")
-            .entry(code)
-            .or_default() += 1;
+        *crate::registry::lock(&self.errors).entry(code).or_default() += 1;
     }
 
     /// Counts predictions by risk band.
@@ -250,7 +239,7 @@ impl Metrics {
             "HTTP requests by route and status.",
             "counter",
         );
-        for ((route, status), n) in self.requests.lock().expect("metrics lock").iter() {
+        for ((route, status), n) in crate::registry::lock(&self.requests).iter() {
             let _ = writeln!(
                 out,
                 "churn_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
@@ -263,7 +252,7 @@ impl Metrics {
             "Time from request to response, by route.",
             "histogram",
         );
-        for (route, h) in self.latency.lock().expect("metrics lock").iter() {
+        for (route, h) in crate::registry::lock(&self.latency).iter() {
             h.render(
                 &mut out,
                 "churn_http_request_duration_seconds",
@@ -289,7 +278,7 @@ impl Metrics {
             "Error responses by error code.",
             "counter",
         );
-        for (code, n) in self.errors.lock().expect("metrics lock").iter() {
+        for (code, n) in crate::registry::lock(&self.errors).iter() {
             let _ = writeln!(out, "churn_http_errors_total{{code=\"{code}\"}} {n}");
         }
         family(

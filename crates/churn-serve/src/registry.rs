@@ -56,6 +56,42 @@ impl Slot {
     }
 }
 
+/// What happened to a model version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelEvent {
+    /// Loaded when the server started.
+    Loaded,
+    /// A new model directory appeared and its version is serving.
+    Added,
+    /// Replaced the serving version.
+    Swapped,
+    /// `LATEST` names the serving version already.
+    Unchanged,
+    /// Could not be loaded or checked; the previous version (if any) keeps serving.
+    Failed,
+}
+
+impl ModelEvent {
+    /// The word in the logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelEvent::Loaded => "loaded",
+            ModelEvent::Added => "added",
+            ModelEvent::Swapped => "swapped",
+            ModelEvent::Unchanged => "unchanged",
+            ModelEvent::Failed => "failed",
+        }
+    }
+}
+
+/// A lock whose holder may have panicked: the data behind the registry's and the
+/// metrics' locks (lists and counters) stays usable, so a panic must not make every
+/// later request panic too.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// What happened to a model, for `GET /v1/models` and the logs.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
@@ -63,8 +99,8 @@ pub struct HistoryEntry {
     pub time: String,
     pub model: String,
     pub version: String,
-    /// `loaded` (at start), `swapped` (replaced the serving version) or `failed`.
-    pub event: String,
+    /// `loaded` (at start), `added`, `swapped` (replaced the serving version) or `failed`.
+    pub event: ModelEvent,
     pub message: String,
 }
 
@@ -75,7 +111,7 @@ pub struct ReloadOutcome {
     /// The version on disk (`LATEST`).
     pub version: String,
     /// `swapped`, `added`, `unchanged` or `failed`.
-    pub outcome: String,
+    pub outcome: ModelEvent,
     /// The version serving after the reload (`null` when none).
     pub serving: Option<String>,
     pub message: String,
@@ -99,6 +135,17 @@ impl Default for LoadLimits {
             timeout: Duration::from_secs(60),
         }
     }
+}
+
+/// Why a request's model could not be chosen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelChoiceError {
+    /// The request named a model that is not served (404).
+    #[error("unknown model `{name}`; serving: {serving}")]
+    Unknown { name: String, serving: String },
+    /// Several models are served and the request named none (a client mistake, 400).
+    #[error("several models are served ({serving}); name one in `model`")]
+    Unnamed { serving: String },
 }
 
 /// Every model being served.
@@ -203,7 +250,7 @@ impl Registry {
                     registry.record(
                         &name,
                         loaded.version(),
-                        "loaded",
+                        ModelEvent::Loaded,
                         &registry.relative(&loaded.dir),
                     );
                     slots.insert(
@@ -215,7 +262,7 @@ impl Registry {
                     );
                 }
                 Err(e) => {
-                    registry.record(&name, &latest, "failed", &e);
+                    registry.record(&name, &latest, ModelEvent::Failed, &e);
                     problems.push(e);
                 }
             }
@@ -257,7 +304,7 @@ impl Registry {
     fn load(&self, name: &str, version: &str, dir: &Path) -> Result<Loaded, String> {
         let key = (name.to_string(), version.to_string());
         {
-            let mut loading = self.loading.lock().expect("loading lock");
+            let mut loading = lock(&self.loading);
             if let Some(started) = loading.get(&key) {
                 return Err(format!(
                     "a load of this version started {} s ago has not finished (a hung read?); it is not started again",
@@ -274,7 +321,7 @@ impl Registry {
         let timeout = self.limits.timeout;
         within(timeout, move || {
             let loaded = load_version(&dir, max_bytes);
-            loading.lock().expect("loading lock").remove(&key);
+            lock(&loading).remove(&key);
             loaded
         })
         .unwrap_or_else(|| {
@@ -285,9 +332,9 @@ impl Registry {
         })
     }
 
-    fn record(&self, model: &str, version: &str, event: &str, message: &str) {
+    fn record(&self, model: &str, version: &str, event: ModelEvent, message: &str) {
         match event {
-            "failed" => tracing::error!(
+            ModelEvent::Failed => tracing::error!(
                 model,
                 version,
                 detail = message,
@@ -296,12 +343,12 @@ impl Registry {
             _ => tracing::info!(
                 model,
                 version,
-                event,
+                event = event.as_str(),
                 detail = message,
                 "model version serving"
             ),
         }
-        let mut h = self.history.lock().expect("history lock");
+        let mut h = lock(&self.history);
         if h.len() == HISTORY {
             h.remove(0);
         }
@@ -309,7 +356,7 @@ impl Registry {
             time: rfc3339(now()),
             model: model.into(),
             version: version.into(),
-            event: event.into(),
+            event,
             message: self.without_root(message),
         });
     }
@@ -320,26 +367,25 @@ impl Registry {
     }
 
     /// The model `name` serves now, or the only model when `name` is `None`.
-    pub fn get(&self, name: Option<&str>) -> Result<Arc<Loaded>, String> {
+    pub fn get(&self, name: Option<&str>) -> Result<Arc<Loaded>, ModelChoiceError> {
         let slots = self.slots.load();
+        let serving = || slots.keys().cloned().collect::<Vec<_>>().join(", ");
         match name {
-            Some(n) => slots.get(n).map(|s| s.current()).ok_or_else(|| {
-                format!(
-                    "unknown model `{n}`; serving: {}",
-                    slots.keys().cloned().collect::<Vec<_>>().join(", ")
-                )
-            }),
+            Some(n) => slots
+                .get(n)
+                .map(|s| s.current())
+                .ok_or_else(|| ModelChoiceError::Unknown {
+                    name: n.to_string(),
+                    serving: serving(),
+                }),
             None if slots.len() == 1 => Ok(slots.values().next().expect("one").current()),
-            None => Err(format!(
-                "several models are served ({}); name one in `model`",
-                slots.keys().cloned().collect::<Vec<_>>().join(", ")
-            )),
+            None => Err(ModelChoiceError::Unnamed { serving: serving() }),
         }
     }
 
     /// The load and swap history, oldest first.
     pub fn history(&self) -> Vec<HistoryEntry> {
-        self.history.lock().expect("history lock").clone()
+        lock(&self.history).clone()
     }
 
     /// Loads every model whose `LATEST` differs from what it serves. With `retry_failed`
@@ -351,7 +397,7 @@ impl Registry {
             vec![ReloadOutcome {
                 model: String::new(),
                 version: String::new(),
-                outcome: "failed".into(),
+                outcome: ModelEvent::Failed,
                 serving: None,
                 message,
             }]
@@ -389,12 +435,12 @@ impl Registry {
             let slot = current.get(&name);
             if let Some(slot) = slot {
                 let serving = slot.current();
-                let mut tried = slot.last_tried.lock().expect("slot lock");
+                let mut tried = lock(&slot.last_tried);
                 if serving.version() == latest || (!retry_failed && *tried == latest) {
                     out.push(ReloadOutcome {
                         model: name,
                         version: latest,
-                        outcome: "unchanged".into(),
+                        outcome: ModelEvent::Unchanged,
                         serving: Some(serving.version().to_string()),
                         message: String::new(),
                     });
@@ -414,11 +460,11 @@ impl Registry {
                     );
                     let version = loaded.version().to_string();
                     slot.current.store(Arc::new(loaded));
-                    self.record(&name, &version, "swapped", &message);
+                    self.record(&name, &version, ModelEvent::Swapped, &message);
                     out.push(ReloadOutcome {
                         model: name,
                         version: version.clone(),
-                        outcome: "swapped".into(),
+                        outcome: ModelEvent::Swapped,
                         serving: Some(version),
                         message,
                     });
@@ -426,7 +472,7 @@ impl Registry {
                 (Ok(loaded), None) => {
                     let version = loaded.version().to_string();
                     let message = self.relative(&loaded.dir);
-                    self.record(&name, &version, "loaded", &message);
+                    self.record(&name, &version, ModelEvent::Added, &message);
                     added.push((
                         name.clone(),
                         Arc::new(Slot {
@@ -437,13 +483,13 @@ impl Registry {
                     out.push(ReloadOutcome {
                         model: name,
                         version: version.clone(),
-                        outcome: "added".into(),
+                        outcome: ModelEvent::Added,
                         serving: Some(version),
                         message,
                     });
                 }
                 (Err(e), slot) => {
-                    self.record(&name, &latest, "failed", &e);
+                    self.record(&name, &latest, ModelEvent::Failed, &e);
                     let serving = slot.map(|s| s.current().version().to_string());
                     let e = self.without_root(&e);
                     let message = match &serving {
@@ -453,7 +499,7 @@ impl Registry {
                     out.push(ReloadOutcome {
                         model: name,
                         version: latest,
-                        outcome: "failed".into(),
+                        outcome: ModelEvent::Failed,
                         serving,
                         message,
                     });
@@ -461,11 +507,52 @@ impl Registry {
             }
         }
         if !added.is_empty() {
-            let _adding = self.adding.lock().expect("adding lock");
+            let _adding = lock(&self.adding);
             let mut next = (*self.slots.load_full()).clone();
             next.extend(added);
             self.slots.store(Arc::new(next));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_poisoned_by_a_panic_stays_usable() {
+        let history = Arc::new(Mutex::new(vec![1]));
+        let h = history.clone();
+        let panicked = std::thread::spawn(move || {
+            let mut g = h.lock().unwrap();
+            g.push(2);
+            panic!("a panic while holding the lock");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert!(history.is_poisoned());
+        lock(&history).push(3);
+        assert_eq!(*lock(&history), [1, 2, 3]);
+    }
+
+    #[test]
+    fn the_two_ways_of_not_choosing_a_model_are_told_apart() {
+        let unknown = ModelChoiceError::Unknown {
+            name: "nope".into(),
+            serving: "churn, gbm".into(),
+        };
+        assert_eq!(
+            unknown.to_string(),
+            "unknown model `nope`; serving: churn, gbm"
+        );
+        let unnamed = ModelChoiceError::Unnamed {
+            serving: "churn, gbm".into(),
+        };
+        assert!(unnamed.to_string().contains("name one in `model`"));
+        assert_eq!(
+            serde_json::to_value(ModelEvent::Swapped).unwrap(),
+            "swapped"
+        );
     }
 }

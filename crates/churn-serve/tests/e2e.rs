@@ -4,7 +4,7 @@
 use churn_features::time::format_date;
 use churn_model::model::ModelKind;
 use churn_scoring::{table_cell, Options, Scorer};
-use churn_serve::client::Client;
+use churn_testkit::http::Client;
 use serde_json::{json, Value};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -138,7 +138,7 @@ fn predictions_equal_the_library_for_the_same_rows() {
     assert!(api["paths"]["/v1/predict"]["post"].is_object());
 }
 
-fn expect_error(r: &churn_serve::client::Response, status: u16, code: &str, field: Option<&str>) {
+fn expect_error(r: &churn_testkit::http::Response, status: u16, code: &str, field: Option<&str>) {
     assert_eq!(r.status, status, "{}", r.text());
     let e = r.json();
     assert_eq!(e["error"]["code"], json!(code), "{e}");

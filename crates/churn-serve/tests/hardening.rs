@@ -238,7 +238,7 @@ fn fifty_concurrent_maximum_batches_stay_within_the_memory_budget() {
             .map(|_| {
                 let (body, start) = (&body, &start);
                 scope.spawn(move || {
-                    let mut c = churn_serve::client::Client::connect(addr).unwrap();
+                    let mut c = churn_testkit::http::Client::connect(addr).unwrap();
                     start.wait();
                     match c.post("/v1/predict", body) {
                         Ok(r) => (r.status, r.header("retry-after").map(str::to_string)),
@@ -302,6 +302,28 @@ fn extreme_inputs_never_yield_a_non_finite_probability() {
     churn_testkit::save(s.models.path(), &gbm);
     let server = Server::start(s.models.path(), &[]);
     let mut c = server.client();
+    // With two models served, a request that names none is the client's mistake (400),
+    // one that names an unknown model is a 404.
+    let row = row_json(&s.table, 0);
+    for (body, status, code) in [
+        (
+            json!({"customers": [{"features": row}]}),
+            400,
+            "model_required",
+        ),
+        (
+            json!({"model": "nope", "customers": [{"features": row}]}),
+            404,
+            "unknown_model",
+        ),
+    ] {
+        let r = c
+            .post("/v1/predict", &serde_json::to_vec(&body).unwrap())
+            .unwrap();
+        assert_eq!(r.status, status, "{}", r.text());
+        assert_eq!(r.json()["error"]["code"], json!(code));
+        assert_eq!(r.json()["error"]["field"], json!("model"));
+    }
     let numeric: Vec<String> =
         s.v1.features
             .iter()

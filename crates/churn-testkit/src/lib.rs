@@ -2,6 +2,8 @@
 //! set, its feature rows and a small model trained on them through the product's own
 //! code (no hand-made weights), saved as a real artifact.
 
+pub mod http;
+
 use churn_features::features::{FeatureConfig, FeatureTable};
 use churn_features::labels::{self, Examples};
 use churn_features::rules::RulesConfig;

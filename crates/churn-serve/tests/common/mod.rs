@@ -6,7 +6,7 @@ use churn_features::dataset::Values;
 use churn_features::features::FeatureTable;
 use churn_features::time::format_date;
 use churn_model::model::ModelKind;
-use churn_serve::client::Client;
+use churn_testkit::http::Client;
 use serde_json::{json, Map, Value};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

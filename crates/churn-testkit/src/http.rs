@@ -19,9 +19,16 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// The body as JSON (`Null` when it is not JSON).
+    /// The body as JSON; panics with the body when it is not JSON (a test expecting JSON
+    /// should fail on it, not read `null` fields).
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "status {}: the body is not JSON ({e}): {}",
+                self.status,
+                self.text()
+            )
+        })
     }
 
     /// A header's value (case-insensitive name).
