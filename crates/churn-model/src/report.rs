@@ -385,12 +385,14 @@ table{{border-collapse:collapse;font-size:13px;margin:8px 0}} td,th{{border:1px 
     }
     s.push_str("</table>");
     s.push_str("<table><tr><th>candidate</th><th>pooled log loss</th><th>pooled PR AUC</th></tr>");
-    for (k, ll, pr) in &o.candidates {
+    for c in &o.candidates {
         let _ = write!(
             s,
-            "<tr><td>{}{}</td><td>{ll:.4}</td><td>{pr:.3}</td></tr>",
-            k.as_str(),
-            if *k == o.chosen { " (chosen)" } else { "" }
+            "<tr><td>{}{}</td><td>{:.4}</td><td>{:.3}</td></tr>",
+            c.model.as_str(),
+            if c.model == o.chosen { " (chosen)" } else { "" },
+            c.pooled_log_loss,
+            c.pooled_pr_auc
         );
     }
     s.push_str("</table>");

@@ -135,14 +135,22 @@ impl Evaluation {
 #[derive(Debug, Clone, Serialize)]
 pub struct CandidateFit {
     pub kind: ModelKind,
-    /// The regularisation chosen (logistic: the L2 lambda).
-    pub lambda: f64,
+    /// The L2 strength chosen for a linear model (none for trees).
+    pub lambda: Option<f64>,
     /// What the settings search chose, in words.
     pub settings: String,
     pub calibration: &'static str,
     /// Cross-fitted log loss of Platt and isotonic calibration on the calibration rows.
     pub calibration_losses: [f64; 2],
     pub evaluation: Evaluation,
+}
+
+/// A candidate's figures over every fold's test rows pooled (what the choice rests on).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CandidateScore {
+    pub model: ModelKind,
+    pub pooled_log_loss: f64,
+    pub pooled_pr_auc: f64,
 }
 
 /// One backtest fold or cross-validation fold.
@@ -190,8 +198,8 @@ pub struct TrainOutcome {
     pub chosen: ModelKind,
     /// How much each candidate's settings were searched.
     pub search: Search,
-    /// Each candidate's log loss and PR AUC over every fold's test rows pooled.
-    pub candidates: Vec<(ModelKind, f64, f64)>,
+    /// Each candidate over every fold's test rows pooled.
+    pub candidates: Vec<CandidateScore>,
     pub folds: Vec<Fold>,
     /// Chosen model's metrics over all folds' test rows pooled.
     pub overall: Evaluation,
@@ -397,14 +405,19 @@ fn fit_with_logs(
 /// model) the logistic regression fitted on them.
 type Prepared = (Preprocessor, Vec<f64>, Vec<f64>, Option<LinearModel>);
 
-/// A fitted candidate: the model, its L2 strength (logistic) and both calibrations'
-/// losses.
-type Fitted = (ChurnModel, f64, [f64; 2]);
+/// A fitted candidate.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    pub model: ChurnModel,
+    /// The L2 strength chosen for a linear model (logistic or the blend's linear part).
+    pub lambda: Option<f64>,
+    /// Cross-fitted log loss of Platt and isotonic calibration on the calibration rows.
+    pub calibration_losses: [f64; 2],
+}
 
 /// A candidate's model from its preprocessing and fitted estimator: calibration and
 /// flag threshold fitted on the calibration rows (`x_cal`, transformed by `prep`, and
-/// their labels), input ranges from `fit` rows. Returns the model, its L2 strength
-/// (logistic) and both calibrations' losses.
+/// their labels), input ranges from `fit` rows.
 fn calibrate(
     prep: Preprocessor,
     estimator: Estimator,
@@ -418,11 +431,11 @@ fn calibrate(
     let calibrated: Vec<f64> = raw.iter().map(|&r| calibrator.apply(r)).collect();
     let threshold = best_f1_threshold(&calibrated, y_cal);
     let lambda = match &estimator {
-        Estimator::Logistic(m) | Estimator::Blend(m, _) => m.lambda,
-        Estimator::Gbm(_) | Estimator::Forest(_) => 0.0,
+        Estimator::Logistic(m) | Estimator::Blend(m, _) => Some(m.lambda),
+        Estimator::Gbm(_) | Estimator::Forest(_) => None,
     };
-    Ok((
-        ChurnModel {
+    Ok(Fitted {
+        model: ChurnModel {
             input_ranges: prep.ranges(table, fit),
             preprocessor: prep,
             estimator,
@@ -430,8 +443,8 @@ fn calibrate(
             threshold,
         },
         lambda,
-        losses,
-    ))
+        calibration_losses: losses,
+    })
 }
 
 /// The blend of a logistic and a boosted-trees model fitted on the same rows (so with
@@ -727,8 +740,11 @@ fn run_fold(
     let mut candidates = Vec::new();
     let mut fitted: Vec<(ModelKind, ChurnModel)> = Vec::new();
     for (k, &kind) in cfg.kinds.iter().enumerate() {
-        let (model, lambda, losses) =
-            fit_reusing(kind, &fitted, table, labels, fit, calib, cfg.fitting())?;
+        let Fitted {
+            model,
+            lambda,
+            calibration_losses,
+        } = fit_reusing(kind, &fitted, table, labels, fit, calib, cfg.fitting())?;
         fitted.push((kind, model.clone()));
         let p = model.predict_table(table, test)?;
         pooled[k].extend(test.iter().copied().zip(p.iter().copied()));
@@ -738,7 +754,7 @@ fn run_fold(
             lambda,
             settings: model.settings(),
             calibration: model.calibrator.method(),
-            calibration_losses: losses,
+            calibration_losses,
             evaluation: Evaluation::of(&p, &y_test, model.threshold),
         });
     }
@@ -768,28 +784,32 @@ fn finish(
 ) -> Result<TrainOutcome, TrainError> {
     // Choose by the log loss of every fold's test rows pooled (so a month with few
     // churners weighs what its rows weigh, not a third of the decision), ties by PR AUC.
-    let mut candidates: Vec<(ModelKind, f64, f64)> = cfg
+    let mut candidates: Vec<CandidateScore> = cfg
         .kinds
         .iter()
         .enumerate()
         .map(|(k, &kind)| {
             let p: Vec<f64> = pooled[k].iter().map(|(_, p)| *p).collect();
             let y: Vec<u8> = pooled[k].iter().map(|(r, _)| labels[*r]).collect();
-            (
-                kind,
-                metrics::log_loss(&p, &y),
-                metrics::pr_auc(&p, &y).unwrap_or(0.0),
-            )
+            CandidateScore {
+                model: kind,
+                pooled_log_loss: metrics::log_loss(&p, &y),
+                pooled_pr_auc: metrics::pr_auc(&p, &y).unwrap_or(0.0),
+            }
         })
         .collect();
     let best = candidates
         .iter()
         .enumerate()
-        .min_by(|a, b| a.1 .1.total_cmp(&b.1 .1).then(b.1 .2.total_cmp(&a.1 .2)))
+        .min_by(|(_, a), (_, b)| {
+            a.pooled_log_loss
+                .total_cmp(&b.pooled_log_loss)
+                .then(b.pooled_pr_auc.total_cmp(&a.pooled_pr_auc))
+        })
         .map(|(i, _)| i)
         .expect("at least one candidate");
-    let chosen = candidates[best].0;
-    let (model, _, _) = fit_searched(chosen, table, labels, fit, calib, cfg.fitting())?;
+    let chosen = candidates[best].model;
+    let model = fit_searched(chosen, table, labels, fit, calib, cfg.fitting())?.model;
     let rows: Vec<usize> = pooled[best].iter().map(|(r, _)| *r).collect();
     let p: Vec<f64> = pooled[best].iter().map(|(_, p)| *p).collect();
     let y: Vec<u8> = rows.iter().map(|&r| labels[r]).collect();
@@ -805,7 +825,7 @@ fn finish(
         });
     }
     let importance = model.importance(table, fit)?;
-    candidates.sort_by(|a, b| a.1.total_cmp(&b.1));
+    candidates.sort_by(|a, b| a.pooled_log_loss.total_cmp(&b.pooled_log_loss));
     Ok(TrainOutcome {
         model,
         chosen,

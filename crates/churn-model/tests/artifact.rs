@@ -29,8 +29,9 @@ fn trained(kind: ModelKind) -> (Artifact, labels::Examples) {
     let n = ex.features.len();
     let fit: Vec<usize> = (0..n).step_by(2).collect();
     let calib: Vec<usize> = (1..n).step_by(2).collect();
-    let (model, _, _) =
-        churn_model::train::fit_candidate(kind, &ex.features, &ex.labels, &fit, &calib, 3).unwrap();
+    let model = churn_model::train::fit_candidate(kind, &ex.features, &ex.labels, &fit, &calib, 3)
+        .unwrap()
+        .model;
     let mut a = Artifact {
         name: "m".into(),
         version: "v".into(),

@@ -45,7 +45,7 @@ pub fn train(fx: &Fixture, kind: ModelKind, name: &str, version: &str) -> Artifa
     let n = fx.examples.features.len();
     let fit: Vec<usize> = (0..n).step_by(2).collect();
     let calib: Vec<usize> = (1..n).step_by(2).collect();
-    let (model, _, _) = fit_candidate(
+    let model = fit_candidate(
         kind,
         &fx.examples.features,
         &fx.examples.labels,
@@ -53,7 +53,8 @@ pub fn train(fx: &Fixture, kind: ModelKind, name: &str, version: &str) -> Artifa
         &calib,
         7,
     )
-    .expect("fit");
+    .expect("fit")
+    .model;
     let mut a = Artifact {
         name: name.into(),
         version: version.into(),

@@ -283,7 +283,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         "rules_apply": rules_apply,
         "rules": rules,
         "metrics": outcome.overall,
-        "candidates": outcome.candidates.iter().map(|(k, ll, pr)| serde_json::json!({"model": k.as_str(), "pooled_log_loss": ll, "pooled_pr_auc": pr})).collect::<Vec<_>>(),
+        "candidates": outcome.candidates,
         "training_data": {
             // The last observation date trained on and the end of its label window:
             // evaluating before that end would score outcomes the model learned from.
@@ -333,15 +333,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             backtest: &outcome.overall,
             rules_health: outcome.rules_health.as_ref(),
             rules_rank_as_well: outcome.rules_rank_as_well().is_some(),
-            candidates: outcome
-                .candidates
-                .iter()
-                .map(|&(k, ll, pr)| CandidateSummary {
-                    model: k.as_str(),
-                    pooled_log_loss: ll,
-                    pooled_pr_auc: pr,
-                })
-                .collect(),
+            candidates: &outcome.candidates,
             suspicious: &outcome.suspicious,
             seconds: started.elapsed().as_secs_f64(),
         };
@@ -388,17 +380,10 @@ struct TrainSummary<'a> {
     /// The health score as a ranker on the same rows (none for a plain table).
     rules_health: Option<&'a churn_model::metrics::RankingMetrics>,
     rules_rank_as_well: bool,
-    candidates: Vec<CandidateSummary>,
+    candidates: &'a [train::CandidateScore],
     /// Single features that rank churners suspiciously well (possible leakage).
     suspicious: &'a [train::Suspicion],
     seconds: f64,
-}
-
-#[derive(serde::Serialize)]
-struct CandidateSummary {
-    model: &'static str,
-    pooled_log_loss: f64,
-    pooled_pr_auc: f64,
 }
 
 fn print_summary(o: &train::TrainOutcome) {
