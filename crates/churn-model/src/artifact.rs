@@ -46,6 +46,26 @@ pub struct Artifact {
     pub probes: Vec<Probe>,
 }
 
+/// A model version as outputs name it (`--json` summaries).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelRef {
+    pub name: String,
+    pub version: String,
+    /// The version directory it was loaded from.
+    pub path: String,
+}
+
+impl Artifact {
+    /// How outputs name this model, loaded from `dir`.
+    pub fn reference(&self, dir: &Path) -> ModelRef {
+        ModelRef {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            path: dir.display().to_string(),
+        }
+    }
+}
+
 /// A training row kept with the model and the probability the model gave it: loading
 /// recomputes it, so a model that decodes but no longer computes what it computed when
 /// it was saved (a flipped bit behind a recomputed checksum, a struct change without a

@@ -195,13 +195,8 @@ pub fn run(args: Args) -> Result<()> {
         start.elapsed(),
     );
     if args.json {
-        let model = scorer.artifact();
         let out = JsonSummary {
-            model: ModelRef {
-                name: &model.name,
-                version: &model.version,
-                path: dir.display().to_string(),
-            },
+            model: scorer.artifact().reference(&dir),
             run: &totals,
         };
         println!("{}", serde_json::to_string(&out)?);
@@ -214,15 +209,8 @@ pub fn run(args: Args) -> Result<()> {
 /// `--json`: the model that scored and the run's figures.
 #[derive(serde::Serialize)]
 struct JsonSummary<'a> {
-    model: ModelRef<'a>,
+    model: churn_model::artifact::ModelRef,
     run: &'a output::Totals,
-}
-
-#[derive(serde::Serialize)]
-struct ModelRef<'a> {
-    name: &'a str,
-    version: &'a str,
-    path: String,
 }
 
 /// One input column mapped to a schema position.

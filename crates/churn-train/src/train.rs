@@ -531,13 +531,17 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
     let p = art.model.predict_table(&table, &rows)?;
     let e = Evaluation::of(&p, &labels, art.model.threshold);
     if a.json {
-        let out = serde_json::json!({
-            "model": {"name": art.name, "version": art.version, "path": dir.display().to_string()},
-            "rows": e.rows, "positives": e.positives,
-            "roc_auc": e.roc_auc, "pr_auc": e.pr_auc, "brier": e.brier, "log_loss": e.log_loss,
-            "ece": e.ece, "lift_top10": e.lift_top10, "threshold": e.threshold,
-            "precision": e.precision, "recall": e.recall,
-        });
+        /// `evaluate --json`: the model and every figure of the evaluation.
+        #[derive(serde::Serialize)]
+        struct EvaluateSummary<'a> {
+            model: artifact::ModelRef,
+            #[serde(flatten)]
+            evaluation: &'a Evaluation,
+        }
+        let out = EvaluateSummary {
+            model: art.reference(&dir),
+            evaluation: &e,
+        };
         println!("{}", serde_json::to_string(&out)?);
     } else {
         let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));

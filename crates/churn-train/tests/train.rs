@@ -186,6 +186,10 @@ fn trains_on_event_data_beats_the_rules_and_evaluates() {
         assert!(!e[field].is_null(), "evaluate --json lacks {field}: {json}");
     }
     assert!(e["rows"].as_u64().unwrap() > 300);
+    assert_eq!(
+        e["model"]["path"].as_str().unwrap(),
+        s(&latest(&models, "demo"))
+    );
     let err = fails(&[
         "evaluate",
         "--model",
