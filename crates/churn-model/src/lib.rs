@@ -33,6 +33,7 @@
 pub mod artifact;
 pub mod baseline;
 pub mod calibrate;
+pub mod card;
 pub mod forest;
 pub mod gbm;
 pub mod logistic;

@@ -91,7 +91,7 @@ impl TrainConfig {
 }
 
 /// Metrics of calibrated probabilities against labels.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Evaluation {
     pub rows: usize,
     pub positives: usize,
@@ -151,6 +151,24 @@ pub struct CandidateScore {
     pub model: ModelKind,
     pub pooled_log_loss: f64,
     pub pooled_pr_auc: f64,
+}
+
+/// The headline of a training run's `report.json`: what was chosen, how it was
+/// validated and its pooled figures (what the server shows next to a model).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ReportHeadline {
+    pub chosen: ModelKind,
+    pub validation: String,
+    pub overall: Evaluation,
+}
+
+impl ReportHeadline {
+    /// The headline of the `report.json` in a version directory; `None` when it is
+    /// missing or unreadable.
+    pub fn read(version_dir: &std::path::Path) -> Option<ReportHeadline> {
+        let bytes = std::fs::read(version_dir.join("report.json")).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
 }
 
 /// One backtest fold or cross-validation fold.

@@ -797,8 +797,10 @@ pub struct ModelOut {
     pub risk_cutoffs: CutoffsOut,
     pub rules_apply: bool,
     pub features: Vec<FeatureOut>,
-    /// Backtest metrics from the model's report.json, when present.
-    pub metrics: Option<Value>,
+    /// Backtest metrics from the model's report.json, when present: `chosen`,
+    /// `validation` and the pooled `overall` figures.
+    #[schema(value_type = Option<Object>)]
+    pub metrics: Option<churn_model::train::ReportHeadline>,
 }
 
 /// `GET /v1/models` answer.

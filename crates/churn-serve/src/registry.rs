@@ -6,6 +6,7 @@
 use arc_swap::ArcSwap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use churn_model::artifact;
+use churn_model::train::ReportHeadline;
 use churn_scoring::Scorer;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -25,7 +26,7 @@ pub struct Loaded {
     pub dir: PathBuf,
     pub loaded_at: DateTime<Utc>,
     /// The `overall` metrics and validation scheme of its `report.json`, when present.
-    pub metrics: Option<serde_json::Value>,
+    pub metrics: Option<ReportHeadline>,
 }
 
 impl Loaded {
@@ -191,16 +192,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 /// Loads the version `LATEST` names in `model_dir`.
 fn load_version(model_dir: &Path, max_bytes: u64) -> Result<Loaded, String> {
     let (a, dir) = artifact::load_at_most(model_dir, max_bytes).map_err(|e| e.to_string())?;
-    let metrics = std::fs::read(dir.join("report.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .map(|r| {
-            serde_json::json!({
-                "chosen": r.get("chosen"),
-                "validation": r.get("validation"),
-                "overall": r.get("overall"),
-            })
-        });
+    let metrics = ReportHeadline::read(&dir);
     Ok(Loaded {
         scorer: Scorer::new(a),
         dir,

@@ -8,7 +8,8 @@ use churn_features::labels;
 use churn_features::rules::{RulesConfig, CORE_INPUTS};
 use churn_features::table::read_table;
 use churn_features::time::{self, Day};
-use churn_model::artifact::{self, Artifact, FORMAT_VERSION};
+use churn_model::artifact::{self, Artifact};
+use churn_model::card::{self, ModelCard};
 use churn_model::model::ModelKind;
 use churn_model::report::{self, ReportContext};
 use churn_model::train::{self, Evaluation, TrainConfig};
@@ -264,39 +265,18 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         .record_probes(&table)
         .context("scoring the probe rows kept with the model")?;
     let positives = labels.iter().filter(|&&l| l == 1).count();
-    let model_json = serde_json::json!({
-        "format_version": FORMAT_VERSION,
-        "name": a.name,
-        "version": version,
-        "model_kind": outcome.chosen.as_str(),
-        "created": created_text,
-        "crate_version": env!("CARGO_PKG_VERSION"),
-        "seed": a.seed,
-        "horizon_days": horizon,
-        "validation": outcome.validation,
-        "features": table.info,
-        "model_inputs": outcome.model.preprocessor.output_names,
-        "preprocessing": outcome.model.preprocessor.transforms,
-        "calibration": outcome.model.calibrator,
-        "threshold": outcome.model.threshold,
-        "estimator": outcome.model.estimator,
-        "rules_apply": rules_apply,
-        "rules": rules,
-        "metrics": outcome.overall,
-        "candidates": outcome.candidates,
-        "training_data": {
-            // The last observation date trained on and the end of its label window:
-            // evaluating before that end would score outcomes the model learned from.
-            "last_as_of": table.as_of.iter().copied().filter(|&d| d != 0).max().map(time::format_date),
-            "labels_until": table.as_of.iter().copied().filter(|&d| d != 0).max().map(|d| time::format_date(d + horizon)),
-            "source": source,
-            "sha256": fingerprint(&inputs)?,
-            "rows": labels.len(),
-            "positives": positives,
-            "final_fit_rows": outcome.final_fit_rows,
-            "final_calibration_rows": outcome.final_calibration_rows,
-        },
-    });
+    let last_as_of = table.as_of.iter().copied().filter(|&d| d != 0).max();
+    let training_data = card::TrainingData {
+        last_as_of: last_as_of.map(time::format_date),
+        labels_until: last_as_of.map(|d| time::format_date(d + horizon)),
+        source: source.clone(),
+        sha256: fingerprint(&inputs)?,
+        rows: labels.len(),
+        positives,
+        final_fit_rows: outcome.final_fit_rows,
+        final_calibration_rows: outcome.final_calibration_rows,
+    };
+    let model_card = ModelCard::new(&artifact, &outcome, &created_text, a.seed, training_data);
     let ctx = ReportContext {
         name: &a.name,
         version: &version,
@@ -312,7 +292,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         &a.out,
         &artifact,
         &[
-            ("model.json", serde_json::to_vec_pretty(&model_json)?),
+            (card::FILE, serde_json::to_vec_pretty(&model_card)?),
             ("report.json", serde_json::to_vec_pretty(&outcome)?),
             ("report.html", html.into_bytes()),
         ],
@@ -460,11 +440,9 @@ fn warn_suspicious(o: &train::TrainOutcome) {
     }
 }
 
-/// The end of the label window of the model's training data, from its `model.json`.
+/// The end of the label window of the model's training data, from its card.
 fn labels_until(dir: &std::path::Path) -> Option<Day> {
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("model.json")).ok()?).ok()?;
-    time::parse_date(meta["training_data"]["labels_until"].as_str()?)
+    time::parse_date(card::training_data(dir)?.labels_until.as_deref()?)
 }
 
 pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
