@@ -63,6 +63,10 @@ pub enum DataError {
     /// The file's structure is broken (bad CSV quoting, wrong field count, corrupt Parquet).
     #[error("{}: {message}", file.display())]
     Malformed { file: PathBuf, message: String },
+    /// A batch visitor stopped the read on purpose; its caller holds the reason (a
+    /// failure of its own, which is not a data error).
+    #[error("{}: reading stopped", file.display())]
+    Stopped { file: PathBuf },
     /// A column has an Arrow type that cannot hold what the contract needs.
     #[error("{}: column `{column}` has type {found}, expected {expected}", file.display())]
     BadColumnType {

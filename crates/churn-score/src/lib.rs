@@ -403,9 +403,8 @@ impl Job<'_> {
             );
             if let Err(e) = scored {
                 failure = Some(e.context(input.display().to_string()));
-                return Err(churn_features::DataError::Malformed {
+                return Err(churn_features::DataError::Stopped {
                     file: input.to_path_buf(),
-                    message: "stopped".into(),
                 });
             }
             rows_in += b.len() as u64;
