@@ -28,8 +28,7 @@ const INLINE_BODY_BYTES: usize = 32 * 1024;
 /// A client or server error as JSON.
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub field: Option<String>,
     /// Seconds for a `Retry-After` header.
@@ -54,9 +53,121 @@ pub fn clip(s: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(format!("{}... ({} bytes)", &s[..end], s.len()))
 }
 
-/// The error code of a response, for the metrics layer.
-#[derive(Debug, Clone, Copy)]
-pub struct ErrorCode(pub &'static str);
+/// Every error code the API answers with, and its HTTP status (one place for both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not JSON.
+    BadJson,
+    /// JSON of the wrong shape, an unknown top-level field, `top` above 50.
+    InvalidRequest,
+    /// The body could not be read.
+    BadBody,
+    /// A customer without a `customer_id`.
+    MissingCustomerId,
+    /// Several models are served and the request named none.
+    ModelRequired,
+    /// A feature the model does not know.
+    UnknownFeature,
+    /// A value of the wrong type.
+    WrongType,
+    /// `NaN` or an infinity.
+    NotFinite,
+    /// The row gives no finite probability.
+    NotScorable,
+    /// A missing or wrong bearer token.
+    Unauthorized,
+    /// The named model is not served.
+    UnknownModel,
+    /// The customer is not in the feature table.
+    UnknownCustomer,
+    /// The server was started without `--features`.
+    NoFeatureTable,
+    /// No such route.
+    NotFound,
+    /// The route exists for another method.
+    MethodNotAllowed,
+    /// The body did not arrive in time.
+    BodyTimeout,
+    /// More customers than the batch limit.
+    BatchTooLarge,
+    /// A body over the size limit.
+    BodyTooLarge,
+    /// A POST not declared as JSON.
+    UnsupportedMediaType,
+    /// The feature table's row for the customer cannot be scored.
+    BadStoredRow,
+    /// A model version failed to load; the old one keeps serving.
+    ReloadFailed,
+    /// A bug: the answer names the request id to report.
+    Internal,
+    /// The memory budget is spent; retry after `Retry-After` seconds.
+    Overloaded,
+    /// The request took longer than the time limit.
+    Timeout,
+}
+
+impl ErrorCode {
+    /// The HTTP status the code is answered with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::BadJson => StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::BadBody => StatusCode::BAD_REQUEST,
+            ErrorCode::MissingCustomerId => StatusCode::BAD_REQUEST,
+            ErrorCode::ModelRequired => StatusCode::BAD_REQUEST,
+            ErrorCode::UnknownFeature => StatusCode::BAD_REQUEST,
+            ErrorCode::WrongType => StatusCode::BAD_REQUEST,
+            ErrorCode::NotFinite => StatusCode::BAD_REQUEST,
+            ErrorCode::NotScorable => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::UnknownModel => StatusCode::NOT_FOUND,
+            ErrorCode::UnknownCustomer => StatusCode::NOT_FOUND,
+            ErrorCode::NoFeatureTable => StatusCode::NOT_FOUND,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::BatchTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::BadStoredRow => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::ReloadFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The code as it appears in the answer and the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::BadBody => "bad_body",
+            ErrorCode::MissingCustomerId => "missing_customer_id",
+            ErrorCode::ModelRequired => "model_required",
+            ErrorCode::UnknownFeature => "unknown_feature",
+            ErrorCode::WrongType => "wrong_type",
+            ErrorCode::NotFinite => "not_finite",
+            ErrorCode::NotScorable => "not_scorable",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::UnknownModel => "unknown_model",
+            ErrorCode::UnknownCustomer => "unknown_customer",
+            ErrorCode::NoFeatureTable => "no_feature_table",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::BodyTimeout => "body_timeout",
+            ErrorCode::BatchTooLarge => "batch_too_large",
+            ErrorCode::BodyTooLarge => "body_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::BadStoredRow => "bad_stored_row",
+            ErrorCode::ReloadFailed => "reload_failed",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::Timeout => "timeout",
+        }
+    }
+}
 
 /// The body of every error response.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -67,18 +178,17 @@ pub struct ErrorBody {
 /// What went wrong.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// Stable machine-readable code, e.g. `unknown_feature`, `wrong_type`, `bad_json`.
-    pub code: String,
+    /// Stable machine-readable code.
+    pub code: ErrorCode,
     pub message: String,
     /// The JSON field at fault, e.g. `customers[2].features.mrr`, when there is one.
     pub field: Option<String>,
 }
 
 impl ApiError {
-    /// An error with a status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    /// An error with its code (which sets the status) and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
-            status,
             code,
             message: message.into(),
             field: None,
@@ -109,16 +219,17 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = self.code;
+        let status = code.status();
         let body = ErrorBody {
             error: ErrorDetail {
-                code: code.to_string(),
+                code,
                 message: clip(&self.message, MAX_ECHO).into_owned(),
                 field: self.field.map(|f| clip(&f, MAX_ECHO).into_owned()),
             },
         };
-        let mut r = (self.status, axum::Json(body)).into_response();
+        let mut r = (status, axum::Json(body)).into_response();
         let headers = r.headers_mut();
-        if self.status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
@@ -133,7 +244,7 @@ impl IntoResponse for ApiError {
                 header::HeaderValue::from_static("close"),
             );
         }
-        r.extensions_mut().insert(ErrorCode(code));
+        r.extensions_mut().insert(code);
         r
     }
 }
@@ -403,8 +514,7 @@ pub fn row_cells<'v>(
                 continue;
             }
             return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unknown_feature",
+                ErrorCode::UnknownFeature,
                 format!(
                     "`{}` is not a feature of model {} version {} (GET /v1/models lists its {} features)",
                     clip(name, 120),
@@ -422,8 +532,7 @@ pub fn row_cells<'v>(
                 FeatureKind::Categorical => "a string or null",
             };
             ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "wrong_type",
+                ErrorCode::WrongType,
                 format!("`{}` expects {expected}, found {found}", clip(name, 120)),
             )
             .at(field())
@@ -433,8 +542,7 @@ pub fn row_cells<'v>(
             (_, Raw::Number(x)) if x.is_finite() => Cell::Number(*x),
             (_, Raw::Number(x)) => {
                 return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "not_finite",
+                    ErrorCode::NotFinite,
                     format!("`{}`: {x} is not a finite number", clip(name, 120)),
                 )
                 .at(field()))
@@ -445,8 +553,7 @@ pub fn row_cells<'v>(
                 let non_finite = ["nan", "inf", "+inf", "-inf", "infinity", "-infinity"];
                 if non_finite.contains(&t.as_str()) {
                     return Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "not_finite",
+                ErrorCode::NotFinite,
                         format!("`{}`: NaN and infinite values are not accepted; send null for a missing value", clip(name, 120)),
                     )
                     .at(field()));
@@ -465,21 +572,19 @@ pub fn row_cells<'v>(
 }
 
 fn bad_json(e: serde_json::Error) -> ApiError {
-    let status = StatusCode::BAD_REQUEST;
     let code = if e.is_data() {
-        "invalid_request"
+        ErrorCode::InvalidRequest
     } else {
-        "bad_json"
+        ErrorCode::BadJson
     };
-    ApiError::new(status, code, format!("request body: {e}"))
+    ApiError::new(code, format!("request body: {e}"))
 }
 
 fn options(explain: Option<bool>, top: Option<usize>) -> Result<Options, ApiError> {
     let top = top.unwrap_or(5);
     if top > MAX_TOP {
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             format!("`top` is {top}; at most {MAX_TOP} reasons are returned"),
         )
         .at("top"));
@@ -506,11 +611,11 @@ fn json_response(app: &App, value: &impl Serialize) -> Response {
 }
 
 fn model_choice_error(e: ModelChoiceError) -> ApiError {
-    let (status, code) = match e {
-        ModelChoiceError::Unknown { .. } => (StatusCode::NOT_FOUND, "unknown_model"),
-        ModelChoiceError::Unnamed { .. } => (StatusCode::BAD_REQUEST, "model_required"),
+    let code = match e {
+        ModelChoiceError::Unknown { .. } => ErrorCode::UnknownModel,
+        ModelChoiceError::Unnamed { .. } => ErrorCode::ModelRequired,
     };
-    ApiError::new(status, code, e.to_string()).at("model")
+    ApiError::new(code, e.to_string()).at("model")
 }
 
 /// Scores a read body; blocking work (run inline for small bodies). Stops early, with
@@ -523,8 +628,7 @@ fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Respon
     let req = parse_request(body, app.limits.max_batch).map_err(|e| match e {
         ParseError::Json(e) => bad_json(e),
         ParseError::TooManyCustomers { limit } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
+            ErrorCode::BatchTooLarge,
             format!("more than {limit} customers in one request (--max-batch)"),
         )
         .at("customers"),
@@ -551,8 +655,7 @@ fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Respon
     for (i, raw) in req.customers.iter().enumerate() {
         if cancelled.load(Ordering::Relaxed) {
             return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "timeout",
+                ErrorCode::Timeout,
                 "the request timed out; its scoring was stopped",
             ));
         }
@@ -573,8 +676,7 @@ fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Respon
         });
         if id.as_deref().is_none_or(str::is_empty) {
             return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "missing_customer_id",
+                ErrorCode::MissingCustomerId,
                 format!(
                     "customers[{i}]: `customer_id` is required (a non-empty string beside `features`, or inside them as in a feature table row), so that each prediction can be matched to its customer"
                 ),
@@ -588,11 +690,10 @@ fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Respon
         let row = |p: usize| cells[p];
         let model = scorer.score_model(row, opts, &mut scratch).map_err(|e| {
             let code = match e.0 {
-                PrepError::NonFiniteOutput { .. } => "not_scorable",
-                _ => "wrong_type",
+                PrepError::NonFiniteOutput { .. } => ErrorCode::NotScorable,
+                _ => ErrorCode::WrongType,
             };
-            ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string())
-                .at(format!("customers[{i}].features"))
+            ApiError::new(code, e.to_string()).at(format!("customers[{i}].features"))
         })?;
         let t3 = Instant::now();
         let rule_result = scorer.score_rules(row);
@@ -675,8 +776,7 @@ pub async fn predict(
                 Err(app.panicked(&request, &crate::panic_message(&*e.into_panic())))
             }
             Err(e) => Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+                ErrorCode::Internal,
                 format!("scoring task failed: {e}"),
             )),
         }
@@ -709,19 +809,16 @@ pub async fn customer_prediction(
     Path(id): Path<String>,
     query: Result<Query<CustomerQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let Query(q) = query.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
     let Some(store) = app.store.as_ref() else {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_feature_table",
+            ErrorCode::NoFeatureTable,
             "no feature table is loaded: start churn-serve with --features FILE",
         ));
     };
     let row = store.row(&id).ok_or_else(|| {
         ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_customer",
+            ErrorCode::UnknownCustomer,
             format!(
                 "customer `{}` is not in the feature table ({} customers)",
                 clip(&id, 120),
@@ -744,8 +841,7 @@ pub async fn customer_prediction(
         .score_model(cell, opts, &mut Vec::new())
         .map_err(|e| {
             ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "bad_stored_row",
+                ErrorCode::BadStoredRow,
                 format!(
                     "the stored row of `{}` cannot be scored: {e}",
                     clip(&id, 120)
@@ -891,8 +987,7 @@ pub async fn reload(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
         Err(e) => {
             tracing::error!(error = %e, "the reload panicked");
             return ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "reload_failed",
+                ErrorCode::Internal,
                 "the reload stopped with an internal error; the models serving before keep serving",
             )
             .into_response();
@@ -913,7 +1008,7 @@ pub async fn reload(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
     )
         .into_response();
     if !ok {
-        r.extensions_mut().insert(ErrorCode("reload_failed"));
+        r.extensions_mut().insert(ErrorCode::ReloadFailed);
     }
     r
 }
@@ -1009,17 +1104,12 @@ pub async fn openapi() -> Response {
 /// The JSON error for a route asked with the wrong method (`GET /v1/predict`).
 pub async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this route does not take that method; see /openapi.json",
     )
 }
 
 /// The JSON error for routes that do not exist.
 pub async fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "no such route; see /openapi.json",
-    )
+    ApiError::new(ErrorCode::NotFound, "no such route; see /openapi.json")
 }

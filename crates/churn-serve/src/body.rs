@@ -12,11 +12,11 @@
 //! limit is enforced as the customers are read, so a body with two million customers is
 //! refused at the first one over the limit, not after all of them were built.
 
-use crate::api::ApiError;
+use crate::api::{ApiError, ErrorCode};
 use crate::metrics::Refusal;
 use crate::App;
 use axum::body::{Body, Bytes};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use http_body_util::BodyExt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
@@ -109,8 +109,7 @@ impl Reservation {
 fn overloaded(app: &App) -> ApiError {
     app.metrics.refused(Refusal::MemoryBudget);
     ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "overloaded",
+                ErrorCode::Overloaded,
         "the server's memory budget for requests in flight is spent (--memory-budget-mb); retry shortly or send smaller batches",
     )
     .retry_after(1)
@@ -138,8 +137,7 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "send the body as JSON with `Content-Type: application/json`",
         ))
     }
@@ -156,8 +154,7 @@ pub async fn read(
     let max = app.limits.max_body_bytes;
     let too_large = || {
         ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+                ErrorCode::BodyTooLarge,
             format!("the request body is larger than the server's limit of {max} bytes (--max-body-bytes)"),
         )
         .closing()
@@ -180,8 +177,7 @@ pub async fn read(
             Err(_) => {
                 app.metrics.refused(Refusal::BodyTimeout);
                 return Err(ApiError::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "body_timeout",
+                    ErrorCode::BodyTimeout,
                     format!(
                         "the request body did not arrive within {} ms (--body-timeout-ms)",
                         app.limits.body_timeout.as_millis()
@@ -192,8 +188,7 @@ pub async fn read(
             Ok(None) => break,
             Ok(Some(Err(e))) => {
                 return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_body",
+                    ErrorCode::BadBody,
                     format!("reading the request body: {e}"),
                 )
                 .closing())

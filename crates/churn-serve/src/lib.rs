@@ -10,7 +10,7 @@ pub mod store;
 
 use api::ApiError;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -130,8 +130,7 @@ impl App {
         let timeout = self.limits.timeout;
         tokio::time::timeout(timeout, work).await.map_err(|_| {
             ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "timeout",
+                api::ErrorCode::Timeout,
                 format!(
                     "the request took longer than {} ms (--timeout-ms)",
                     timeout.as_millis()
@@ -151,8 +150,7 @@ impl App {
         self.panics_in_a_row.fetch_add(1, Ordering::Relaxed);
         tracing::error!(request_id = %request.0, detail = what, "panic while handling a request");
         ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            api::ErrorCode::Internal,
             format!(
                 "an internal error stopped this request (request id {}); it is logged and counted",
                 request.0
@@ -224,8 +222,8 @@ async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
     drop(in_flight);
     app.metrics
         .request(&route, response.status().as_u16(), start.elapsed());
-    if let Some(api::ErrorCode(code)) = response.extensions().get::<api::ErrorCode>() {
-        app.metrics.error(code);
+    if let Some(code) = response.extensions().get::<api::ErrorCode>() {
+        app.metrics.error(code.as_str());
     }
     response
 }
@@ -287,8 +285,7 @@ async fn auth(State(app): State<Arc<App>>, req: Request, next: Next) -> Response
             } else {
                 "the bearer token is not valid"
             };
-            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-                .into_response();
+            return ApiError::new(api::ErrorCode::Unauthorized, message).into_response();
         }
     }
     next.run(req).await
@@ -361,6 +358,7 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::Request as HttpRequest;
+    use axum::http::StatusCode;
     use tower::ServiceExt;
 
     fn app() -> (tempfile::TempDir, tempfile::TempDir, Arc<App>) {

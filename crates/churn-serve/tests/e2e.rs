@@ -136,6 +136,22 @@ fn predictions_equal_the_library_for_the_same_rows() {
     assert_eq!(m["history"][0]["event"], json!("loaded"));
     let api = c.get("/openapi.json").unwrap().json();
     assert!(api["paths"]["/v1/predict"]["post"].is_object());
+    // The document lists every error code a client can get.
+    let codes: Vec<&str> = api["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no ErrorCode enum in {}", api["components"]))
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    for code in [
+        "bad_json",
+        "missing_customer_id",
+        "model_required",
+        "overloaded",
+        "timeout",
+    ] {
+        assert!(codes.contains(&code), "{code} not in {codes:?}");
+    }
 }
 
 fn expect_error(r: &churn_testkit::http::Response, status: u16, code: &str, field: Option<&str>) {
