@@ -102,10 +102,60 @@ fn check_tree_links(value: &serde_json::Value, inputs: usize) -> Result<(), Stri
     }
 }
 
-/// Hyper-parameters of a forest fit (the tree settings are the constants above).
-#[derive(Debug, Clone, Default)]
+/// The settings of a forest fit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ForestSettings {
+    pub trees: usize,
+    pub max_depth: u16,
+    pub min_samples_leaf: usize,
+    /// Inputs tried per split; `None`: the square root of the inputs, rounded up.
+    pub features_per_split: Option<usize>,
+}
+
+impl ForestSettings {
+    /// The trainer's settings (the constants above).
+    pub const DEFAULT: ForestSettings = ForestSettings {
+        trees: TREES,
+        max_depth: MAX_DEPTH,
+        min_samples_leaf: MIN_SAMPLES_LEAF,
+        features_per_split: None,
+    };
+
+    /// Checks the settings against `p` inputs before any fitting.
+    pub fn check(&self, p: usize) -> Result<(), ForestError> {
+        let bad = |what: String| Err(ForestError(format!("invalid forest settings: {what}")));
+        if !(1..=10_000).contains(&self.trees) {
+            return bad(format!("trees {} (expected 1 to 10000)", self.trees));
+        }
+        if !(1..=64).contains(&self.max_depth) {
+            return bad(format!("max_depth {} (expected 1 to 64)", self.max_depth));
+        }
+        if self.min_samples_leaf == 0 {
+            return bad("min_samples_leaf 0 (expected at least 1)".into());
+        }
+        if let Some(m) = self.features_per_split.filter(|&m| m == 0 || m > p) {
+            return bad(format!(
+                "features_per_split {m} (expected 1 to the {p} inputs)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Hyper-parameters of a forest fit.
+#[derive(Debug, Clone)]
 pub struct ForestParams {
+    pub settings: ForestSettings,
     pub seed: u64,
+}
+
+impl Default for ForestParams {
+    fn default() -> Self {
+        ForestParams {
+            settings: ForestSettings::DEFAULT,
+            seed: 0,
+        }
+    }
 }
 
 /// A failure of the forest.
@@ -116,15 +166,30 @@ pub struct ForestError(pub String);
 impl ForestModel {
     /// Fits on a row-major matrix and 0/1 labels.
     pub fn fit(x: &[f64], p: usize, y: &[u8], seed: u64) -> Result<ForestModel, ForestError> {
+        ForestModel::fit_with(&ForestSettings::DEFAULT, x, p, y, seed)
+    }
+
+    /// Fits with `settings` (checked first).
+    pub fn fit_with(
+        settings: &ForestSettings,
+        x: &[f64],
+        p: usize,
+        y: &[u8],
+        seed: u64,
+    ) -> Result<ForestModel, ForestError> {
+        settings.check(p)?;
         let n = y.len();
         let m =
             DenseMatrix::new(n, p, x.to_vec(), false).map_err(|e| ForestError(e.to_string()))?;
         let targets: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
+        let per_split = settings
+            .features_per_split
+            .unwrap_or(((p as f64).sqrt().ceil() as usize).max(1));
         let params = RandomForestRegressorParameters::default()
-            .with_n_trees(TREES)
-            .with_max_depth(MAX_DEPTH)
-            .with_min_samples_leaf(MIN_SAMPLES_LEAF)
-            .with_m(((p as f64).sqrt().ceil() as usize).max(1))
+            .with_n_trees(settings.trees)
+            .with_max_depth(settings.max_depth)
+            .with_min_samples_leaf(settings.min_samples_leaf)
+            .with_m(per_split)
             .with_seed(seed);
         let forest = Forest::fit(&m, &targets, params).map_err(|e| ForestError(e.to_string()))?;
         let json = serde_json::to_string(&forest).map_err(|e| ForestError(e.to_string()))?;
@@ -176,6 +241,37 @@ impl ForestModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_are_checked_before_fitting() {
+        let x = [0.0, 1.0, 0.0, 1.0];
+        let y = [0, 1, 0, 1];
+        let d = ForestSettings::DEFAULT;
+        for (settings, field) in [
+            (ForestSettings { trees: 0, ..d }, "trees 0"),
+            (ForestSettings { max_depth: 0, ..d }, "max_depth 0"),
+            (
+                ForestSettings {
+                    min_samples_leaf: 0,
+                    ..d
+                },
+                "min_samples_leaf 0",
+            ),
+            (
+                ForestSettings {
+                    features_per_split: Some(3),
+                    ..d
+                },
+                "features_per_split 3",
+            ),
+        ] {
+            let e = ForestModel::fit_with(&settings, &x, 2, &y, 1)
+                .err()
+                .unwrap();
+            assert!(e.to_string().contains(field), "{e}");
+        }
+        d.check(1).unwrap();
+    }
 
     #[test]
     fn learns_and_round_trips() {

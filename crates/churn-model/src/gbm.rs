@@ -33,6 +33,52 @@ pub struct Settings {
     pub column_share: f64,
 }
 
+impl Settings {
+    /// The settings of a fit without search ([`TreeModel::fit`]).
+    pub const DEFAULT: Settings = Settings {
+        max_depth: MAX_DEPTH,
+        min_leaf_weight: 5.0,
+        learning_rate: LEARNING_RATE,
+        trees: TREES,
+        row_share: 1.0,
+        column_share: 1.0,
+    };
+
+    /// Checks the settings before any fitting (forust accepts some nonsense silently: a
+    /// learning rate of 0 fits trees that do nothing).
+    pub fn check(&self) -> Result<(), GbmError> {
+        let bad = |what: String| Err(GbmError(format!("invalid boosting settings: {what}")));
+        if !(1..=16).contains(&self.max_depth) {
+            return bad(format!("max_depth {} (expected 1 to 16)", self.max_depth));
+        }
+        if !(self.min_leaf_weight.is_finite() && self.min_leaf_weight >= 0.0) {
+            return bad(format!(
+                "min_leaf_weight {} (expected a finite number >= 0)",
+                self.min_leaf_weight
+            ));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
+            return bad(format!(
+                "learning_rate {} (expected more than 0, at most 1)",
+                self.learning_rate
+            ));
+        }
+        if !(1..=100_000).contains(&self.trees) {
+            return bad(format!("trees {} (expected 1 to 100000)", self.trees));
+        }
+        if !(self.row_share > 0.0 && self.row_share <= 1.0) {
+            return bad(format!("row_share {} (expected (0, 1])", self.row_share));
+        }
+        if !(self.column_share > 0.0 && self.column_share <= 1.0) {
+            return bad(format!(
+                "column_share {} (expected (0, 1])",
+                self.column_share
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Settings with the searches' shared parts: row and input subsampling of 80 %.
 const fn searched(
     max_depth: usize,
@@ -175,10 +221,20 @@ impl<'de> Deserialize<'de> for TreeModel {
     }
 }
 
-/// Hyper-parameters of a boosting fit (the tree settings are the constants above).
-#[derive(Debug, Clone, Default)]
+/// Hyper-parameters of a boosting fit.
+#[derive(Debug, Clone)]
 pub struct GbmParams {
+    pub settings: Settings,
     pub seed: u64,
+}
+
+impl Default for GbmParams {
+    fn default() -> Self {
+        GbmParams {
+            settings: Settings::DEFAULT,
+            seed: 0,
+        }
+    }
 }
 
 /// A failure of the booster.
@@ -200,15 +256,7 @@ fn column_major(x: &[f64], n: usize, p: usize) -> Vec<f64> {
 impl TreeModel {
     /// Fits on a row-major matrix and 0/1 labels.
     pub fn fit(x: &[f64], p: usize, y: &[u8], seed: u64) -> Result<TreeModel, GbmError> {
-        let settings = Settings {
-            max_depth: MAX_DEPTH,
-            min_leaf_weight: 5.0,
-            learning_rate: LEARNING_RATE,
-            trees: TREES,
-            row_share: 1.0,
-            column_share: 1.0,
-        };
-        TreeModel::fit_with(&settings, x, p, y, None, seed)
+        TreeModel::fit_with(&Settings::DEFAULT, x, p, y, None, seed)
     }
 
     /// Fits with `settings`; with `validation` (a row-major matrix and its labels, rows
@@ -222,6 +270,7 @@ impl TreeModel {
         validation: Option<(&[f64], &[u8])>,
         seed: u64,
     ) -> Result<TreeModel, GbmError> {
+        settings.check()?;
         let n = y.len();
         let data = column_major(x, n, p);
         let m = Matrix::new(&data, n, p);
@@ -321,6 +370,68 @@ impl TreeModel {
 mod tests {
     use super::*;
     use forust_ml::gradientbooster::ContributionsMethod;
+
+    #[test]
+    fn settings_are_checked_before_fitting() {
+        let x = [0.0, 1.0, 0.0, 1.0];
+        let y = [0, 1, 0, 1];
+        for (settings, field) in [
+            (
+                Settings {
+                    max_depth: 0,
+                    ..Settings::DEFAULT
+                },
+                "max_depth 0",
+            ),
+            (
+                Settings {
+                    learning_rate: 0.0,
+                    ..Settings::DEFAULT
+                },
+                "learning_rate 0",
+            ),
+            (
+                Settings {
+                    min_leaf_weight: f32::NAN,
+                    ..Settings::DEFAULT
+                },
+                "min_leaf_weight NaN",
+            ),
+            (
+                Settings {
+                    trees: 0,
+                    ..Settings::DEFAULT
+                },
+                "trees 0",
+            ),
+            (
+                Settings {
+                    row_share: 1.5,
+                    ..Settings::DEFAULT
+                },
+                "row_share 1.5",
+            ),
+            (
+                Settings {
+                    column_share: 0.0,
+                    ..Settings::DEFAULT
+                },
+                "column_share 0",
+            ),
+        ] {
+            let e = TreeModel::fit_with(&settings, &x, 1, &y, None, 1)
+                .err()
+                .unwrap();
+            assert!(e.to_string().contains(field), "{e}");
+        }
+        for s in SEARCH
+            .iter()
+            .chain(&FULL_SEARCH)
+            .chain([&Settings::DEFAULT])
+        {
+            s.check().unwrap();
+        }
+    }
 
     #[test]
     fn learns_an_interaction_and_survives_serialisation() {

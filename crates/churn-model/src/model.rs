@@ -85,7 +85,7 @@ impl Classifier for TreeModel {
     type Error = crate::gbm::GbmError;
 
     fn fit(params: &Self::Params, x: &[f64], p: usize, y: &[u8]) -> Result<Self, Self::Error> {
-        TreeModel::fit(x, p, y, params.seed)
+        TreeModel::fit_with(&params.settings, x, p, y, None, params.seed)
     }
 
     fn predict_proba(&self, x: &[f64], p: usize) -> Vec<f64> {
@@ -102,7 +102,7 @@ impl Classifier for ForestModel {
     type Error = crate::forest::ForestError;
 
     fn fit(params: &Self::Params, x: &[f64], p: usize, y: &[u8]) -> Result<Self, Self::Error> {
-        ForestModel::fit(x, p, y, params.seed)
+        ForestModel::fit_with(&params.settings, x, p, y, params.seed)
     }
 
     fn predict_proba(&self, x: &[f64], p: usize) -> Vec<f64> {

@@ -13,7 +13,7 @@
 
 use crate::baseline::rules_baseline;
 use crate::calibrate::Calibrator;
-use crate::forest::{ForestModel, ForestParams};
+use crate::forest::{ForestModel, ForestParams, ForestSettings};
 use crate::gbm::TreeModel;
 use crate::logistic::{LinearModel, LogisticParams};
 use crate::metrics::{self, RankingMetrics};
@@ -410,7 +410,10 @@ fn fit_with_logs(
             fit_gbm(&x_fit, &y_fit, &x_cal, &y_cal, p, how)?,
         ),
         ModelKind::Forest => Estimator::Forest(<ForestModel as Classifier>::fit(
-            &ForestParams { seed: how.seed },
+            &ForestParams {
+                settings: ForestSettings::DEFAULT,
+                seed: how.seed,
+            },
             &x_fit,
             p,
             &y_fit,
