@@ -40,5 +40,6 @@ pub mod logistic;
 pub mod metrics;
 pub mod model;
 pub mod preprocess;
+pub mod publish;
 pub mod report;
 pub mod train;

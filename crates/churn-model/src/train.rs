@@ -512,7 +512,8 @@ pub fn best_f1_threshold(p: &[f64], y: &[u8]) -> f64 {
     best.1
 }
 
-fn rules_apply(table: &FeatureTable) -> bool {
+/// Whether a table's features can feed the playbook's rules (its core inputs exist).
+pub fn rules_apply(table: &FeatureTable) -> bool {
     CORE_INPUTS.iter().any(|n| table.column(n).is_some())
 }
 

@@ -5,13 +5,13 @@ use anyhow::{bail, Context, Result};
 use churn_features::features::FeatureConfig;
 use churn_features::features::FeatureTable;
 use churn_features::labels;
-use churn_features::rules::{RulesConfig, CORE_INPUTS};
+use churn_features::rules::RulesConfig;
 use churn_features::table::read_table;
 use churn_features::time::{self, Day};
-use churn_model::artifact::{self, Artifact};
-use churn_model::card::{self, ModelCard};
+use churn_model::artifact;
+use churn_model::card;
 use churn_model::model::ModelKind;
-use churn_model::report::{self, ReportContext};
+use churn_model::publish;
 use churn_model::train::{self, Evaluation, TrainConfig};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -150,7 +150,9 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         .iter()
         .map(|m| {
             ModelKind::parse(m).ok_or_else(|| {
-                anyhow::anyhow!("unknown model `{m}`: expected logistic, forest or gbm")
+                anyhow::anyhow!(
+                    "unknown model `{m}` in --models: expected logistic, forest, gbm or blend"
+                )
             })
         })
         .collect::<Result<_>>()?;
@@ -242,74 +244,34 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             horizon,
         )
     };
-    let created = chrono::Utc::now();
-    let created_text = created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let mut version = created.format("%Y%m%dT%H%M%SZ").to_string();
-    let mut k = 2;
-    while a.out.join(&a.name).join(&version).exists() {
-        version = format!("{}-{k}", created.format("%Y%m%dT%H%M%SZ"));
-        k += 1;
-    }
-    let rules_apply = CORE_INPUTS.iter().any(|n| table.column(n).is_some());
-    let mut artifact = Artifact {
-        name: a.name.clone(),
-        version: version.clone(),
-        model: outcome.model.clone(),
-        features: table.info.clone(),
-        rules: rules.clone(),
-        horizon_days: horizon,
-        rules_apply,
-        probes: Vec::new(),
-    };
-    artifact
-        .record_probes(&table)
-        .context("scoring the probe rows kept with the model")?;
-    let positives = labels.iter().filter(|&&l| l == 1).count();
-    let last_as_of = table.as_of.iter().copied().filter(|&d| d != 0).max();
-    let training_data = card::TrainingData {
-        last_as_of: last_as_of.map(time::format_date),
-        labels_until: last_as_of.map(|d| time::format_date(d + horizon)),
-        source: source.clone(),
-        sha256: fingerprint(&inputs)?,
-        rows: labels.len(),
-        positives,
-        final_fit_rows: outcome.final_fit_rows,
-        final_calibration_rows: outcome.final_calibration_rows,
-    };
-    let model_card = ModelCard::new(&artifact, &outcome, &created_text, a.seed, training_data);
-    let ctx = ReportContext {
-        name: &a.name,
-        version: &version,
-        source: &source,
-        rows: labels.len(),
-        positives,
-        features: table.info.len(),
-        horizon_days: horizon,
-        created: &created_text,
-    };
-    let html = report::html(&outcome, &ctx);
-    let dir = artifact::save(
+    let saved = publish::save(
         &a.out,
-        &artifact,
-        &[
-            (card::FILE, serde_json::to_vec_pretty(&model_card)?),
-            ("report.json", serde_json::to_vec_pretty(&outcome)?),
-            ("report.html", html.into_bytes()),
-        ],
+        &a.name,
+        &publish::Run {
+            outcome: &outcome,
+            table: &table,
+            labels: &labels,
+            rules: &rules,
+            horizon_days: horizon,
+            seed: a.seed,
+            source: &source,
+            sha256: fingerprint(&inputs)?,
+        },
     )?;
+    let dir = &saved.dir;
     warn_suspicious(&outcome);
     if a.json {
         let summary = TrainSummary {
             name: &a.name,
-            version: &version,
+            version: &saved.version,
             path: dir.display().to_string(),
             report: dir.join("report.html").display().to_string(),
             chosen: outcome.chosen.as_str(),
             validation: outcome.validation,
             search: outcome.search,
             horizon_days: horizon,
-            examples: labels.len(),
-            churners: positives,
+            examples: saved.rows,
+            churners: saved.positives,
             backtest: &outcome.overall,
             rules_health: outcome.rules_health.as_ref(),
             rules_rank_as_well: outcome.rules_rank_as_well().is_some(),
