@@ -22,6 +22,9 @@ use serde::Serialize;
 pub struct MonthChurn {
     /// `YYYY-MM`.
     pub month: String,
+    /// The month's first day (the same month as a day, for computing).
+    #[serde(skip)]
+    pub start: Day,
     /// Customers active on the first day of the month.
     pub active_at_start: u64,
     /// Of those, customers whose active period ended during the month.
@@ -100,6 +103,7 @@ pub fn monthly_churn(ds: &Dataset, opts: KpiOptions) -> Vec<MonthChurn> {
         let (active, churned, mrr, churned_mrr) = churn_over(ds, &all, m0, m1);
         out.push(MonthChurn {
             month: time::month_key(m0),
+            start: m0,
             active_at_start: active,
             churned,
             churn_pct: pct(churned as f64, active as f64),

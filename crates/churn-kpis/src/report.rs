@@ -542,7 +542,7 @@ fn summary_at(
     };
     let ended: Vec<MonthChurn> = churn
         .iter()
-        .filter(|m| time::add_months(month_day(&m.month), 1) <= at)
+        .filter(|m| time::add_months(m.start, 1) <= at)
         .cloned()
         .collect();
     let base = summary_of(ds, opts, &ended);
@@ -610,7 +610,7 @@ pub fn report(
     // Month ends (first days of the next months), as-of itself and the baseline date.
     let mut dates: Vec<Day> = churn
         .iter()
-        .map(|m| time::add_months(month_day(&m.month), 1))
+        .map(|m| time::add_months(m.start, 1))
         .chain([as_of, baseline_day])
         .collect();
     dates.sort_unstable();
@@ -647,7 +647,7 @@ pub fn report(
     let months: Vec<MonthKpis> = churn
         .into_iter()
         .map(|m| {
-            let m0 = month_day(&m.month);
+            let m0 = m.start;
             let m1 = time::add_months(m0, 1);
             let trailing = |k: i32| {
                 let from = time::add_months(m1, -k);
@@ -675,8 +675,4 @@ pub fn report(
         cohorts: cohorts(ds, opts),
         nrr,
     })
-}
-
-fn month_day(key: &str) -> Day {
-    time::parse_date(&format!("{key}-01")).expect("month keys are YYYY-MM")
 }
