@@ -249,7 +249,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// `POST /v1/predict` body.
+/// `POST /v1/predict` body. Its OpenAPI schema: the body is parsed one customer at a
+/// time by `body::parse_request`, so the fields are never read from this type.
+#[allow(dead_code)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PredictRequest {
@@ -263,7 +265,8 @@ pub struct PredictRequest {
     pub customers: Vec<CustomerRequest>,
 }
 
-/// One customer's feature row.
+/// One customer's feature row (schema only, as [`PredictRequest`]).
+#[allow(dead_code)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerRequest {
@@ -1112,4 +1115,39 @@ pub async fn method_not_allowed() -> ApiError {
 /// The JSON error for routes that do not exist.
 pub async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such route; see /openapi.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::OpenApi;
+
+    /// The documented request schema and the hand-written parser accept the same fields.
+    #[test]
+    fn the_request_schema_names_the_fields_the_parser_reads() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let fields = |schema: &str| -> Vec<String> {
+            let mut f: Vec<String> = doc["components"]["schemas"][schema]["properties"]
+                .as_object()
+                .unwrap_or_else(|| panic!("no {schema} schema"))
+                .keys()
+                .cloned()
+                .collect();
+            f.sort();
+            f
+        };
+        let sorted = |names: &[&str]| {
+            let mut v: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            fields("PredictRequest"),
+            sorted(crate::body::REQUEST_FIELDS)
+        );
+        assert_eq!(
+            fields("CustomerRequest"),
+            sorted(crate::body::CUSTOMER_FIELDS)
+        );
+    }
 }

@@ -329,8 +329,8 @@ pub fn parse_customer<'de>(
     serde_json::from_str(raw.get())
 }
 
-const REQUEST_FIELDS: &[&str] = &["model", "explain", "top", "customers"];
-const CUSTOMER_FIELDS: &[&str] = &["customer_id", "features"];
+pub(crate) const REQUEST_FIELDS: &[&str] = &["model", "explain", "top", "customers"];
+pub(crate) const CUSTOMER_FIELDS: &[&str] = &["customer_id", "features"];
 
 /// Why parsing stopped: the JSON was bad, or the batch limit was passed.
 #[derive(Debug)]

@@ -1,10 +1,10 @@
 //! `churn-serve`: the HTTP inference server. Routes, limits, auth and metrics around the
 //! shared scoring core ([`churn_scoring`]); models hot-reloaded through [`registry`].
 
-pub mod api;
-pub mod body;
+pub(crate) mod api;
+pub(crate) mod body;
 pub mod conn;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod registry;
 pub mod store;
 
@@ -79,14 +79,14 @@ pub fn default_concurrency() -> usize {
 pub struct App {
     pub registry: registry::Registry,
     pub store: Option<store::FeatureStore>,
-    pub metrics: metrics::Metrics,
+    pub(crate) metrics: metrics::Metrics,
     pub limits: Limits,
     /// The bearer token `/v1` routes require, when set.
     pub token: Option<Vec<u8>>,
     /// False once shutdown begins (readiness goes 503).
     pub ready: AtomicBool,
     /// Memory held by request bodies and their parsed forms.
-    pub budget: body::Budget,
+    pub(crate) budget: body::Budget,
     slots: Semaphore,
     panics_in_a_row: AtomicU32,
     requests: AtomicU64,
