@@ -44,12 +44,79 @@ pub fn temp_path(dest: &Path) -> PathBuf {
     dest.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
+/// The process id a temporary name of ours ends with (`.NAME.tmp-PID`).
+fn temp_owner(name: &str) -> Option<u32> {
+    let (stem, pid) = name.rsplit_once(".tmp-")?;
+    if !stem.starts_with('.') || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether process `pid` still runs (a process we may not signal counts as running).
+#[cfg(unix)]
+fn process_alive(pid: u32) -> bool {
+    match i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        Some(pid) => !matches!(
+            rustix::process::test_kill_process(pid),
+            Err(e) if e == rustix::io::Errno::SRCH
+        ),
+        None => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn process_alive(_pid: u32) -> bool {
+    // Without a way to ask, every owner counts as alive and nothing is removed.
+    true
+}
+
+/// Removes the temporary files and directories (`.NAME.tmp-PID`) that writers killed
+/// mid-write (`kill -9`, a power cut) left in `dir`: those whose process is gone.
+/// Returns how many were removed; errors are ignored (a temp file is litter, not data).
+pub fn remove_stale_temps(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let own = std::process::id();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temp_owner) else {
+            continue;
+        };
+        if pid == own || process_alive(pid) {
+            continue;
+        }
+        let path = entry.path();
+        let gone = match entry.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
+        removed += usize::from(gone.is_ok());
+    }
+    removed
+}
+
+/// The directory `dest` is written in, created if missing, cleared of the temporary
+/// files of dead writers.
+fn prepare_dir(dest: &Path) -> Result<()> {
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
+    remove_stale_temps(parent);
+    Ok(())
+}
+
 /// Writes `bytes` to `dest` through a temporary file renamed into place, so a crash never
 /// leaves a truncated file under the final name.
 pub fn write_file_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
-    }
+    prepare_dir(dest)?;
     let temp = temp_path(dest);
     let result = std::fs::write(&temp, bytes).and_then(|()| std::fs::rename(&temp, dest));
     if let Err(e) = result {
@@ -66,9 +133,7 @@ impl TableWriter {
             file: dest.to_path_buf(),
             message: "unknown output type: expected .csv, .csv.gz or .parquet".into(),
         })?;
-        if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
-        }
+        prepare_dir(dest)?;
         let temp = temp_path(dest);
         let file = File::create(&temp).map_err(|e| DataError::io(&temp, e))?;
         let sink = match format {

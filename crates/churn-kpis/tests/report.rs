@@ -544,3 +544,22 @@ Y,2023-12-01T09:00:00Z,feature_use,,f1
         ]
     );
 }
+
+#[test]
+fn the_page_labels_every_chart_and_formats_every_figure() {
+    let (_dir, _ds, r) = build();
+    let page = churn_kpis::html::page(&r, "hand-made <data> & more");
+    assert_eq!(churn_report::audit(&page), Vec::<String>::new());
+    // The source is escaped, not markup.
+    assert!(page.contains("hand-made &lt;data&gt; &amp; more"));
+    for heading in [
+        "Goals",
+        "Churn",
+        "Cohorts",
+        "Revenue",
+        "Health and engagement",
+        "Every month",
+    ] {
+        assert!(page.contains(&format!("<h2>{heading}")), "no {heading}");
+    }
+}

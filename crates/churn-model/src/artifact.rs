@@ -495,6 +495,7 @@ pub fn save(
         message,
     })?;
     std::fs::create_dir_all(&model_dir).map_err(io(&model_dir))?;
+    churn_features::write::remove_stale_temps(&model_dir);
     let dest = model_dir.join(&a.version);
     if dest.exists() {
         return Err(ArtifactError::Layout {

@@ -2,8 +2,10 @@
 //! network) a person would rather look at than read.
 
 use crate::metrics;
-use crate::train::{TrainOutcome, MIN_COHORT_CHURNERS, MIN_COHORT_ROWS};
-use std::fmt::Write;
+use crate::train::{Search, TrainOutcome, MIN_COHORT_CHURNERS, MIN_COHORT_ROWS};
+use churn_report::format::{grouped, opt, percent};
+use churn_report::scale::Axis;
+use churn_report::{cells, html, Bars, Histogram, LineChart, Markup, Table, Unit};
 
 /// Facts about the data and run shown at the top of the report.
 pub struct ReportContext<'a> {
@@ -19,172 +21,6 @@ pub struct ReportContext<'a> {
 
 /// Points of a curve in the unit square.
 type Curve = Vec<(f64, f64)>;
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn f3(v: Option<f64>) -> String {
-    v.map_or("n/a".into(), |v| format!("{v:.3}"))
-}
-
-/// A square line chart of series of (x, y) in [0, 1], with an optional diagonal.
-fn line_chart(
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[(&str, &str, Curve)],
-    diagonal: bool,
-) -> String {
-    let (w, h, m) = (320.0, 260.0, 40.0);
-    let sx = |x: f64| m + x * (w - 1.5 * m);
-    let sy = |y: f64| h - m - y * (h - 1.6 * m);
-    let mut s = format!(
-        r#"<figure><svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{t}"><title>{t}</title>"#,
-        t = esc(title)
-    );
-    let _ = write!(
-        s,
-        r##"<rect x="{}" y="{}" width="{}" height="{}" fill="#fafafa" stroke="#ccc"/>"##,
-        sx(0.0),
-        sy(1.0),
-        sx(1.0) - sx(0.0),
-        sy(0.0) - sy(1.0)
-    );
-    for t in [0.0, 0.5, 1.0] {
-        let _ = write!(
-            s,
-            r##"<text x="{}" y="{}" font-size="10" text-anchor="middle">{t}</text><text x="{}" y="{}" font-size="10" text-anchor="end">{t}</text>"##,
-            sx(t),
-            sy(0.0) + 14.0,
-            sx(0.0) - 4.0,
-            sy(t) + 3.0
-        );
-    }
-    if diagonal {
-        let _ = write!(
-            s,
-            r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#999" stroke-dasharray="4 3"/>"##,
-            sx(0.0),
-            sy(0.0),
-            sx(1.0),
-            sy(1.0)
-        );
-    }
-    for (name, color, pts) in series {
-        let path: Vec<String> = pts
-            .iter()
-            .map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y)))
-            .collect();
-        let _ = write!(
-            s,
-            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"><title>{}</title></polyline>"#,
-            path.join(" "),
-            esc(name)
-        );
-    }
-    // A legend only when there is more than one series to tell apart.
-    for (i, (name, color, _)) in series.iter().enumerate().filter(|_| series.len() > 1) {
-        let y = sy(1.0) + 14.0 + 14.0 * i as f64;
-        let _ = write!(
-            s,
-            r#"<rect x="{}" y="{}" width="10" height="3" fill="{color}"/><text x="{}" y="{}" font-size="10">{}</text>"#,
-            sx(0.55),
-            y - 4.0,
-            sx(0.55) + 14.0,
-            y,
-            esc(name)
-        );
-    }
-    let _ = write!(
-        s,
-        r#"<text x="{}" y="{}" font-size="11" text-anchor="middle">{}</text>"#,
-        (sx(0.0) + sx(1.0)) / 2.0,
-        h - 6.0,
-        esc(x_label)
-    );
-    let _ = write!(
-        s,
-        r#"<text x="12" y="{}" font-size="11" text-anchor="middle" transform="rotate(-90 12 {})">{}</text>"#,
-        (sy(0.0) + sy(1.0)) / 2.0,
-        (sy(0.0) + sy(1.0)) / 2.0,
-        esc(y_label)
-    );
-    let _ = write!(s, "</svg><figcaption>{}</figcaption></figure>", esc(title));
-    s
-}
-
-/// Horizontal bars: (label, value, optional second value) scaled to the largest value.
-/// With second values, `legend` names the two series.
-fn bar_chart(
-    title: &str,
-    rows: &[(String, f64, Option<f64>)],
-    unit: &str,
-    legend: Option<[&str; 2]>,
-) -> String {
-    let row_h = 18.0;
-    // Wide enough for the longest label at font size 11 (about 6.5 px a character).
-    let longest = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
-    let label_w = (longest as f64 * 6.5 + 12.0).max(120.0);
-    let w = label_w + 330.0;
-    let legend_h = if legend.is_some() { 20.0 } else { 0.0 };
-    let h = 30.0 + legend_h + row_h * rows.len() as f64;
-    let max = rows
-        .iter()
-        .map(|r| r.1.max(r.2.unwrap_or(0.0)))
-        .fold(1e-12, f64::max);
-    let bar = |v: f64| (w - label_w - 70.0) * v / max;
-    let mut s = format!(
-        r#"<figure><svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{t}"><title>{t}</title>"#,
-        t = esc(title)
-    );
-    if let Some(names) = legend {
-        for (k, (name, color)) in names.iter().zip(["#3b6ea8", "#e0803a"]).enumerate() {
-            let x = label_w + 130.0 * k as f64;
-            let _ = write!(
-                s,
-                r#"<rect x="{x}" y="4" width="10" height="10" fill="{color}"/><text x="{}" y="13" font-size="11">{}</text>"#,
-                x + 14.0,
-                esc(name)
-            );
-        }
-    }
-    for (i, (label, v, second)) in rows.iter().enumerate() {
-        let y = 10.0 + legend_h + row_h * i as f64;
-        let _ = write!(
-            s,
-            r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text>"#,
-            label_w - 6.0,
-            y + 11.0,
-            esc(label)
-        );
-        let thick = if second.is_some() { 7.0 } else { 13.0 };
-        let _ = write!(
-            s,
-            r##"<rect x="{label_w}" y="{y}" width="{:.1}" height="{thick}" fill="#3b6ea8"><title>{v:.3}</title></rect>"##,
-            bar(*v)
-        );
-        if let Some(b) = second {
-            let _ = write!(
-                s,
-                r##"<rect x="{label_w}" y="{}" width="{:.1}" height="{thick}" fill="#e0803a"><title>{b:.3}</title></rect>"##,
-                y + thick,
-                bar(*b)
-            );
-        }
-        let _ = write!(
-            s,
-            r#"<text x="{}" y="{}" font-size="10">{v:.2}{unit}</text>"#,
-            label_w + bar(v.max(second.unwrap_or(0.0))) + 4.0,
-            y + 11.0
-        );
-    }
-    let _ = write!(s, "</svg><figcaption>{}</figcaption></figure>", esc(title));
-    s
-}
 
 fn downsample(points: Curve) -> Curve {
     let step = (points.len() / 300).max(1);
@@ -219,265 +55,294 @@ pub fn curves(p: &[f64], y: &[u8]) -> (Curve, Curve, Curve) {
     (downsample(roc), downsample(pr), downsample(gains))
 }
 
-/// Renders the report.
-pub fn html(o: &TrainOutcome, ctx: &ReportContext) -> String {
+/// The share (percent) of churners' and of non-churners' probabilities in each bin,
+/// over bins with round edges up to the 99th percentile (the last bin takes the rest).
+fn score_distribution(p: &[f64], y: &[u8]) -> (Vec<f64>, [Vec<f64>; 2]) {
+    let mut sorted: Vec<f64> = p.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    let p99 = sorted
+        .get((sorted.len() as f64 * 0.99) as usize)
+        .or(sorted.last())
+        .copied()
+        .unwrap_or(1.0);
+    let edges = Axis::from_zero(0.0, p99.max(1e-3), 20).ticks();
+    let bins = edges.len() - 1;
+    let mut counts = [vec![0.0; bins], vec![0.0; bins]];
+    for (&p, &label) in p.iter().zip(y) {
+        let bin = edges[1..].iter().position(|&e| p < e).unwrap_or(bins - 1);
+        counts[usize::from(label == 1)][bin] += 1.0;
+    }
+    for c in &mut counts {
+        let total: f64 = c.iter().sum::<f64>().max(1.0);
+        c.iter_mut().for_each(|v| *v *= 100.0 / total);
+    }
+    (edges, counts)
+}
+
+fn f3(v: Option<f64>) -> String {
+    opt(v, 3)
+}
+
+fn headline(o: &TrainOutcome, ctx: &ReportContext) -> Markup {
+    let e = &o.overall;
+    let search = match o.search {
+        Search::None => "none (fixed settings)",
+        Search::Quick => "quick",
+        Search::Full => "full",
+    };
+    let horizon = if ctx.horizon_days > 0 {
+        format!("Predicts churn within {} days.", ctx.horizon_days)
+    } else {
+        "A plain table: no time, no horizon.".to_string()
+    };
+    html! {
+        p class="sub" {
+            "Trained " (ctx.created) " from " (ctx.source) ". Chosen: " b { (o.chosen.as_str()) }
+            " by the pooled " (o.validation) " log loss; settings search: " (search) ". " (horizon)
+        }
+        (churn_report::tiles([
+            ("ROC AUC", f3(e.roc_auc)),
+            ("PR AUC", f3(e.pr_auc)),
+            ("top-10% lift", e.lift_top10.map_or("n/a".into(), |v| format!("{v:.2}x"))),
+            ("log loss", format!("{:.4}", e.log_loss)),
+            ("Brier", format!("{:.4}", e.brier)),
+            ("ECE", format!("{:.4}", e.ece)),
+            ("precision / recall", format!("{:.2} / {:.2}", e.precision, e.recall)),
+        ]))
+        p class="sub" {
+            "Over " (grouped(e.rows as f64, 0)) " held-out rows (" (grouped(e.positives as f64, 0))
+            " churned) of " (o.folds.len()) " folds; threshold " (format!("{:.3}", e.threshold))
+            " chosen for F1 on calibration rows."
+        }
+        @if !o.suspicious.is_empty() {
+            div class="warn" {
+                b { "Suspicious: possible leakage" }
+                ul { @for x in &o.suspicious { li { b { (x.what) } " ROC AUC " (format!("{:.3}", x.roc_auc)) ": " (x.message) } } }
+            }
+        }
+    }
+}
+
+fn curves_section(o: &TrainOutcome) -> Markup {
     let (p, y) = &o.pooled;
     let (roc, pr, gains) = curves(p, y);
-    let calib: Vec<(f64, f64)> = metrics::calibration_bins(p, y, 10)
+    let calibration = metrics::calibration_bins(p, y, 10)
         .into_iter()
-        .map(|(a, b, _)| (a, b))
-        .collect();
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>churn model {name} {version}</title><style>
-body{{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px auto;max-width:1100px;color:#222}}
-h1{{font-size:22px;margin-bottom:4px}} h2{{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}}
-table{{border-collapse:collapse;font-size:13px;margin:8px 0}} td,th{{border:1px solid #ddd;padding:4px 8px;text-align:right}} th{{background:#f3f3f3}} td:first-child,th:first-child{{text-align:left;white-space:nowrap}}
-.grid{{display:flex;flex-wrap:wrap;gap:12px}} figure{{margin:0}} figcaption{{font-size:12px;color:#555;text-align:center}}
-.kpi{{display:inline-block;margin:6px 18px 6px 0}} .kpi b{{display:block;font-size:22px}} .warn{{background:#fff3cd;border:1px solid #e0c060;padding:8px 12px}} .muted{{color:#666;font-size:13px}}
-</style></head><body>"#,
-        name = esc(ctx.name),
-        version = esc(ctx.version)
-    );
-    let _ = write!(
-        s,
-        "<h1>Churn model <code>{}</code> version <code>{}</code></h1>",
-        esc(ctx.name),
-        esc(ctx.version)
-    );
-    let _ = write!(
-        s,
-        r#"<p class="muted">Trained {} from {}. Chosen: <b>{}</b> by the pooled {} log loss; settings search: {}. {}</p>"#,
-        esc(ctx.created),
-        esc(ctx.source),
-        o.chosen.as_str(),
-        o.validation,
-        match o.search {
-            crate::train::Search::None => "none (fixed settings)",
-            crate::train::Search::Quick => "quick",
-            crate::train::Search::Full => "full",
-        },
-        if ctx.horizon_days > 0 {
-            format!("Predicts churn within {} days.", ctx.horizon_days)
-        } else {
-            "A plain table: no time, no horizon.".to_string()
+        .map(|(predicted, observed, _)| (predicted, observed));
+    let (edges, [stayed, churned]) = score_distribution(p, y);
+    html! {
+        h2 { "Curves (held-out rows)" }
+        div class="grid" {
+            (LineChart::new("ROC curve").unit_square().diagonal()
+                .x("false positive rate", Unit::Number).y("true positive rate", Unit::Number).points("model", roc))
+            (LineChart::new("Precision-recall").unit_square()
+                .x("recall", Unit::Number).y("precision", Unit::Number).points("model", pr))
+            (LineChart::new("Calibration (10 bins)").unit_square().diagonal()
+                .x("predicted churn", Unit::Number).y("observed churn", Unit::Number).points("model", calibration))
+            (LineChart::new("Cumulative gains").unit_square().diagonal()
+                .x("share of customers contacted", Unit::Number).y("share of churners reached", Unit::Number).points("model", gains))
         }
-    );
-    let e = &o.overall;
-    for (label, v) in [
-        ("ROC AUC", f3(e.roc_auc)),
-        ("PR AUC", f3(e.pr_auc)),
-        (
-            "top-10% lift",
-            e.lift_top10.map_or("n/a".into(), |v| format!("{v:.2}x")),
-        ),
-        ("log loss", format!("{:.4}", e.log_loss)),
-        ("Brier", format!("{:.4}", e.brier)),
-        ("ECE", format!("{:.4}", e.ece)),
-        (
-            "precision / recall",
-            format!("{:.2} / {:.2}", e.precision, e.recall),
-        ),
-    ] {
-        let _ = write!(s, r#"<span class="kpi">{label}<b>{v}</b></span>"#);
+        (Histogram::new("Predicted churn probability of customers who stayed and who churned", edges)
+            .x("predicted probability of churn", Unit::Number)
+            .y("% of the group", Unit::Percent)
+            .series("stayed", stayed)
+            .series("churned", churned))
     }
-    let _ = write!(
-        s,
-        r#"<p class="muted">Over {} held-out rows ({} churned) of {} folds; threshold {:.3} chosen for F1 on calibration rows.</p>"#,
-        e.rows,
-        e.positives,
-        o.folds.len(),
-        e.threshold
-    );
-    if !o.suspicious.is_empty() {
-        s.push_str(r#"<div class="warn"><b>Suspicious: possible leakage</b><ul>"#);
-        for x in &o.suspicious {
-            let _ = write!(
-                s,
-                "<li><b>{}</b> ROC AUC {:.3}: {}</li>",
-                esc(&x.what),
-                x.roc_auc,
-                esc(&x.message)
-            );
-        }
-        s.push_str("</ul></div>");
-    }
-    s.push_str("<h2>Curves (held-out rows)</h2><div class=\"grid\">");
-    s.push_str(&line_chart(
-        "ROC curve",
-        "false positive rate",
-        "true positive rate",
-        &[("model", "#3b6ea8", roc)],
-        true,
-    ));
-    s.push_str(&line_chart(
-        "Precision-recall",
-        "recall",
-        "precision",
-        &[("model", "#3b6ea8", pr)],
-        false,
-    ));
-    s.push_str(&line_chart(
-        "Calibration (10 bins)",
-        "predicted churn",
-        "observed churn",
-        &[("model", "#3b6ea8", calib)],
-        true,
-    ));
-    s.push_str(&line_chart(
-        "Cumulative gains",
-        "share of customers contacted",
-        "share of churners reached",
-        &[("model", "#3b6ea8", gains)],
-        true,
-    ));
-    s.push_str("</div>");
+}
 
-    s.push_str("<h2>Model vs rules (same held-out rows)</h2><table><tr><th>ranking by</th><th>ROC AUC</th><th>PR AUC</th><th>top-10% lift</th></tr>");
-    let _ = write!(
-        s,
-        "<tr><td>model ({})</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-        o.chosen.as_str(),
+fn rules_section(o: &TrainOutcome) -> Markup {
+    let e = &o.overall;
+    let mut table = Table::new(["ranking by", "ROC AUC", "PR AUC", "top-10% lift"]).row(cells![
+        format!("model ({})", o.chosen.as_str()),
         f3(e.roc_auc),
         f3(e.pr_auc),
         f3(e.lift_top10)
-    );
-    match (&o.rules_health, &o.rules_signals) {
-        (Some(h), Some(g)) => {
-            let _ = write!(s, "<tr><td>100 - health score</td><td>{}</td><td>{}</td><td>{}</td></tr>", f3(h.roc_auc), f3(h.pr_auc), f3(h.lift_top10));
-            let _ = write!(s, "<tr><td>signal count</td><td>{}</td><td>{}</td><td>{}</td></tr>", f3(g.roc_auc), f3(g.pr_auc), f3(g.lift_top10));
-        }
-        _ => s.push_str("<tr><td colspan=4>the model's features cannot feed the rules (a plain table)</td></tr>"),
+    ]);
+    if let (Some(h), Some(g)) = (&o.rules_health, &o.rules_signals) {
+        table = table
+            .row(cells![
+                "100 - health score",
+                f3(h.roc_auc),
+                f3(h.pr_auc),
+                f3(h.lift_top10)
+            ])
+            .row(cells![
+                "signal count",
+                f3(g.roc_auc),
+                f3(g.pr_auc),
+                f3(g.lift_top10)
+            ]);
     }
-    s.push_str("</table>");
-    if let Some((rules, model)) = o.rules_rank_as_well() {
-        let _ = write!(
-            s,
-            r#"<p class="warn">The rule-based health score ranks churners as well as or better than the model on these rows (ROC AUC {rules:.3} vs {model:.3}), and {} churners decided it: consider the rules, or more data.</p>"#,
-            e.positives
-        );
-    }
-
-    let _ = write!(
-        s,
-        "<h2>{} per fold</h2>",
-        if ctx.horizon_days > 0 {
-            "Backtest"
-        } else {
-            "Cross-validation"
+    html! {
+        h2 { "Model vs rules (same held-out rows)" }
+        (table)
+        @if o.rules_health.is_none() {
+            p class="sub" { "The model's features cannot feed the rules (a plain table)." }
         }
-    );
-    s.push_str("<table><tr><th>test</th><th>fit rows</th><th>calibration rows</th><th>test rows</th><th>model</th><th>settings chosen on the calibration date</th><th>calibration</th><th>ROC AUC</th><th>PR AUC</th><th>log loss</th><th>Brier</th><th>ECE</th><th>lift</th><th>rules ROC AUC</th></tr>");
-    for f in &o.folds {
-        for c in &f.candidates {
-            let ev = &c.evaluation;
-            let _ = write!(
-                s,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
-                esc(&f.name), f.fit_rows, f.calibration_rows, f.test_rows, c.kind.as_str(),
-                esc(&c.settings),
-                c.calibration,
-                f3(ev.roc_auc), f3(ev.pr_auc), ev.log_loss, ev.brier, ev.ece, f3(ev.lift_top10),
-                f3(f.rules_health.and_then(|h| h.roc_auc))
-            );
+        @if let Some((rules, model)) = o.rules_rank_as_well() {
+            p class="warn" {
+                "The rule-based health score ranks churners as well as or better than the model on these rows (ROC AUC "
+                (format!("{rules:.3} vs {model:.3}")) "), and " (e.positives)
+                " churners decided it: consider the rules, or more data."
+            }
         }
     }
-    s.push_str("</table>");
-    s.push_str("<table><tr><th>candidate</th><th>pooled log loss</th><th>pooled PR AUC</th></tr>");
-    for c in &o.candidates {
-        let _ = write!(
-            s,
-            "<tr><td>{}{}</td><td>{:.4}</td><td>{:.3}</td></tr>",
-            c.model.as_str(),
-            if c.model == o.chosen { " (chosen)" } else { "" },
-            c.pooled_log_loss,
-            c.pooled_pr_auc
-        );
-    }
-    s.push_str("</table>");
-
-    if !o.by_cohort.is_empty() {
-        let _ = write!(
-            s,
-            "<h2>Predicted vs actual churn by signup cohort</h2><p class=\"muted\">Predicted and actual churn within the horizon, in percent, over held-out rows. Signup months with fewer than {MIN_COHORT_ROWS} rows or {MIN_COHORT_CHURNERS} churners are pooled with their neighbours.</p>"
-        );
-        let rows: Vec<(String, f64, Option<f64>)> = o
-            .by_cohort
-            .iter()
-            .rev()
-            .take(24)
-            .map(|c| {
-                (
-                    format!("{} ({} rows)", c.cohort, c.rows),
-                    c.predicted_churn_pct,
-                    Some(c.actual_churn_pct),
-                )
-            })
-            .collect();
-        s.push_str(&bar_chart(
-            "Churn by signup cohort (latest 24)",
-            &rows,
-            "%",
-            Some(["predicted", "actual"]),
-        ));
-        s.push_str("<table><tr><th>signup cohort</th><th>rows</th><th>predicted %</th><th>actual %</th><th>ROC AUC</th><th>PR AUC</th><th>Brier</th><th>log loss</th></tr>");
-        for c in o.by_cohort.iter().rev() {
-            let m = &c.metrics;
-            let _ = write!(
-                s,
-                "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td></tr>",
-                esc(&c.cohort), c.rows, c.predicted_churn_pct, c.actual_churn_pct, f3(m.roc_auc), f3(m.pr_auc), m.brier, m.log_loss
-            );
-        }
-        s.push_str("</table>");
-    }
-    s.push_str("<h2>Feature importance</h2><p class=\"muted\">Mean absolute contribution to the log-odds over the final model's training rows.</p>");
-    let imp: Vec<(String, f64, Option<f64>)> = o
-        .importance
-        .iter()
-        .take(20)
-        .map(|(n, v)| (n.clone(), *v, None))
-        .collect();
-    s.push_str(&bar_chart("Top 20 features", &imp, "", None));
-    let _ = write!(
-        s,
-        "<h2>Data</h2><table><tr><td>source</td><td>{}</td></tr><tr><td>labelled examples</td><td>{}</td></tr><tr><td>churned within the horizon</td><td>{} ({:.1} %)</td></tr><tr><td>features</td><td>{}</td></tr><tr><td>final model fitted on / calibrated on</td><td>{} / {} rows</td></tr></table>",
-        esc(ctx.source), ctx.rows, ctx.positives, 100.0 * ctx.positives as f64 / ctx.rows.max(1) as f64, ctx.features, o.final_fit_rows, o.final_calibration_rows
-    );
-    s.push_str("</body></html>\n");
-    s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bar_labels_get_the_room_they_need_and_two_series_a_legend() {
-        let long = "events_feature_use_pct_change_28d".to_string();
-        let svg = bar_chart(
-            "t",
-            &[
-                (long.clone(), 1.0, Some(2.0)),
-                ("mrr".into(), 0.5, Some(0.4)),
-            ],
-            "%",
-            Some(["predicted", "actual"]),
-        );
-        // Labels end 6 px left of where the bars start, which leaves room for the
-        // longest one at about 6.5 px a character.
-        let bars_at: f64 = svg
-            .split(r#"<rect x=""#)
-            .filter_map(|r| r.split('"').next()?.parse().ok())
-            .filter(|&x: &f64| x > 0.0)
-            .fold(f64::MAX, f64::min);
-        assert!(
-            bars_at - 6.0 >= long.len() as f64 * 6.5,
-            "bars start at {bars_at}"
-        );
-        assert!(svg.contains(">predicted</text>") && svg.contains(">actual</text>"));
-        let single = bar_chart("t", &[("mrr".into(), 0.5, None)], "", None);
-        assert!(!single.contains("predicted"));
+fn folds_section(o: &TrainOutcome, ctx: &ReportContext) -> Markup {
+    let folds = Table::new([
+        "test",
+        "fit rows",
+        "calibration rows",
+        "test rows",
+        "model",
+        "settings chosen on the calibration date",
+        "calibration",
+        "ROC AUC",
+        "PR AUC",
+        "log loss",
+        "Brier",
+        "ECE",
+        "lift",
+        "rules ROC AUC",
+    ])
+    .rows(o.folds.iter().flat_map(|f| {
+        f.candidates.iter().map(move |c| {
+            let ev = &c.evaluation;
+            cells![
+                f.name,
+                grouped(f.fit_rows as f64, 0),
+                grouped(f.calibration_rows as f64, 0),
+                grouped(f.test_rows as f64, 0),
+                c.kind.as_str(),
+                c.settings,
+                c.calibration,
+                f3(ev.roc_auc),
+                f3(ev.pr_auc),
+                format!("{:.4}", ev.log_loss),
+                format!("{:.4}", ev.brier),
+                format!("{:.4}", ev.ece),
+                f3(ev.lift_top10),
+                f3(f.rules_health.and_then(|h| h.roc_auc))
+            ]
+        })
+    }));
+    let candidates = Table::new(["candidate", "pooled log loss", "pooled PR AUC"]).rows(
+        o.candidates.iter().map(|c| {
+            let chosen = if c.model == o.chosen { " (chosen)" } else { "" };
+            cells![
+                format!("{}{chosen}", c.model.as_str()),
+                format!("{:.4}", c.pooled_log_loss),
+                format!("{:.3}", c.pooled_pr_auc)
+            ]
+        }),
+    );
+    html! {
+        h2 { @if ctx.horizon_days > 0 { "Backtest per fold" } @else { "Cross-validation per fold" } }
+        (folds)
+        (candidates)
     }
+}
+
+fn cohort_section(o: &TrainOutcome) -> Markup {
+    if o.by_cohort.is_empty() {
+        return html! {};
+    }
+    let chart = o.by_cohort.iter().rev().take(24).fold(
+        Bars::new("Churn by signup cohort (latest 24)")
+            .values("churn within the horizon", Unit::Percent, 1)
+            .series_names(&["predicted", "actual"]),
+        |bars, c| {
+            bars.row(
+                format!("{} ({} rows)", c.cohort, grouped(c.rows as f64, 0)),
+                vec![c.predicted_churn_pct, c.actual_churn_pct],
+            )
+        },
+    );
+    let table = Table::new([
+        "signup cohort",
+        "rows",
+        "predicted",
+        "actual",
+        "ROC AUC",
+        "PR AUC",
+        "Brier",
+        "log loss",
+    ])
+    .rows(o.by_cohort.iter().rev().map(|c| {
+        let m = &c.metrics;
+        cells![
+            c.cohort,
+            grouped(c.rows as f64, 0),
+            percent(c.predicted_churn_pct, 1),
+            percent(c.actual_churn_pct, 1),
+            f3(m.roc_auc),
+            f3(m.pr_auc),
+            format!("{:.4}", m.brier),
+            format!("{:.4}", m.log_loss)
+        ]
+    }));
+    html! {
+        h2 { "Predicted vs actual churn by signup cohort" }
+        p class="sub" {
+            "Predicted and actual churn within the horizon over held-out rows. Signup months with fewer than "
+            (MIN_COHORT_ROWS) " rows or " (MIN_COHORT_CHURNERS) " churners are pooled with their neighbours."
+        }
+        (chart)
+        (table)
+    }
+}
+
+fn importance_section(o: &TrainOutcome) -> Markup {
+    let chart = o.importance.iter().take(20).fold(
+        Bars::new("Top 20 features").values("mean |contribution| to the log-odds", Unit::Number, 3),
+        |bars, (name, v)| bars.row(name.clone(), vec![*v]),
+    );
+    html! {
+        h2 { "Feature importance" }
+        p class="sub" { "Mean absolute contribution to the log-odds over the final model's training rows." }
+        (chart)
+    }
+}
+
+fn data_section(o: &TrainOutcome, ctx: &ReportContext) -> Markup {
+    let share = 100.0 * ctx.positives as f64 / ctx.rows.max(1) as f64;
+    let table = Table::new(["", ""])
+        .row(cells!["source", ctx.source])
+        .row(cells!["labelled examples", grouped(ctx.rows as f64, 0)])
+        .row(cells![
+            "churned within the horizon",
+            format!(
+                "{} ({})",
+                grouped(ctx.positives as f64, 0),
+                percent(share, 1)
+            )
+        ])
+        .row(cells!["features", ctx.features])
+        .row(cells![
+            "final model fitted on / calibrated on",
+            format!(
+                "{} / {} rows",
+                grouped(o.final_fit_rows as f64, 0),
+                grouped(o.final_calibration_rows as f64, 0)
+            )
+        ]);
+    html! { h2 { "Data" } (table) }
+}
+
+/// Renders the report.
+pub fn html(o: &TrainOutcome, ctx: &ReportContext) -> String {
+    churn_report::page(
+        &format!("Churn model {} version {}", ctx.name, ctx.version),
+        html! {},
+        html! {
+            (headline(o, ctx))
+            (curves_section(o))
+            (rules_section(o))
+            (folds_section(o, ctx))
+            (cohort_section(o))
+            (importance_section(o))
+            (data_section(o, ctx))
+        },
+    )
 }

@@ -110,6 +110,24 @@ fn the_report_notes_when_the_rules_rank_as_well_as_the_model() {
     assert_eq!(outcome.rules_rank_as_well(), Some((model_auc, model_auc)));
     let html = report::html(&outcome, &ctx);
     assert!(html.contains(note), "no note");
+    // Every chart labelled and titled, every figure formatted, nothing fetched; and the
+    // page shows every section, whatever a run left empty.
+    assert_eq!(churn_report::audit(&html), Vec::<String>::new());
+    for heading in [
+        "Curves (held-out rows)",
+        "Model vs rules",
+        "Backtest per fold",
+        "Predicted vs actual churn by signup cohort",
+        "Feature importance",
+        "Data",
+    ] {
+        assert!(html.contains(&format!("<h2>{heading}")), "no {heading}");
+    }
+    assert_eq!(
+        html.matches("<svg").count(),
+        7,
+        "4 curves, histogram, cohorts, importance"
+    );
     assert!(html.contains(&format!(
         "{} churners decided it",
         outcome.overall.positives

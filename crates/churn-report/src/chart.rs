@@ -240,7 +240,8 @@ impl LineChart {
         let unit = Axis::fixed(0.0, 1.0, 0.2);
         self.x = XScale::Numeric(Unit::Number, Some(unit));
         self.y_fixed = Some(unit);
-        self.size = (330.0, 300.0);
+        // Four side by side fit a page 1,120 px wide.
+        self.size = (262.0, 250.0);
         self
     }
 

@@ -5,12 +5,14 @@
 //! HTML is written with [maud], which escapes every spliced value by construction and
 //! checks the markup at compile time; charts are this crate's own ([chart] says why).
 
+pub mod audit;
 pub mod chart;
 pub mod format;
 pub mod page;
 pub mod palette;
 pub mod scale;
 
+pub use audit::audit;
 pub use chart::{Bars, HeatMap, Histogram, LineChart, StackedBars, Waterfall};
 pub use format::Unit;
 pub use maud;

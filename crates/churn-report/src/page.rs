@@ -13,7 +13,7 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin-top:28px;border-botto
 .tile b{display:block;font-size:20px;font-variant-numeric:tabular-nums} .tile span{color:#555;font-size:12px}
 table{border-collapse:collapse;font-size:12.5px;margin:8px 0;font-variant-numeric:tabular-nums}
 td,th{border:1px solid #ddd;padding:3px 7px;text-align:right} th{background:#f3f3f3;font-weight:600}
-td:first-child,th:first-child{text-align:left;white-space:nowrap}
+td:first-child,th:first-child{text-align:left;white-space:nowrap} td.text{text-align:left}
 .wide{overflow-x:auto}
 .grid{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
 figure{margin:10px 0} figcaption{font-size:12px;color:#555;max-width:660px}
@@ -98,7 +98,11 @@ impl Render for Table {
                 table {
                     tr { @for h in &self.head { th { (h) } } }
                     @for row in &self.rows {
-                        tr { @for cell in row { td { (cell) } } }
+                        tr {
+                            @for cell in row {
+                                @if looks_numeric(&cell.0) { td { (cell) } } @else { td class="text" { (cell) } }
+                            }
+                        }
                     }
                 }
             }
@@ -106,10 +110,16 @@ impl Render for Table {
     }
 }
 
+/// Whether a cell holds a figure (right-aligned so digits line up) rather than words.
+fn looks_numeric(cell: &str) -> bool {
+    let text = cell.trim_start_matches(['-', '+', '$', ' ']);
+    text == "n/a" || text.starts_with(|c: char| c.is_ascii_digit())
+}
+
 /// A table row from values of any `Render` type: `cells![name, count, markup]`.
 #[macro_export]
 macro_rules! cells {
     ($($cell:expr),* $(,)?) => {
-        vec![$($crate::maud::html! { ($cell) }),*]
+        vec![$($crate::Render::render(&$cell)),*]
     };
 }

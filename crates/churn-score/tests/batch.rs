@@ -230,6 +230,15 @@ fn every_row_is_scored_or_rejected_and_bad_rows_stop_by_default() {
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 
+    // What a run killed with -9 mid-write leaves behind: its temp file, named for its
+    // (now dead) process. The next run removes it.
+    let mut killed = std::process::Command::new("true").spawn().unwrap();
+    killed.wait().unwrap();
+    let litter = st
+        .dir
+        .path()
+        .join(format!(".scores.csv.tmp-{}", killed.id()));
+    std::fs::write(&litter, b"a partial output").unwrap();
     let o = churn_score(&[
         "--model",
         s(&st.model),
@@ -240,6 +249,10 @@ fn every_row_is_scored_or_rejected_and_bad_rows_stop_by_default() {
         "--skip-invalid",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !litter.exists(),
+        "a dead run's temp file survived the next run"
+    );
     let scored = read_rows(&out);
     let rejects = read_rows(&st.dir.path().join("scores.csv.rejects.csv"));
     assert_eq!(scored.len() + rejects.len(), rows_in);

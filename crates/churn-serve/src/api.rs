@@ -249,6 +249,9 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The longest `customer_id` a prediction request may carry (the OpenAPI schema says so).
+const MAX_CUSTOMER_ID_CHARS: usize = 256;
+
 /// `POST /v1/predict` body. Its OpenAPI schema: the body is parsed one customer at a
 /// time by `body::parse_request`, so the fields are never read from this type.
 #[allow(dead_code)]
@@ -271,7 +274,8 @@ pub struct PredictRequest {
 #[serde(deny_unknown_fields)]
 pub struct CustomerRequest {
     /// Echoed back. Required: here, or as `features.customer_id` (a row of the feature
-    /// table as is).
+    /// table as is); not blank, at most 256 characters.
+    #[schema(min_length = 1, max_length = 256)]
     pub customer_id: Option<String>,
     /// Feature name -> value (number, string for categories, or null for missing). A row
     /// of the `churn-train features` table as is: `customer_id`, `as_of` and `label` are
@@ -550,7 +554,9 @@ pub fn row_cells<'v>(
                 )
                 .at(field()))
             }
-            (FeatureKind::Numeric, Raw::Bool(b)) => Cell::Number(f64::from(u8::from(*b))),
+            // A boolean sent for a number is a mistake in the caller's row (a flag
+            // column, a mixed-up field), not a 0/1 to guess.
+            (FeatureKind::Numeric, Raw::Bool(b)) => return Err(wrong(&format!("the boolean {b}"))),
             (FeatureKind::Numeric, Raw::Str(s)) => {
                 let t = s.trim().to_ascii_lowercase();
                 let non_finite = ["nan", "inf", "+inf", "-inf", "infinity", "-infinity"];
@@ -677,11 +683,21 @@ fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Respon
                 _ => None,
             })
         });
-        if id.as_deref().is_none_or(str::is_empty) {
+        if id
+            .as_deref()
+            .is_some_and(|id| id.chars().count() > MAX_CUSTOMER_ID_CHARS)
+        {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("customers[{i}]: `customer_id` is longer than {MAX_CUSTOMER_ID_CHARS} characters"),
+            )
+            .at(format!("customers[{i}].customer_id")));
+        }
+        if id.as_deref().is_none_or(|id| id.trim().is_empty()) {
             return Err(ApiError::new(
                 ErrorCode::MissingCustomerId,
                 format!(
-                    "customers[{i}]: `customer_id` is required (a non-empty string beside `features`, or inside them as in a feature table row), so that each prediction can be matched to its customer"
+                    "customers[{i}]: `customer_id` is required (a non-blank string beside `features`, or inside them as in a feature table row), so that each prediction can be matched to its customer"
                 ),
             )
             .at(format!("customers[{i}].customer_id")));

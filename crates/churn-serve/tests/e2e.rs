@@ -253,16 +253,34 @@ fn client_mistakes_get_4xx_json_errors_naming_the_field() {
         "{}",
         r.text()
     );
+    for blank in ["", "  "] {
+        let r = post(
+            &mut c,
+            json!({"customers": [{"customer_id": blank, "features": row}]}),
+        );
+        expect_error(
+            &r,
+            400,
+            "missing_customer_id",
+            Some("customers[0].customer_id"),
+        );
+    }
     let r = post(
         &mut c,
-        json!({"customers": [{"customer_id": "", "features": row}]}),
+        json!({"customers": [{"customer_id": "x".repeat(257), "features": row}]}),
     );
-    expect_error(
-        &r,
-        400,
-        "missing_customer_id",
-        Some("customers[0].customer_id"),
+    expect_error(&r, 400, "invalid_request", Some("customers[0].customer_id"));
+    assert!(
+        r.text().contains("longer than 256 characters"),
+        "{}",
+        r.text()
     );
+    // A JSON boolean is not a number: refused, naming the field, not scored as 1.
+    let mut flagged = row.clone();
+    flagged.insert("mrr".into(), json!(true));
+    let r = post(&mut c, json!({"customers": [{"features": flagged}]}));
+    expect_error(&r, 400, "wrong_type", Some("customers[0].features.mrr"));
+    assert!(r.text().contains("found the boolean true"), "{}", r.text());
 
     let four: Vec<Value> = (0..4).map(|_| json!({"features": {}})).collect();
     let r = post(&mut c, json!({ "customers": four }));

@@ -260,6 +260,11 @@ fn generated_business_is_the_briefs_business() {
             g.current
         );
     }
+    // The KPI page of that business: every chart labelled, every figure formatted (MRR
+    // in the hundreds of thousands prints with separators), nothing fetched.
+    let page = churn_kpis::html::page(&r, "simulated");
+    assert_eq!(churn_report::audit(&page), Vec::<String>::new());
+    assert_eq!(page.matches("<svg").count(), 8);
 }
 
 #[test]
