@@ -62,6 +62,8 @@ pub struct Args {
     /// Print the run's figures as one JSON object on stdout (instead of text on stderr).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub log: churn_cli::LogArgs,
 }
 
 /// Whether two paths name the same file (existing or not).
@@ -98,7 +100,7 @@ pub fn run(args: Args) -> Result<()> {
     let start = Instant::now();
     let (a, dir) = artifact::load(&args.model)
         .with_context(|| format!("loading the model {}", args.model.display()))?;
-    eprintln!("model {} version {} ({})", a.name, a.version, dir.display());
+    tracing::info!("model {} version {} ({})", a.name, a.version, dir.display());
     let scorer = Scorer::new(a);
     let options = Options {
         explain: args.reasons > 0,
@@ -254,8 +256,8 @@ fn map_columns(scorer: &Scorer, names: &[String], file: &Path) -> Result<Vec<Map
         .map(|(_, f)| f.name.as_str())
         .collect();
     if !missing.is_empty() {
-        eprintln!(
-            "warning: {} lacks model input(s) {}: they are imputed for every row",
+        tracing::warn!(
+            "{} lacks model input(s) {}: they are imputed for every row",
             file.display(),
             missing.join(", ")
         );
@@ -429,7 +431,7 @@ impl Job<'_> {
             );
         }
         if let Some(w) = ds.as_of_warning(as_of) {
-            self.bar.suspend(|| eprintln!("warning: {w}"));
+            self.bar.suspend(|| tracing::warn!("{w}"));
         }
         self.bar
             .set_message(format!("(features as of {})", format_date(as_of)));
@@ -441,8 +443,8 @@ impl Job<'_> {
             .filter(|n| self.scorer.position(n).is_none())
             .collect();
         if !unknown.is_empty() {
-            eprintln!(
-                "warning: features {} of this data are not in the model's schema and are not used",
+            tracing::warn!(
+                "features {} of this data are not in the model's schema and are not used",
                 unknown.join(", ")
             );
         }

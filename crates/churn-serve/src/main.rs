@@ -26,9 +26,8 @@ struct Args {
     /// A file holding the bearer token every /v1 route then requires.
     #[arg(long)]
     token_file: Option<PathBuf>,
-    /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: churn_cli::LogArgs,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 32 * 1024 * 1024)]
     max_body_bytes: usize,
@@ -79,12 +78,6 @@ struct Args {
     threads: Option<usize>,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
 /// glibc's malloc raises its mmap threshold after large blocks are freed, so request
 /// bodies of a few MB end up in per-thread arenas that keep their peak: 50 concurrent
 /// 3 MB batches under a 24 MB budget grew the peak RSS by 65-69 MB, against 22-24 MB with
@@ -114,24 +107,17 @@ fn tune_malloc() {}
 
 fn main() {
     tune_malloc();
-    if let Err(e) = start(Args::parse()) {
+    let args = Args::parse();
+    let format = args.log.log_format;
+    if let Err(e) = start(args) {
         // The cause chain, without a backtrace: these are operator mistakes (a wrong
         // path, a port in use), not bugs.
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+        churn_cli::exit_with(format, &e);
     }
 }
 
 fn start(args: Args) -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match args.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    churn_cli::init(args.log.log_format, "info", true);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.threads {
         rt.worker_threads(n.max(1));

@@ -56,7 +56,7 @@ pub fn run_features(a: FeaturesArgs) -> Result<()> {
     let started = Instant::now();
     let bar = event_bar();
     if let Some(w) = ds.as_of_warning(a.as_of) {
-        eprintln!("warning: {w}");
+        tracing::warn!("{w}");
     }
     let table = features::build_with_progress(&ds, &[a.as_of], &FeatureConfig::default(), &|n| {
         bar.set_position(n)
@@ -65,8 +65,8 @@ pub fn run_features(a: FeaturesArgs) -> Result<()> {
     bar.finish_and_clear();
     if table.is_empty() {
         let (first, end) = ds.date_range();
-        eprintln!(
-            "warning: no customer is active at {}; the data spans {} to {}",
+        tracing::warn!(
+            "no customer is active at {}; the data spans {} to {}",
             time::format_date(a.as_of),
             time::format_date(first),
             time::format_date(end - 1)

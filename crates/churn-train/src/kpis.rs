@@ -60,7 +60,7 @@ pub fn run(a: KpisArgs) -> Result<()> {
     };
     if let Some(d) = a.as_of {
         if let Some(w) = ds.as_of_warning(d) {
-            eprintln!("warning: {w}");
+            tracing::warn!("{w}");
         }
     }
     let report =

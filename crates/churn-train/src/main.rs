@@ -21,6 +21,8 @@ mod train;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: churn_cli::LogArgs,
 }
 
 #[derive(Subcommand)]
@@ -104,14 +106,16 @@ pub fn parse_day(s: &str) -> Result<time::Day, String> {
 }
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    let cli = Cli::parse();
+    churn_cli::quiet_on_closed_pipe();
+    churn_cli::init(cli.log.log_format, "info", false);
+    let format = cli.log.log_format;
+    if let Err(e) = run(cli) {
+        churn_cli::exit_with(format, &e);
     }
 }
 
-fn run() -> Result<()> {
-    let cli = Cli::parse();
+fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Generate(a) => generate(a),
         Command::Summary(a) => summary::run(&a.data, a.as_of, a.json),
@@ -188,7 +192,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
 pub fn open_dataset(dir: &std::path::Path) -> Result<churn_features::Dataset> {
     let ds = churn_features::Dataset::open(dir).context("reading the data directory (--data)")?;
     for o in &ds.orphans {
-        eprintln!("warning: {o}");
+        tracing::warn!("{o}");
     }
     Ok(ds)
 }

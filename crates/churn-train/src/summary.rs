@@ -51,7 +51,7 @@ pub fn run(dir: &Path, as_of: Option<churn_features::time::Day>, json: bool) -> 
         return Ok(());
     }
     for o in &orphans {
-        eprintln!("warning: {o}");
+        tracing::warn!("{o}");
     }
     println!("data directory {}", dir.display());
     println!("  customers      {:>10}", ds.customers.len());

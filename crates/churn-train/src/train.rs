@@ -178,7 +178,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             bail!("{}: {} observation date(s) with a full {}-day horizon; the backtest needs at least 3 (more months of data)", dir.display(), dates.len(), a.horizon_days);
         }
         let ex = crate::features::build_examples(&ds, &dates, a.horizon_days)?;
-        eprintln!(
+        tracing::info!(
             "{} examples over {} observation dates ({} to {}); training",
             ex.labels.len(),
             dates.len(),
@@ -214,7 +214,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             bar.set_position(done as u64);
         };
         let (outcome, table, labels, horizon) = if timed {
-            eprintln!(
+            tracing::info!(
                 "{}: {} as_of dates ({} to {}): out-of-time backtest with a {}-day horizon",
                 path.display(),
                 dates.len(),
@@ -395,9 +395,11 @@ fn print_summary(o: &train::TrainOutcome) {
 /// The leakage guard's findings, on stderr whatever the output format.
 fn warn_suspicious(o: &train::TrainOutcome) {
     for s in &o.suspicious {
-        eprintln!(
-            "warning: suspicious {} (ROC AUC {:.3}): {}",
-            s.what, s.roc_auc, s.message
+        tracing::warn!(
+            "suspicious {} (ROC AUC {:.3}): {}",
+            s.what,
+            s.roc_auc,
+            s.message
         );
     }
 }
@@ -451,7 +453,7 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
             );
         }
         if let Some(w) = overlap(as_of)? {
-            eprintln!("warning: {w}");
+            tracing::warn!("{w}");
         }
         let ex = labels::examples(&ds, &[as_of], horizon, &FeatureConfig::default(), &|_| {})?;
         (ex.features, ex.labels)
@@ -459,7 +461,7 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
         let (_, table, labels) = a.table.load()?;
         if let Some(first) = table.as_of.iter().copied().filter(|&d| d != 0).min() {
             if let Some(w) = overlap(first)? {
-                eprintln!("warning: {w}");
+                tracing::warn!("{w}");
             }
         }
         (table, labels)

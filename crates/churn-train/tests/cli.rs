@@ -365,3 +365,56 @@ fn every_parquet_file_written_has_real_timestamp_and_date_types() {
         assert_eq!(found[0], ("customer_id".to_string(), "String".to_string()));
     }
 }
+
+/// The committed sample data.
+fn sample() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/sample")
+}
+
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    use std::process::{Command, Stdio};
+    // `churn-train summary --json | head -c 0`: the reader is gone before the output.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_churn-train"))
+        .args(["summary", "--data", sample(), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        // Killed by SIGPIPE as `cat` would be (or done before noticing).
+        assert!(
+            out.status.success() || out.status.signal() == Some(13),
+            "{:?}: {stderr}",
+            out.status
+        );
+    }
+}
+
+#[test]
+fn logs_are_plain_text_off_a_terminal_and_json_on_request() {
+    let missing = std::env::temp_dir().join("churn-no-such-data-dir");
+    let text = fails(&["summary", "--data", s(&missing)]);
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes off a terminal: {text:?}"
+    );
+    assert!(text.starts_with("error: "), "{text}");
+
+    let json = fails(&["summary", "--data", s(&missing), "--log-format", "json"]);
+    let line: serde_json::Value = serde_json::from_str(json.trim_end().lines().last().unwrap())
+        .unwrap_or_else(|e| panic!("not a JSON line ({e}): {json}"));
+    assert_eq!(line["level"], "ERROR");
+    let message = line["fields"]["message"].as_str().unwrap();
+    assert!(message.contains("not found"), "{message}");
+    assert!(
+        line["fields"]["causes"].as_array().unwrap().len() >= 2,
+        "{line}"
+    );
+}
