@@ -112,8 +112,10 @@ impl Render for Table {
 
 /// Whether a cell holds a figure (right-aligned so digits line up) rather than words.
 fn looks_numeric(cell: &str) -> bool {
-    let text = cell.trim_start_matches(['-', '+', '$', ' ']);
-    text == "n/a" || text.starts_with(|c: char| c.is_ascii_digit())
+    let text = cell.trim();
+    text == "n/a"
+        || (text.contains(|c: char| c.is_ascii_digit())
+            && !text.contains(|c: char| c.is_alphabetic() || c == '<'))
 }
 
 /// A table row from values of any `Render` type: `cells![name, count, markup]`.
@@ -122,4 +124,19 @@ macro_rules! cells {
     ($($cell:expr),* $(,)?) => {
         vec![$($crate::Render::render(&$cell)),*]
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_numeric;
+
+    #[test]
+    fn figures_align_right_and_words_left() {
+        for figure in ["1,704", "-$2,594", "6.5 %", "1,704 (6.5 %)", "n/a", "0.919"] {
+            assert!(looks_numeric(figure), "{figure}");
+        }
+        for words in ["219 trees, depth 4", "2024-05 (246 rows)", "logistic", "<b>x</b>"] {
+            assert!(!looks_numeric(words), "{words}");
+        }
+    }
 }
