@@ -135,7 +135,12 @@ mod tests {
         for figure in ["1,704", "-$2,594", "6.5 %", "1,704 (6.5 %)", "n/a", "0.919"] {
             assert!(looks_numeric(figure), "{figure}");
         }
-        for words in ["219 trees, depth 4", "2024-05 (246 rows)", "logistic", "<b>x</b>"] {
+        for words in [
+            "219 trees, depth 4",
+            "2024-05 (246 rows)",
+            "logistic",
+            "<b>x</b>",
+        ] {
             assert!(!looks_numeric(words), "{words}");
         }
     }

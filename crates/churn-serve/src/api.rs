@@ -1063,7 +1063,7 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
+    responses((status = 200, description = "OpenMetrics text exposition format (Prometheus scrapes it)", content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     let memory = crate::metrics::Memory {
         reserved_bytes: app.budget.reserved_bytes(),
@@ -1085,7 +1085,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         app.metrics.render(&served, memory),
     )

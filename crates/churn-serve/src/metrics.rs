@@ -1,10 +1,14 @@
-//! Prometheus metrics, kept in atomics and rendered as the text exposition format.
+//! Prometheus metrics through `prometheus-client`, rendered as OpenMetrics text.
 
 use churn_scoring::RiskBand;
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 /// Latency bucket bounds in seconds: 10 us to 2.5 s.
@@ -43,66 +47,199 @@ impl Phase {
     }
 }
 
-/// A cumulative latency histogram.
-#[derive(Debug, Default)]
-pub struct Histogram {
-    counts: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_nanos: AtomicU64,
+/// `route` and `status` of a finished request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteStatus {
+    route: String,
+    status: u16,
 }
 
-impl Histogram {
-    /// Records one observation.
-    pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
-            self.counts[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_nanos
-            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0;
-        for (b, c) in BUCKETS.iter().zip(&self.counts) {
-            cumulative += c.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        let braces = |s: &str| {
-            if s.is_empty() {
-                String::new()
-            } else {
-                format!("{{{s}}}")
-            }
-        };
-        let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
-        let _ = writeln!(out, "{name}_count{} {count}", braces(labels));
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
 }
 
-/// Everything the server counts.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BandLabel {
+    risk_band: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelVersion {
+    model: String,
+    version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabel {
+    model: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// Everything the server counts, in a `prometheus-client` registry.
 pub struct Metrics {
-    /// (route, status) -> requests.
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
-    /// route -> latency of whole requests.
-    latency: Mutex<BTreeMap<String, std::sync::Arc<Histogram>>>,
-    phases: [Histogram; 5],
-    /// error code -> responses.
-    errors: Mutex<BTreeMap<&'static str, u64>>,
-    predictions: [AtomicU64; 4],
-    reloads: AtomicU64,
-    reload_failures: AtomicU64,
-    in_flight: AtomicU64,
-    /// Refused or cut-off connections and requests, by [`Refusal`].
-    refusals: [AtomicU64; Refusal::ALL.len()],
-    connections: AtomicU64,
-    panics: AtomicU64,
+    registry: Registry,
+    requests: Family<RouteStatus, Counter>,
+    latency: Family<RouteLabel, Histogram, fn() -> Histogram>,
+    phases: Family<PhaseLabel, Histogram, fn() -> Histogram>,
+    errors: Family<CodeLabel, Counter>,
+    predictions: Family<BandLabel, Counter>,
+    reloads: Counter,
+    reload_failures: Counter,
+    in_flight: Gauge,
+    refusals: Family<ReasonLabel, Counter>,
+    connections: Gauge,
+    panics: Counter,
+    memory_reserved: Gauge,
+    memory_budget: Gauge,
+    model_info: Family<ModelVersion, Gauge>,
+    model_loaded: Family<ModelLabel, Gauge<f64, AtomicU64>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            phases: Family::new_with_constructor(latency_histogram),
+            errors: Family::default(),
+            predictions: Family::default(),
+            reloads: Counter::default(),
+            reload_failures: Counter::default(),
+            in_flight: Gauge::default(),
+            refusals: Family::default(),
+            connections: Gauge::default(),
+            panics: Counter::default(),
+            memory_reserved: Gauge::default(),
+            memory_budget: Gauge::default(),
+            model_info: Family::default(),
+            model_loaded: Family::default(),
+            registry: Registry::default(),
+        };
+        // Every label value the server can produce is listed from the start, so that a
+        // dashboard sees zeros rather than missing series.
+        for band in RiskBand::ALL {
+            let _ = m.predictions.get_or_create(&BandLabel {
+                risk_band: band.as_str(),
+            });
+        }
+        for why in Refusal::ALL {
+            let _ = m.refusals.get_or_create(&ReasonLabel {
+                reason: why.as_str(),
+            });
+        }
+        for phase in Phase::ALL {
+            let _ = m.phases.get_or_create(&PhaseLabel {
+                phase: phase.as_str(),
+            });
+        }
+        registry.register(
+            "churn_http_requests",
+            "HTTP requests by route and status",
+            m.requests.clone(),
+        );
+        registry.register_with_unit(
+            "churn_http_request_duration",
+            "Time from request to response, by route",
+            Unit::Seconds,
+            m.latency.clone(),
+        );
+        registry.register_with_unit(
+            "churn_predict_phase_duration",
+            "Time per prediction request spent in each phase",
+            Unit::Seconds,
+            m.phases.clone(),
+        );
+        registry.register(
+            "churn_http_errors",
+            "Error responses by error code",
+            m.errors.clone(),
+        );
+        registry.register(
+            "churn_predictions",
+            "Customers scored, by risk band",
+            m.predictions.clone(),
+        );
+        registry.register(
+            "churn_model_reloads",
+            "Model versions loaded after start",
+            m.reloads.clone(),
+        );
+        registry.register(
+            "churn_model_reload_failures",
+            "Model versions that failed to load (the old version kept serving)",
+            m.reload_failures.clone(),
+        );
+        registry.register(
+            "churn_http_requests_in_flight",
+            "Requests being handled",
+            m.in_flight.clone(),
+        );
+        registry.register(
+            "churn_http_refusals",
+            "Connections and requests refused or cut off, by reason",
+            m.refusals.clone(),
+        );
+        registry.register(
+            "churn_http_connections_open",
+            "Client connections open",
+            m.connections.clone(),
+        );
+        registry.register_with_unit(
+            "churn_memory_reserved",
+            "Bytes of the memory budget held by requests in flight",
+            Unit::Bytes,
+            m.memory_reserved.clone(),
+        );
+        registry.register_with_unit(
+            "churn_memory_budget",
+            "The memory budget for request bodies and their parsed form (--memory-budget-mb)",
+            Unit::Bytes,
+            m.memory_budget.clone(),
+        );
+        registry.register(
+            "churn_panics",
+            "Panics caught while handling requests (each answered 500)",
+            m.panics.clone(),
+        );
+        registry.register(
+            "churn_model_info",
+            "The model version serving, by name (always 1)",
+            m.model_info.clone(),
+        );
+        registry.register_with_unit(
+            "churn_model_loaded_timestamp",
+            "When the serving version was loaded (Unix time)",
+            Unit::Seconds,
+            m.model_loaded.clone(),
+        );
+        Metrics { registry, ..m }
+    }
 }
 
 /// The memory budget's state, read from it when rendering.
@@ -163,257 +300,103 @@ pub struct ServedModel {
 impl Metrics {
     /// Counts a finished request.
     pub fn request(&self, route: &str, status: u16, elapsed: Duration) {
-        *crate::registry::lock(&self.requests)
-            .entry((route.to_string(), status))
-            .or_default() += 1;
-        let h = crate::registry::lock(&self.latency)
-            .entry(route.to_string())
-            .or_default()
-            .clone();
-        h.observe(elapsed);
+        self.requests
+            .get_or_create(&RouteStatus {
+                route: route.to_string(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabel {
+                route: route.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Times one phase of a prediction request.
     pub fn phase(&self, phase: Phase, elapsed: Duration) {
-        self.phases[phase as usize].observe(elapsed);
+        self.phases
+            .get_or_create(&PhaseLabel {
+                phase: phase.as_str(),
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Counts an error response by its code.
     pub fn error(&self, code: &'static str) {
-        *crate::registry::lock(&self.errors).entry(code).or_default() += 1;
+        self.errors.get_or_create(&CodeLabel { code }).inc();
     }
 
     /// Counts predictions by risk band.
     pub fn predicted(&self, band: RiskBand) {
-        self.predictions[band as usize].fetch_add(1, Ordering::Relaxed);
+        self.predictions
+            .get_or_create(&BandLabel {
+                risk_band: band.as_str(),
+            })
+            .inc();
     }
 
     /// Counts a reload attempt of one model version.
     pub fn reload(&self, ok: bool) {
-        self.reloads.fetch_add(1, Ordering::Relaxed);
+        self.reloads.inc();
         if !ok {
-            self.reload_failures.fetch_add(1, Ordering::Relaxed);
+            self.reload_failures.inc();
         }
     }
 
     /// Tracks requests in flight.
     pub fn in_flight(&self, delta: i64) {
-        if delta >= 0 {
-            self.in_flight.fetch_add(delta as u64, Ordering::Relaxed);
-        } else {
-            self.in_flight
-                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
-        }
+        self.in_flight.inc_by(delta);
     }
 
     /// Counts a refusal.
     pub fn refused(&self, why: Refusal) {
-        self.refusals[why as usize].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// How many refusals of a kind so far.
-    pub fn refusals(&self, why: Refusal) -> u64 {
-        self.refusals[why as usize].load(Ordering::Relaxed)
+        self.refusals
+            .get_or_create(&ReasonLabel {
+                reason: why.as_str(),
+            })
+            .inc();
     }
 
     /// Tracks open connections.
     pub fn connection(&self, opened: bool) {
         if opened {
-            self.connections.fetch_add(1, Ordering::Relaxed);
+            self.connections.inc();
         } else {
-            self.connections.fetch_sub(1, Ordering::Relaxed);
+            self.connections.dec();
         }
     }
 
     /// Counts a panic caught on the request path.
     pub fn panicked(&self) {
-        self.panics.fetch_add(1, Ordering::Relaxed);
+        self.panics.inc();
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// The OpenMetrics text exposition of every metric (Prometheus scrapes it).
     pub fn render(&self, models: &[ServedModel], memory: Memory) -> String {
-        let mut out = String::with_capacity(8192);
-        family(
-            &mut out,
-            "churn_http_requests_total",
-            "HTTP requests by route and status.",
-            "counter",
-        );
-        for ((route, status), n) in crate::registry::lock(&self.requests).iter() {
-            let _ = writeln!(
-                out,
-                "churn_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-                escape(route)
-            );
-        }
-        family(
-            &mut out,
-            "churn_http_request_duration_seconds",
-            "Time from request to response, by route.",
-            "histogram",
-        );
-        for (route, h) in crate::registry::lock(&self.latency).iter() {
-            h.render(
-                &mut out,
-                "churn_http_request_duration_seconds",
-                &format!("route=\"{}\"", escape(route)),
-            );
-        }
-        family(
-            &mut out,
-            "churn_predict_phase_duration_seconds",
-            "Time per prediction request spent in each phase.",
-            "histogram",
-        );
-        for p in Phase::ALL {
-            self.phases[p as usize].render(
-                &mut out,
-                "churn_predict_phase_duration_seconds",
-                &format!("phase=\"{}\"", p.as_str()),
-            );
-        }
-        family(
-            &mut out,
-            "churn_http_errors_total",
-            "Error responses by error code.",
-            "counter",
-        );
-        for (code, n) in crate::registry::lock(&self.errors).iter() {
-            let _ = writeln!(out, "churn_http_errors_total{{code=\"{code}\"}} {n}");
-        }
-        family(
-            &mut out,
-            "churn_predictions_total",
-            "Customers scored, by risk band.",
-            "counter",
-        );
-        for b in RiskBand::ALL {
-            let _ = writeln!(
-                out,
-                "churn_predictions_total{{risk_band=\"{}\"}} {}",
-                b.as_str(),
-                self.predictions[b as usize].load(Ordering::Relaxed)
-            );
-        }
-        family(
-            &mut out,
-            "churn_model_reloads_total",
-            "Model versions loaded after start.",
-            "counter",
-        );
-        let _ = writeln!(
-            out,
-            "churn_model_reloads_total {}",
-            self.reloads.load(Ordering::Relaxed)
-        );
-        family(
-            &mut out,
-            "churn_model_reload_failures_total",
-            "Model versions that failed to load (the old version kept serving).",
-            "counter",
-        );
-        let _ = writeln!(
-            out,
-            "churn_model_reload_failures_total {}",
-            self.reload_failures.load(Ordering::Relaxed)
-        );
-        family(
-            &mut out,
-            "churn_http_requests_in_flight",
-            "Requests being handled.",
-            "gauge",
-        );
-        let _ = writeln!(
-            out,
-            "churn_http_requests_in_flight {}",
-            self.in_flight.load(Ordering::Relaxed)
-        );
-        family(
-            &mut out,
-            "churn_http_refusals_total",
-            "Connections and requests refused or cut off, by reason.",
-            "counter",
-        );
-        for r in Refusal::ALL {
-            let _ = writeln!(
-                out,
-                "churn_http_refusals_total{{reason=\"{}\"}} {}",
-                r.as_str(),
-                self.refusals(r)
-            );
-        }
-        let gauges = [
-            (
-                "churn_http_connections_open",
-                "Client connections open.",
-                self.connections.load(Ordering::Relaxed),
-            ),
-            (
-                "churn_memory_reserved_bytes",
-                "Bytes of the memory budget held by requests in flight.",
-                memory.reserved_bytes,
-            ),
-            (
-                "churn_memory_budget_bytes",
-                "The memory budget for request bodies and their parsed form (--memory-budget-mb).",
-                memory.budget_bytes,
-            ),
-        ];
-        for (name, help, value) in gauges {
-            family(&mut out, name, help, "gauge");
-            let _ = writeln!(out, "{name} {value}");
-        }
-        family(
-            &mut out,
-            "churn_panics_total",
-            "Panics caught while handling requests (each answered 500).",
-            "counter",
-        );
-        let _ = writeln!(
-            out,
-            "churn_panics_total {}",
-            self.panics.load(Ordering::Relaxed)
-        );
-        family(
-            &mut out,
-            "churn_model_info",
-            "The model version serving, by name (always 1).",
-            "gauge",
-        );
+        self.memory_reserved
+            .set(i64::try_from(memory.reserved_bytes).unwrap_or(i64::MAX));
+        self.memory_budget
+            .set(i64::try_from(memory.budget_bytes).unwrap_or(i64::MAX));
+        // The versions serving now: a replaced version's series disappears.
+        self.model_info.clear();
+        self.model_loaded.clear();
         for m in models {
-            let _ = writeln!(
-                out,
-                "churn_model_info{{model=\"{}\",version=\"{}\"}} 1",
-                escape(&m.name),
-                escape(&m.version)
-            );
+            self.model_info
+                .get_or_create(&ModelVersion {
+                    model: m.name.clone(),
+                    version: m.version.clone(),
+                })
+                .set(1);
+            self.model_loaded
+                .get_or_create(&ModelLabel {
+                    model: m.name.clone(),
+                })
+                .set(m.loaded_at_unix);
         }
-        family(
-            &mut out,
-            "churn_model_loaded_timestamp_seconds",
-            "When the serving version was loaded (Unix time).",
-            "gauge",
-        );
-        for m in models {
-            let _ = writeln!(
-                out,
-                "churn_model_loaded_timestamp_seconds{{model=\"{}\"}} {}",
-                escape(&m.name),
-                m.loaded_at_unix
-            );
-        }
+        let mut out = String::with_capacity(16 * 1024);
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
         out
     }
-}
-
-/// The `# HELP` and `# TYPE` lines that open a metric family.
-fn family(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }

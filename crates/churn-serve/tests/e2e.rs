@@ -307,7 +307,11 @@ fn client_mistakes_get_4xx_json_errors_naming_the_field() {
     // None of it was a server error, and the server still answers.
     let metrics = c.get("/metrics").unwrap().text();
     assert!(!metrics.contains("status=\"5"), "{metrics}");
-    assert!(metrics.contains("churn_http_errors_total{code=\"wrong_type\"} 2"));
+    // A string, an object and a boolean for a number or a category.
+    assert!(
+        metrics.contains("churn_http_errors_total{code=\"wrong_type\"} 3"),
+        "{metrics}"
+    );
     let r = post(&mut c, json!({"customers": [{"features": row}]}));
     assert_eq!(r.status, 200);
 }
@@ -501,10 +505,11 @@ fn start_is_refused_without_a_valid_model() {
     assert!(err.contains("not a churn model file"), "{err}");
 }
 
-/// Checks the Prometheus text exposition format line by line: comments are HELP or TYPE
-/// of a known type, each sample is `name{labels} value` with a valid name, well-formed
-/// labels and a float value, every sample belongs to a declared family, and histogram
-/// buckets are cumulative and end with `+Inf` equal to `_count`.
+/// Checks the OpenMetrics text exposition format line by line: comments are HELP, TYPE
+/// (of a known type) or UNIT, the text ends with `# EOF`, each sample is
+/// `name{labels} value` with a valid name, well-formed labels and a float value, every
+/// sample belongs to a declared family (counters as `_total`), and histogram buckets are
+/// cumulative and end with `+Inf` equal to `_count`.
 fn check_exposition(text: &str) -> usize {
     fn valid_name(n: &str) -> bool {
         let mut chars = n.chars();
@@ -516,7 +521,11 @@ fn check_exposition(text: &str) -> usize {
     let mut types = std::collections::HashMap::new();
     let mut samples = 0;
     let mut last_bucket: Option<(String, f64)> = None;
+    assert_eq!(text.lines().last(), Some("# EOF"), "no # EOF at the end");
     for line in text.lines() {
+        if line == "# EOF" {
+            continue;
+        }
         if let Some(rest) = line.strip_prefix("# ") {
             let mut parts = rest.splitn(3, ' ');
             let kind = parts.next().unwrap();
@@ -525,12 +534,20 @@ fn check_exposition(text: &str) -> usize {
             if kind == "TYPE" {
                 let t = parts.next().unwrap();
                 assert!(
-                    ["counter", "gauge", "histogram", "summary", "untyped"].contains(&t),
+                    [
+                        "counter",
+                        "gauge",
+                        "histogram",
+                        "summary",
+                        "info",
+                        "unknown"
+                    ]
+                    .contains(&t),
                     "{line}"
                 );
                 types.insert(name.to_string(), t.to_string());
             } else {
-                assert_eq!(kind, "HELP", "{line}");
+                assert!(kind == "HELP" || kind == "UNIT", "{line}");
             }
             continue;
         }
@@ -572,20 +589,34 @@ fn check_exposition(text: &str) -> usize {
                 rest = after[end + 1..].trim_start_matches(',');
             }
         }
-        let family = ["_bucket", "_sum", "_count"]
-            .iter()
-            .find_map(|s| {
-                name.strip_suffix(s)
-                    .filter(|f| types.get(*f).is_some_and(|t| t == "histogram"))
-            })
-            .unwrap_or(name);
+        let family = [
+            ("_bucket", "histogram"),
+            ("_sum", "histogram"),
+            ("_count", "histogram"),
+            ("_total", "counter"),
+        ]
+        .iter()
+        .find_map(|(suffix, kind)| {
+            name.strip_suffix(suffix)
+                .filter(|f| types.get(*f).is_some_and(|t| t == kind))
+        })
+        .unwrap_or(name);
+        assert!(
+            types.get(family).is_none_or(|t| t != "counter") || name.ends_with("_total"),
+            "a counter sample without _total: {line}"
+        );
         assert!(
             types.contains_key(family),
             "sample of undeclared family: {line}"
         );
         if name.ends_with("_bucket") {
             let le = le.expect("a bucket has le");
-            let key = series.split("le=").next().unwrap().to_string();
+            // The series without its `le` label, wherever the label sits.
+            let key = series
+                .split([',', '{', '}'])
+                .filter(|part| !part.starts_with("le="))
+                .collect::<Vec<_>>()
+                .join(",");
             if let Some((k, prev)) = &last_bucket {
                 if *k == key {
                     assert!(value >= *prev, "buckets not cumulative: {line}");
@@ -617,7 +648,7 @@ fn metrics_are_prometheus_text_with_phases_and_bands() {
     assert!(r
         .header("content-type")
         .unwrap()
-        .starts_with("text/plain; version=0.0.4"));
+        .starts_with("application/openmetrics-text; version=1.0.0"));
     let text = r.text();
     assert!(check_exposition(&text) > 50);
     for phase in ["parse", "validate", "predict", "rules", "serialise"] {
@@ -637,10 +668,18 @@ fn metrics_are_prometheus_text_with_phases_and_bands() {
     assert!(text.contains("churn_http_requests_total{route=\"/v1/predict\",status=\"400\"} 1"));
     assert!(text.contains("churn_http_errors_total{code=\"bad_json\"} 1"));
     // The checker itself refuses broken text.
-    let broken = std::panic::catch_unwind(|| check_exposition("# TYPE x counter\nx{a=\"1} 2\n"));
+    let broken = std::panic::catch_unwind(|| {
+        check_exposition("# TYPE x counter\nx_total{a=\"1} 2\n# EOF\n")
+    });
     assert!(broken.is_err());
-    let undeclared = std::panic::catch_unwind(|| check_exposition("y 1\n"));
+    let undeclared = std::panic::catch_unwind(|| check_exposition("y 1\n# EOF\n"));
     assert!(undeclared.is_err());
+    let unterminated = std::panic::catch_unwind(|| check_exposition("# TYPE x gauge\nx 1\n"));
+    assert!(unterminated.is_err());
+    let bare_counter =
+        std::panic::catch_unwind(|| check_exposition("# TYPE x counter\nx 1\n# EOF\n"));
+    assert!(bare_counter.is_err());
+    assert_eq!(check_exposition("# TYPE x counter\nx_total 1\n# EOF\n"), 1);
 }
 
 #[test]
