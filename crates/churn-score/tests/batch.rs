@@ -1,16 +1,10 @@
-//! The real `churn-score` binary on real files: it agrees with the server, accounts for
-//! every row, and scores raw data as its feature file.
+//! The real `churn-score` binary on real files: it accounts for every row and scores raw
+//! data as its feature file. (That it agrees with the server is a workspace end-to-end
+//! test: `tests/batch_and_server.rs` at the top of the repository.)
 
-use churn_features::contract::CUSTOMERS;
-use churn_features::read::TableFile;
 use churn_features::time::format_date;
-use churn_model::model::ModelKind;
-use churn_testkit::http::Client;
-use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
 fn churn_score(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_churn-score"))
@@ -24,161 +18,9 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Every row of an output file as column -> text (null as None).
-fn read_rows(path: &Path) -> Vec<HashMap<String, Option<String>>> {
-    let file = TableFile::at(path, &CUSTOMERS).unwrap();
-    let names = file.column_names().unwrap();
-    let wanted: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut rows = Vec::new();
-    file.for_each_batch(&wanted, |b| {
-        for i in 0..b.len() {
-            let mut row = HashMap::new();
-            for n in &names {
-                let c = b.required(n)?;
-                row.insert(n.clone(), c.text(i));
-            }
-            rows.push(row);
-        }
-        Ok(())
-    })
-    .unwrap();
-    rows
-}
-
-struct Setup {
-    dir: tempfile::TempDir,
-    fx: churn_testkit::Fixture,
-    model: std::path::PathBuf,
-}
-
-fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let fx = churn_testkit::simulate(&data, 300, 17);
-    let models = dir.path().join("models");
-    let a = churn_testkit::train(&fx, ModelKind::Gbm, "churn", "v1");
-    churn_testkit::save(&models, &a);
-    Setup {
-        model: models.join("churn"),
-        dir,
-        fx,
-    }
-}
-
-#[test]
-fn batch_and_server_give_identical_results_for_the_same_rows() {
-    let st = setup();
-    let (_, table) = churn_testkit::latest_rows(&st.fx);
-    let features = st.dir.path().join("features.parquet");
-    churn_features::features::write_table(&table, None, &features).unwrap();
-    let out = st.dir.path().join("scores.parquet");
-    let o = churn_score(&[
-        "--model",
-        s(&st.model),
-        "--input",
-        s(&features),
-        "--output",
-        s(&out),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let batch = read_rows(&out);
-    assert_eq!(batch.len(), table.len());
-    // Dates are Parquet dates, readable as such by pandas, DuckDB or Spark.
-    let types = churn_testkit::parquet_logical_types(&out);
-    assert!(
-        types.contains(&("as_of".to_string(), "Date".to_string())),
-        "{types:?}"
-    );
-
-    // The server, in process on a real loopback socket.
-    let registry =
-        churn_serve::registry::Registry::open(&st.dir.path().join("models"), Default::default())
-            .unwrap();
-    let app = Arc::new(churn_serve::App::new(
-        registry,
-        None,
-        Default::default(),
-        None,
-    ));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(churn_serve::serve(listener, app, std::future::pending()));
-    let customers: Vec<Value> = (0..table.len())
-        .map(|r| {
-            let mut f = serde_json::Map::new();
-            for (info, col) in table.info.iter().zip(&table.columns) {
-                let v = match col {
-                    churn_features::dataset::Values::Numeric(v) => json!(v[r]),
-                    churn_features::dataset::Values::Categorical(v) => json!(v[r]),
-                };
-                f.insert(info.name.clone(), v);
-            }
-            json!({"customer_id": table.customer_ids[r], "features": f})
-        })
-        .collect();
-    let body = serde_json::to_vec(&json!({"customers": customers, "top": 3})).unwrap();
-    let r = Client::connect(addr)
-        .unwrap()
-        .post("/v1/predict", &body)
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    let served = r.json()["predictions"].as_array().unwrap().clone();
-    assert_eq!(served.len(), batch.len());
-    let text = |v: &Value| v.as_str().map(str::to_string);
-    for (b, p) in batch.iter().zip(&served) {
-        assert_eq!(b["customer_id"], text(&p["customer_id"]));
-        let prob: f64 = b["churn_probability"].as_deref().unwrap().parse().unwrap();
-        assert_eq!(
-            prob.to_bits(),
-            p["churn_probability"].as_f64().unwrap().to_bits()
-        );
-        assert_eq!(b["risk_band"], text(&p["risk_band"]));
-        let rev = b["revenue_at_risk"]
-            .as_deref()
-            .map(|v| v.parse::<f64>().unwrap());
-        assert_eq!(rev, p["revenue_at_risk"].as_f64());
-        let health = b["health_score"]
-            .as_deref()
-            .map(|v| v.parse::<f64>().unwrap());
-        assert_eq!(health, p["health_score"]["score"].as_f64());
-        assert_eq!(b["health_band"], text(&p["health_score"]["band"]));
-        assert_eq!(b["intervention"], text(&p["intervention"]["level"]));
-        assert_eq!(b["segment"], text(&p["segment"]));
-        let signals: Vec<String> = p["signals"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["signal"].as_str().unwrap().to_string())
-            .collect();
-        assert_eq!(b["signals"].clone().unwrap_or_default(), signals.join(","));
-        let reasons: Vec<&str> = p["reasons"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["feature"].as_str().unwrap())
-            .collect();
-        let listed: Vec<&str> = b["top_reasons"]
-            .as_deref()
-            .unwrap()
-            .split("; ")
-            .filter(|x| !x.is_empty())
-            .map(|x| x.split('=').next().unwrap())
-            .collect();
-        assert_eq!(listed, reasons);
-        assert_eq!(b["model_version"].as_deref(), Some("v1"));
-    }
-}
-
 #[test]
 fn every_row_is_scored_or_rejected_and_bad_rows_stop_by_default() {
-    let st = setup();
+    let st = churn_testkit::SavedModel::new();
     let (_, table) = churn_testkit::latest_rows(&st.fx);
     let clean = st.dir.path().join("features.csv");
     churn_features::features::write_table(&table, None, &clean).unwrap();
@@ -253,8 +95,8 @@ fn every_row_is_scored_or_rejected_and_bad_rows_stop_by_default() {
         !litter.exists(),
         "a dead run's temp file survived the next run"
     );
-    let scored = read_rows(&out);
-    let rejects = read_rows(&st.dir.path().join("scores.csv.rejects.csv"));
+    let scored = churn_testkit::read_rows(&out);
+    let rejects = churn_testkit::read_rows(&st.dir.path().join("scores.csv.rejects.csv"));
     assert_eq!(scored.len() + rejects.len(), rows_in);
     assert_eq!(rejects.len(), 3);
     let rejected: Vec<String> = rejects
@@ -296,7 +138,7 @@ fn every_row_is_scored_or_rejected_and_bad_rows_stop_by_default() {
         "25",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let worklist = read_rows(&top);
+    let worklist = churn_testkit::read_rows(&top);
     assert_eq!(worklist.len(), 25);
     let all = st.dir.path().join("all.csv");
     let o = churn_score(&[
@@ -311,7 +153,7 @@ fn every_row_is_scored_or_rejected_and_bad_rows_stop_by_default() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // --json: the run's figures as one object on stdout, agreeing with the file.
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let rows = read_rows(&all);
+    let rows = churn_testkit::read_rows(&all);
     assert_eq!(summary["run"]["written"].as_u64(), Some(rows.len() as u64));
     assert_eq!(summary["run"]["scored"], summary["run"]["rows_read"]);
     assert_eq!(summary["run"]["rejected"], 0);
@@ -337,7 +179,7 @@ fn every_row_is_scored_or_rejected_and_bad_rows_stop_by_default() {
 
 #[test]
 fn scoring_raw_data_as_of_a_date_equals_scoring_its_feature_file() {
-    let st = setup();
+    let st = churn_testkit::SavedModel::new();
     let (as_of, table) = churn_testkit::latest_rows(&st.fx);
     let features = st.dir.path().join("features.csv");
     churn_features::features::write_table(&table, None, &features).unwrap();
@@ -374,7 +216,7 @@ fn scoring_raw_data_as_of_a_date_equals_scoring_its_feature_file() {
 
 #[test]
 fn a_feature_file_of_another_model_is_refused() {
-    let st = setup();
+    let st = churn_testkit::SavedModel::new();
     let other = st.dir.path().join("other.csv");
     std::fs::write(&other, "customer_id,favourite_colour\nC1,blue\n").unwrap();
     let out = st.dir.path().join("o.csv");
@@ -396,7 +238,7 @@ fn a_feature_file_of_another_model_is_refused() {
 
 #[test]
 fn extreme_values_give_finite_scores_and_outputs_never_overwrite_inputs() {
-    let st = setup();
+    let st = churn_testkit::SavedModel::new();
     let (_, mut table) = churn_testkit::latest_rows(&st.fx);
     // Every numeric feature of the first rows pushed to the edges of f64.
     let extremes = [1e308, -1e308, f64::MAX, f64::MIN, 5e-324];
@@ -424,7 +266,7 @@ fn extreme_values_give_finite_scores_and_outputs_never_overwrite_inputs() {
         !stderr.contains("NaN") && !stderr.contains("inf"),
         "{stderr}"
     );
-    let rows = read_rows(&out);
+    let rows = churn_testkit::read_rows(&out);
     assert_eq!(rows.len(), table.len());
     for row in &rows {
         let p: f64 = row["churn_probability"]
@@ -463,7 +305,7 @@ fn extreme_values_give_finite_scores_and_outputs_never_overwrite_inputs() {
 
 #[test]
 fn a_date_far_past_the_data_is_refused_unless_asked_for() {
-    let st = setup();
+    let st = churn_testkit::SavedModel::new();
     let out = st.dir.path().join("future.csv");
     let args = |extra: &[&str]| {
         let mut a = vec![

@@ -106,3 +106,55 @@ pub fn parquet_logical_types(path: &Path) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// Every row of a table file (`churn-score` output, a feature table) as column -> text,
+/// null as `None`.
+pub fn read_rows(path: &Path) -> Vec<std::collections::HashMap<String, Option<String>>> {
+    let file =
+        churn_features::read::TableFile::at(path, &churn_features::contract::CUSTOMERS).unwrap();
+    let names = file.column_names().unwrap();
+    let wanted: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut rows = Vec::new();
+    file.for_each_batch(&wanted, |b| {
+        for i in 0..b.len() {
+            let row = names
+                .iter()
+                .map(|n| Ok((n.clone(), b.required(n)?.text(i))));
+            rows.push(row.collect::<churn_features::error::Result<_>>()?);
+        }
+        Ok(())
+    })
+    .unwrap();
+    rows
+}
+
+/// A temporary directory with a simulated base (`data/`, 300 customers, seed 17) and a
+/// gbm trained on it, saved as model `churn` version `v1` under `models/`: what the
+/// scorer's and the server's end-to-end tests start from.
+pub struct SavedModel {
+    pub dir: tempfile::TempDir,
+    pub fx: Fixture,
+    /// The model directory (`models/churn`).
+    pub model: PathBuf,
+}
+
+impl SavedModel {
+    /// Simulates, trains and saves.
+    pub fn new() -> SavedModel {
+        let dir = tempfile::tempdir().unwrap();
+        let fx = simulate(&dir.path().join("data"), 300, 17);
+        let models = dir.path().join("models");
+        save(&models, &train(&fx, ModelKind::Gbm, "churn", "v1"));
+        SavedModel {
+            model: models.join("churn"),
+            dir,
+            fx,
+        }
+    }
+}
+
+impl Default for SavedModel {
+    fn default() -> Self {
+        SavedModel::new()
+    }
+}
