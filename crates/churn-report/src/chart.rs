@@ -52,7 +52,7 @@ fn wrap(label: &str, max_chars: usize) -> Vec<String> {
 fn figure(title: &str, width: f64, height: f64, body: Markup) -> Markup {
     html! {
         figure {
-            svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox=(format!("0 0 {} {}", px(width), px(height)))
+            svg class="chart" viewBox=(format!("0 0 {} {}", px(width), px(height)))
                 width=(px(width)) height=(px(height)) role="img" aria-label=(title) {
                 title { (title) }
                 (body)
