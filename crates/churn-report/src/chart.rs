@@ -24,6 +24,15 @@ fn text_width(chars: usize) -> f64 {
     chars as f64 * 6.0
 }
 
+/// The character count of the longest label.
+fn longest<'a>(labels: impl IntoIterator<Item = &'a str>) -> usize {
+    labels
+        .into_iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
 /// Every how many of `count` evenly spaced positions a label of `chars` characters fits
 /// across `width` pixels.
 fn label_step(count: usize, chars: usize, width: f64) -> usize {
@@ -72,6 +81,17 @@ struct Plot {
 }
 
 impl Plot {
+    /// The plot of a `width` x `height` chart with the value axis on the left, its
+    /// category or value labels below and `side` pixels on the right (legends).
+    fn beside_legend(width: f64, height: f64, side: f64) -> Plot {
+        Plot {
+            left: 58.0,
+            top: 12.0,
+            width: width - 58.0 - side,
+            height: height - 12.0 - 44.0,
+        }
+    }
+
     fn x(&self, fraction: f64) -> f64 {
         self.left + fraction * self.width
     }
@@ -129,8 +149,7 @@ impl Plot {
     /// Category labels along the bottom, thinned so that they never overlap.
     fn category_axis(&self, labels: &[String], title: &str, total_height: f64) -> Markup {
         let n = labels.len();
-        let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1);
-        let step = label_step(n, longest, self.width);
+        let step = label_step(n, longest(labels.iter().map(String::as_str)), self.width);
         let position = |i: usize| {
             if n > 1 {
                 self.x(i as f64 / (n - 1) as f64)
@@ -315,12 +334,7 @@ impl Render for LineChart {
             .chain(self.references.iter().map(|r| r.0.chars().count() + 8))
             .max()
             .map_or(16.0, |chars| text_width(chars) + 30.0);
-        let plot = Plot {
-            left: 58.0,
-            top: 12.0,
-            width: width - 58.0 - side,
-            height: height - 12.0 - 44.0,
-        };
+        let plot = Plot::beside_legend(width, height, side);
         let values = self
             .series
             .iter()
@@ -462,13 +476,8 @@ impl Render for Bars {
             .unwrap_or(1)
             .max(1);
         let row_height = if per_row > 1 { 20.0 } else { 18.0 };
-        let longest = self
-            .rows
-            .iter()
-            .map(|r| r.0.chars().count())
-            .max()
-            .unwrap_or(0);
-        let label_width = (text_width(longest) + 14.0).max(90.0);
+        let label_width =
+            (text_width(longest(self.rows.iter().map(|r| r.0.as_str()))) + 14.0).max(90.0);
         let legend_height = if self.series.len() > 1 { 22.0 } else { 6.0 };
         let plot = Plot {
             left: label_width,
@@ -575,18 +584,8 @@ impl StackedBars {
 impl Render for StackedBars {
     fn render(&self) -> Markup {
         let (width, height) = (660.0, 280.0);
-        let longest = self
-            .layers
-            .iter()
-            .map(|l| l.0.chars().count())
-            .max()
-            .unwrap_or(0);
-        let plot = Plot {
-            left: 58.0,
-            top: 12.0,
-            width: width - 58.0 - text_width(longest) - 40.0,
-            height: height - 12.0 - 44.0,
-        };
+        let names = longest(self.layers.iter().map(|l| l.0.as_str()));
+        let plot = Plot::beside_legend(width, height, text_width(names) + 40.0);
         let n = self.categories.len().max(1);
         let highest = (0..n)
             .flat_map(|i| self.stack(i).last().map(|(base, v)| base + v))
@@ -595,11 +594,7 @@ impl Render for StackedBars {
         let band = plot.width / n as f64;
         let step = label_step(
             n,
-            self.categories
-                .iter()
-                .map(|c| c.chars().count())
-                .max()
-                .unwrap_or(1),
+            longest(self.categories.iter().map(String::as_str)),
             plot.width,
         );
         let entries: Vec<(&str, &str)> = self
@@ -673,13 +668,7 @@ impl HeatMap {
 impl Render for HeatMap {
     fn render(&self) -> Markup {
         let (cell_w, cell_h) = (32.0, 18.0);
-        let longest = self
-            .rows
-            .iter()
-            .map(|r| r.0.chars().count())
-            .max()
-            .unwrap_or(0);
-        let left = 24.0 + text_width(longest) + 8.0;
+        let left = 32.0 + text_width(longest(self.rows.iter().map(|r| r.0.as_str())));
         let top = 40.0;
         let width = left + cell_w * self.columns.len().max(1) as f64 + 10.0;
         let height = top + cell_h * self.rows.len() as f64 + 40.0;
@@ -777,17 +766,8 @@ impl Render for Histogram {
             .enumerate()
             .map(|(i, s)| (s.0.as_str(), palette::series(i)))
             .collect();
-        let longest = entries
-            .iter()
-            .map(|e| e.0.chars().count())
-            .max()
-            .unwrap_or(0);
-        let plot = Plot {
-            left: 58.0,
-            top: 12.0,
-            width: width - 58.0 - text_width(longest) - 40.0,
-            height: height - 12.0 - 44.0,
-        };
+        let names = longest(entries.iter().map(|e| e.0));
+        let plot = Plot::beside_legend(width, height, text_width(names) + 40.0);
         let first = self.edges.first().copied().unwrap_or(0.0);
         let last = self.edges.last().copied().unwrap_or(1.0);
         let x_axis = Axis::nice(first, last, 6);
