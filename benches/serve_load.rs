@@ -39,7 +39,7 @@ fn start_churn(app: Arc<App>, threads: usize) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         runtime(threads).block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let listener = churn_serve::conn::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
             churn_serve::serve(listener, app, std::future::pending())
                 .await

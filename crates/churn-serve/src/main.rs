@@ -180,7 +180,7 @@ async fn run(args: Args) -> Result<()> {
         max_panics_in_a_row: args.max_panics_in_a_row,
     };
     let app = Arc::new(App::new(registry, store, limits, token));
-    let listener = tokio::net::TcpListener::bind(&args.addr)
+    let listener = churn_serve::conn::bind(&args.addr)
         .await
         .with_context(|| format!("listening on --addr {}", args.addr))?;
     let addr = listener.local_addr()?;

@@ -540,3 +540,42 @@ fn posts_need_a_json_content_type_and_errors_stay_short() {
         "{resp}"
     );
 }
+
+/// How many of `n` connections to `addr` complete within 150 ms each (a loopback
+/// handshake takes microseconds), with nobody accepting them (so only the kernel's
+/// accept queue holds them).
+fn connects_queued(addr: SocketAddr, n: usize) -> usize {
+    let open: Vec<TcpStream> = (0..n)
+        .filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_millis(150)).ok())
+        .collect();
+    open.len()
+}
+
+#[test]
+fn a_burst_of_connections_fits_the_accept_queue() {
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    if somaxconn < 400 {
+        eprintln!(
+            "SKIPPED a_burst_of_connections_fits_the_accept_queue: net.core.somaxconn is {somaxconn}, the kernel caps every accept queue below the burst"
+        );
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    // A listener nobody accepts from stands for a server busy for a moment: a burst of
+    // 300 connections (a slowloris attack's first second) must all be queued, not have
+    // SYNs dropped and retried a second later.
+    let listener = rt
+        .block_on(churn_serve::conn::bind("127.0.0.1:0"))
+        .unwrap();
+    assert_eq!(connects_queued(listener.local_addr().unwrap(), 300), 300);
+    // The queue std (and tokio's own `bind`) asks for holds 128: a burst of 140 does not
+    // fit, which is what the server's `bind` is for.
+    let shallow = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    assert!(connects_queued(shallow.local_addr().unwrap(), 140) < 140);
+}
