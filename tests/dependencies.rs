@@ -61,7 +61,12 @@ fn unused(package: &Path) -> Vec<String> {
         .and_then(|m| m.get("cargo-machete"))
         .and_then(|m| m.get("ignored"))
         .and_then(toml::Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str()).map(|s| s.replace('-', "_")).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str())
+                .map(|s| s.replace('-', "_"))
+                .collect()
+        })
         .unwrap_or_default();
     let mut declared: Vec<(&str, Vec<String>)> = vec![
         ("dependency", names(manifest.get("dependencies"))),
@@ -84,7 +89,11 @@ fn unused(package: &Path) -> Vec<String> {
     };
     let mut found = Vec::new();
     for (kind, deps) in declared {
-        let text = if kind == "dependency" { &library } else { &everything };
+        let text = if kind == "dependency" {
+            &library
+        } else {
+            &everything
+        };
         for dep in deps {
             if !ignored.contains(&dep) && !used(text, &dep) {
                 found.push(format!("{name}: {kind} {dep}"));
@@ -100,13 +109,16 @@ fn every_declared_dependency_is_used() {
     let mut packages = vec![root.to_path_buf()];
     for entry in std::fs::read_dir(root.join("crates")).unwrap().flatten() {
         // The workspace hack declares dependencies precisely so as not to use them.
-        if entry.path().join("Cargo.toml").is_file()
-            && entry.file_name() != "churn-workspace-hack"
+        if entry.path().join("Cargo.toml").is_file() && entry.file_name() != "churn-workspace-hack"
         {
             packages.push(entry.path());
         }
     }
     let found: Vec<String> = packages.iter().flat_map(|p| unused(p)).collect();
-    assert!(found.is_empty(), "declared and unused:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "declared and unused:\n{}",
+        found.join("\n")
+    );
     assert!(packages.len() >= 10, "{packages:?}");
 }

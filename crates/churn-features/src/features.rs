@@ -17,7 +17,7 @@
 //! - payments: due before `as_of`; a payment is paid if `paid_at` is before `as_of`,
 //!   failed if its status is `failed` (known on the due date), otherwise outstanding.
 
-use crate::dataset::{Customer, Dataset, PaymentStatus, Values, Vocabulary, NO_FEATURE};
+use crate::dataset::{Customer, Dataset, PaymentStatus, Survey, Values, Vocabulary, NO_FEATURE};
 use crate::error::{DataError, Result};
 use crate::periods;
 use crate::time::{self, day_start, Day, Ts, SECONDS_PER_DAY};
@@ -121,6 +121,9 @@ pub struct FeatureTable {
     pub info: Vec<FeatureInfo>,
     /// One column per entry of `info`.
     pub columns: Vec<Values>,
+    /// The settings the fixed features were computed with (their names follow them);
+    /// the defaults for a table read from a file.
+    pub config: FeatureConfig,
 }
 
 impl FeatureTable {
@@ -160,35 +163,178 @@ impl FeatureTable {
     }
 }
 
-/// The features whose names do not depend on the data, with their descriptions.
-pub const FIXED_FEATURES: &[(&str, FeatureKind, &str)] = &[
-    ("tenure_days", FeatureKind::Numeric, "days since the customer's first subscription started"),
-    ("plan", FeatureKind::Categorical, "plan of the latest subscription in force"),
-    ("mrr", FeatureKind::Numeric, "monthly recurring revenue on the day before as-of"),
-    ("mrr_change_90d", FeatureKind::Numeric, "MRR now minus MRR at the start of the MRR-change window (90 days)"),
-    ("signup_cohort", FeatureKind::Categorical, "month of the first subscription (YYYY-MM)"),
-    ("previous_churns", FeatureKind::Numeric, "active periods that ended before the current one (churned and came back)"),
-    ("logins_per_week_28d", FeatureKind::Numeric, "login events per week over the usage window (28 days)"),
-    ("active_days_28d", FeatureKind::Numeric, "days with any event over the usage window (28 days)"),
-    ("sessions_28d", FeatureKind::Numeric, "session events over the usage window (28 days)"),
-    ("avg_session_minutes_28d", FeatureKind::Numeric, "mean session length in minutes over the usage window; empty without sessions"),
-    ("days_since_last_login", FeatureKind::Numeric, "days since the latest login; empty if none was ever seen"),
-    ("days_since_last_activity", FeatureKind::Numeric, "days since the latest event of any type; empty if none"),
-    ("feature_adoption_30d", FeatureKind::Numeric, "share (0-1) of the feature catalog used over the adoption window (30 days)"),
-    ("features_used_30d", FeatureKind::Numeric, "distinct product features used over the adoption window"),
-    ("ttv_days", FeatureKind::Numeric, "days from signup to the first feature_use; empty if not reached or if signup precedes the event history"),
-    ("value_reached", FeatureKind::Numeric, "1 if a feature_use happened since signup, 0 if not; empty if signup precedes the event history"),
-    ("tickets_30d", FeatureKind::Numeric, "support tickets opened over the support window (30 days)"),
-    ("open_tickets", FeatureKind::Numeric, "tickets opened and not yet closed"),
-    ("avg_first_response_hours_90d", FeatureKind::Numeric, "mean hours to first response of tickets opened over the quality window (90 days) and answered"),
-    ("avg_satisfaction_90d", FeatureKind::Numeric, "mean ticket satisfaction (1-5) rated over the quality window (90 days)"),
-    ("late_payments_90d", FeatureKind::Numeric, "invoices due over the payment window (90 days) paid after their due date or still outstanding"),
-    ("failed_payments_90d", FeatureKind::Numeric, "invoices due over the payment window (90 days) whose payment failed"),
-    ("days_past_due", FeatureKind::Numeric, "days the oldest unpaid, past-due invoice is overdue; 0 if none"),
-    ("last_nps", FeatureKind::Numeric, "latest NPS answer (0-10)"),
-    ("nps_age_days", FeatureKind::Numeric, "days since the latest NPS answer"),
-    ("last_csat", FeatureKind::Numeric, "latest CSAT answer (1-10)"),
-    ("csat_age_days", FeatureKind::Numeric, "days since the latest CSAT answer"),
+/// What part of a customer's life a feature describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureGroup {
+    /// Subscription, plan, revenue and tenure.
+    Account,
+    /// Logins, sessions and activity.
+    Usage,
+    /// Product features used and time to value.
+    Adoption,
+    /// Tickets, response times and satisfaction.
+    Support,
+    /// Invoices paid late, failed or outstanding.
+    Payments,
+    /// NPS and CSAT answers.
+    Surveys,
+}
+
+/// The setting of [`FeatureConfig`] a feature's window comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowSetting {
+    Usage,
+    Adoption,
+    Support,
+    SupportQuality,
+    Payment,
+    MrrChange,
+}
+
+impl WindowSetting {
+    /// The window's length in days under `cfg`.
+    pub fn days(self, cfg: &FeatureConfig) -> i32 {
+        match self {
+            WindowSetting::Usage => cfg.usage_window_days,
+            WindowSetting::Adoption => cfg.adoption_window_days,
+            WindowSetting::Support => cfg.support_window_days,
+            WindowSetting::SupportQuality => cfg.support_quality_window_days,
+            WindowSetting::Payment => cfg.payment_window_days,
+            WindowSetting::MrrChange => cfg.mrr_change_days,
+        }
+    }
+}
+
+/// One feature whose name does not depend on the data: everything about it in one
+/// entry of [`FIXED_FEATURES`], from which rows, names, descriptions and the rules'
+/// inputs are derived.
+pub struct FeatureDef {
+    /// The name without its window (`logins_per_week`); a windowed feature's name ends
+    /// with the window's length (`logins_per_week_28d`).
+    pub stem: &'static str,
+    pub kind: FeatureKind,
+    pub group: FeatureGroup,
+    /// The window the feature looks back over, if any.
+    pub window: Option<WindowSetting>,
+    /// What it measures; `{window}` stands for the window's length (`28 days`).
+    pub description: &'static str,
+    /// Its value in one row, from what the row's customer had done before as-of.
+    value: fn(&RowFacts<'_>) -> Cell,
+}
+
+impl FeatureDef {
+    /// The feature's name under `cfg` (`logins_per_week_28d` with the default windows).
+    pub fn name(&self, cfg: &FeatureConfig) -> String {
+        match self.window {
+            Some(w) => format!("{}_{}d", self.stem, w.days(cfg)),
+            None => self.stem.to_string(),
+        }
+    }
+
+    /// The feature's name, meaning and kind under `cfg`.
+    pub fn info(&self, cfg: &FeatureConfig) -> FeatureInfo {
+        let description = match self.window {
+            Some(w) => self
+                .description
+                .replace("{window}", &format!("{} days", w.days(cfg))),
+            None => self.description.to_string(),
+        };
+        FeatureInfo {
+            name: self.name(cfg),
+            description,
+            kind: self.kind,
+        }
+    }
+}
+
+/// The name that the fixed feature `stem` has under `cfg` (`None` for an unknown stem).
+pub fn fixed_name(stem: &str, cfg: &FeatureConfig) -> Option<String> {
+    FIXED_FEATURES
+        .iter()
+        .find(|d| d.stem == stem)
+        .map(|d| d.name(cfg))
+}
+
+const fn def(
+    stem: &'static str,
+    kind: FeatureKind,
+    group: FeatureGroup,
+    window: Option<WindowSetting>,
+    description: &'static str,
+    value: fn(&RowFacts<'_>) -> Cell,
+) -> FeatureDef {
+    FeatureDef {
+        stem,
+        kind,
+        group,
+        window,
+        description,
+        value,
+    }
+}
+
+use FeatureGroup as G;
+use FeatureKind::{Categorical, Numeric};
+use WindowSetting as W;
+
+/// The features whose names do not depend on the data, in column order.
+#[rustfmt::skip]
+pub const FIXED_FEATURES: &[FeatureDef] = &[
+    def("tenure_days", Numeric, G::Account, None, "days since the customer's first subscription started",
+        |f| Cell::Num(Some(f64::from(f.as_of - f.signup)))),
+    def("plan", Categorical, G::Account, None, "plan of the latest subscription in force",
+        |f| Cell::Cat(f.plan.clone())),
+    def("mrr", Numeric, G::Account, None, "monthly recurring revenue on the day before as-of",
+        |f| Cell::Num(Some(f.mrr_now))),
+    def("mrr_change", Numeric, G::Account, Some(W::MrrChange), "MRR now minus MRR at the start of the MRR-change window ({window})",
+        |f| Cell::Num(Some(f.mrr_now - f.mrr_window_start))),
+    def("signup_cohort", Categorical, G::Account, None, "month of the first subscription (YYYY-MM)",
+        |f| Cell::Cat(Some(time::month_key(f.signup)))),
+    def("previous_churns", Numeric, G::Account, None, "active periods that ended before the current one (churned and came back)",
+        |f| Cell::Num(Some(f.previous_churns as f64))),
+    def("logins_per_week", Numeric, G::Usage, Some(W::Usage), "login events per week over the usage window ({window})",
+        |f| f.event_count(f64::from(f.window.logins) * 7.0 / f64::from(f.usage_days))),
+    def("active_days", Numeric, G::Usage, Some(W::Usage), "days with any event over the usage window ({window})",
+        |f| f.event_count(f64::from(f.window.active_days.count_ones()))),
+    def("sessions", Numeric, G::Usage, Some(W::Usage), "session events over the usage window ({window})",
+        |f| f.event_count(f64::from(f.window.sessions))),
+    def("avg_session_minutes", Numeric, G::Usage, Some(W::Usage), "mean session length in minutes over the usage window; empty without sessions",
+        |f| Cell::Num((f.window.minutes_n > 0).then(|| f.window.micro_minutes as f64 / 1e6 / f64::from(f.window.minutes_n)))),
+    def("days_since_last_login", Numeric, G::Usage, None, "days since the latest login; empty if none was ever seen",
+        |f| Cell::Num(f.last_login.map(|x| days_between(f.t, x)))),
+    def("days_since_last_activity", Numeric, G::Usage, None, "days since the latest event of any type; empty if none",
+        |f| Cell::Num(f.last_activity.map(|x| days_between(f.t, x)))),
+    def("feature_adoption", Numeric, G::Adoption, Some(W::Adoption), "share (0-1) of the feature catalog used over the adoption window ({window})",
+        |f| Cell::Num(if f.has_events { f.adoption } else { None })),
+    def("features_used", Numeric, G::Adoption, Some(W::Adoption), "distinct product features used over the adoption window",
+        |f| f.event_count(f.window.features.len() as f64)),
+    def("ttv_days", Numeric, G::Adoption, None, "days from signup to the first feature_use; empty if not reached or if signup precedes the event history",
+        |f| Cell::Num((f.history_known && f.reached).then(|| days_between(f.first_feature_use, day_start(f.signup))))),
+    def("value_reached", Numeric, G::Adoption, None, "1 if a feature_use happened since signup, 0 if not; empty if signup precedes the event history",
+        |f| Cell::Num(f.history_known.then_some(if f.reached { 1.0 } else { 0.0 }))),
+    def("tickets", Numeric, G::Support, Some(W::Support), "support tickets opened over the support window ({window})",
+        |f| Cell::Num(f.has_tickets.then_some(f64::from(f.tickets_opened)))),
+    def("open_tickets", Numeric, G::Support, None, "tickets opened and not yet closed",
+        |f| Cell::Num(f.has_tickets.then_some(f64::from(f.tickets_open)))),
+    def("avg_first_response_hours", Numeric, G::Support, Some(W::SupportQuality), "mean hours to first response of tickets opened over the quality window ({window}) and answered",
+        |f| Cell::Num(f.response_hours.mean())),
+    def("avg_satisfaction", Numeric, G::Support, Some(W::SupportQuality), "mean ticket satisfaction (1-5) rated over the quality window ({window})",
+        |f| Cell::Num(f.satisfaction.mean())),
+    def("late_payments", Numeric, G::Payments, Some(W::Payment), "invoices due over the payment window ({window}) paid after their due date or still outstanding",
+        |f| Cell::Num(f.has_payments.then_some(f64::from(f.late_payments)))),
+    def("failed_payments", Numeric, G::Payments, Some(W::Payment), "invoices due over the payment window ({window}) whose payment failed",
+        |f| Cell::Num(f.has_payments.then_some(f64::from(f.failed_payments)))),
+    def("days_past_due", Numeric, G::Payments, None, "days the oldest unpaid, past-due invoice is overdue; 0 if none",
+        |f| Cell::Num(f.has_payments.then_some(f64::from(f.days_past_due)))),
+    def("last_nps", Numeric, G::Surveys, None, "latest NPS answer (0-10)",
+        |f| Cell::Num(f.last_nps.and_then(|s| s.nps))),
+    def("nps_age_days", Numeric, G::Surveys, None, "days since the latest NPS answer",
+        |f| Cell::Num(f.last_nps.map(|s| days_between(f.t, s.answered)))),
+    def("last_csat", Numeric, G::Surveys, None, "latest CSAT answer (1-10)",
+        |f| Cell::Num(f.last_csat.and_then(|s| s.csat))),
+    def("csat_age_days", Numeric, G::Surveys, None, "days since the latest CSAT answer",
+        |f| Cell::Num(f.last_csat.map(|s| days_between(f.t, s.answered)))),
 ];
 
 /// A name made of lowercase ASCII letters, digits and underscores.
@@ -440,14 +586,7 @@ fn assemble(
     has_events: bool,
 ) -> FeatureTable {
     let n = rows.len();
-    let mut info: Vec<FeatureInfo> = FIXED_FEATURES
-        .iter()
-        .map(|(name, kind, d)| FeatureInfo {
-            name: name.to_string(),
-            description: d.to_string(),
-            kind: *kind,
-        })
-        .collect();
+    let mut info: Vec<FeatureInfo> = FIXED_FEATURES.iter().map(|d| d.info(cfg)).collect();
     let nfixed = info.len();
     let mut columns: Vec<Values> = info
         .iter()
@@ -470,7 +609,7 @@ fn assemble(
                 match (&mut columns[k], cell) {
                     (Values::Numeric(v), Cell::Num(x)) => v[r] = x,
                     (Values::Categorical(v), Cell::Cat(x)) => v[r] = x,
-                    _ => unreachable!("cell kinds follow FIXED_FEATURES"),
+                    _ => unreachable!("a cell's kind is its FeatureDef's"),
                 }
             }
         }
@@ -482,11 +621,12 @@ fn assemble(
     // Per-group adoption, when the catalog names groups.
     let groups = catalog_groups(ds, scan);
     for (g, members) in &groups {
-        let name = unique(&mut taken, format!("adoption_{}_30d", snake_case(g)));
+        let days = cfg.adoption_window_days;
+        let name = unique(&mut taken, format!("adoption_{}_{days}d", snake_case(g)));
         info.push(FeatureInfo {
             name,
             description: format!(
-                "share (0-1) of the `{g}` feature group used over the adoption window (30 days)"
+                "share (0-1) of the `{g}` feature group used over the adoption window ({days} days)"
             ),
             kind: FeatureKind::Numeric,
         });
@@ -516,8 +656,9 @@ fn assemble(
     kinds.sort_by(|a, b| a.1.cmp(b.1));
     for (k, name) in kinds {
         let base = snake_case(name);
-        let count_name = unique(&mut taken, format!("events_{base}_28d"));
-        let change_name = unique(&mut taken, format!("events_{base}_pct_change_28d"));
+        let days = cfg.usage_window_days;
+        let count_name = unique(&mut taken, format!("events_{base}_{days}d"));
+        let change_name = unique(&mut taken, format!("events_{base}_pct_change_{days}d"));
         let mut counts = vec![None; n];
         let mut changes = vec![None; n];
         for (r, w) in scan.windows.iter().enumerate() {
@@ -532,13 +673,13 @@ fn assemble(
         }
         info.push(FeatureInfo {
             name: count_name,
-            description: format!("`{name}` events over the usage window (28 days)"),
+            description: format!("`{name}` events over the usage window ({days} days)"),
             kind: FeatureKind::Numeric,
         });
         columns.push(Values::Numeric(counts));
         info.push(FeatureInfo {
             name: change_name,
-            description: format!("percent change of `{name}` events against the 28 days before; empty when there were none before"),
+            description: format!("percent change of `{name}` events against the {days} days before; empty when there were none before"),
             kind: FeatureKind::Numeric,
         });
         columns.push(Values::Numeric(changes));
@@ -579,6 +720,7 @@ fn assemble(
         as_of: rows.iter().map(|&(_, j)| dates[j]).collect(),
         info,
         columns,
+        config: cfg.clone(),
     }
 }
 
@@ -622,7 +764,65 @@ fn days_between(later: Ts, earlier: Ts) -> f64 {
     ((later - earlier) as f64 / SECONDS_PER_DAY as f64 * 100.0).round() / 100.0
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What one row's fixed features are computed from: the customer's history before
+/// as-of, gathered once per row.
+struct RowFacts<'a> {
+    as_of: Day,
+    t: Ts,
+    signup: Day,
+    plan: Option<String>,
+    mrr_now: f64,
+    mrr_window_start: f64,
+    previous_churns: usize,
+    has_events: bool,
+    window: &'a Window,
+    usage_days: i32,
+    last_login: Option<Ts>,
+    last_activity: Option<Ts>,
+    adoption: Option<f64>,
+    history_known: bool,
+    reached: bool,
+    first_feature_use: Ts,
+    has_tickets: bool,
+    tickets_opened: u32,
+    tickets_open: u32,
+    response_hours: Mean,
+    satisfaction: Mean,
+    has_payments: bool,
+    late_payments: u32,
+    failed_payments: u32,
+    days_past_due: i32,
+    last_nps: Option<&'a Survey>,
+    last_csat: Option<&'a Survey>,
+}
+
+impl RowFacts<'_> {
+    /// A count from the events table: empty when the data has none.
+    fn event_count(&self, v: f64) -> Cell {
+        Cell::Num(self.has_events.then_some(v))
+    }
+}
+
+/// A sum and a count, whose mean is empty when nothing was counted.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mean {
+    sum: f64,
+    n: u32,
+}
+
+impl Mean {
+    fn add(&mut self, v: f64) {
+        self.sum += v;
+        self.n += 1;
+    }
+
+    fn mean(self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / f64::from(self.n))
+    }
+}
+
+/// The fixed features of customer `c` as of `as_of` (date `j` of the scan), in
+/// [`FIXED_FEATURES`] order.
 fn fixed_row(
     ds: &Dataset,
     c: usize,
@@ -647,6 +847,7 @@ fn fixed_row(
         periods::mrr_on(subs, day)
     };
     let mrr_now = in_force(as_of - 1);
+    let mrr_window_start = in_force(as_of - cfg.mrr_change_days);
     let plan = known
         .iter()
         .filter(|s| s.end.is_none_or(|e| e >= as_of))
@@ -656,7 +857,6 @@ fn fixed_row(
     let previous_churns = before.iter().filter(|p| p.end.is_some()).count();
 
     // Events.
-    let num = |v: f64| Cell::Num(has_events.then_some(v));
     let latest = |v: &Vec<Ts>| -> Option<Ts> {
         let base = c * scan.latest.dates;
         (0..=j).map(|k| v[base + k]).max().filter(|&x| x != Ts::MIN)
@@ -682,8 +882,8 @@ fn fixed_row(
     let support_from = t - i64::from(cfg.support_window_days) * SECONDS_PER_DAY;
     let quality_from = t - i64::from(cfg.support_quality_window_days) * SECONDS_PER_DAY;
     let known_tickets = cust.tickets.iter().filter(|k| k.opened < t);
-    let (mut opened_recent, mut open, mut resp_sum, mut resp_n, mut sat_sum, mut sat_n) =
-        (0u32, 0u32, 0.0, 0u32, 0.0, 0u32);
+    let (mut opened_recent, mut open) = (0u32, 0u32);
+    let (mut response_hours, mut satisfaction) = (Mean::default(), Mean::default());
     for k in known_tickets {
         if k.opened >= support_from {
             opened_recent += 1;
@@ -693,19 +893,16 @@ fn fixed_row(
         }
         if k.opened >= quality_from {
             if let Some(r) = k.first_response.filter(|&r| r < t) {
-                resp_sum += (r - k.opened) as f64 / 3600.0;
-                resp_n += 1;
+                response_hours.add((r - k.opened) as f64 / 3600.0);
             }
         }
         let rated_at = k.closed.unwrap_or(k.opened);
         if let Some(s) = k.satisfaction {
             if rated_at < t && rated_at >= quality_from {
-                sat_sum += s;
-                sat_n += 1;
+                satisfaction.add(s);
             }
         }
     }
-    let tick = |v: f64| Cell::Num(has_tickets.then_some(v));
 
     // Payments.
     let has_payments = ds.tables.payments;
@@ -727,42 +924,42 @@ fn fixed_row(
             past_due = past_due.max(as_of - p.due);
         }
     }
-    let pay = |v: f64| Cell::Num(has_payments.then_some(v));
 
     // Surveys.
     let answered: Vec<_> = cust.surveys.iter().filter(|s| s.answered < t).collect();
     let last_nps = answered.iter().rev().find(|s| s.nps.is_some());
     let last_csat = answered.iter().rev().find(|s| s.csat.is_some());
 
-    vec![
-        Cell::Num(Some(f64::from(as_of - signup))),
-        Cell::Cat(plan),
-        Cell::Num(Some(mrr_now)),
-        Cell::Num(Some(mrr_now - in_force(as_of - cfg.mrr_change_days))),
-        Cell::Cat(Some(time::month_key(signup))),
-        Cell::Num(Some(previous_churns as f64)),
-        num(f64::from(w.logins) * 7.0 / f64::from(cfg.usage_window_days)),
-        num(f64::from(w.active_days.count_ones())),
-        num(f64::from(w.sessions)),
-        Cell::Num((w.minutes_n > 0).then(|| w.micro_minutes as f64 / 1e6 / f64::from(w.minutes_n))),
-        Cell::Num(last_login.map(|x| days_between(t, x))),
-        Cell::Num(last_activity.map(|x| days_between(t, x))),
-        Cell::Num(if has_events { adoption } else { None }),
-        num(w.features.len() as f64),
-        Cell::Num((history_known && reached).then(|| days_between(first_fu, day_start(signup)))),
-        Cell::Num(history_known.then_some(if reached { 1.0 } else { 0.0 })),
-        tick(f64::from(opened_recent)),
-        tick(f64::from(open)),
-        Cell::Num((resp_n > 0).then(|| resp_sum / f64::from(resp_n))),
-        Cell::Num((sat_n > 0).then(|| sat_sum / f64::from(sat_n))),
-        pay(f64::from(late)),
-        pay(f64::from(failed)),
-        pay(f64::from(past_due)),
-        Cell::Num(last_nps.and_then(|s| s.nps)),
-        Cell::Num(last_nps.map(|s| days_between(t, s.answered))),
-        Cell::Num(last_csat.and_then(|s| s.csat)),
-        Cell::Num(last_csat.map(|s| days_between(t, s.answered))),
-    ]
+    let facts = RowFacts {
+        as_of,
+        t,
+        signup,
+        plan,
+        mrr_now,
+        mrr_window_start,
+        previous_churns,
+        has_events,
+        window: w,
+        usage_days: cfg.usage_window_days,
+        last_login,
+        last_activity,
+        adoption,
+        history_known,
+        reached,
+        first_feature_use: first_fu,
+        has_tickets,
+        tickets_opened: opened_recent,
+        tickets_open: open,
+        response_hours,
+        satisfaction,
+        has_payments,
+        late_payments: late,
+        failed_payments: failed,
+        days_past_due: past_due,
+        last_nps: last_nps.copied(),
+        last_csat: last_csat.copied(),
+    };
+    FIXED_FEATURES.iter().map(|d| (d.value)(&facts)).collect()
 }
 
 /// What was known at `t` of an invoice due before `t`.

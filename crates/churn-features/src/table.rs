@@ -3,7 +3,7 @@
 
 use crate::dataset::Values;
 use crate::error::{DataError, Result};
-use crate::features::{FeatureInfo, FeatureKind, FeatureTable};
+use crate::features::{FeatureConfig, FeatureInfo, FeatureKind, FeatureTable};
 use crate::read::TableFile;
 use crate::time::{self, Day};
 use std::path::Path;
@@ -136,6 +136,7 @@ pub fn read_table(path: &Path, id: Option<&str>, label: Option<&str>) -> Result<
             as_of,
             info,
             columns,
+            config: FeatureConfig::default(),
         },
         labels: label.map(|_| labels),
     })

@@ -336,6 +336,62 @@ fn bad_windows_are_refused() {
     assert!(e.contains("horizon_days"), "{e}");
 }
 
+#[test]
+fn the_windows_name_the_features_and_the_rules_follow_the_names() {
+    let (_dir, ds) = dataset();
+    let cfg = FeatureConfig {
+        usage_window_days: 14,
+        support_window_days: 60,
+        ..Default::default()
+    };
+    let t = features::features(&ds, as_of(), &cfg).unwrap();
+    let default = table();
+    // The fixed features come first, in the table's order, named and typed by their
+    // entries under these settings.
+    for (def, info) in features::FIXED_FEATURES.iter().zip(&t.info) {
+        assert_eq!(info.name, def.name(&cfg));
+        assert_eq!(info.kind, def.kind);
+    }
+    let names: Vec<&str> = t.info.iter().map(|i| i.name.as_str()).collect();
+    for renamed in ["logins_per_week_14d", "active_days_14d", "tickets_60d"] {
+        assert!(names.contains(&renamed), "{renamed} missing: {names:?}");
+    }
+    assert!(!names.contains(&"logins_per_week_28d") && !names.contains(&"tickets_30d"));
+    let logins = t
+        .info
+        .iter()
+        .find(|i| i.name == "logins_per_week_14d")
+        .unwrap();
+    assert!(
+        logins.description.contains("(14 days)"),
+        "{}",
+        logins.description
+    );
+    // Event-type counts follow the usage window too.
+    assert!(names
+        .iter()
+        .any(|n| n.starts_with("events_") && n.ends_with("_14d")));
+    // The rules read the renamed columns: nothing is lost to a window setting.
+    for r in 0..t.len() {
+        let inputs = churn_features::rules::RuleInputs::from_table(&t, r);
+        assert_eq!(inputs.logins_per_week, t.number("logins_per_week_14d", r));
+        assert_eq!(inputs.active_days_28d, t.number("active_days_14d", r));
+        assert_eq!(inputs.tickets_30d, t.number("tickets_60d", r));
+        assert_eq!(inputs.late_payments, t.number("late_payments_90d", r));
+    }
+    // Windows that did not change give the same values as the defaults.
+    let r = row(&t, "A");
+    assert_eq!(
+        t.number("late_payments_90d", r),
+        default.number("late_payments_90d", row(&default, "A"))
+    );
+    assert_eq!(
+        features::fixed_name("logins_per_week", &cfg).as_deref(),
+        Some("logins_per_week_14d")
+    );
+    assert_eq!(features::fixed_name("no_such_feature", &cfg), None);
+}
+
 /// A data set of monthly billing rows (one subscription row per invoice, as Stripe or
 /// Chargebee exports give them): `rows` are (customer, start, end) with ends exclusive.
 fn billing(rows: &[(&str, &str, &str)]) -> (tempfile::TempDir, Dataset) {

@@ -11,7 +11,7 @@
 use crate::model::ChurnModel;
 use crate::preprocess::{Cell, PrepError};
 use churn_features::dataset::Values;
-use churn_features::features::{FeatureInfo, FeatureKind, FeatureTable};
+use churn_features::features::{FeatureConfig, FeatureInfo, FeatureKind, FeatureTable};
 use churn_features::rules::RulesConfig;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"CHURNMDL";
 /// Bumped whenever the serialised structs change. Version 2 added the input ranges and
-/// the probe rows; version 1 files still load, without them.
-pub const FORMAT_VERSION: u32 = 2;
+/// the probe rows, version 3 the feature settings; older files still load (without
+/// them, with the default feature settings they were trained with).
+pub const FORMAT_VERSION: u32 = 3;
 /// Training rows kept as probes at most.
 const PROBES: usize = 8;
 /// How far a probe's recomputed probability may stray from the recorded one.
@@ -44,6 +45,9 @@ pub struct Artifact {
     /// Training rows with the probability the model gave them when it was saved (see
     /// [`Artifact::record_probes`]); empty for format 1 files.
     pub probes: Vec<Probe>,
+    /// The windows the features were computed with: scoring raw data builds them the
+    /// same way, and the rules find their inputs by the names these give.
+    pub feature_config: FeatureConfig,
 }
 
 /// A model version as outputs name it (`--json` summaries).
@@ -97,6 +101,35 @@ impl ProbeCell {
 
 /// Format 1 of [`Artifact`], decoded and upgraded with no ranges, no probes and no log
 /// inputs.
+/// `model.bin` of format version 2: no feature settings (the defaults were the only ones).
+#[derive(Deserialize)]
+struct ArtifactV2 {
+    name: String,
+    version: String,
+    model: ChurnModel,
+    features: Vec<FeatureInfo>,
+    rules: RulesConfig,
+    horizon_days: i32,
+    rules_apply: bool,
+    probes: Vec<Probe>,
+}
+
+impl From<ArtifactV2> for Artifact {
+    fn from(a: ArtifactV2) -> Artifact {
+        Artifact {
+            name: a.name,
+            version: a.version,
+            model: a.model,
+            features: a.features,
+            rules: a.rules,
+            horizon_days: a.horizon_days,
+            rules_apply: a.rules_apply,
+            probes: a.probes,
+            feature_config: FeatureConfig::default(),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct ArtifactV1 {
     name: String,
@@ -145,6 +178,7 @@ impl From<ArtifactV1> for Artifact {
             horizon_days: a.horizon_days,
             rules_apply: a.rules_apply,
             probes: Vec::new(),
+            feature_config: FeatureConfig::default(),
         }
     }
 }
@@ -213,6 +247,9 @@ impl Artifact {
     /// and reported as a refusal.
     pub fn check(&self) -> Result<(), String> {
         self.model.check()?;
+        self.feature_config
+            .validate()
+            .map_err(|e| format!("feature settings: {e}"))?;
         let mut names = std::collections::HashSet::new();
         for f in &self.features {
             if !names.insert(f.name.as_str()) {
@@ -338,7 +375,7 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Artifact, ArtifactError> {
         });
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION && version != 1 {
+    if !(1..=FORMAT_VERSION).contains(&version) {
         return Err(ArtifactError::Version {
             path: path.to_path_buf(),
             found: version,
@@ -369,6 +406,9 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Artifact, ArtifactError> {
     let decoded = std::panic::catch_unwind(|| {
         if version == 1 {
             bincode::serde::decode_from_slice::<ArtifactV1, _>(payload, config)
+                .map(|(old, used)| (Artifact::from(old), used))
+        } else if version == 2 {
+            bincode::serde::decode_from_slice::<ArtifactV2, _>(payload, config)
                 .map(|(old, used)| (Artifact::from(old), used))
         } else {
             bincode::serde::decode_from_slice(payload, config)

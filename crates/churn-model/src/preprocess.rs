@@ -448,6 +448,7 @@ mod tests {
                         .collect(),
                 ),
             ],
+            config: Default::default(),
         }
     }
 

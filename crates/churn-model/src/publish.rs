@@ -70,6 +70,7 @@ pub fn save(models_dir: &Path, name: &str, run: &Run) -> Result<Saved, PublishEr
         horizon_days: run.horizon_days,
         rules_apply: train::rules_apply(table),
         probes: Vec::new(),
+        feature_config: table.config.clone(),
     };
     artifact.record_probes(table)?;
     let positives = run.labels.iter().filter(|&&l| l == 1).count();

@@ -514,7 +514,10 @@ pub fn best_f1_threshold(p: &[f64], y: &[u8]) -> f64 {
 
 /// Whether a table's features can feed the playbook's rules (its core inputs exist).
 pub fn rules_apply(table: &FeatureTable) -> bool {
-    CORE_INPUTS.iter().any(|n| table.column(n).is_some())
+    CORE_INPUTS.iter().any(|stem| {
+        churn_features::features::fixed_name(stem, &table.config)
+            .is_some_and(|name| table.column(&name).is_some())
+    })
 }
 
 fn rules_on(
@@ -553,6 +556,7 @@ fn subset(table: &FeatureTable, labels: &[u8], rows: &[usize]) -> Examples {
             as_of: rows.iter().map(|&r| table.as_of[r]).collect(),
             info: table.info.clone(),
             columns,
+            config: table.config.clone(),
         },
         labels: rows.iter().map(|&r| labels[r]).collect(),
         horizon_days: 0,
@@ -1049,6 +1053,7 @@ mod tests {
                 kind: FeatureKind::Categorical,
             }],
             columns: vec![Values::Categorical(cohorts)],
+            config: Default::default(),
         };
         (table, y)
     }

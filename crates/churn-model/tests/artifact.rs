@@ -41,6 +41,7 @@ fn trained(kind: ModelKind) -> (Artifact, labels::Examples) {
         horizon_days: 30,
         rules_apply: true,
         probes: Vec::new(),
+        feature_config: Default::default(),
     };
     a.record_probes(&ex.features).unwrap();
     (a, ex)
@@ -239,6 +240,7 @@ fn reloaded_artifact_predicts_bit_identically() {
         horizon_days: 30,
         rules_apply: true,
         probes: Vec::new(),
+        feature_config: Default::default(),
     };
     a.record_probes(&ex.features).unwrap();
     assert_eq!(a.probes.len(), 8);
@@ -267,4 +269,21 @@ fn reloaded_artifact_predicts_bit_identically() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("format version 9"), "{e}");
+}
+
+#[test]
+fn the_feature_settings_travel_with_the_model_and_bad_ones_are_refused() {
+    let (mut a, _) = trained(ModelKind::Logistic);
+    a.feature_config.usage_window_days = 14;
+    let bytes = artifact::encode(&a);
+    let back = artifact::decode(&bytes, std::path::Path::new("model.bin")).unwrap();
+    assert_eq!(back.feature_config, a.feature_config);
+    a.feature_config.usage_window_days = 0;
+    let e = artifact::decode(&artifact::encode(&a), std::path::Path::new("model.bin"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("feature settings") && e.contains("usage_window_days"),
+        "{e}"
+    );
 }

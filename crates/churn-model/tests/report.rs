@@ -65,6 +65,7 @@ fn the_report_notes_when_the_rules_rank_as_well_as_the_model() {
         horizon_days: 30,
         rules_apply: true,
         probes: Vec::new(),
+        feature_config: Default::default(),
     };
     let data = TrainingData {
         last_as_of: Some("2024-06-01".into()),

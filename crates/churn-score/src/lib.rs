@@ -7,7 +7,7 @@ mod output;
 use anyhow::{bail, Context, Result};
 use arrow_array::{Array, Float64Array};
 use churn_features::contract::CUSTOMERS;
-use churn_features::features::{FeatureConfig, FeatureKind};
+use churn_features::features::FeatureKind;
 use churn_features::read::{Column, TableFile};
 use churn_features::time::{format_date, parse_date, Day};
 use churn_features::Dataset;
@@ -435,7 +435,9 @@ impl Job<'_> {
         }
         self.bar
             .set_message(format!("(features as of {})", format_date(as_of)));
-        let table = churn_features::features::features(&ds, as_of, &FeatureConfig::default())?;
+        // Built with the windows the model was trained on.
+        let table =
+            churn_features::features::features(&ds, as_of, &self.scorer.artifact().feature_config)?;
         let unknown: Vec<&str> = table
             .info
             .iter()

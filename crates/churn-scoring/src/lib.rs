@@ -10,7 +10,7 @@
 
 use churn_features::dataset::Values;
 use churn_features::features::{FeatureInfo, FeatureKind, FeatureTable};
-use churn_features::rules::{self, RuleInputs, RuleResult, INPUT_FEATURES};
+use churn_features::rules::{self, RuleInputs, RuleResult, INPUTS};
 use churn_model::artifact::Artifact;
 use churn_model::preprocess::{Note, PrepError, Transform};
 use std::collections::HashMap;
@@ -161,8 +161,8 @@ pub struct Scorer {
     positions: HashMap<String, usize>,
     /// Schema position of each preprocessor transform.
     transform_pos: Vec<usize>,
-    /// Schema position of each rule input (in [`INPUT_FEATURES`] order).
-    rule_pos: [Option<usize>; INPUT_FEATURES.len()],
+    /// Schema position of each rule input (in [`INPUTS`] order).
+    rule_pos: [Option<usize>; INPUTS.len()],
     mrr_pos: Option<usize>,
     cutoffs: RiskCutoffs,
 }
@@ -207,7 +207,8 @@ impl Scorer {
                 .copied()
                 .filter(|&p| artifact.features[p].kind == FeatureKind::Numeric)
         };
-        let rule_pos = std::array::from_fn(|i| numeric(INPUT_FEATURES[i]));
+        let rule_pos =
+            std::array::from_fn(|i| numeric(&INPUTS[i].feature(&artifact.feature_config)));
         let mrr_pos = numeric("mrr");
         let cutoffs = RiskCutoffs::from_threshold(artifact.model.threshold);
         Scorer {
@@ -337,12 +338,7 @@ impl Scorer {
         if !self.artifact.rules_apply {
             return None;
         }
-        let mut k = 0;
-        let inputs = RuleInputs::from_lookup(|_| {
-            let v = self.rule_pos[k].and_then(|p| number(row(p)));
-            k += 1;
-            v
-        });
+        let inputs = RuleInputs::build(|k, _| self.rule_pos[k].and_then(|p| number(row(p))));
         Some(rules::score(&inputs, &self.artifact.rules))
     }
 

@@ -570,9 +570,7 @@ fn a_burst_of_connections_fits_the_accept_queue() {
     // A listener nobody accepts from stands for a server busy for a moment: a burst of
     // 300 connections (a slowloris attack's first second) must all be queued, not have
     // SYNs dropped and retried a second later.
-    let listener = rt
-        .block_on(churn_serve::conn::bind("127.0.0.1:0"))
-        .unwrap();
+    let listener = rt.block_on(churn_serve::conn::bind("127.0.0.1:0")).unwrap();
     assert_eq!(connects_queued(listener.local_addr().unwrap(), 300), 300);
     // The queue std (and tokio's own `bind`) asks for holds 128: a burst of 140 does not
     // fit, which is what the server's `bind` is for.

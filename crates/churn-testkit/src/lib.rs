@@ -64,6 +64,7 @@ pub fn train(fx: &Fixture, kind: ModelKind, name: &str, version: &str) -> Artifa
         horizon_days: 30,
         rules_apply: true,
         probes: Vec::new(),
+        feature_config: fx.examples.features.config.clone(),
     };
     a.record_probes(&fx.examples.features).expect("probe rows");
     a

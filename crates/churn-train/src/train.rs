@@ -2,7 +2,6 @@
 
 use crate::{open_dataset, parse_day, progress_bar};
 use anyhow::{bail, Context, Result};
-use churn_features::features::FeatureConfig;
 use churn_features::features::FeatureTable;
 use churn_features::labels;
 use churn_features::rules::RulesConfig;
@@ -455,7 +454,7 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
         if let Some(w) = overlap(as_of)? {
             tracing::warn!("{w}");
         }
-        let ex = labels::examples(&ds, &[as_of], horizon, &FeatureConfig::default(), &|_| {})?;
+        let ex = labels::examples(&ds, &[as_of], horizon, &art.feature_config, &|_| {})?;
         (ex.features, ex.labels)
     } else {
         let (_, table, labels) = a.table.load()?;

@@ -20,7 +20,7 @@ mod config;
 
 pub use config::{RulesConfig, RulesError, DEFAULT_TOML};
 
-use crate::features::FeatureTable;
+use crate::features::{self, FeatureConfig, FeatureTable};
 use serde::Serialize;
 
 /// The feature values the rules read; `None` is missing.
@@ -47,68 +47,93 @@ pub struct RuleInputs {
     pub reviews: Option<f64>,
 }
 
-/// The feature names the rules read, in [`RuleInputs`] field order.
-pub const INPUT_FEATURES: [&str; 19] = [
-    "tenure_days",
-    "logins_per_week_28d",
-    "active_days_28d",
-    "avg_session_minutes_28d",
-    "feature_adoption_30d",
-    "features_used_30d",
-    "ttv_days",
-    "value_reached",
-    "tickets_30d",
-    "open_tickets",
-    "avg_satisfaction_90d",
-    "late_payments_90d",
-    "failed_payments_90d",
-    "days_past_due",
-    "days_since_last_activity",
-    "last_nps",
-    "last_csat",
-    "referrals",
-    "reviews",
+/// Where a rule input is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A fixed feature, by its stem: its name follows the feature settings
+    /// (`logins_per_week` is `logins_per_week_28d` with the default usage window).
+    Fixed(&'static str),
+    /// A column the data names (a customer attribute such as `referrals`).
+    Named(&'static str),
+}
+
+/// One input of the rules: the feature it is read from and the field it fills.
+pub struct RuleInput {
+    pub source: Source,
+    set: fn(&mut RuleInputs, Option<f64>),
+}
+
+impl RuleInput {
+    /// The feature's name under the feature settings `cfg`.
+    pub fn feature(&self, cfg: &FeatureConfig) -> String {
+        match self.source {
+            Source::Fixed(stem) => features::fixed_name(stem, cfg)
+                .unwrap_or_else(|| panic!("`{stem}` is not a fixed feature")),
+            Source::Named(name) => name.to_string(),
+        }
+    }
+}
+
+const fn input(source: Source, set: fn(&mut RuleInputs, Option<f64>)) -> RuleInput {
+    RuleInput { source, set }
+}
+
+use Source::{Fixed, Named};
+
+/// Every input of the rules: adding one is an entry here and a field of [`RuleInputs`].
+#[rustfmt::skip]
+pub const INPUTS: [RuleInput; 19] = [
+    input(Fixed("tenure_days"), |r, v| r.tenure_days = v),
+    input(Fixed("logins_per_week"), |r, v| r.logins_per_week = v),
+    input(Fixed("active_days"), |r, v| r.active_days_28d = v),
+    input(Fixed("avg_session_minutes"), |r, v| r.avg_session_minutes = v),
+    input(Fixed("feature_adoption"), |r, v| r.feature_adoption = v),
+    input(Fixed("features_used"), |r, v| r.features_used = v),
+    input(Fixed("ttv_days"), |r, v| r.ttv_days = v),
+    input(Fixed("value_reached"), |r, v| r.value_reached = v),
+    input(Fixed("tickets"), |r, v| r.tickets_30d = v),
+    input(Fixed("open_tickets"), |r, v| r.open_tickets = v),
+    input(Fixed("avg_satisfaction"), |r, v| r.avg_satisfaction = v),
+    input(Fixed("late_payments"), |r, v| r.late_payments = v),
+    input(Fixed("failed_payments"), |r, v| r.failed_payments = v),
+    input(Fixed("days_past_due"), |r, v| r.days_past_due = v),
+    input(Fixed("days_since_last_activity"), |r, v| r.days_since_last_activity = v),
+    input(Fixed("last_nps"), |r, v| r.last_nps = v),
+    input(Fixed("last_csat"), |r, v| r.last_csat = v),
+    input(Named("referrals"), |r, v| r.referrals = v),
+    input(Named("reviews"), |r, v| r.reviews = v),
 ];
 
-/// The features without which the rules say nothing useful: a model whose features lack
-/// all of them (a plain table) gets no rule results.
+/// The fixed features (by stem) without which the rules say nothing useful: a model
+/// whose features lack all of them (a plain table) gets no rule results.
 pub const CORE_INPUTS: [&str; 4] = [
-    "logins_per_week_28d",
-    "feature_adoption_30d",
-    "tickets_30d",
-    "late_payments_90d",
+    "logins_per_week",
+    "feature_adoption",
+    "tickets",
+    "late_payments",
 ];
 
 impl RuleInputs {
-    /// Builds inputs from a lookup by feature name.
-    pub fn from_lookup(mut get: impl FnMut(&str) -> Option<f64>) -> RuleInputs {
-        let v: [Option<f64>; 19] = std::array::from_fn(|i| get(INPUT_FEATURES[i]));
-        RuleInputs {
-            tenure_days: v[0],
-            logins_per_week: v[1],
-            active_days_28d: v[2],
-            avg_session_minutes: v[3],
-            feature_adoption: v[4],
-            features_used: v[5],
-            ttv_days: v[6],
-            value_reached: v[7],
-            tickets_30d: v[8],
-            open_tickets: v[9],
-            avg_satisfaction: v[10],
-            late_payments: v[11],
-            failed_payments: v[12],
-            days_past_due: v[13],
-            days_since_last_activity: v[14],
-            last_nps: v[15],
-            last_csat: v[16],
-            referrals: v[17],
-            reviews: v[18],
+    /// Builds inputs from the value of each entry of [`INPUTS`] (given with its index).
+    pub fn build(mut value: impl FnMut(usize, &RuleInput) -> Option<f64>) -> RuleInputs {
+        let mut inputs = RuleInputs::default();
+        for (k, input) in INPUTS.iter().enumerate() {
+            (input.set)(&mut inputs, value(k, input));
         }
+        inputs
+    }
+
+    /// Builds inputs from a lookup by feature name, the names following `cfg`.
+    pub fn from_lookup(
+        cfg: &FeatureConfig,
+        mut get: impl FnMut(&str) -> Option<f64>,
+    ) -> RuleInputs {
+        RuleInputs::build(|_, input| get(&input.feature(cfg)))
     }
 
     /// Inputs of row `row` of a feature table.
     pub fn from_table(table: &FeatureTable, row: usize) -> RuleInputs {
-        RuleInputs::from_lookup(|name| table.number(name, row))
+        RuleInputs::from_lookup(&table.config, |name| table.number(name, row))
     }
 }
 
