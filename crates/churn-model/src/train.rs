@@ -652,6 +652,64 @@ pub fn train_over_time(
     )
 }
 
+/// A finished training run and the rows it learned from, ready to publish.
+pub struct Trained {
+    pub outcome: TrainOutcome,
+    pub table: FeatureTable,
+    pub labels: Vec<u8>,
+    /// The prediction horizon (0 for a table without time).
+    pub horizon_days: i32,
+}
+
+/// Trains on labelled examples of observation dates: the out-of-time backtest.
+pub fn train_examples(
+    ex: Examples,
+    cfg: &TrainConfig,
+    rules: &RulesConfig,
+    progress: Progress,
+) -> Result<Trained, TrainError> {
+    let outcome = train_over_time(&ex, cfg, rules, progress)?;
+    Ok(Trained {
+        outcome,
+        table: ex.features,
+        labels: ex.labels,
+        horizon_days: ex.horizon_days,
+    })
+}
+
+/// Trains on a table read from a file. A table whose `as_of` column holds at least
+/// three dates (the output of `churn-train examples`) has time: random folds would mix
+/// a customer's past and future rows, so it gets the out-of-time backtest with
+/// `horizon_days`; any other table is cross-validated (horizon 0).
+pub fn train_table(
+    table: FeatureTable,
+    labels: Vec<u8>,
+    horizon_days: i32,
+    cfg: &TrainConfig,
+    rules: &RulesConfig,
+    progress: Progress,
+) -> Result<Trained, TrainError> {
+    let mut dates: Vec<Day> = table.as_of.clone();
+    dates.sort_unstable();
+    dates.dedup();
+    if dates.len() >= 3 {
+        let ex = Examples {
+            features: table,
+            labels,
+            horizon_days,
+            dates,
+        };
+        return train_examples(ex, cfg, rules, progress);
+    }
+    let outcome = train_cross_validated(&table, &labels, cfg, rules, progress)?;
+    Ok(Trained {
+        outcome,
+        table,
+        labels,
+        horizon_days: 0,
+    })
+}
+
 /// Stratified K-fold cross-validation on a plain table (no time).
 pub fn train_cross_validated(
     table: &FeatureTable,

@@ -144,6 +144,42 @@ fn data_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 pub fn run_train(a: TrainArgs) -> Result<()> {
+    let started = std::time::Instant::now();
+    let (cfg, rules) = settings(&a)?;
+    let (trained, source, inputs) = match &a.data {
+        Some(dir) => train_on_data(dir, a.horizon_days, &cfg, &rules)?,
+        None => {
+            let (path, table, labels) = a.table.load()?;
+            let bar = training_bar();
+            let trained =
+                train::train_table(table, labels, a.horizon_days, &cfg, &rules, &|done, all| {
+                    bar.set_length(all as u64);
+                    bar.set_position(done as u64);
+                })?;
+            bar.finish_and_clear();
+            (trained, path.display().to_string(), vec![path])
+        }
+    };
+    let saved = publish::save(
+        &a.out,
+        &a.name,
+        &publish::Run {
+            outcome: &trained.outcome,
+            table: &trained.table,
+            labels: &trained.labels,
+            rules: &rules,
+            horizon_days: trained.horizon_days,
+            seed: a.seed,
+            source: &source,
+            sha256: fingerprint(&inputs)?,
+        },
+    )?;
+    warn_suspicious(&trained.outcome);
+    report_saved(&a, &trained, &saved, started.elapsed().as_secs_f64())
+}
+
+/// The trainer's settings and the rules from the arguments.
+fn settings(a: &TrainArgs) -> Result<(TrainConfig, RulesConfig)> {
     let kinds: Vec<ModelKind> = a
         .models
         .iter()
@@ -169,96 +205,48 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         folds: a.folds,
         seed: a.seed,
     };
-    let started = std::time::Instant::now();
-    let (table, labels, outcome, source, inputs, horizon) = if let Some(dir) = &a.data {
-        let ds = open_dataset(dir)?;
-        let dates = labels::observation_dates(&ds, a.horizon_days);
-        if dates.len() < 3 {
-            bail!("{}: {} observation date(s) with a full {}-day horizon; the backtest needs at least 3 (more months of data)", dir.display(), dates.len(), a.horizon_days);
-        }
-        let ex = crate::features::build_examples(&ds, &dates, a.horizon_days)?;
-        tracing::info!(
-            "{} examples over {} observation dates ({} to {}); training",
-            ex.labels.len(),
-            dates.len(),
-            time::format_date(dates[0]),
-            time::format_date(*dates.last().expect("non-empty"))
-        );
-        let bar = training_bar();
-        let outcome = train::train_over_time(&ex, &cfg, &rules, &|done, all| {
-            bar.set_length(all as u64);
-            bar.set_position(done as u64);
-        })?;
-        bar.finish_and_clear();
-        (
-            ex.features,
-            ex.labels,
-            outcome,
-            dir.display().to_string(),
-            data_files(dir)?,
-            a.horizon_days,
-        )
-    } else {
-        let (path, table, labels) = a.table.load()?;
-        // A table with an as_of column over several dates (the output of `churn-train
-        // examples`) has time: random folds would mix a customer's past and future
-        // rows, so it gets the out-of-time backtest instead.
-        let mut dates: Vec<Day> = table.as_of.clone();
-        dates.sort_unstable();
-        dates.dedup();
-        let timed = dates.len() >= 3;
-        let bar = training_bar();
-        let on_step = |done: usize, all: usize| {
-            bar.set_length(all as u64);
-            bar.set_position(done as u64);
-        };
-        let (outcome, table, labels, horizon) = if timed {
-            tracing::info!(
-                "{}: {} as_of dates ({} to {}): out-of-time backtest with a {}-day horizon",
-                path.display(),
-                dates.len(),
-                time::format_date(dates[0]),
-                time::format_date(*dates.last().expect("three or more")),
-                a.horizon_days
-            );
-            let ex = labels::Examples {
-                features: table,
-                labels,
-                horizon_days: a.horizon_days,
-                dates,
-            };
-            let outcome = train::train_over_time(&ex, &cfg, &rules, &on_step)?;
-            (outcome, ex.features, ex.labels, a.horizon_days)
-        } else {
-            let outcome = train::train_cross_validated(&table, &labels, &cfg, &rules, &on_step)?;
-            (outcome, table, labels, 0)
-        };
-        bar.finish_and_clear();
-        (
-            table,
-            labels,
-            outcome,
-            path.display().to_string(),
-            vec![path],
-            horizon,
-        )
-    };
-    let saved = publish::save(
-        &a.out,
-        &a.name,
-        &publish::Run {
-            outcome: &outcome,
-            table: &table,
-            labels: &labels,
-            rules: &rules,
-            horizon_days: horizon,
-            seed: a.seed,
-            source: &source,
-            sha256: fingerprint(&inputs)?,
-        },
-    )?;
+    Ok((cfg, rules))
+}
+
+/// Builds the examples of every observation date of a data directory and trains on
+/// them; returns the run, the source's name and its files (for the fingerprint).
+fn train_on_data(
+    dir: &Path,
+    horizon_days: i32,
+    cfg: &TrainConfig,
+    rules: &RulesConfig,
+) -> Result<(train::Trained, String, Vec<PathBuf>)> {
+    let ds = open_dataset(dir)?;
+    let dates = labels::observation_dates(&ds, horizon_days);
+    if dates.len() < 3 {
+        bail!("{}: {} observation date(s) with a full {horizon_days}-day horizon; the backtest needs at least 3 (more months of data)", dir.display(), dates.len());
+    }
+    let ex = crate::features::build_examples(&ds, &dates, horizon_days)?;
+    tracing::info!(
+        "{} examples over {} observation dates ({} to {}); training",
+        ex.labels.len(),
+        dates.len(),
+        time::format_date(dates[0]),
+        time::format_date(*dates.last().expect("non-empty"))
+    );
+    let bar = training_bar();
+    let trained = train::train_examples(ex, cfg, rules, &|done, all| {
+        bar.set_length(all as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    Ok((trained, dir.display().to_string(), data_files(dir)?))
+}
+
+/// Prints what was saved: one JSON object with `--json`, the figures as text otherwise.
+fn report_saved(
+    a: &TrainArgs,
+    trained: &train::Trained,
+    saved: &publish::Saved,
+    seconds: f64,
+) -> Result<()> {
+    let outcome = &trained.outcome;
     let dir = &saved.dir;
-    warn_suspicious(&outcome);
     if a.json {
         let summary = TrainSummary {
             name: &a.name,
@@ -268,7 +256,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             chosen: outcome.chosen.as_str(),
             validation: outcome.validation,
             search: outcome.search,
-            horizon_days: horizon,
+            horizon_days: trained.horizon_days,
             examples: saved.rows,
             churners: saved.positives,
             backtest: &outcome.overall,
@@ -276,16 +264,15 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             rules_rank_as_well: outcome.rules_rank_as_well().is_some(),
             candidates: &outcome.candidates,
             suspicious: &outcome.suspicious,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds,
         };
         println!("{}", serde_json::to_string(&summary)?);
         return Ok(());
     }
-    print_summary(&outcome);
+    print_summary(outcome);
     println!(
-        "model written to {} in {:.1}s (report: {})",
+        "model written to {} in {seconds:.1}s (report: {})",
         dir.display(),
-        started.elapsed().as_secs_f64(),
         dir.join("report.html").display()
     );
     Ok(())
