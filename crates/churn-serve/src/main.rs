@@ -130,14 +130,11 @@ async fn run(args: Args) -> Result<()> {
         max_model_bytes: args.max_model_mb.saturating_mul(1024 * 1024),
         timeout: Duration::from_millis(args.model_load_timeout_ms.max(1)),
     };
-    let registry = Registry::open(&args.models, load_limits)
-        .map_err(anyhow::Error::msg)
-        .context("loading the models (--models)")?;
+    let registry =
+        Registry::open(&args.models, load_limits).context("loading the models (--models)")?;
     let store = match &args.features {
         Some(p) => {
-            let s = FeatureStore::open(p)
-                .map_err(anyhow::Error::msg)
-                .context("loading the feature table (--features)")?;
+            let s = FeatureStore::open(p).context("loading the feature table (--features)")?;
             tracing::info!(path = %p.display(), customers = s.customers(), "feature table loaded");
             Some(s)
         }

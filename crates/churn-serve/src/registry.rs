@@ -189,9 +189,43 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Why a model version could not be loaded (the version serving, if any, keeps serving).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The artifact is missing, foreign, truncated, corrupt, too large or inconsistent.
+    #[error(transparent)]
+    Artifact(#[from] artifact::ArtifactError),
+    #[error("a load of this version started {seconds} s ago has not finished (a hung read?); it is not started again")]
+    StillLoading { seconds: u64 },
+    #[error("loading took longer than {millis} ms and was given up")]
+    TimedOut { millis: u128 },
+}
+
+/// Why the registry could not start serving.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{}: {source}", root.display())]
+    Unreadable {
+        root: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no valid model under {}: no model directory (a folder with a LATEST file, as `churn-train train --out` writes) found", root.display())]
+    NoModels { root: PathBuf },
+    #[error("no valid model under {}: {}", root.display(), join(problems))]
+    NoneLoaded {
+        root: PathBuf,
+        problems: Vec<LoadError>,
+    },
+}
+
+fn join(problems: &[LoadError]) -> String {
+    let texts: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    texts.join("; ")
+}
+
 /// Loads the version `LATEST` names in `model_dir`.
-fn load_version(model_dir: &Path, max_bytes: u64) -> Result<Loaded, String> {
-    let (a, dir) = artifact::load_at_most(model_dir, max_bytes).map_err(|e| e.to_string())?;
+fn load_version(model_dir: &Path, max_bytes: u64) -> Result<Loaded, LoadError> {
+    let (a, dir) = artifact::load_at_most(model_dir, max_bytes)?;
     let metrics = ReportHeadline::read(&dir);
     Ok(Loaded {
         scorer: Scorer::new(a),
@@ -222,8 +256,11 @@ fn model_dirs(root: &Path) -> std::io::Result<BTreeMap<String, PathBuf>> {
 
 impl Registry {
     /// Loads every model under `root`; fails, naming each problem, when none loads.
-    pub fn open(root: &Path, limits: LoadLimits) -> Result<Registry, String> {
-        let dirs = model_dirs(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    pub fn open(root: &Path, limits: LoadLimits) -> Result<Registry, RegistryError> {
+        let dirs = model_dirs(root).map_err(|source| RegistryError::Unreadable {
+            root: root.to_path_buf(),
+            source,
+        })?;
         let registry = Registry {
             root: root.to_path_buf(),
             limits,
@@ -254,18 +291,18 @@ impl Registry {
                     );
                 }
                 Err(e) => {
-                    registry.record(&name, &latest, ModelEvent::Failed, &e);
+                    registry.record(&name, &latest, ModelEvent::Failed, &e.to_string());
                     problems.push(e);
                 }
             }
         }
         if slots.is_empty() {
-            let why = if problems.is_empty() {
-                "no model directory (a folder with a LATEST file, as `churn-train train --out` writes) found".to_string()
+            let root = root.to_path_buf();
+            return Err(if problems.is_empty() {
+                RegistryError::NoModels { root }
             } else {
-                problems.join("; ")
-            };
-            return Err(format!("no valid model under {}: {why}", root.display()));
+                RegistryError::NoneLoaded { root, problems }
+            });
         }
         registry.slots.store(Arc::new(slots));
         Ok(registry)
@@ -293,15 +330,14 @@ impl Registry {
 
     /// Loads `version` of model `name` from `dir` on a thread of its own, within the
     /// load timeout, unless a load of that version is still running.
-    fn load(&self, name: &str, version: &str, dir: &Path) -> Result<Loaded, String> {
+    fn load(&self, name: &str, version: &str, dir: &Path) -> Result<Loaded, LoadError> {
         let key = (name.to_string(), version.to_string());
         {
             let mut loading = lock(&self.loading);
             if let Some(started) = loading.get(&key) {
-                return Err(format!(
-                    "a load of this version started {} s ago has not finished (a hung read?); it is not started again",
-                    started.elapsed().as_secs()
-                ));
+                return Err(LoadError::StillLoading {
+                    seconds: started.elapsed().as_secs(),
+                });
             }
             loading.insert(key.clone(), Instant::now());
         }
@@ -317,10 +353,9 @@ impl Registry {
             loaded
         })
         .unwrap_or_else(|| {
-            Err(format!(
-                "loading took longer than {} ms and was given up",
-                timeout.as_millis()
-            ))
+            Err(LoadError::TimedOut {
+                millis: timeout.as_millis(),
+            })
         })
     }
 
@@ -481,6 +516,7 @@ impl Registry {
                     });
                 }
                 (Err(e), slot) => {
+                    let e = e.to_string();
                     self.record(&name, &latest, ModelEvent::Failed, &e);
                     let serving = slot.map(|s| s.current().version().to_string());
                     let e = self.without_root(&e);

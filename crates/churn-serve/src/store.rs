@@ -1,6 +1,7 @@
 //! The online feature store: a feature table (as `churn-train features` writes it) held in
 //! memory and keyed by customer id.
 
+use churn_features::error::DataError;
 use churn_features::features::FeatureTable;
 use churn_features::table::read_table;
 use churn_features::time::{format_date, Day};
@@ -17,8 +18,8 @@ pub struct FeatureStore {
 
 impl FeatureStore {
     /// Reads the table; a customer with rows for several dates keeps its latest.
-    pub fn open(path: &Path) -> Result<FeatureStore, String> {
-        let loaded = read_table(path, Some("customer_id"), None).map_err(|e| e.to_string())?;
+    pub fn open(path: &Path) -> Result<FeatureStore, DataError> {
+        let loaded = read_table(path, Some("customer_id"), None)?;
         let table = loaded.table;
         let mut index: HashMap<String, usize> = HashMap::with_capacity(table.len());
         for (row, id) in table.customer_ids.iter().enumerate() {
