@@ -117,7 +117,9 @@ pub struct FeatureTable {
     pub customer_ids: Vec<String>,
     /// Index of each row's customer in the dataset.
     pub customers: Vec<u32>,
-    pub as_of: Vec<Day>,
+    /// Each row's as-of date; `None` in a table without dates (a plain table read from
+    /// a file without an `as_of` column, or a row whose `as_of` is empty).
+    pub as_of: Vec<Option<Day>>,
     pub info: Vec<FeatureInfo>,
     /// One column per entry of `info`.
     pub columns: Vec<Values>,
@@ -717,7 +719,7 @@ fn assemble(
             .map(|&(c, _)| ds.customers[c as usize].id.clone())
             .collect(),
         customers: rows.iter().map(|&(c, _)| c).collect(),
-        as_of: rows.iter().map(|&(_, j)| dates[j]).collect(),
+        as_of: rows.iter().map(|&(_, j)| Some(dates[j])).collect(),
         info,
         columns,
         config: cfg.clone(),

@@ -75,6 +75,7 @@ pub fn examples(
         .iter()
         .zip(&table.as_of)
         .map(|(&c, &d)| {
+            let d = d.expect("feature rows built from a data directory have dates");
             label(&ds.customers[c as usize], d, horizon_days, cfg.grace_days)
                 .expect("feature rows are active customers")
         })

@@ -49,7 +49,7 @@ pub fn read_table(path: &Path, id: Option<&str>, label: Option<&str>) -> Result<
         .collect();
     let wanted: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut ids = Vec::new();
-    let mut as_of: Vec<Day> = Vec::new();
+    let mut as_of: Vec<Option<Day>> = Vec::new();
     let mut labels = Vec::new();
     let mut text: Vec<Vec<Option<String>>> = vec![Vec::new(); features.len()];
     let mut rows: Vec<crate::error::Location> = Vec::new();
@@ -76,8 +76,8 @@ pub fn read_table(path: &Path, id: Option<&str>, label: Option<&str>) -> Result<
                 None => (row + 1).to_string(),
             });
             as_of.push(match &as_of_col {
-                Some(c) => c.date(i)?.unwrap_or(0),
-                None => 0,
+                Some(c) => c.date(i)?,
+                None => None,
             });
             if let Some(c) = &label_col {
                 let t = c.text(i).unwrap_or_default();
@@ -183,10 +183,12 @@ fn infer(raw: Vec<Option<String>>) -> Values {
 
 /// The date range of a table's `as_of` column, formatted, for messages.
 pub fn describe_dates(t: &FeatureTable) -> String {
-    match (t.as_of.iter().min(), t.as_of.iter().max()) {
+    let dates = t.as_of.iter().flatten();
+    match (dates.clone().min(), dates.max()) {
         (Some(a), Some(b)) if a == b => time::format_date(*a),
         (Some(a), Some(b)) => format!("{} to {}", time::format_date(*a), time::format_date(*b)),
-        _ => "no rows".into(),
+        _ if t.is_empty() => "no rows".into(),
+        _ => "no dates".into(),
     }
 }
 

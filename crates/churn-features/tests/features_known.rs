@@ -119,7 +119,7 @@ fn population_is_customers_active_at_as_of() {
     // ends on the date: on its first day without one it is within the grace period,
     // like a renewal due today, so it is scored.
     assert_eq!(ids, ["A", "B", "E", "F", "G", "H", "I"]);
-    assert!(t.as_of.iter().all(|&d| d == as_of()));
+    assert!(t.as_of.iter().all(|&d| d == Some(as_of())));
 }
 
 #[test]
@@ -281,7 +281,7 @@ fn observation_dates_leave_a_full_horizon() {
     .unwrap();
     assert_eq!(ex.labels.len(), ex.features.len());
     let at_april: Vec<(String, u8)> = (0..ex.labels.len())
-        .filter(|&r| ex.features.as_of[r] == as_of())
+        .filter(|&r| ex.features.as_of[r] == Some(as_of()))
         .map(|r| (ex.features.customer_ids[r].clone(), ex.labels[r]))
         .collect();
     assert_eq!(at_april.len(), 7);
@@ -291,7 +291,7 @@ fn observation_dates_leave_a_full_horizon() {
     let single = features::features(&ds, as_of(), &FeatureConfig::default()).unwrap();
     for (r, id) in single.customer_ids.iter().enumerate() {
         let m = (0..ex.features.len())
-            .find(|&k| ex.features.as_of[k] == as_of() && &ex.features.customer_ids[k] == id)
+            .find(|&k| ex.features.as_of[k] == Some(as_of()) && &ex.features.customer_ids[k] == id)
             .unwrap();
         for (k, info) in single.info.iter().enumerate() {
             let multi = ex.features.column(&info.name).unwrap();
@@ -465,7 +465,7 @@ fn a_customer_is_active_across_a_renewal_boundary() {
     let ex = labels::examples(&ds, &dates, 30, &cfg, &|_| {}).unwrap();
     for &d in &dates {
         let here: Vec<&str> = (0..ex.labels.len())
-            .filter(|&i| ex.features.as_of[i] == d)
+            .filter(|&i| ex.features.as_of[i] == Some(d))
             .map(|i| ex.features.customer_ids[i].as_str())
             .collect();
         assert!(here.contains(&"R"), "R missing on {}", format_date(d));

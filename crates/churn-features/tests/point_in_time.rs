@@ -452,7 +452,7 @@ proptest! {
         let all = features::build(&ds, &days, &FeatureConfig::default()).unwrap();
         for &d in &days {
             let one = features::features(&ds, d, &FeatureConfig::default()).unwrap();
-            let rows: Vec<usize> = (0..all.len()).filter(|&r| all.as_of[r] == d).collect();
+            let rows: Vec<usize> = (0..all.len()).filter(|&r| all.as_of[r] == Some(d)).collect();
             prop_assert_eq!(rows.len(), one.len());
             for (k, info) in one.info.iter().enumerate() {
                 let col = all.column(&info.name).expect("same features");

@@ -618,8 +618,11 @@ pub fn report(
     let table = features::build(ds, &dates, &FeatureConfig::default())?;
     let mut rows_by_date: BTreeMap<Day, Vec<usize>> =
         dates.iter().map(|&d| (d, Vec::new())).collect();
+    // Built from the data directory, every row has its date.
     for (r, d) in table.as_of.iter().enumerate() {
-        rows_by_date.entry(*d).or_default().push(r);
+        if let Some(d) = d {
+            rows_by_date.entry(*d).or_default().push(r);
+        }
     }
     let engagement_by_date: BTreeMap<Day, Engagement> = rows_by_date
         .iter()

@@ -412,7 +412,7 @@ mod tests {
         FeatureTable {
             customer_ids: (0..n).map(|i| format!("c{i}")).collect(),
             customers: (0..n as u32).collect(),
-            as_of: vec![0; n],
+            as_of: vec![None; n],
             info: vec![
                 FeatureInfo {
                     name: "x".into(),

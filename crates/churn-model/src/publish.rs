@@ -74,7 +74,7 @@ pub fn save(models_dir: &Path, name: &str, run: &Run) -> Result<Saved, PublishEr
     };
     artifact.record_probes(table)?;
     let positives = run.labels.iter().filter(|&&l| l == 1).count();
-    let last_as_of = table.as_of.iter().copied().filter(|&d| d != 0).max();
+    let last_as_of = table.as_of.iter().flatten().copied().max();
     let training_data = TrainingData {
         last_as_of: last_as_of.map(time::format_date),
         labels_until: last_as_of.map(|d| time::format_date(d + run.horizon_days)),

@@ -31,6 +31,8 @@ use serde::Serialize;
 pub enum TrainError {
     #[error("not enough data: {0}")]
     NotEnoughData(String),
+    #[error("{rows} rows have no `as_of` date: a table over several dates needs one on every row to be backtested out of time")]
+    MissingDates { rows: usize },
     #[error(transparent)]
     Prep(#[from] PrepError),
     #[error(transparent)]
@@ -578,8 +580,11 @@ pub fn train_over_time(
     let table = &ex.features;
     validate(cfg, table)?;
     let h = ex.horizon_days;
-    let rows_at =
-        |d: Day| -> Vec<usize> { (0..table.len()).filter(|&r| table.as_of[r] == d).collect() };
+    let rows_at = |d: Day| -> Vec<usize> {
+        (0..table.len())
+            .filter(|&r| table.as_of[r] == Some(d))
+            .collect()
+    };
     let closed_before =
         |t: Day| -> Vec<Day> { ex.dates.iter().copied().filter(|&d| d + h <= t).collect() };
     // A fold needs a test date with at least two earlier dates whose windows closed in
@@ -689,10 +694,14 @@ pub fn train_table(
     rules: &RulesConfig,
     progress: Progress,
 ) -> Result<Trained, TrainError> {
-    let mut dates: Vec<Day> = table.as_of.clone();
+    let mut dates: Vec<Day> = table.as_of.iter().flatten().copied().collect();
     dates.sort_unstable();
     dates.dedup();
     if dates.len() >= 3 {
+        let undated = table.as_of.iter().filter(|d| d.is_none()).count();
+        if undated > 0 {
+            return Err(TrainError::MissingDates { rows: undated });
+        }
         let ex = Examples {
             features: table,
             labels,
@@ -1092,6 +1101,22 @@ mod tests {
     use super::*;
     use churn_features::features::{FeatureInfo, FeatureKind};
 
+    #[test]
+    fn a_table_over_several_dates_needs_a_date_on_every_row() {
+        let (mut table, labels) = cohort_table(&[40, 40, 40], 5);
+        // Three dates and two undated rows: refused, not backtested with the undated
+        // rows as a date of their own (as a 0 for "no date" once made them 1970-01-01).
+        for (r, d) in table.as_of.iter_mut().enumerate() {
+            *d = (r >= 2).then_some(19_800 + 30 * (r as i32 % 3));
+        }
+        let cfg = TrainConfig::default();
+        let rules = RulesConfig::default();
+        let e = train_table(table, labels, 30, &cfg, &rules, &|_, _| {})
+            .err()
+            .expect("refused");
+        assert!(matches!(e, TrainError::MissingDates { rows: 2 }), "{e}");
+    }
+
     /// A table with only `signup_cohort`: `sizes[k]` rows of month k, every `churn_every`-th
     /// row of the whole table a churner.
     fn cohort_table(sizes: &[usize], churn_every: usize) -> (FeatureTable, Vec<u8>) {
@@ -1104,7 +1129,7 @@ mod tests {
         let table = FeatureTable {
             customer_ids: (0..n).map(|i| i.to_string()).collect(),
             customers: (0..n as u32).collect(),
-            as_of: vec![0; n],
+            as_of: vec![None; n],
             info: vec![FeatureInfo {
                 name: "signup_cohort".into(),
                 description: String::new(),

@@ -4,7 +4,7 @@
 use churn_features::error::DataError;
 use churn_features::features::FeatureTable;
 use churn_features::table::read_table;
-use churn_features::time::{format_date, Day};
+use churn_features::time::format_date;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -49,7 +49,6 @@ impl FeatureStore {
 
     /// The as-of date of a row, formatted (`None` for a table without dates).
     pub fn as_of(&self, row: usize) -> Option<String> {
-        let d: Day = self.table.as_of[row];
-        (d != 0).then(|| format_date(d))
+        self.table.as_of[row].map(format_date)
     }
 }

@@ -308,6 +308,7 @@ fn labels_are_unchanged_where_a_subscription_covers_the_date_and_lapses_are_adde
         .zip(&ex.features.as_of)
         .enumerate()
     {
+        let d = d.expect("examples have dates");
         let subs = &ds.customers[c as usize].subscriptions;
         let covering = subs
             .iter()

@@ -445,7 +445,7 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
         (ex.features, ex.labels)
     } else {
         let (_, table, labels) = a.table.load()?;
-        if let Some(first) = table.as_of.iter().copied().filter(|&d| d != 0).min() {
+        if let Some(first) = table.as_of.iter().flatten().copied().min() {
             if let Some(w) = overlap(first)? {
                 tracing::warn!("{w}");
             }

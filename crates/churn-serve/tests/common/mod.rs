@@ -106,7 +106,7 @@ pub fn setup() -> Setup {
 pub fn row_json(t: &FeatureTable, r: usize) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("customer_id".into(), json!(t.customer_ids[r]));
-    m.insert("as_of".into(), json!(format_date(t.as_of[r])));
+    m.insert("as_of".into(), json!(t.as_of[r].map(format_date)));
     for (info, col) in t.info.iter().zip(&t.columns) {
         let v = match col {
             Values::Numeric(v) => v[r].map_or(Value::Null, |x| json!(x)),
