@@ -221,8 +221,9 @@ pub struct FeatureDef {
     pub window: Option<WindowSetting>,
     /// What it measures; `{window}` stands for the window's length (`28 days`).
     pub description: &'static str,
-    /// Its value in one row, from what the row's customer had done before as-of.
-    value: fn(&RowFacts<'_>) -> Cell,
+    /// Its value in one row, from what the row's customer had done before as-of (each
+    /// entry is evaluated once per row, so a value may be moved out of the facts).
+    value: fn(&mut RowFacts<'_>) -> Cell,
 }
 
 impl FeatureDef {
@@ -264,7 +265,7 @@ const fn def(
     group: FeatureGroup,
     window: Option<WindowSetting>,
     description: &'static str,
-    value: fn(&RowFacts<'_>) -> Cell,
+    value: fn(&mut RowFacts<'_>) -> Cell,
 ) -> FeatureDef {
     FeatureDef {
         stem,
@@ -286,7 +287,7 @@ pub const FIXED_FEATURES: &[FeatureDef] = &[
     def("tenure_days", Numeric, G::Account, None, "days since the customer's first subscription started",
         |f| Cell::Num(Some(f64::from(f.as_of - f.signup)))),
     def("plan", Categorical, G::Account, None, "plan of the latest subscription in force",
-        |f| Cell::Cat(f.plan.clone())),
+        |f| Cell::Cat(f.plan.take())),
     def("mrr", Numeric, G::Account, None, "monthly recurring revenue on the day before as-of",
         |f| Cell::Num(Some(f.mrr_now))),
     def("mrr_change", Numeric, G::Account, Some(W::MrrChange), "MRR now minus MRR at the start of the MRR-change window ({window})",
@@ -932,7 +933,7 @@ fn fixed_row(
     let last_nps = answered.iter().rev().find(|s| s.nps.is_some());
     let last_csat = answered.iter().rev().find(|s| s.csat.is_some());
 
-    let facts = RowFacts {
+    let mut facts = RowFacts {
         as_of,
         t,
         signup,
@@ -961,7 +962,7 @@ fn fixed_row(
         last_nps: last_nps.copied(),
         last_csat: last_csat.copied(),
     };
-    FIXED_FEATURES.iter().map(|d| (d.value)(&facts)).collect()
+    FIXED_FEATURES.iter().map(|d| (d.value)(&mut facts)).collect()
 }
 
 /// What was known at `t` of an invoice due before `t`.
