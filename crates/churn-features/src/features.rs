@@ -962,7 +962,10 @@ fn fixed_row(
         last_nps: last_nps.copied(),
         last_csat: last_csat.copied(),
     };
-    FIXED_FEATURES.iter().map(|d| (d.value)(&mut facts)).collect()
+    FIXED_FEATURES
+        .iter()
+        .map(|d| (d.value)(&mut facts))
+        .collect()
 }
 
 /// What was known at `t` of an invoice due before `t`.

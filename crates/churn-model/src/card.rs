@@ -7,7 +7,7 @@ use crate::calibrate::Calibrator;
 use crate::model::{Estimator, ModelKind};
 use crate::preprocess::Transform;
 use crate::train::{CandidateScore, Evaluation, TrainOutcome};
-use churn_features::features::FeatureInfo;
+use churn_features::features::{FeatureConfig, FeatureInfo};
 use churn_features::rules::RulesConfig;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -30,6 +30,8 @@ pub struct ModelCard<'a> {
     pub horizon_days: i32,
     pub validation: &'a str,
     pub features: &'a [FeatureInfo],
+    /// The windows the features were computed with (their names follow them).
+    pub feature_settings: &'a FeatureConfig,
     pub model_inputs: &'a [String],
     pub preprocessing: &'a [Transform],
     pub calibration: &'a Calibrator,
@@ -82,6 +84,7 @@ impl<'a> ModelCard<'a> {
             horizon_days: artifact.horizon_days,
             validation: outcome.validation,
             features: &artifact.features,
+            feature_settings: &artifact.feature_config,
             model_inputs: &m.preprocessor.output_names,
             preprocessing: &m.preprocessor.transforms,
             calibration: &m.calibrator,
