@@ -59,6 +59,21 @@ impl Default for FeatureConfig {
 }
 
 impl FeatureConfig {
+    /// Reads window settings from a TOML file (the fields of this struct; a missing key
+    /// keeps its default) and validates them.
+    pub fn load(path: &std::path::Path) -> Result<FeatureConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        let cfg: FeatureConfig = toml::from_str(&text).map_err(|e| DataError::Malformed {
+            file: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.validate().map_err(|e| DataError::Malformed {
+            file: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(cfg)
+    }
+
     /// Refuses windows that are not positive and a negative grace period.
     pub fn validate(&self) -> Result<()> {
         let windows = [

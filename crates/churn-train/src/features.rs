@@ -9,6 +9,29 @@ use churn_features::Dataset;
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// The feature windows a command builds features with.
+#[derive(clap::Args)]
+pub struct WindowArgs {
+    /// Feature windows from a TOML file: `usage_window_days`, `adoption_window_days`,
+    /// `support_window_days`, `support_quality_window_days`, `payment_window_days`,
+    /// `mrr_change_days`, `grace_days` (missing keys keep their defaults: 28, 30, 30,
+    /// 90, 90, 90, 7). Windowed feature names follow (`logins_per_week_14d`); a model
+    /// keeps the windows it was trained with. For a feature table (`--table`), the
+    /// windows it was built with.
+    #[arg(long, value_name = "FILE")]
+    windows: Option<PathBuf>,
+}
+
+impl WindowArgs {
+    /// The settings: the file's, or the defaults.
+    pub fn config(&self) -> Result<FeatureConfig> {
+        match &self.windows {
+            Some(p) => FeatureConfig::load(p).context("reading the feature windows (--windows)"),
+            None => Ok(FeatureConfig::default()),
+        }
+    }
+}
+
 #[derive(clap::Args)]
 pub struct FeaturesArgs {
     /// Data directory.
@@ -20,6 +43,8 @@ pub struct FeaturesArgs {
     /// Output file: .parquet, .csv or .csv.gz.
     #[arg(long)]
     out: PathBuf,
+    #[command(flatten)]
+    windows: WindowArgs,
 }
 
 #[derive(clap::Args)]
@@ -33,6 +58,8 @@ pub struct ExamplesArgs {
     /// Output file: .parquet, .csv or .csv.gz.
     #[arg(long)]
     out: PathBuf,
+    #[command(flatten)]
+    windows: WindowArgs,
 }
 
 #[derive(clap::Args)]
@@ -40,6 +67,8 @@ pub struct DescribeArgs {
     /// Data directory (the event types, feature groups and attributes it has add features).
     #[arg(long)]
     data: PathBuf,
+    #[command(flatten)]
+    windows: WindowArgs,
 }
 
 fn event_bar() -> indicatif::ProgressBar {
@@ -58,10 +87,9 @@ pub fn run_features(a: FeaturesArgs) -> Result<()> {
     if let Some(w) = ds.as_of_warning(a.as_of) {
         tracing::warn!("{w}");
     }
-    let table = features::build_with_progress(&ds, &[a.as_of], &FeatureConfig::default(), &|n| {
-        bar.set_position(n)
-    })
-    .context("building features")?;
+    let cfg = a.windows.config()?;
+    let table = features::build_with_progress(&ds, &[a.as_of], &cfg, &|n| bar.set_position(n))
+        .context("building features")?;
     bar.finish_and_clear();
     if table.is_empty() {
         let (first, end) = ds.date_range();
@@ -93,7 +121,7 @@ pub fn run_examples(a: ExamplesArgs) -> Result<()> {
         a.horizon_days
     );
     let started = Instant::now();
-    let ex = build_examples(&ds, &dates, a.horizon_days)?;
+    let ex = build_examples(&ds, &dates, a.horizon_days, &a.windows.config()?)?;
     features::write_table(&ex.features, Some(&ex.labels), &a.out)
         .with_context(|| format!("writing {}", a.out.display()))?;
     let positives = ex.labels.iter().filter(|&&l| l == 1).count();
@@ -113,11 +141,14 @@ pub fn run_examples(a: ExamplesArgs) -> Result<()> {
 }
 
 /// Labelled examples for `dates`, with a progress bar over the events read.
-pub fn build_examples(ds: &Dataset, dates: &[Day], horizon_days: i32) -> Result<labels::Examples> {
+pub fn build_examples(
+    ds: &Dataset,
+    dates: &[Day],
+    horizon_days: i32,
+    cfg: &FeatureConfig,
+) -> Result<labels::Examples> {
     let bar = event_bar();
-    let ex = labels::examples(ds, dates, horizon_days, &FeatureConfig::default(), &|n| {
-        bar.set_position(n)
-    })?;
+    let ex = labels::examples(ds, dates, horizon_days, cfg, &|n| bar.set_position(n))?;
     bar.finish_and_clear();
     Ok(ex)
 }
@@ -125,7 +156,7 @@ pub fn build_examples(ds: &Dataset, dates: &[Day], horizon_days: i32) -> Result<
 pub fn run_describe(a: DescribeArgs) -> Result<()> {
     let ds = open_dataset(&a.data)?;
     let (_, end) = ds.date_range();
-    let table = features::features(&ds, end, &FeatureConfig::default())?;
+    let table = features::features(&ds, end, &a.windows.config()?)?;
     let width = table.info.iter().map(|i| i.name.len()).max().unwrap_or(0);
     for i in &table.info {
         let kind = match i.kind {

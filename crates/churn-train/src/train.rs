@@ -57,6 +57,8 @@ pub struct TrainArgs {
     /// the chosen candidate, the backtest figures).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    windows: crate::features::WindowArgs,
 }
 
 #[derive(clap::Args)]
@@ -146,10 +148,12 @@ fn data_files(dir: &Path) -> Result<Vec<PathBuf>> {
 pub fn run_train(a: TrainArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let (cfg, rules) = settings(&a)?;
+    let windows = a.windows.config()?;
     let (trained, source, inputs) = match &a.data {
-        Some(dir) => train_on_data(dir, a.horizon_days, &cfg, &rules)?,
+        Some(dir) => train_on_data(dir, a.horizon_days, &windows, &cfg, &rules)?,
         None => {
-            let (path, table, labels) = a.table.load()?;
+            let (path, mut table, labels) = a.table.load()?;
+            table.config = windows;
             let bar = training_bar();
             let trained =
                 train::train_table(table, labels, a.horizon_days, &cfg, &rules, &|done, all| {
@@ -213,6 +217,7 @@ fn settings(a: &TrainArgs) -> Result<(TrainConfig, RulesConfig)> {
 fn train_on_data(
     dir: &Path,
     horizon_days: i32,
+    windows: &churn_features::features::FeatureConfig,
     cfg: &TrainConfig,
     rules: &RulesConfig,
 ) -> Result<(train::Trained, String, Vec<PathBuf>)> {
@@ -221,7 +226,7 @@ fn train_on_data(
     if dates.len() < 3 {
         bail!("{}: {} observation date(s) with a full {horizon_days}-day horizon; the backtest needs at least 3 (more months of data)", dir.display(), dates.len());
     }
-    let ex = crate::features::build_examples(&ds, &dates, horizon_days)?;
+    let ex = crate::features::build_examples(&ds, &dates, horizon_days, windows)?;
     tracing::info!(
         "{} examples over {} observation dates ({} to {}); training",
         ex.labels.len(),
@@ -454,6 +459,22 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
     };
     if labels.is_empty() {
         bail!("no labelled rows to evaluate on");
+    }
+    // A model input the data lacks is imputed on every row: the figures would describe
+    // a weaker model than the one trained, so say which.
+    let missing: Vec<&str> = art
+        .model
+        .preprocessor
+        .transforms
+        .iter()
+        .map(|t| t.name())
+        .filter(|name| table.column(name).is_none())
+        .collect();
+    if !missing.is_empty() {
+        tracing::warn!(
+            "the data lacks model input(s) {}: they are imputed for every row, so the figures understate the model",
+            missing.join(", ")
+        );
     }
     let rows: Vec<usize> = (0..labels.len()).collect();
     let p = art.model.predict_table(&table, &rows)?;

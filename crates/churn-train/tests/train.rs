@@ -409,3 +409,104 @@ fn trains_on_a_plain_table_with_cross_validation() {
     ]);
     assert!(err.contains("unknown model `svm`"), "{err}");
 }
+
+#[test]
+fn feature_windows_from_a_file_name_the_features_and_travel_with_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let models = dir.path().join("models");
+    ok(&[
+        "generate",
+        "--out",
+        s(&data),
+        "--customers",
+        "300",
+        "--months",
+        "8",
+        "--seed",
+        "3",
+    ]);
+    let windows = dir.path().join("windows.toml");
+    std::fs::write(
+        &windows,
+        "usage_window_days = 14\nsupport_window_days = 60\n",
+    )
+    .unwrap();
+    let described = ok(&["describe", "--data", s(&data), "--windows", s(&windows)]);
+    assert!(described.contains("logins_per_week_14d") && described.contains("tickets_60d"));
+    assert!(described.contains("(14 days)") && !described.contains("logins_per_week_28d"));
+    ok(&[
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&models),
+        "--windows",
+        s(&windows),
+        "--models",
+        "logistic",
+        "--search",
+        "none",
+    ]);
+    let version = latest(&models, "churn");
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(version.join("model.json")).unwrap()).unwrap();
+    assert_eq!(card["feature_settings"]["usage_window_days"], 14);
+    assert_eq!(card["feature_settings"]["support_window_days"], 60);
+    // The rules found their inputs under the renamed columns.
+    assert_eq!(card["rules_apply"], true);
+    let names: Vec<&str> = card["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"logins_per_week_14d"), "{names:?}");
+    // Evaluating on raw data builds the features with the model's windows.
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(version.join("model.json")).unwrap()).unwrap();
+    let last = report["training_data"]["last_as_of"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = common::churn_train(&[
+        "evaluate",
+        "--model",
+        s(&version),
+        "--data",
+        s(&data),
+        "--as-of",
+        &last,
+        "--allow-overlap",
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success() && !stderr.contains("lacks model input"),
+        "{stderr}"
+    );
+    let evaluated = ok(&[
+        "evaluate",
+        "--model",
+        s(&version),
+        "--data",
+        s(&data),
+        "--as-of",
+        &last,
+        "--allow-overlap",
+        "--json",
+    ]);
+    let e: serde_json::Value = serde_json::from_str(&evaluated).unwrap();
+    assert!(e["rows"].as_u64().unwrap() > 100, "{e}");
+    assert!(e["roc_auc"].as_f64().unwrap() > 0.6, "{e}");
+
+    // A bad windows file names the file and the key.
+    std::fs::write(&windows, "usage_window_days = 0\n").unwrap();
+    let err = fails(&["describe", "--data", s(&data), "--windows", s(&windows)]);
+    assert!(
+        err.contains("windows.toml") && err.contains("usage_window_days"),
+        "{err}"
+    );
+    std::fs::write(&windows, "usage_days = 14\n").unwrap();
+    let err = fails(&["describe", "--data", s(&data), "--windows", s(&windows)]);
+    assert!(err.contains("unknown field `usage_days`"), "{err}");
+}
