@@ -208,7 +208,7 @@ impl ForestModel {
         }
     }
 
-    /// Checks every tree against `inputs` model inputs (see [`check_tree_links`]).
+    /// Checks every tree against `inputs` model inputs (see `check_tree_links`).
     pub fn check(&self, inputs: usize) -> Result<(), String> {
         let value: serde_json::Value =
             serde_json::from_str(&self.json).map_err(|e| e.to_string())?;

@@ -6,7 +6,7 @@
 //! loop of `axum::serve` with a connection cap, hyper's `header_read_timeout` (which
 //! also closes keep-alive connections idle for that long, since hyper waits for the
 //! next request head with the same timer) and a bounded header buffer. Body timeouts and
-//! memory budgets are per request, in [`crate::body`].
+//! memory budgets are per request, in the `body` module.
 
 use crate::metrics::Refusal;
 use crate::App;

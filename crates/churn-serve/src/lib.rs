@@ -46,7 +46,7 @@ pub struct Limits {
     /// Largest request head (request line and headers).
     pub max_header_bytes: usize,
     /// Bytes that request bodies and their parsed and scored forms may hold in all,
-    /// across requests (each request is charged its body times 1 + [`body::PARSE_FACTOR`]).
+    /// across requests (each request is charged its body times 1 + `body::PARSE_FACTOR`).
     pub memory_budget_bytes: u64,
     /// Panics in a row after which `/readyz` turns 503 (any success resets the count).
     pub max_panics_in_a_row: u32,
@@ -122,7 +122,7 @@ impl App {
     }
 
     /// Runs `work` within the request time limit; when it passes, `work` is dropped
-    /// (which stops a prediction's scoring, see [`api::predict`]) and a 503 answers.
+    /// (which stops a prediction's scoring, see `api::predict`) and a 503 answers.
     pub async fn within_timeout<T>(
         &self,
         work: impl std::future::Future<Output = T>,
