@@ -23,8 +23,8 @@ svg.chart{max-width:100%;height:auto;font-family:inherit}
 footer{color:#555;font-size:12px;margin-top:32px}
 @media print{
  body{margin:0;max-width:none;font-size:11px}
- h2{break-after:avoid} figure,table,.tiles,.warn{break-inside:avoid}
- .wide{overflow:visible} table{font-size:10px}
+ h2,h3{break-after:avoid} figure,.tiles,.warn,tr{break-inside:avoid}
+ .wide{overflow:visible} table{font-size:10px} td.text{min-width:16ch}
  a{color:inherit;text-decoration:none}
 }
 "#;
@@ -96,11 +96,14 @@ impl Render for Table {
         html! {
             div class="wide" {
                 table {
-                    tr { @for h in &self.head { th { (h) } } }
-                    @for row in &self.rows {
-                        tr {
-                            @for cell in row {
-                                @if looks_numeric(&cell.0) { td { (cell) } } @else { td class="text" { (cell) } }
+                    // A header in `thead` repeats on every printed page of a long table.
+                    thead { tr { @for h in &self.head { th { (h) } } } }
+                    tbody {
+                        @for row in &self.rows {
+                            tr {
+                                @for cell in row {
+                                    @if looks_numeric(&cell.0) { td { (cell) } } @else { td class="text" { (cell) } }
+                                }
                             }
                         }
                     }
