@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{fails, ok, s};
+use common::{fails, generate, ok, s};
 
 use std::path::{Path, PathBuf};
 
@@ -16,17 +16,7 @@ fn trains_on_event_data_beats_the_rules_and_evaluates() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let models = dir.path().join("models");
-    ok(&[
-        "generate",
-        "--out",
-        s(&data),
-        "--customers",
-        "600",
-        "--months",
-        "10",
-        "--seed",
-        "5",
-    ]);
+    generate(&data, 600, 10, 5);
     let out = ok(&[
         "train",
         "--data",
@@ -415,17 +405,7 @@ fn feature_windows_from_a_file_name_the_features_and_travel_with_the_model() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let models = dir.path().join("models");
-    ok(&[
-        "generate",
-        "--out",
-        s(&data),
-        "--customers",
-        "300",
-        "--months",
-        "8",
-        "--seed",
-        "3",
-    ]);
+    generate(&data, 300, 8, 3);
     let windows = dir.path().join("windows.toml");
     std::fs::write(
         &windows,

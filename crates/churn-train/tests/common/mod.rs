@@ -34,3 +34,19 @@ pub fn fails(args: &[&str]) -> String {
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// Simulates `customers` over `months` with `seed` into `out` (`churn-train generate`).
+#[allow(dead_code)] // not every test binary generates data
+pub fn generate(out: &Path, customers: u32, months: u32, seed: u64) -> String {
+    ok(&[
+        "generate",
+        "--out",
+        s(out),
+        "--customers",
+        &customers.to_string(),
+        "--months",
+        &months.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ])
+}
