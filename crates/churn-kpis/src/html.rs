@@ -8,6 +8,9 @@ use churn_report::{
     cells, html, Bars, HeatMap, LineChart, Markup, StackedBars, Table, Unit, Waterfall,
 };
 
+/// The width of a chart that shares a row with another on a 1,120 px page.
+const HALF: f64 = 550.0;
+
 /// The headline tiles: where the business stands as of the report's date.
 fn headline(r: &Report) -> Markup {
     let s = &r.summary;
@@ -212,12 +215,14 @@ fn revenue_section(r: &Report, months: &[String]) -> Markup {
     .step("+ expansion", n.expansion_mrr)
     .step("- contraction", -n.contraction_mrr)
     .step("- churned", -n.churned_mrr)
-    .total("end MRR", n.end_mrr);
+    .total("end MRR", n.end_mrr)
+    .width(HALF);
     let mrr = LineChart::new("MRR at month start")
+        .width(HALF)
         .categories(months.to_vec(), "month")
         .y("MRR", Unit::Money)
         .series("MRR", r.months.iter().map(|m| Some(m.churn.mrr_at_start)));
-    html! { h2 { "Revenue" } (bridge) (mrr) }
+    html! { h2 { "Revenue" } div class="grid" { (bridge) (mrr) } }
 }
 
 fn engagement_section(r: &Report, months: &[String]) -> Markup {
@@ -230,12 +235,14 @@ fn engagement_section(r: &Report, months: &[String]) -> Markup {
         "month",
     )
     .y("active customers", Unit::Percent)
+    .width(HALF)
     .layer("healthy", palette::GREEN, band(|h| h.healthy))
     .layer("at risk", palette::YELLOW, band(|h| h.at_risk))
     .layer("critical", palette::ORANGE, band(|h| h.critical))
     .layer("churning", palette::VERMILLION, band(|h| h.churning))
     .layer("no data", "#cccccc", band(|h| h.no_data));
     let engagement = LineChart::new("Engagement at each month end")
+        .width(HALF)
         .categories(months.to_vec(), "month")
         .y("share of customers", Unit::Percent)
         .series(
@@ -250,7 +257,7 @@ fn engagement_section(r: &Report, months: &[String]) -> Markup {
             "feature adoption",
             r.months.iter().map(|m| m.engagement.feature_adoption_pct),
         );
-    html! { h2 { "Health and engagement" } (health) (engagement) }
+    html! { h2 { "Health and engagement" } div class="grid" { (health) (engagement) } }
 }
 
 fn months_table(r: &Report) -> Markup {

@@ -43,8 +43,23 @@ fn label_step(count: usize, chars: usize, width: f64) -> usize {
 /// Splits `label` at spaces into lines of at most `max_chars` (a word longer than that
 /// keeps its own line).
 fn wrap(label: &str, max_chars: usize) -> Vec<String> {
-    let mut lines: Vec<String> = Vec::new();
+    // A sign or symbol (`+`, `-`, `&`) stays with the word after it.
+    let mut words: Vec<String> = Vec::new();
+    let mut pending = String::new();
     for word in label.split_whitespace() {
+        if !word.chars().any(char::is_alphanumeric) {
+            pending.push_str(word);
+            pending.push(' ');
+        } else {
+            words.push(format!("{pending}{word}"));
+            pending.clear();
+        }
+    }
+    if !pending.is_empty() {
+        words.push(pending.trim_end().to_string());
+    }
+    let mut lines: Vec<String> = Vec::new();
+    for word in &words {
         match lines.last_mut() {
             Some(line) if line.chars().count() + 1 + word.chars().count() <= max_chars => {
                 line.push(' ');
@@ -261,6 +276,12 @@ impl LineChart {
         self.y_fixed = Some(unit);
         // Four side by side fit a page 1,120 px wide.
         self.size = (262.0, 250.0);
+        self
+    }
+
+    /// The chart's width in pixels (default 660), so that two fit side by side.
+    pub fn width(mut self, width: f64) -> Self {
+        self.size.0 = width;
         self
     }
 
@@ -537,6 +558,7 @@ pub struct StackedBars {
     y_title: String,
     unit: Unit,
     layers: Vec<(String, String, Vec<f64>)>,
+    width: f64,
 }
 
 impl StackedBars {
@@ -549,6 +571,7 @@ impl StackedBars {
             y_title: String::new(),
             unit: Unit::Percent,
             layers: Vec::new(),
+            width: 660.0,
         }
     }
 
@@ -556,6 +579,12 @@ impl StackedBars {
     pub fn y(mut self, title: impl Into<String>, unit: Unit) -> Self {
         self.y_title = title.into();
         self.unit = unit;
+        self
+    }
+
+    /// The chart's width in pixels (default 660).
+    pub fn width(mut self, width: f64) -> Self {
+        self.width = width;
         self
     }
 
@@ -583,7 +612,7 @@ impl StackedBars {
 
 impl Render for StackedBars {
     fn render(&self) -> Markup {
-        let (width, height) = (660.0, 280.0);
+        let (width, height) = (self.width, 280.0);
         let names = longest(self.layers.iter().map(|l| l.0.as_str()));
         let plot = Plot::beside_legend(width, height, text_width(names) + 40.0);
         let n = self.categories.len().max(1);
@@ -809,6 +838,7 @@ pub struct Waterfall {
     y_title: String,
     unit: Unit,
     bars: Vec<(String, f64, bool)>,
+    width: f64,
 }
 
 impl Waterfall {
@@ -819,7 +849,14 @@ impl Waterfall {
             y_title: y_title.into(),
             unit,
             bars: Vec::new(),
+            width: 660.0,
         }
+    }
+
+    /// The chart's width in pixels (default 660).
+    pub fn width(mut self, width: f64) -> Self {
+        self.width = width;
+        self
     }
 
     /// A total drawn from zero; the running sum continues from it.
@@ -854,7 +891,7 @@ impl Waterfall {
 
 impl Render for Waterfall {
     fn render(&self) -> Markup {
-        let (width, height) = (660.0, 300.0);
+        let (width, height) = (self.width, 300.0);
         let plot = Plot {
             left: 62.0,
             top: 22.0,
@@ -912,9 +949,11 @@ mod tests {
     fn labels_wrap_at_spaces() {
         assert_eq!(
             wrap("+ new & reactivated", 12),
-            vec!["+ new &", "reactivated"]
+            vec!["+ new", "& reactivated"]
         );
+        assert_eq!(wrap("- contraction", 11), vec!["- contraction"]);
         assert_eq!(wrap("start MRR", 12), vec!["start MRR"]);
+        assert_eq!(wrap("a -", 12), vec!["a -"]);
     }
 
     #[test]
