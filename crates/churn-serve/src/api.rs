@@ -912,6 +912,10 @@ pub struct ModelOut {
     pub risk_cutoffs: CutoffsOut,
     pub rules_apply: bool,
     pub features: Vec<FeatureOut>,
+    /// The windows (in days) the features were computed with; windowed feature names end
+    /// with them (`logins_per_week_28d`).
+    #[schema(value_type = Object)]
+    pub feature_settings: churn_features::features::FeatureConfig,
     /// Backtest metrics from the model's report.json, when present: `chosen`,
     /// `validation` and the pooled `overall` figures.
     #[schema(value_type = Option<Object>)]
@@ -964,6 +968,7 @@ pub async fn models(State(app): State<Arc<App>>) -> Response {
                     model_input: l.scorer.is_model_input(i),
                 })
                 .collect(),
+            feature_settings: a.feature_config.clone(),
             metrics: l.metrics.clone(),
         });
     }

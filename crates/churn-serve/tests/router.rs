@@ -67,6 +67,12 @@ async fn the_routes_answer_in_process() {
     let (status, models) = api.call(Method::GET, "/v1/models", Vec::new()).await;
     assert_eq!(status, StatusCode::OK);
     assert!(models.to_string().contains("\"v1\""), "{models}");
+    // The windows the model's features were computed with.
+    assert_eq!(
+        models["models"][0]["feature_settings"]["usage_window_days"],
+        json!(28),
+        "{models}"
+    );
     let rows: Vec<_> = (0..5).map(|r| row_json(&s.table, r)).collect();
     let (status, answer) = api
         .call(Method::POST, "/v1/predict", predict_body(&rows))
