@@ -484,8 +484,9 @@ pub fn engagement(table: &FeatureTable, rows: &[usize], rules_cfg: &RulesConfig)
         .filter_map(|i| reached[i])
         .collect();
     let mut bands = [0u64; 5];
+    let inputs = RuleInputs::of_table(table);
     for &r in rows {
-        let result = rules::score(&RuleInputs::from_table(table, r), rules_cfg);
+        let result = rules::score(&inputs(r), rules_cfg);
         let k = match result.health.map(|h| h.band) {
             Some(HealthBand::Healthy) => 0,
             Some(HealthBand::AtRisk) => 1,

@@ -28,8 +28,9 @@ pub struct RulesBaseline {
 
 /// Scores every example with the rules and measures them against the labels.
 pub fn rules_baseline(ex: &Examples, cfg: &RulesConfig) -> RulesBaseline {
+    let inputs = RuleInputs::of_table(&ex.features);
     let results: Vec<rules::RuleResult> = (0..ex.labels.len())
-        .map(|r| rules::score(&RuleInputs::from_table(&ex.features, r), cfg))
+        .map(|r| rules::score(&inputs(r), cfg))
         .collect();
     let risk: Vec<f64> = results
         .iter()

@@ -20,6 +20,7 @@ mod config;
 
 pub use config::{RulesConfig, RulesError, DEFAULT_TOML};
 
+use crate::dataset::Values;
 use crate::features::{self, FeatureConfig, FeatureTable};
 use serde::Serialize;
 
@@ -123,17 +124,22 @@ impl RuleInputs {
         inputs
     }
 
-    /// Builds inputs from a lookup by feature name, the names following `cfg`.
-    pub fn from_lookup(
-        cfg: &FeatureConfig,
-        mut get: impl FnMut(&str) -> Option<f64>,
-    ) -> RuleInputs {
-        RuleInputs::build(|_, input| get(&input.feature(cfg)))
+    /// Inputs of any row of a feature table, the columns found once (names follow the
+    /// table's settings): for scoring many rows.
+    pub fn of_table(table: &FeatureTable) -> impl Fn(usize) -> RuleInputs + '_ {
+        let columns: Vec<Option<&[Option<f64>]>> = INPUTS
+            .iter()
+            .map(|input| match table.column(&input.feature(&table.config)) {
+                Some(Values::Numeric(v)) => Some(v.as_slice()),
+                _ => None,
+            })
+            .collect();
+        move |row| RuleInputs::build(|k, _| columns[k].and_then(|v| v[row]))
     }
 
     /// Inputs of row `row` of a feature table.
     pub fn from_table(table: &FeatureTable, row: usize) -> RuleInputs {
-        RuleInputs::from_lookup(&table.config, |name| table.number(name, row))
+        RuleInputs::of_table(table)(row)
     }
 }
 
