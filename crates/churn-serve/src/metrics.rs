@@ -94,18 +94,23 @@ fn latency_histogram() -> Histogram {
     Histogram::new(BUCKETS)
 }
 
-/// Everything the server counts, in a `prometheus-client` registry.
+/// Everything the server counts, in a `prometheus-client` registry. Series whose labels
+/// are known up front (phases, risk bands, refusal reasons) are held as handles, so the
+/// request path indexes an array instead of hashing a label set per customer.
 pub struct Metrics {
     registry: Registry,
     requests: Family<RouteStatus, Counter>,
     latency: Family<RouteLabel, Histogram, fn() -> Histogram>,
-    phases: Family<PhaseLabel, Histogram, fn() -> Histogram>,
+    /// One per [`Phase`], in its order.
+    phases: [Histogram; Phase::ALL.len()],
     errors: Family<CodeLabel, Counter>,
-    predictions: Family<BandLabel, Counter>,
+    /// One per [`RiskBand`], in its order.
+    predictions: [Counter; RiskBand::ALL.len()],
     reloads: Counter,
     reload_failures: Counter,
     in_flight: Gauge,
-    refusals: Family<ReasonLabel, Counter>,
+    /// One per [`Refusal`], in its order.
+    refusals: [Counter; Refusal::ALL.len()],
     connections: Gauge,
     panics: Counter,
     memory_reserved: Gauge,
@@ -123,16 +128,38 @@ impl std::fmt::Debug for Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::default();
+        let requests = Family::default();
+        let latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let phases = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let errors = Family::default();
+        let predictions = Family::<BandLabel, Counter>::default();
+        let refusals = Family::<ReasonLabel, Counter>::default();
         let m = Metrics {
-            requests: Family::default(),
-            latency: Family::new_with_constructor(latency_histogram),
-            phases: Family::new_with_constructor(latency_histogram),
-            errors: Family::default(),
-            predictions: Family::default(),
+            // Every label value known up front is created now, so that a dashboard sees
+            // zeros rather than missing series; the handles share the families' state.
+            phases: Phase::ALL.map(|p| {
+                phases
+                    .get_or_create(&PhaseLabel { phase: p.as_str() })
+                    .clone()
+            }),
+            predictions: RiskBand::ALL.map(|b| {
+                predictions
+                    .get_or_create(&BandLabel {
+                        risk_band: b.as_str(),
+                    })
+                    .clone()
+            }),
+            refusals: Refusal::ALL.map(|r| {
+                refusals
+                    .get_or_create(&ReasonLabel { reason: r.as_str() })
+                    .clone()
+            }),
+            requests,
+            latency,
+            errors,
             reloads: Counter::default(),
             reload_failures: Counter::default(),
             in_flight: Gauge::default(),
-            refusals: Family::default(),
             connections: Gauge::default(),
             panics: Counter::default(),
             memory_reserved: Gauge::default(),
@@ -141,23 +168,6 @@ impl Default for Metrics {
             model_loaded: Family::default(),
             registry: Registry::default(),
         };
-        // Every label value the server can produce is listed from the start, so that a
-        // dashboard sees zeros rather than missing series.
-        for band in RiskBand::ALL {
-            let _ = m.predictions.get_or_create(&BandLabel {
-                risk_band: band.as_str(),
-            });
-        }
-        for why in Refusal::ALL {
-            let _ = m.refusals.get_or_create(&ReasonLabel {
-                reason: why.as_str(),
-            });
-        }
-        for phase in Phase::ALL {
-            let _ = m.phases.get_or_create(&PhaseLabel {
-                phase: phase.as_str(),
-            });
-        }
         registry.register(
             "churn_http_requests",
             "HTTP requests by route and status",
@@ -173,7 +183,7 @@ impl Default for Metrics {
             "churn_predict_phase_duration",
             "Time per prediction request spent in each phase",
             Unit::Seconds,
-            m.phases.clone(),
+            phases,
         );
         registry.register(
             "churn_http_errors",
@@ -183,7 +193,7 @@ impl Default for Metrics {
         registry.register(
             "churn_predictions",
             "Customers scored, by risk band",
-            m.predictions.clone(),
+            predictions,
         );
         registry.register(
             "churn_model_reloads",
@@ -203,7 +213,7 @@ impl Default for Metrics {
         registry.register(
             "churn_http_refusals",
             "Connections and requests refused or cut off, by reason",
-            m.refusals.clone(),
+            refusals,
         );
         registry.register(
             "churn_http_connections_open",
@@ -315,11 +325,7 @@ impl Metrics {
 
     /// Times one phase of a prediction request.
     pub fn phase(&self, phase: Phase, elapsed: Duration) {
-        self.phases
-            .get_or_create(&PhaseLabel {
-                phase: phase.as_str(),
-            })
-            .observe(elapsed.as_secs_f64());
+        self.phases[phase as usize].observe(elapsed.as_secs_f64());
     }
 
     /// Counts an error response by its code.
@@ -329,11 +335,7 @@ impl Metrics {
 
     /// Counts predictions by risk band.
     pub fn predicted(&self, band: RiskBand) {
-        self.predictions
-            .get_or_create(&BandLabel {
-                risk_band: band.as_str(),
-            })
-            .inc();
+        self.predictions[band as usize].inc();
     }
 
     /// Counts a reload attempt of one model version.
@@ -351,11 +353,7 @@ impl Metrics {
 
     /// Counts a refusal.
     pub fn refused(&self, why: Refusal) {
-        self.refusals
-            .get_or_create(&ReasonLabel {
-                reason: why.as_str(),
-            })
-            .inc();
+        self.refusals[why as usize].inc();
     }
 
     /// Tracks open connections.
