@@ -543,7 +543,8 @@ pub fn save(
             message: "this version exists already".into(),
         });
     }
-    let temp = model_dir.join(format!(".{}.tmp-{}", a.version, std::process::id()));
+    // Named as every writer names its temp files, so a killed save is cleaned up.
+    let temp = churn_features::write::temp_path(&dest);
     let _ = std::fs::remove_dir_all(&temp);
     std::fs::create_dir_all(&temp).map_err(io(&temp))?;
     let write = |name: &str, bytes: &[u8]| -> Result<(), ArtifactError> {
@@ -562,7 +563,7 @@ pub fn save(
         return Err(e);
     }
     let latest = model_dir.join("LATEST");
-    let latest_temp = model_dir.join(format!(".LATEST.tmp-{}", std::process::id()));
+    let latest_temp = churn_features::write::temp_path(&latest);
     std::fs::write(&latest_temp, format!("{}\n", a.version)).map_err(io(&latest_temp))?;
     std::fs::rename(&latest_temp, &latest).map_err(io(&latest))?;
     Ok(dest)
