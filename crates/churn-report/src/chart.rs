@@ -192,6 +192,14 @@ impl Plot {
     }
 }
 
+/// Legend entries for series named `names`, each in its palette colour.
+fn series_entries<'a>(names: impl Iterator<Item = &'a str>) -> Vec<(&'a str, &'static str)> {
+    names
+        .enumerate()
+        .map(|(i, n)| (n, palette::series(i)))
+        .collect()
+}
+
 /// One legend entry per series, stacked from (`x`, `y`).
 fn legend(x: f64, y: f64, entries: &[(&str, &str)]) -> Markup {
     html! {
@@ -340,12 +348,8 @@ impl LineChart {
 impl Render for LineChart {
     fn render(&self) -> Markup {
         let (width, height) = self.size;
-        let legend_entries: Vec<(&str, &str)> = if self.series.len() > 1 {
-            self.series
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (s.0.as_str(), palette::series(i)))
-                .collect()
+        let legend_entries = if self.series.len() > 1 {
+            series_entries(self.series.iter().map(|s| s.0.as_str()))
         } else {
             Vec::new()
         };
@@ -518,12 +522,7 @@ impl Render for Bars {
         let axis = Axis::from_zero(lo, hi, 5);
         let zero = plot.x(axis.fraction(0.0));
         let thickness = (row_height - 4.0) / per_row as f64;
-        let entries: Vec<(&str, &str)> = self
-            .series
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.as_str(), palette::series(i)))
-            .collect();
+        let entries = series_entries(self.series.iter().map(String::as_str));
         let body = html! {
             (plot.x_axis(&axis, self.unit, &self.value_title, height))
             @for (i, (label, values)) in self.rows.iter().enumerate() {
@@ -789,12 +788,7 @@ impl Histogram {
 impl Render for Histogram {
     fn render(&self) -> Markup {
         let (width, height) = (660.0, 280.0);
-        let entries: Vec<(&str, &str)> = self
-            .series
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.0.as_str(), palette::series(i)))
-            .collect();
+        let entries = series_entries(self.series.iter().map(|s| s.0.as_str()));
         let names = longest(entries.iter().map(|e| e.0));
         let plot = Plot::beside_legend(width, height, text_width(names) + 40.0);
         let first = self.edges.first().copied().unwrap_or(0.0);
