@@ -204,13 +204,51 @@ pub struct Dataset {
     pub tables: Present,
 }
 
-fn open(dir: &Path, spec: &'static TableSpec) -> Result<Option<TableFile>> {
-    let file = read::locate(dir, spec)?;
-    if let Some(f) = &file {
-        f.check_columns()?;
-    }
-    Ok(file)
+/// Where a dataset's tables come from: a data directory, or tables held in memory.
+enum Source<'a> {
+    Dir(&'a Path),
+    Memory(&'a [MemoryTable]),
 }
+
+/// A table of the data contract held in memory: its name (`subscriptions`, `events`,
+/// ...), its schema and its record batches.
+#[derive(Debug, Clone)]
+pub struct MemoryTable {
+    pub name: String,
+    pub schema: arrow_schema::SchemaRef,
+    pub batches: Vec<arrow_array::RecordBatch>,
+}
+
+impl Source<'_> {
+    /// The table of `spec`, its required columns checked; `None` when absent.
+    fn open(&self, spec: &'static TableSpec) -> Result<Option<TableFile>> {
+        let file = match self {
+            Source::Dir(dir) => read::locate(dir, spec)?,
+            Source::Memory(tables) => match tables.iter().find(|t| t.name == spec.name) {
+                Some(t) => Some(TableFile::in_memory(
+                    &format!("{} table", spec.name),
+                    spec,
+                    t.schema.clone(),
+                    t.batches.clone(),
+                )?),
+                None if spec.required => {
+                    return Err(DataError::MissingTable {
+                        dir: PathBuf::from(MEMORY_DIR),
+                        table: spec.name.into(),
+                    })
+                }
+                None => None,
+            },
+        };
+        if let Some(f) = &file {
+            f.check_columns()?;
+        }
+        Ok(file)
+    }
+}
+
+/// What a dataset built from tables in memory gives as its directory.
+const MEMORY_DIR: &str = "tables in memory";
 
 fn column_names(spec: &TableSpec) -> Vec<&'static str> {
     spec.columns.iter().map(|c| c.name).collect()
@@ -219,14 +257,44 @@ fn column_names(spec: &TableSpec) -> Vec<&'static str> {
 impl Dataset {
     /// Loads every table of `dir` except the events, which are checked and streamed later.
     pub fn open(dir: &Path) -> Result<Dataset> {
-        let subs = open(dir, &contract::SUBSCRIPTIONS)?.expect("required table");
+        Dataset::load(dir, &Source::Dir(dir))
+    }
+
+    /// Loads tables held in memory as Arrow record batches, with the same checks as
+    /// [`open`](Dataset::open): each is named like its file (`subscriptions`, `events`,
+    /// ...) and errors name it `subscriptions table`, with rows numbered from 1. The
+    /// events are streamed from the batches, which are shared, not copied.
+    pub fn from_tables(tables: &[MemoryTable]) -> Result<Dataset> {
+        for (i, t) in tables.iter().enumerate() {
+            if !contract::TABLES.iter().any(|spec| spec.name == t.name) {
+                return Err(DataError::InvalidParameter {
+                    name: t.name.clone(),
+                    message: format!(
+                        "not a table of the data contract (expected {})",
+                        contract::TABLES.map(|spec| spec.name).join(", ")
+                    ),
+                });
+            }
+            if tables[..i].iter().any(|u| u.name == t.name) {
+                return Err(DataError::InvalidParameter {
+                    name: t.name.clone(),
+                    message: "the table is given twice".into(),
+                });
+            }
+        }
+        Dataset::load(Path::new(MEMORY_DIR), &Source::Memory(tables))
+    }
+
+    fn load(dir: &Path, source: &Source) -> Result<Dataset> {
+        let open = |spec| source.open(spec);
+        let subs = open(&contract::SUBSCRIPTIONS)?.expect("required table");
         let mut ds = Dataset {
             dir: dir.to_path_buf(),
             customers: Vec::new(),
             index: HashMap::new(),
             attributes: Vec::new(),
             catalog: None,
-            events: open(dir, &contract::EVENTS)?,
+            events: open(&contract::EVENTS)?,
             event_span: None,
             orphans: Vec::new(),
             tables: Present {
@@ -243,11 +311,11 @@ impl Dataset {
             .as_ref()
             .and_then(|f| f.timestamp_span("timestamp"));
         ds.load_subscriptions(&subs)?;
-        let customers = open(dir, &contract::CUSTOMERS)?;
-        let tickets = open(dir, &contract::TICKETS)?;
-        let payments = open(dir, &contract::PAYMENTS)?;
-        let surveys = open(dir, &contract::SURVEYS)?;
-        let catalog = open(dir, &contract::CATALOG)?;
+        let customers = open(&contract::CUSTOMERS)?;
+        let tickets = open(&contract::TICKETS)?;
+        let payments = open(&contract::PAYMENTS)?;
+        let surveys = open(&contract::SURVEYS)?;
+        let catalog = open(&contract::CATALOG)?;
         ds.tables.tickets = tickets.is_some();
         ds.tables.payments = payments.is_some();
         ds.tables.surveys = surveys.is_some();

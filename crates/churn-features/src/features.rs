@@ -1019,16 +1019,10 @@ fn payment_state(p: &crate::dataset::Payment, t: Ts, has_paid_at: bool) -> Payme
     }
 }
 
-/// Writes feature rows (with `label` when given) as CSV or Parquet by extension,
-/// atomically. Columns: `customer_id`, `as_of`, then every feature, then `label`.
-pub fn write_table(
-    table: &FeatureTable,
-    labels: Option<&[u8]>,
-    path: &std::path::Path,
-) -> Result<u64> {
-    use arrow_array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray, UInt8Array};
+/// The Arrow schema of a feature table's rows: `customer_id`, `as_of`, then every
+/// feature (numbers as Float64, categories as Utf8), then `label` when `with_labels`.
+pub fn arrow_schema(table: &FeatureTable, with_labels: bool) -> arrow_schema::SchemaRef {
     use arrow_schema::{DataType, Field, Schema};
-    use std::sync::Arc;
     let mut fields = vec![
         Field::new("customer_id", DataType::Utf8, false),
         Field::new("as_of", DataType::Date32, false),
@@ -1040,13 +1034,24 @@ pub fn write_table(
         };
         fields.push(Field::new(&i.name, ty, true));
     }
-    if labels.is_some() {
+    if with_labels {
         fields.push(Field::new("label", DataType::UInt8, false));
     }
-    let schema = Arc::new(Schema::new(fields));
-    let mut writer = crate::write::TableWriter::create(path, schema.clone())?;
+    std::sync::Arc::new(Schema::new(fields))
+}
+
+/// Feature rows (with `label` when given) as Arrow batches of at most
+/// [`BATCH_ROWS`](crate::read::BATCH_ROWS) rows, of [`arrow_schema`]'s schema: what
+/// [`write_table`] writes.
+pub fn arrow_batches<'a>(
+    table: &'a FeatureTable,
+    labels: Option<&'a [u8]>,
+) -> impl Iterator<Item = arrow_array::RecordBatch> + 'a {
+    use arrow_array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray, UInt8Array};
+    use std::sync::Arc;
+    let schema = arrow_schema(table, labels.is_some());
     let step = crate::read::BATCH_ROWS;
-    for from in (0..table.len()).step_by(step) {
+    (0..table.len()).step_by(step).map(move |from| {
         let to = (from + step).min(table.len());
         let mut arrays: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(
@@ -1067,11 +1072,21 @@ pub fn write_table(
         if let Some(l) = labels {
             arrays.push(Arc::new(UInt8Array::from(l[from..to].to_vec())));
         }
-        let batch =
-            RecordBatch::try_new(schema.clone(), arrays).map_err(|e| DataError::Malformed {
-                file: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+        RecordBatch::try_new(schema.clone(), arrays)
+            .expect("the columns of a feature table have its length and the schema's types")
+    })
+}
+
+/// Writes feature rows (with `label` when given) as CSV or Parquet by extension,
+/// atomically. Columns: `customer_id`, `as_of`, then every feature, then `label`.
+pub fn write_table(
+    table: &FeatureTable,
+    labels: Option<&[u8]>,
+    path: &std::path::Path,
+) -> Result<u64> {
+    let schema = arrow_schema(table, labels.is_some());
+    let mut writer = crate::write::TableWriter::create(path, schema)?;
+    for batch in arrow_batches(table, labels) {
         writer.write(&batch)?;
     }
     writer.finish()

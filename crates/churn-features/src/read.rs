@@ -62,6 +62,9 @@ pub enum Format {
     Csv,
     CsvGz,
     Parquet,
+    /// Arrow record batches held in memory (a table handed over by a caller, such as the
+    /// Python package): read like a Parquet file, its rows numbered from 1.
+    Arrow,
 }
 
 impl Format {
@@ -80,12 +83,22 @@ impl Format {
     }
 }
 
-/// A table file found in a data directory.
+/// A table file found in a data directory, or a table held in memory.
 #[derive(Debug, Clone)]
 pub struct TableFile {
     pub spec: &'static TableSpec,
+    /// The file; for a table in memory, the name errors give it (`subscriptions table`).
     pub path: PathBuf,
     pub format: Format,
+    /// The batches of a table in memory ([`Format::Arrow`]).
+    memory: Option<Arc<MemoryTable>>,
+}
+
+/// Record batches of one schema, held in memory.
+#[derive(Debug)]
+struct MemoryTable {
+    schema: arrow_schema::SchemaRef,
+    batches: Vec<RecordBatch>,
 }
 
 /// Finds the file of `spec` in `dir`: `NAME.csv`, `NAME.csv.gz` or `NAME.parquet`.
@@ -107,7 +120,12 @@ pub fn locate(dir: &Path, spec: &'static TableSpec) -> Result<Option<TableFile>>
                     second: file_name(&path),
                 });
             }
-            found = Some(TableFile { spec, path, format });
+            found = Some(TableFile {
+                spec,
+                path,
+                format,
+                memory: None,
+            });
         }
     }
     if found.is_none() && spec.required {
@@ -142,7 +160,68 @@ impl TableFile {
             spec,
             path: path.to_path_buf(),
             format,
+            memory: None,
         })
+    }
+
+    /// A table held in memory as Arrow record batches of one schema, read with the same
+    /// checks as a file; errors call it `label` and number its rows from 1. The batches
+    /// are shared, not copied.
+    pub fn in_memory(
+        label: &str,
+        spec: &'static TableSpec,
+        schema: arrow_schema::SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<TableFile> {
+        let path = PathBuf::from(label);
+        if let Some(b) = batches
+            .iter()
+            .find(|b| b.schema().fields() != schema.fields())
+        {
+            return Err(DataError::Malformed {
+                file: path,
+                message: format!(
+                    "its record batches differ in schema: {} then {}",
+                    schema,
+                    b.schema()
+                ),
+            });
+        }
+        Ok(TableFile {
+            spec,
+            path,
+            format: Format::Arrow,
+            memory: Some(Arc::new(MemoryTable { schema, batches })),
+        })
+    }
+
+    /// The table's rows in memory, in pieces of at most [`BATCH_ROWS`] rows (slices that
+    /// share the caller's buffers), each with the number of rows before it.
+    fn memory_parts(&self) -> Vec<(u64, RecordBatch)> {
+        let mut parts = Vec::new();
+        let mut first_row = 0u64;
+        for batch in self.memory.iter().flat_map(|m| &m.batches) {
+            let mut offset = 0;
+            while offset < batch.num_rows() {
+                let len = BATCH_ROWS.min(batch.num_rows() - offset);
+                parts.push((first_row, batch.slice(offset, len)));
+                first_row += len as u64;
+                offset += len;
+            }
+        }
+        parts
+    }
+
+    /// A piece of a table in memory as a [`Batch`], with only `columns`.
+    fn memory_batch(
+        &self,
+        first_row: u64,
+        batch: &RecordBatch,
+        columns: &[&str],
+    ) -> Result<Batch<'_>> {
+        let wanted = positions(&batch.schema(), columns);
+        let projected = batch.project(&wanted).map_err(|e| self.malformed(e))?;
+        Ok(Batch::new(&self.path, projected, Rows::Parquet(first_row)))
     }
 
     /// The column names the file has, in file order; refuses duplicate names and more
@@ -175,6 +254,11 @@ impl TableFile {
 
     fn raw_column_names(&self) -> Result<Vec<String>> {
         match self.format {
+            Format::Arrow => Ok(self
+                .memory
+                .iter()
+                .flat_map(|m| m.schema.fields().iter().map(|f| f.name().clone()))
+                .collect()),
             Format::Parquet => {
                 let builder = self.parquet_builder()?;
                 Ok(builder
@@ -254,6 +338,13 @@ impl TableFile {
                 parquet.read_row_groups(self, columns, all, &mut visit)
             }
             Format::Csv | Format::CsvGz => self.csv_batches(columns, visit),
+            Format::Arrow => {
+                self.check_names(&self.raw_column_names()?)?;
+                for (first_row, batch) in self.memory_parts() {
+                    visit(&self.memory_batch(first_row, &batch, columns)?)?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -278,20 +369,41 @@ impl TableFile {
         init: impl Fn(usize) -> S + Sync,
         visit: impl Fn(&mut S, usize, &Batch) -> Result<()> + Sync,
     ) -> Result<Vec<S>> {
-        if self.format != Format::Parquet {
-            let mut state = init(0);
-            self.csv_batches(columns, |b| visit(&mut state, 0, b))?;
-            return Ok(vec![state]);
-        }
-        let parquet = self.open_parquet(keep_dictionaries)?;
-        let parts = parquet.row_groups();
+        // A part is a Parquet row group, or a piece of a table in memory.
+        let (parts, read_part): (usize, Box<ReadPart>) = match self.format {
+            Format::Csv | Format::CsvGz => {
+                let mut state = init(0);
+                self.csv_batches(columns, |b| visit(&mut state, 0, b))?;
+                return Ok(vec![state]);
+            }
+            Format::Parquet => {
+                let parquet = self.open_parquet(keep_dictionaries)?;
+                (
+                    parquet.row_groups(),
+                    Box::new(move |part, visit| {
+                        parquet.read_row_groups(self, columns, vec![part], visit)
+                    }),
+                )
+            }
+            Format::Arrow => {
+                self.check_names(&self.raw_column_names()?)?;
+                let pieces = self.memory_parts();
+                (
+                    pieces.len(),
+                    Box::new(move |part, visit| {
+                        let (first_row, batch) = &pieces[part];
+                        visit(&self.memory_batch(*first_row, batch, columns)?)
+                    }),
+                )
+            }
+        };
         let threads = threads.clamp(1, parts.max(1));
         let next = AtomicUsize::new(0);
         let first_failed = AtomicUsize::new(usize::MAX);
         let outcomes: Vec<(S, Option<(usize, DataError)>)> = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads)
                 .map(|t| {
-                    let (parquet, next, first_failed) = (&parquet, &next, &first_failed);
+                    let (read_part, next, first_failed) = (&read_part, &next, &first_failed);
                     let (init, visit) = (&init, &visit);
                     scope.spawn(move || {
                         let mut state = init(t);
@@ -302,9 +414,7 @@ impl TableFile {
                             if part >= parts || part > first_failed.load(Ordering::Relaxed) {
                                 return (state, None);
                             }
-                            let read = parquet.read_row_groups(self, columns, vec![part], |b| {
-                                visit(&mut state, part, b)
-                            });
+                            let read = read_part(part, &mut |b| visit(&mut state, part, b));
                             if let Err(e) = read {
                                 first_failed.fetch_min(part, Ordering::Relaxed);
                                 return (state, Some((part, e)));
@@ -546,6 +656,20 @@ impl TableFile {
     }
 }
 
+/// The positions of `columns` in `schema`, in schema order (absent ones skipped).
+fn positions(schema: &Schema, columns: &[&str]) -> Vec<usize> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| columns.contains(&f.name().as_str()))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Reads one part of a table (see [`TableFile::for_each_batch_parallel`]).
+type ReadPart<'a> = dyn Fn(usize, &mut dyn FnMut(&Batch) -> Result<()>) -> Result<()> + Sync + 'a;
+
 /// A Parquet file's metadata, read once.
 struct ParquetFile {
     meta: ArrowReaderMetadata,
@@ -574,14 +698,7 @@ impl ParquetFile {
         // reader seeks, so threads must not share one.
         let file = File::open(&table.path).map_err(|e| DataError::io(&table.path, e))?;
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone());
-        let wanted: Vec<usize> = builder
-            .schema()
-            .fields()
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| columns.contains(&f.name().as_str()))
-            .map(|(i, _)| i)
-            .collect();
+        let wanted = positions(builder.schema(), columns);
         let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
         let reader = builder
             .with_projection(mask)
@@ -678,6 +795,9 @@ impl<'a> Batch<'a> {
 /// The cells of one Arrow column, borrowed: numeric, date and timestamp values are read
 /// from the array's own buffer and converted per cell, never copied per batch.
 enum Cells<'a> {
+    /// A column with no values at all (Arrow's Null type: what pandas and pyarrow give a
+    /// column of `None`s); every cell is null.
+    Null,
     Utf8(&'a StringArray),
     LargeUtf8(&'a arrow_array::LargeStringArray),
     Utf8View(&'a arrow_array::StringViewArray),
@@ -745,6 +865,7 @@ impl<'a> Cells<'a> {
     fn new(array: &'a dyn Array) -> Option<Cells<'a>> {
         let number = Cells::Number;
         Some(match array.data_type() {
+            DataType::Null => Cells::Null,
             DataType::Utf8 => Cells::Utf8(array.as_string::<i32>()),
             DataType::LargeUtf8 => Cells::LargeUtf8(array.as_string::<i64>()),
             DataType::Utf8View => Cells::Utf8View(array.as_string_view()),

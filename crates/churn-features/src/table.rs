@@ -29,7 +29,20 @@ pub fn parse_label(text: &str) -> Option<u8> {
 /// present, is read as the rows' date. Every other column is a feature: numeric when all
 /// its values are numbers (or true/false), otherwise categorical.
 pub fn read_table(path: &Path, id: Option<&str>, label: Option<&str>) -> Result<LoadedTable> {
-    let file = TableFile::at(path, &crate::contract::CUSTOMERS)?;
+    read_table_from(
+        &TableFile::at(path, &crate::contract::CUSTOMERS)?,
+        id,
+        label,
+    )
+}
+
+/// [`read_table`] of a table file or a table held in memory ([`TableFile::in_memory`]).
+pub fn read_table_from(
+    file: &TableFile,
+    id: Option<&str>,
+    label: Option<&str>,
+) -> Result<LoadedTable> {
+    let path = file.path.as_path();
     let names = file.column_names()?;
     for (what, col) in [("id", id), ("label", label)] {
         if let Some(c) = col {

@@ -176,6 +176,7 @@ impl TableWriter {
                     .map_err(|e| csv_error(&temp, e))?;
                 Sink::Csv(writer)
             }
+            Format::Arrow => unreachable!("a file name never names a table in memory"),
         };
         Ok(TableWriter {
             sink: Some(sink),

@@ -790,3 +790,85 @@ fn the_data_span_includes_parquet_events_and_names_each_table() {
         ],
     );
 }
+
+/// Subscriptions as Arrow columns: `end_date` all null (Arrow's Null type, as pandas
+/// and pyarrow give a column of `None`s).
+fn subscriptions_batch(mrr: ArrayRef) -> RecordBatch {
+    let n = mrr.len();
+    let ids: Vec<String> = (0..n).map(|i| format!("C{i}")).collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("start_date", DataType::Utf8, false),
+        Field::new("end_date", DataType::Null, true),
+        Field::new("mrr", mrr.data_type().clone(), true),
+        Field::new("plan", DataType::Utf8, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(ids)),
+        Arc::new(StringArray::from(vec!["2024-01-01"; n])),
+        Arc::new(arrow_array::NullArray::new(n)),
+        mrr,
+        Arc::new(StringArray::from(vec!["pro"; n])),
+    ];
+    RecordBatch::try_new(schema, columns).unwrap()
+}
+
+/// `batch` as a subscriptions table in memory, in two batches (rows are numbered
+/// across them).
+fn in_memory(batch: &RecordBatch) -> churn_features::dataset::MemoryTable {
+    let n = batch.num_rows();
+    churn_features::dataset::MemoryTable {
+        name: "subscriptions".into(),
+        schema: batch.schema(),
+        batches: vec![batch.slice(0, n / 2), batch.slice(n / 2, n - n / 2)],
+    }
+}
+
+#[test]
+fn tables_in_memory_load_like_files_and_name_their_rows() {
+    let batch = subscriptions_batch(Arc::new(Float64Array::from(vec![10.0, 20.0, 30.0, 40.0])));
+    let dir = tempfile::tempdir().unwrap();
+    write_parquet(
+        &dir.path().join("subscriptions.parquet"),
+        batch.schema(),
+        batch.columns().to_vec(),
+    );
+    let from_memory = Dataset::from_tables(&[in_memory(&batch)]).unwrap();
+    let from_file = Dataset::open(dir.path()).unwrap();
+    assert_eq!(from_memory.customers.len(), 4);
+    assert_eq!(
+        format!("{:?}", from_memory.customers),
+        format!("{:?}", from_file.customers)
+    );
+    let cfg = churn_features::features::FeatureConfig::default();
+    let as_of = churn_features::time::parse_date("2024-03-01").unwrap();
+    let a = churn_features::features::features(&from_memory, as_of, &cfg).unwrap();
+    let b = churn_features::features::features(&from_file, as_of, &cfg).unwrap();
+    assert_eq!(format!("{:?}", a.columns), format!("{:?}", b.columns));
+
+    let bad = subscriptions_batch(Arc::new(Float64Array::from(vec![10.0, 20.0, -3.0, 40.0])));
+    let m = Dataset::from_tables(&[in_memory(&bad)])
+        .unwrap_err()
+        .to_string();
+    check(
+        &m,
+        &["subscriptions table", "row 3", "column `mrr`", "found `-3`"],
+    );
+    let text = subscriptions_batch(Arc::new(StringArray::from(vec!["1", "2", "3", "lots"])));
+    let m = Dataset::from_tables(&[in_memory(&text)])
+        .unwrap_err()
+        .to_string();
+    check(
+        &m,
+        &[
+            "subscriptions table",
+            "row 4",
+            "column `mrr`",
+            "found `lots`",
+        ],
+    );
+    let mut unknown = in_memory(&batch);
+    unknown.name = "subscription".into();
+    let m = Dataset::from_tables(&[unknown]).unwrap_err().to_string();
+    check(&m, &["subscription", "not a table of the data contract"]);
+}

@@ -28,6 +28,28 @@ pub struct Run<'a> {
     pub sha256: String,
 }
 
+impl<'a> Run<'a> {
+    /// A run trained by [`train::train_examples`] or [`train::train_table`].
+    pub fn of(
+        trained: &'a train::Trained,
+        rules: &'a RulesConfig,
+        seed: u64,
+        source: &'a str,
+        sha256: String,
+    ) -> Run<'a> {
+        Run {
+            outcome: &trained.outcome,
+            table: &trained.table,
+            labels: &trained.labels,
+            rules,
+            horizon_days: trained.horizon_days,
+            seed,
+            source,
+            sha256,
+        }
+    }
+}
+
 /// A saved version.
 #[derive(Debug, Clone)]
 pub struct Saved {
@@ -47,6 +69,92 @@ pub enum PublishError {
     Artifact(#[from] ArtifactError),
     #[error("writing the model card or report: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+/// What a training run wrote and how it did in the backtest: `churn-train train --json`.
+#[derive(Debug, serde::Serialize)]
+pub struct RunSummary<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    /// The model version directory.
+    pub path: String,
+    pub report: String,
+    pub chosen: &'a str,
+    pub validation: &'a str,
+    pub search: train::Search,
+    pub horizon_days: i32,
+    pub examples: usize,
+    pub churners: usize,
+    /// The chosen model over every fold's test rows pooled.
+    pub backtest: &'a train::Evaluation,
+    /// The health score as a ranker on the same rows (none for a plain table).
+    pub rules_health: Option<&'a crate::metrics::RankingMetrics>,
+    pub rules_rank_as_well: bool,
+    pub candidates: &'a [train::CandidateScore],
+    /// Single features that rank churners suspiciously well (possible leakage).
+    pub suspicious: &'a [train::Suspicion],
+    pub seconds: f64,
+}
+
+impl<'a> RunSummary<'a> {
+    /// The summary of run `trained` of model `name`, saved as `saved`.
+    pub fn new(name: &'a str, trained: &'a train::Trained, saved: &'a Saved, seconds: f64) -> Self {
+        let outcome = &trained.outcome;
+        RunSummary {
+            name,
+            version: &saved.version,
+            path: saved.dir.display().to_string(),
+            report: saved.dir.join("report.html").display().to_string(),
+            chosen: outcome.chosen.as_str(),
+            validation: outcome.validation,
+            search: outcome.search,
+            horizon_days: trained.horizon_days,
+            examples: saved.rows,
+            churners: saved.positives,
+            backtest: &outcome.overall,
+            rules_health: outcome.rules_health.as_ref(),
+            rules_rank_as_well: outcome.rules_rank_as_well().is_some(),
+            candidates: &outcome.candidates,
+            suspicious: &outcome.suspicious,
+            seconds,
+        }
+    }
+}
+
+/// SHA-256 over the names and bytes of files, in name order: what a model card records
+/// of the data a model was trained on.
+pub fn fingerprint(paths: &[PathBuf]) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut paths = paths.to_vec();
+    paths.sort();
+    let mut h = Sha256::new();
+    for p in paths {
+        h.update(
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        let mut f = std::fs::File::open(&p)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("reading {}: {e}", p.display())))?;
+        std::io::copy(&mut f, &mut h)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("reading {}: {e}", p.display())))?;
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The table files of a data directory (what [`fingerprint`] covers for it).
+pub fn data_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("listing {}: {e}", dir.display())))?
+    {
+        let p = e?.path();
+        if p.is_file() && churn_features::read::Format::from_path(&p).is_some() {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 /// Saves `run` as a new version of model `name` under `models_dir`.

@@ -43,6 +43,14 @@ pub enum TrainError {
     Forest(#[from] crate::forest::ForestError),
     #[error("invalid setting `{name}`: {message}")]
     Invalid { name: &'static str, message: String },
+    #[error("{data}: {dates} observation date(s) with a full {horizon_days}-day horizon; the backtest needs at least 3 (more months of data)")]
+    TooFewDates {
+        data: String,
+        dates: usize,
+        horizon_days: i32,
+    },
+    #[error(transparent)]
+    Data(#[from] churn_features::DataError),
 }
 
 /// How much the settings of each candidate are searched.
@@ -664,6 +672,31 @@ pub struct Trained {
     pub labels: Vec<u8>,
     /// The prediction horizon (0 for a table without time).
     pub horizon_days: i32,
+}
+
+/// Trains on a dataset as `churn-train train --data` does: labelled examples of every
+/// monthly observation date with a full horizon (at least 3 are needed), then
+/// [`train_examples`]. `events` is told how many events were read, `fits` how many
+/// fitting steps are done.
+pub fn train_dataset(
+    ds: &churn_features::Dataset,
+    horizon_days: i32,
+    windows: &churn_features::features::FeatureConfig,
+    cfg: &TrainConfig,
+    rules: &RulesConfig,
+    events: &(dyn Fn(u64) + Sync),
+    fits: Progress,
+) -> Result<Trained, TrainError> {
+    let dates = churn_features::labels::observation_dates(ds, horizon_days);
+    if dates.len() < 3 {
+        return Err(TrainError::TooFewDates {
+            data: ds.dir.display().to_string(),
+            dates: dates.len(),
+            horizon_days,
+        });
+    }
+    let ex = churn_features::labels::examples(ds, &dates, horizon_days, windows, events)?;
+    train_examples(ex, cfg, rules, fits)
 }
 
 /// Trains on labelled examples of observation dates: the out-of-time backtest.

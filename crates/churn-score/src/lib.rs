@@ -4,13 +4,16 @@
 
 mod output;
 
+pub use output::{rules_table, RejectedRow};
+
 use anyhow::{bail, Context, Result};
-use arrow_array::{Array, Float64Array};
+use arrow_array::{Array, Float64Array, RecordBatch};
+use arrow_schema::SchemaRef;
 use churn_features::contract::CUSTOMERS;
 use churn_features::features::FeatureKind;
 use churn_features::read::{Column, TableFile};
 use churn_features::time::{format_date, parse_date, Day};
-use churn_features::Dataset;
+use churn_features::{DataError, Dataset};
 use churn_model::artifact;
 use churn_scoring::{table_cell, Cell, Options, Scorer, ROW_KEYS};
 use output::{out_row, OutRow, Rejects, Summary, Worklist};
@@ -135,27 +138,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     let sink = Worklist::new(&scorer, &args.output, args.top)?;
     let bar = progress(args.quiet);
-    let (rows_in, written, mut rejects, summary) = std::thread::scope(|scope| -> Result<_> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<OutRow>>(2);
-        // The writer hands the sink back unfinished: only a run that read everything
-        // finishes (renames) it; dropping it removes the temporary file.
-        let writer = scope.spawn(move || -> Result<Worklist> {
-            let mut sink = sink;
-            for rows in rx {
-                sink.add(rows)?;
-            }
-            Ok(sink)
-        });
-        let mut job = Job {
-            scorer: &scorer,
-            options,
-            tx,
-            rejects: Rejects::new(args.skip_invalid, rejects_path),
-            summary: Summary::default(),
-            bar: &bar,
-        };
-        let read = match (&args.input, &args.data) {
-            (Some(input), _) => job.score_file(input),
+    let rejects = Rejects::new(args.skip_invalid, rejects_path);
+    let ran = pipeline(&scorer, options, sink, rejects, &bar, |job| {
+        match (&args.input, &args.data) {
+            (Some(input), _) => job.score_file(&TableFile::at(input, &CUSTOMERS)?),
             (None, Some(data)) => {
                 let text = args.as_of.as_deref().unwrap_or_default();
                 match parse_date(text) {
@@ -166,17 +152,10 @@ pub fn run(args: Args) -> Result<()> {
                 }
             }
             (None, None) => unreachable!("clap requires --input or --data"),
-        };
-        // Dropping the job closes the channel, so the writer stops.
-        let (rejects, summary) = job.into_parts();
-        let sink = writer.join().expect("the writer thread does not panic");
-        // A failed write shows up as a closed channel on this side: report the cause.
-        let rows_in = match (read, &sink) {
-            (Err(_), Err(w)) => bail!("{w:#}"),
-            (r, _) => r?,
-        };
-        Ok((rows_in, sink?.finish()?, rejects, summary))
+        }
     })?;
+    let (rows_in, written, mut rejects, summary) =
+        (ran.rows_in, ran.written.rows, ran.rejects, ran.summary);
     bar.finish_and_clear();
     let rejected = rejects.finish()?;
     let kept = summary.scored;
@@ -208,6 +187,81 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// Scores a feature table (a file, or batches held in memory) as `churn-score --input`
+/// scores a file: the same columns and the same values, returned as Arrow batches in
+/// input order (or the `top` rows with the most revenue at risk). The first row that
+/// cannot be scored is the error.
+pub fn score_table(
+    scorer: &Scorer,
+    table: &TableFile,
+    options: Options,
+    top: Option<usize>,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let sink = Worklist::in_memory(scorer, top);
+    let schema = sink.schema();
+    let bar = indicatif::ProgressBar::hidden();
+    let ran = pipeline(scorer, options, sink, Rejects::none(), &bar, |job| {
+        job.score_file(table)
+    })?;
+    Ok((schema, ran.written.batches))
+}
+
+/// What a scoring run read, wrote and counted.
+struct Ran {
+    rows_in: u64,
+    written: output::Written,
+    rejects: Rejects,
+    summary: Summary,
+}
+
+/// Runs `read` (which scores batches through the [`Job`] it is given) on this thread
+/// while a writer thread turns scored rows into Arrow batches for `sink`, two batches
+/// apart. Only a run that read everything finishes the sink.
+fn pipeline(
+    scorer: &Scorer,
+    options: Options,
+    sink: Worklist,
+    rejects: Rejects,
+    bar: &indicatif::ProgressBar,
+    read: impl FnOnce(&mut Job) -> Result<u64>,
+) -> Result<Ran> {
+    std::thread::scope(|scope| -> Result<Ran> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<OutRow>>(2);
+        // The writer hands the sink back unfinished: only a run that read everything
+        // finishes (renames) it; dropping it removes the temporary file.
+        let writer = scope.spawn(move || -> Result<Worklist> {
+            let mut sink = sink;
+            for rows in rx {
+                sink.add(rows)?;
+            }
+            Ok(sink)
+        });
+        let mut job = Job {
+            scorer,
+            options,
+            tx,
+            rejects,
+            summary: Summary::default(),
+            bar,
+        };
+        let read = read(&mut job);
+        // Dropping the job closes the channel, so the writer stops.
+        let (rejects, summary) = job.into_parts();
+        let sink = writer.join().expect("the writer thread does not panic");
+        // A failed write shows up as a closed channel on this side: report the cause.
+        let rows_in = match (read, &sink) {
+            (Err(_), Err(w)) => bail!("{w:#}"),
+            (r, _) => r?,
+        };
+        Ok(Ran {
+            rows_in,
+            written: sink?.finish()?,
+            rejects,
+            summary,
+        })
+    })
+}
+
 /// `--json`: the model that scored and the run's figures.
 #[derive(serde::Serialize)]
 struct JsonSummary<'a> {
@@ -237,16 +291,24 @@ fn map_columns(scorer: &Scorer, names: &[String], file: &Path) -> Result<Vec<Map
         }
     }
     if !unknown.is_empty() {
-        bail!(
-            "{}: column(s) {} are not features of model {} version {}",
-            file.display(),
-            unknown.join(", "),
-            scorer.artifact().name,
-            scorer.artifact().version
-        );
+        return Err(DataError::Malformed {
+            file: file.to_path_buf(),
+            message: format!(
+                "column(s) {} are not features of model {} version {}",
+                unknown.join(", "),
+                scorer.artifact().name,
+                scorer.artifact().version
+            ),
+        }
+        .into());
     }
     if !names.iter().any(|n| n == "customer_id") {
-        bail!("{}: no `customer_id` column", file.display());
+        return Err(DataError::MissingColumn {
+            file: file.to_path_buf(),
+            column: "customer_id".into(),
+            found: names.join(", "),
+        }
+        .into());
     }
     let missing: Vec<&str> = scorer
         .schema()
@@ -356,11 +418,11 @@ impl Job<'_> {
         Ok(())
     }
 
-    fn score_file(&mut self, input: &Path) -> Result<u64> {
-        let file = TableFile::at(input, &CUSTOMERS)?;
+    fn score_file(&mut self, file: &TableFile) -> Result<u64> {
+        let input = file.path.as_path();
         let names = file
             .column_names()
-            .context("reading the feature table (--input)")?;
+            .with_context(|| format!("reading the feature table {}", input.display()))?;
         let mapped = map_columns(self.scorer, &names, input)?;
         let mut wanted: Vec<&str> = mapped.iter().map(|m| m.name.as_str()).collect();
         wanted.extend(["customer_id", "as_of"]);

@@ -2,8 +2,10 @@
 //! file and the closing summary.
 
 use anyhow::{anyhow, Result};
-use arrow_array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray, UInt8Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use churn_features::features::FeatureTable;
+use churn_features::rules::{self, RuleInputs, RuleResult, RulesConfig, COMPONENTS};
 use churn_features::time::Day;
 use churn_features::write::TableWriter;
 use churn_scoring::{Cell, RiskBand, Scored, Scorer};
@@ -63,20 +65,97 @@ pub fn out_row<'a>(
         revenue_at_risk: s.model.revenue_at_risk,
         health_score: rules.and_then(|r| r.health).map(|h| h.score),
         health_band: rules.and_then(|r| r.health).map(|h| h.band.as_str()),
-        signals: rules.map(|r| {
-            let mut out = String::new();
-            for (k, sig) in r.fired().enumerate() {
-                if k > 0 {
-                    out.push(',');
-                }
-                out.push_str(sig.kind.as_str());
-            }
-            out
-        }),
+        signals: rules.map(signals_text),
         intervention: rules.map(|r| r.intervention.as_str()),
         segment: rules.map(|r| r.segment.as_str()),
         top_reasons,
     }
+}
+
+/// The signals that fired, comma-separated (the `signals` column).
+fn signals_text(r: &RuleResult) -> String {
+    let mut out = String::new();
+    for (k, sig) in r.fired().enumerate() {
+        if k > 0 {
+            out.push(',');
+        }
+        out.push_str(sig.kind.as_str());
+    }
+    out
+}
+
+/// The playbook alone on feature rows, as Arrow batches: `customer_id`, `as_of`, the
+/// health score, its band and its five components, the signals that fired (as in the
+/// worklist's `signals`) and their count, the intervention and why, the segment and the
+/// loyalty tier. Rule inputs missing from the table read as no data.
+pub fn rules_table(
+    table: &FeatureTable,
+    cfg: &RulesConfig,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let utf8 = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
+    let float = |n: &str| Field::new(n, DataType::Float64, true);
+    let mut fields = vec![
+        utf8("customer_id", false),
+        Field::new("as_of", DataType::Date32, true),
+        float("health_score"),
+        utf8("health_band", true),
+    ];
+    fields.extend(COMPONENTS.iter().map(|c| float(&format!("health_{c}"))));
+    fields.extend([
+        utf8("signals", false),
+        Field::new("signal_count", DataType::UInt8, false),
+        utf8("intervention", false),
+        utf8("intervention_reason", false),
+        utf8("segment", false),
+        utf8("loyalty_tier", false),
+    ]);
+    let schema = Arc::new(Schema::new(fields));
+    let inputs = RuleInputs::of_table(table);
+    let results: Vec<RuleResult> = (0..table.len())
+        .map(|row| rules::score(&inputs(row), cfg))
+        .collect();
+    let mut batches = Vec::new();
+    let step = churn_features::read::BATCH_ROWS;
+    for from in (0..table.len()).step_by(step) {
+        let to = (from + step).min(table.len());
+        let r = &results[from..to];
+        let strings = |f: &dyn Fn(&RuleResult) -> Option<&str>| -> ArrayRef {
+            Arc::new(r.iter().map(f).collect::<StringArray>())
+        };
+        let mut arrays: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(&table.customer_ids[from..to])),
+            Arc::new(Date32Array::from(table.as_of[from..to].to_vec())),
+            Arc::new(
+                r.iter()
+                    .map(|x| x.health.map(|h| h.score))
+                    .collect::<Float64Array>(),
+            ),
+            strings(&|x| x.health.map(|h| h.band.as_str())),
+        ];
+        for c in 0..COMPONENTS.len() {
+            arrays.push(Arc::new(
+                r.iter()
+                    .map(|x| x.health.and_then(|h| h.components[c]))
+                    .collect::<Float64Array>(),
+            ));
+        }
+        arrays.push(Arc::new(
+            r.iter()
+                .map(|x| Some(signals_text(x)))
+                .collect::<StringArray>(),
+        ));
+        arrays.push(Arc::new(
+            r.iter()
+                .map(|x| Some(x.signal_count() as u8))
+                .collect::<UInt8Array>(),
+        ));
+        arrays.push(strings(&|x| Some(x.intervention.as_str())));
+        arrays.push(strings(&|x| Some(x.intervention_reason.describe())));
+        arrays.push(strings(&|x| Some(x.segment.as_str())));
+        arrays.push(strings(&|x| Some(x.loyalty_tier.as_str())));
+        batches.push(RecordBatch::try_new(schema.clone(), arrays)?);
+    }
+    Ok((schema, batches))
 }
 
 /// A value as it reads: whole numbers without a fraction (most counts), the rest in
@@ -142,11 +221,38 @@ fn batch(schema: &SchemaRef, rows: &[OutRow], name: &str, version: &str) -> Resu
     Ok(RecordBatch::try_new(schema.clone(), arrays)?)
 }
 
-/// Where scored rows go: straight to the file in input order, or into the top-N list.
+/// Where the scored rows' batches end up.
+enum Dest {
+    /// A file, written to a temporary file and renamed at the end.
+    File {
+        path: PathBuf,
+        writer: Box<TableWriter>,
+    },
+    /// Batches kept in memory, for a caller in the same process.
+    Memory(Vec<RecordBatch>),
+}
+
+impl Dest {
+    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        match self {
+            Dest::File { writer, .. } => writer.write(&batch)?,
+            Dest::Memory(batches) => batches.push(batch),
+        }
+        Ok(())
+    }
+}
+
+/// A finished worklist: the rows written, and the batches when kept in memory.
+pub struct Written {
+    pub rows: u64,
+    pub batches: Vec<RecordBatch>,
+}
+
+/// Where scored rows go: straight to the destination in input order, or into the top-N
+/// list.
 pub struct Worklist {
     schema: SchemaRef,
-    dest: PathBuf,
-    writer: Option<TableWriter>,
+    dest: Option<Dest>,
     top: Option<usize>,
     kept: Vec<OutRow>,
     name: String,
@@ -167,15 +273,32 @@ impl Worklist {
     pub fn new(scorer: &Scorer, dest: &Path, top: Option<usize>) -> Result<Worklist> {
         let schema = schema();
         let writer = TableWriter::create(dest, schema.clone())?;
-        Ok(Worklist {
-            schema,
-            dest: dest.to_path_buf(),
-            writer: Some(writer),
+        let dest = Dest::File {
+            path: dest.to_path_buf(),
+            writer: Box::new(writer),
+        };
+        Ok(Worklist::with(scorer, dest, top))
+    }
+
+    /// A worklist kept in memory as Arrow batches (returned by `finish`).
+    pub fn in_memory(scorer: &Scorer, top: Option<usize>) -> Worklist {
+        Worklist::with(scorer, Dest::Memory(Vec::new()), top)
+    }
+
+    fn with(scorer: &Scorer, dest: Dest, top: Option<usize>) -> Worklist {
+        Worklist {
+            schema: schema(),
+            dest: Some(dest),
             top,
             kept: Vec::new(),
             name: scorer.artifact().name.clone(),
             version: scorer.artifact().version.clone(),
-        })
+        }
+    }
+
+    /// The columns of the scored rows.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
     }
 
     /// Adds a batch of scored rows.
@@ -183,7 +306,7 @@ impl Worklist {
         match self.top {
             None => {
                 let b = batch(&self.schema, &out, &self.name, &self.version)?;
-                self.writer.as_mut().expect("open until finish").write(&b)?;
+                self.dest.as_mut().expect("open until finish").write(b)?;
             }
             Some(n) => {
                 // Memory stays within 2N rows whatever the input size.
@@ -197,26 +320,49 @@ impl Worklist {
         Ok(())
     }
 
-    /// Writes the worklist (with --top), closes and renames the file; returns rows written.
-    pub fn finish(mut self) -> Result<u64> {
-        let mut writer = self.writer.take().expect("finish once");
+    /// Writes the worklist (with --top), closes and renames the file; returns the rows
+    /// written (and the batches of a worklist in memory).
+    pub fn finish(mut self) -> Result<Written> {
+        let mut dest = self.dest.take().expect("finish once");
         if let Some(n) = self.top {
             self.kept.sort_by(worklist_order);
             self.kept.truncate(n);
             for chunk in self.kept.chunks(64 * 1024) {
-                writer.write(&batch(&self.schema, chunk, &self.name, &self.version)?)?;
+                dest.write(batch(&self.schema, chunk, &self.name, &self.version)?)?;
             }
         }
-        let rows = writer
-            .finish()
-            .map_err(|e| anyhow!("writing {}: {e}", self.dest.display()))?;
-        Ok(rows)
+        match dest {
+            Dest::File { path, writer } => Ok(Written {
+                rows: writer
+                    .finish()
+                    .map_err(|e| anyhow!("writing {}: {e}", path.display()))?,
+                batches: Vec::new(),
+            }),
+            Dest::Memory(batches) => Ok(Written {
+                rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
+                batches,
+            }),
+        }
     }
+}
+
+/// A feature row that cannot be scored (a bad value in it), when rows are not skipped.
+#[derive(Debug, thiserror::Error)]
+#[error("{location}, customer `{customer_id}`: {message}{hint}")]
+pub struct RejectedRow {
+    /// The row or line.
+    pub location: String,
+    pub customer_id: String,
+    pub message: String,
+    /// What the caller can do instead.
+    hint: &'static str,
 }
 
 /// Rows that could not be scored: an error at the first (default) or a rejects file.
 pub struct Rejects {
     skip: bool,
+    /// What the error at the first bad row says the caller can do instead.
+    hint: &'static str,
     path: PathBuf,
     writer: Option<TableWriter>,
     rows: Vec<[String; 3]>,
@@ -228,6 +374,7 @@ impl Rejects {
     pub fn new(skip: bool, path: PathBuf) -> Rejects {
         Rejects {
             skip,
+            hint: " (--skip-invalid writes the other rows and lists the rejected ones)",
             path,
             writer: None,
             rows: Vec::new(),
@@ -235,12 +382,24 @@ impl Rejects {
         }
     }
 
+    /// No rejects: the first row that cannot be scored is the error.
+    pub fn none() -> Rejects {
+        Rejects {
+            hint: "",
+            ..Rejects::new(false, PathBuf::new())
+        }
+    }
+
     /// Records a row that cannot be scored; an error unless rejects are kept.
     pub fn add(&mut self, customer_id: &str, location: &str, message: &str) -> Result<()> {
         if !self.skip {
-            return Err(anyhow!(
-                "{location}, customer `{customer_id}`: {message} (--skip-invalid writes the other rows and lists the rejected ones)"
-            ));
+            return Err(RejectedRow {
+                location: location.into(),
+                customer_id: customer_id.into(),
+                message: message.into(),
+                hint: self.hint,
+            }
+            .into());
         }
         self.count += 1;
         self.rows

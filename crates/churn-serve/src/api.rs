@@ -1,8 +1,8 @@
 //! The JSON API: request and response types (documented as OpenAPI), validation with
 //! field paths, and the handlers.
 
-use crate::body::{parse_customer, parse_request, ParseError, Raw, Text};
-use crate::metrics::Phase;
+use crate::body::{parse_customer, parse_request, ParseError, ParsedRequest, Raw, Text};
+use crate::metrics::{Metrics, Phase};
 use crate::registry::{HistoryEntry, Loaded, ModelChoiceError, ModelEvent, ReloadOutcome};
 use crate::{App, RequestId};
 use axum::body::Body;
@@ -634,27 +634,68 @@ fn model_choice_error(e: ModelChoiceError) -> ApiError {
 /// it is scored, and its prediction is written straight into the answer's bytes.
 fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Response, ApiError> {
     let t = Instant::now();
-    let req = parse_request(body, app.limits.max_batch).map_err(|e| match e {
+    let req = parse_predict(body, app.limits.max_batch)?;
+    let parse = t.elapsed();
+    let loaded = app
+        .registry
+        .get(req.model.as_ref().map(|m| m.0.as_ref()))
+        .map_err(model_choice_error)?;
+    let out = predict_customers(
+        &loaded.scorer,
+        &model_ref(&loaded),
+        &req,
+        Predicting {
+            require_id: true,
+            cancelled,
+            metrics: Some(&app.metrics),
+            parse,
+            capacity: body.len() + body.len() / 2 + 256,
+        },
+    )?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+/// Parses a `POST /v1/predict` body (its customers are parsed one at a time later).
+fn parse_predict(body: &[u8], max_batch: usize) -> Result<ParsedRequest<'_>, ApiError> {
+    parse_request(body, max_batch).map_err(|e| match e {
         ParseError::Json(e) => bad_json(e),
         ParseError::TooManyCustomers { limit } => ApiError::new(
             ErrorCode::BatchTooLarge,
             format!("more than {limit} customers in one request (--max-batch)"),
         )
         .at("customers"),
-    })?;
-    let mut parse = t.elapsed();
-    let loaded = app
-        .registry
-        .get(req.model.as_ref().map(|m| m.0.as_ref()))
-        .map_err(model_choice_error)?;
+    })
+}
+
+/// How [`predict_customers`] is run.
+struct Predicting<'a> {
+    /// Refuse a customer without an id (the server: answers are matched by id).
+    require_id: bool,
+    /// Set when the request timed out: stop scoring.
+    cancelled: &'a AtomicBool,
+    /// Where the phases' times and the risk bands are counted.
+    metrics: Option<&'a Metrics>,
+    /// The time parsing took so far.
+    parse: Duration,
+    /// Bytes to reserve for the answer.
+    capacity: usize,
+}
+
+/// Scores every customer of a parsed request with `scorer` and returns the JSON answer
+/// (`{"model": ..., "predictions": [...]}`); the first bad customer is the error.
+fn predict_customers(
+    scorer: &Scorer,
+    model: &ModelRef,
+    req: &ParsedRequest<'_>,
+    how: Predicting<'_>,
+) -> Result<Vec<u8>, ApiError> {
     let opts = options(req.explain, req.top)?;
-    let scorer = &loaded.scorer;
     let mut scratch = Vec::new();
-    // About what the answer takes: a prediction is a little longer than its row.
-    let mut out = Vec::with_capacity(body.len() + body.len() / 2 + 256);
+    let mut out = Vec::with_capacity(how.capacity);
     out.extend_from_slice(b"{\"model\":");
-    serde_json::to_writer(&mut out, &model_ref(&loaded)).expect("in-memory writes succeed");
+    serde_json::to_writer(&mut out, model).expect("in-memory writes succeed");
     out.extend_from_slice(b",\"predictions\":[");
+    let mut parse = how.parse;
     let (mut validate, mut predict, mut rules, mut serialise) = (
         Duration::ZERO,
         Duration::ZERO,
@@ -662,7 +703,7 @@ fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Respon
         Duration::ZERO,
     );
     for (i, raw) in req.customers.iter().enumerate() {
-        if cancelled.load(Ordering::Relaxed) {
+        if how.cancelled.load(Ordering::Relaxed) {
             return Err(ApiError::new(
                 ErrorCode::Timeout,
                 "the request timed out; its scoring was stopped",
@@ -693,7 +734,11 @@ fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Respon
             )
             .at(format!("customers[{i}].customer_id")));
         }
-        if id.as_deref().is_none_or(|id| id.trim().is_empty()) {
+        let blank = match id.as_deref() {
+            Some(id) => id.trim().is_empty(),
+            None => how.require_id,
+        };
+        if blank {
             return Err(ApiError::new(
                 ErrorCode::MissingCustomerId,
                 format!(
@@ -717,8 +762,9 @@ fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Respon
         let t3 = Instant::now();
         let rule_result = scorer.score_rules(row);
         let t4 = Instant::now();
-        app.metrics.predicted(model.risk_band);
-
+        if let Some(m) = how.metrics {
+            m.predicted(model.risk_band);
+        }
         let scored = Scored {
             model,
             rules: rule_result,
@@ -735,12 +781,40 @@ fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Respon
         serialise += t4.elapsed();
     }
     out.extend_from_slice(b"]}");
-    app.metrics.phase(Phase::Parse, parse);
-    app.metrics.phase(Phase::Validate, validate);
-    app.metrics.phase(Phase::Predict, predict);
-    app.metrics.phase(Phase::Rules, rules);
-    app.metrics.phase(Phase::Serialise, serialise);
-    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+    if let Some(m) = how.metrics {
+        m.phase(Phase::Parse, parse);
+        m.phase(Phase::Validate, validate);
+        m.phase(Phase::Predict, predict);
+        m.phase(Phase::Rules, rules);
+        m.phase(Phase::Serialise, serialise);
+    }
+    Ok(out)
+}
+
+/// Answers a `POST /v1/predict` body with one model in this process, as the server
+/// would (the same parsing, checks and JSON), except that a customer may come without
+/// an id (its prediction then has `customer_id: null`) and the body's `model` is not
+/// consulted. For the Python package.
+pub fn predict_in_process(scorer: &Scorer, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let req = parse_predict(body, usize::MAX)?;
+    let a = scorer.artifact();
+    let model = ModelRef {
+        name: a.name.clone(),
+        version: a.version.clone(),
+    };
+    let not_cancelled = AtomicBool::new(false);
+    predict_customers(
+        scorer,
+        &model,
+        &req,
+        Predicting {
+            require_id: false,
+            cancelled: &not_cancelled,
+            metrics: None,
+            parse: Duration::ZERO,
+            capacity: body.len() * 2 + 256,
+        },
+    )
 }
 
 /// Sets a flag when dropped: a request future dropped by the timeout tells its scoring

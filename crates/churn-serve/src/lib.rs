@@ -8,7 +8,7 @@ pub(crate) mod metrics;
 pub mod registry;
 pub mod store;
 
-use api::ApiError;
+pub use api::{predict_in_process, ApiError, ErrorCode};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};

@@ -71,7 +71,7 @@ pub struct DescribeArgs {
     windows: WindowArgs,
 }
 
-fn event_bar() -> indicatif::ProgressBar {
+pub fn event_bar() -> indicatif::ProgressBar {
     let bar = progress_bar("events");
     bar.set_style(
         indicatif::ProgressStyle::with_template("{msg}: {pos} read ({per_sec})")

@@ -1,7 +1,7 @@
 //! `churn-train train` and `churn-train evaluate`.
 
 use crate::{open_dataset, parse_day, progress_bar};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use churn_features::features::FeatureTable;
 use churn_features::labels;
 use churn_features::rules::RulesConfig;
@@ -12,7 +12,6 @@ use churn_model::card;
 use churn_model::model::ModelKind;
 use churn_model::publish;
 use churn_model::train::{self, Evaluation, TrainConfig};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -116,35 +115,6 @@ impl LabelledTable {
     }
 }
 
-/// SHA-256 over the names and bytes of the input files, in name order.
-fn fingerprint(paths: &[PathBuf]) -> Result<String> {
-    let mut paths = paths.to_vec();
-    paths.sort();
-    let mut h = Sha256::new();
-    for p in paths {
-        h.update(
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-                .as_bytes(),
-        );
-        let mut f = std::fs::File::open(&p).with_context(|| format!("reading {}", p.display()))?;
-        std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", p.display()))?;
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn data_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let p = e?.path();
-        if p.is_file() && churn_features::read::Format::from_path(&p).is_some() {
-            out.push(p);
-        }
-    }
-    Ok(out)
-}
-
 pub fn run_train(a: TrainArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let (cfg, rules) = settings(&a)?;
@@ -164,20 +134,9 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             (trained, path.display().to_string(), vec![path])
         }
     };
-    let saved = publish::save(
-        &a.out,
-        &a.name,
-        &publish::Run {
-            outcome: &trained.outcome,
-            table: &trained.table,
-            labels: &trained.labels,
-            rules: &rules,
-            horizon_days: trained.horizon_days,
-            seed: a.seed,
-            source: &source,
-            sha256: fingerprint(&inputs)?,
-        },
-    )?;
+    let sha256 = publish::fingerprint(&inputs)?;
+    let run = publish::Run::of(&trained, &rules, a.seed, &source, sha256);
+    let saved = publish::save(&a.out, &a.name, &run)?;
     warn_suspicious(&trained.outcome);
     report_saved(&a, &trained, &saved, started.elapsed().as_secs_f64())
 }
@@ -212,8 +171,8 @@ fn settings(a: &TrainArgs) -> Result<(TrainConfig, RulesConfig)> {
     Ok((cfg, rules))
 }
 
-/// Builds the examples of every observation date of a data directory and trains on
-/// them; returns the run, the source's name and its files (for the fingerprint).
+/// Trains on the examples of every observation date of a data directory; returns the
+/// run, the source's name and its files (for the fingerprint).
 fn train_on_data(
     dir: &Path,
     horizon_days: i32,
@@ -222,25 +181,29 @@ fn train_on_data(
     rules: &RulesConfig,
 ) -> Result<(train::Trained, String, Vec<PathBuf>)> {
     let ds = open_dataset(dir)?;
-    let dates = labels::observation_dates(&ds, horizon_days);
-    if dates.len() < 3 {
-        bail!("{}: {} observation date(s) with a full {horizon_days}-day horizon; the backtest needs at least 3 (more months of data)", dir.display(), dates.len());
-    }
-    let ex = crate::features::build_examples(&ds, &dates, horizon_days, windows)?;
-    tracing::info!(
-        "{} examples over {} observation dates ({} to {}); training",
-        ex.labels.len(),
-        dates.len(),
-        time::format_date(dates[0]),
-        time::format_date(*dates.last().expect("non-empty"))
-    );
+    let events = crate::features::event_bar();
     let bar = training_bar();
-    let trained = train::train_examples(ex, cfg, rules, &|done, all| {
-        bar.set_length(all as u64);
-        bar.set_position(done as u64);
-    })?;
+    let trained = train::train_dataset(
+        &ds,
+        horizon_days,
+        windows,
+        cfg,
+        rules,
+        &|n| events.set_position(n),
+        &|done, all| {
+            if done == 0 {
+                events.finish_and_clear();
+            }
+            bar.set_length(all as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
     bar.finish_and_clear();
-    Ok((trained, dir.display().to_string(), data_files(dir)?))
+    Ok((
+        trained,
+        dir.display().to_string(),
+        publish::data_files(dir)?,
+    ))
 }
 
 /// Prints what was saved: one JSON object with `--json`, the figures as text otherwise.
@@ -253,24 +216,7 @@ fn report_saved(
     let outcome = &trained.outcome;
     let dir = &saved.dir;
     if a.json {
-        let summary = TrainSummary {
-            name: &a.name,
-            version: &saved.version,
-            path: dir.display().to_string(),
-            report: dir.join("report.html").display().to_string(),
-            chosen: outcome.chosen.as_str(),
-            validation: outcome.validation,
-            search: outcome.search,
-            horizon_days: trained.horizon_days,
-            examples: saved.rows,
-            churners: saved.positives,
-            backtest: &outcome.overall,
-            rules_health: outcome.rules_health.as_ref(),
-            rules_rank_as_well: outcome.rules_rank_as_well().is_some(),
-            candidates: &outcome.candidates,
-            suspicious: &outcome.suspicious,
-            seconds,
-        };
+        let summary = publish::RunSummary::new(&a.name, trained, saved, seconds);
         println!("{}", serde_json::to_string(&summary)?);
         return Ok(());
     }
@@ -292,31 +238,6 @@ fn training_bar() -> indicatif::ProgressBar {
             .progress_chars("=> "),
     );
     bar
-}
-
-/// `train --json`: what was written and how it did in the backtest.
-#[derive(serde::Serialize)]
-struct TrainSummary<'a> {
-    name: &'a str,
-    version: &'a str,
-    /// The model version directory.
-    path: String,
-    report: String,
-    chosen: &'a str,
-    validation: &'a str,
-    search: train::Search,
-    horizon_days: i32,
-    examples: usize,
-    churners: usize,
-    /// The chosen model over every fold's test rows pooled.
-    backtest: &'a Evaluation,
-    /// The health score as a ranker on the same rows (none for a plain table).
-    rules_health: Option<&'a churn_model::metrics::RankingMetrics>,
-    rules_rank_as_well: bool,
-    candidates: &'a [train::CandidateScore],
-    /// Single features that rank churners suspiciously well (possible leakage).
-    suspicious: &'a [train::Suspicion],
-    seconds: f64,
 }
 
 fn print_summary(o: &train::TrainOutcome) {

@@ -1,0 +1,525 @@
+//! `churn._native`: the engine's Python bindings. Every call goes to the libraries the
+//! command-line tools use (`churn-features`, `churn-model`, `churn-score`,
+//! `churn-serve`, `churn-kpis`); this crate only converts arguments, Arrow tables and
+//! errors. Tables cross the boundary through the Arrow C stream interface
+//! (`arrow-pyarrow`): what comes in is read where it lies, never copied; what goes out
+//! is a `pyarrow.Table` built on the engine's buffers. Work runs with the GIL released.
+
+mod errors;
+
+use arrow_array::RecordBatch;
+use arrow_pyarrow::{PyArrowType, Table};
+use arrow_schema::SchemaRef;
+use churn_features::contract::CUSTOMERS;
+use churn_features::dataset::MemoryTable;
+use churn_features::features::{self, FeatureConfig};
+use churn_features::read::TableFile;
+use churn_features::rules::RulesConfig;
+use churn_features::time::{self, Day};
+use churn_model::model::ModelKind;
+use churn_model::{artifact, publish, train};
+use churn_scoring::{Options, Scorer};
+use errors::{config_error, to_py, ChurnError, ConfigError, DataError, ModelError, TrainError};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+type PyTable = PyArrowType<Table>;
+
+/// A `pyarrow.Table` of `batches`.
+fn table_out(schema: SchemaRef, batches: Vec<RecordBatch>) -> PyResult<PyTable> {
+    Table::try_new(batches, schema)
+        .map(PyArrowType)
+        .map_err(|e| ChurnError::new_err(format!("internal error: {e}")))
+}
+
+/// A date argument: `YYYY-MM-DD`.
+fn parse_day(name: &str, text: &str) -> PyResult<Day> {
+    time::parse_date(text)
+        .ok_or_else(|| PyValueError::new_err(format!("{name} `{text}` is not a date (YYYY-MM-DD)")))
+}
+
+/// The feature windows: a TOML file's, or the defaults.
+fn windows(path: Option<PathBuf>) -> PyResult<FeatureConfig> {
+    match path {
+        Some(p) => {
+            FeatureConfig::load(&p).map_err(|e| config_error("reading the feature windows", e))
+        }
+        None => Ok(FeatureConfig::default()),
+    }
+}
+
+/// The playbook's rules: a TOML file's, or the built-in ones.
+fn rules(path: Option<PathBuf>) -> PyResult<RulesConfig> {
+    match path {
+        Some(p) => RulesConfig::load(&p).map_err(|e| config_error("reading the rules file", e)),
+        None => Ok(RulesConfig::default()),
+    }
+}
+
+/// A table handed over by Python (any object with `__arrow_c_stream__`), read like a
+/// file of feature rows; errors call it `label`.
+fn feature_rows(label: &str, table: Table) -> PyResult<TableFile> {
+    let (batches, schema) = table.into_inner();
+    TableFile::in_memory(label, &CUSTOMERS, schema, batches).map_err(|e| to_py(e.into()))
+}
+
+/// Where a dataset's tables came from: what its model card's fingerprint covers.
+enum Origin {
+    Dir(PathBuf),
+    Memory(Vec<MemoryTable>),
+}
+
+/// Customer data loaded and checked: the tables of the data contract (a data directory,
+/// or Arrow tables held in memory).
+#[pyclass(module = "churn._native", frozen)]
+struct Dataset {
+    inner: Arc<churn_features::Dataset>,
+    origin: Arc<Origin>,
+}
+
+#[pymethods]
+impl Dataset {
+    /// Loads and checks a data directory (CSV, CSV.gz or Parquet tables), as every
+    /// `churn-train` command does. The events are streamed when features are built.
+    #[staticmethod]
+    fn open(py: Python<'_>, path: PathBuf) -> PyResult<Dataset> {
+        let ds = py
+            .detach(|| churn_features::Dataset::open(&path))
+            .map_err(|e| {
+                to_py(
+                    anyhow::Error::from(e)
+                        .context(format!("reading the data directory {}", path.display())),
+                )
+            })?;
+        Ok(Dataset {
+            inner: Arc::new(ds),
+            origin: Arc::new(Origin::Dir(path)),
+        })
+    }
+
+    /// Loads tables given as Arrow tables, by name (`subscriptions`, `customers`,
+    /// `events`, `tickets`, `payments`, `surveys`, `catalog`), with the file readers'
+    /// checks.
+    #[staticmethod]
+    fn from_tables(py: Python<'_>, tables: Vec<(String, PyTable)>) -> PyResult<Dataset> {
+        let tables: Vec<MemoryTable> = tables
+            .into_iter()
+            .map(|(name, t)| {
+                let (batches, schema) = t.0.into_inner();
+                MemoryTable {
+                    name,
+                    schema,
+                    batches,
+                }
+            })
+            .collect();
+        let ds = py
+            .detach(|| churn_features::Dataset::from_tables(&tables))
+            .map_err(|e| to_py(e.into()))?;
+        Ok(Dataset {
+            inner: Arc::new(ds),
+            origin: Arc::new(Origin::Memory(tables)),
+        })
+    }
+
+    /// Customers (with at least one subscription).
+    #[getter]
+    fn customers(&self) -> usize {
+        self.inner.customers.len()
+    }
+
+    /// The data directory, or `tables in memory`.
+    #[getter]
+    fn source(&self) -> String {
+        self.inner.dir.display().to_string()
+    }
+
+    /// The first day with data and the last, as `YYYY-MM-DD`.
+    fn date_range(&self) -> (String, String) {
+        let (first, end) = self.inner.date_range();
+        (time::format_date(first), time::format_date(end - 1))
+    }
+
+    /// Point-in-time features of every customer active at `as_of` (from what happened
+    /// strictly before it): the rows of `churn-train features`.
+    #[pyo3(signature = (as_of, windows=None))]
+    fn features(&self, py: Python<'_>, as_of: &str, windows: Option<PathBuf>) -> PyResult<PyTable> {
+        let as_of = parse_day("as_of", as_of)?;
+        let cfg = self::windows(windows)?;
+        let ds = self.inner.clone();
+        let (schema, batches) = py
+            .detach(|| -> anyhow::Result<_> {
+                let table = features::build(&ds, &[as_of], &cfg)?;
+                Ok((
+                    features::arrow_schema(&table, false),
+                    features::arrow_batches(&table, None).collect::<Vec<_>>(),
+                ))
+            })
+            .map_err(to_py)?;
+        table_out(schema, batches)
+    }
+
+    /// Labelled examples of every monthly observation date with a full horizon: the
+    /// rows of `churn-train examples`.
+    #[pyo3(signature = (horizon_days=30, windows=None))]
+    fn examples(
+        &self,
+        py: Python<'_>,
+        horizon_days: i32,
+        windows: Option<PathBuf>,
+    ) -> PyResult<PyTable> {
+        let cfg = self::windows(windows)?;
+        let ds = self.inner.clone();
+        let (schema, batches) = py
+            .detach(|| -> anyhow::Result<_> {
+                let dates = churn_features::labels::observation_dates(&ds, horizon_days);
+                anyhow::ensure!(
+                    !dates.is_empty(),
+                    "the data is too short for one observation date with a {horizon_days}-day horizon"
+                );
+                let ex = churn_features::labels::examples(&ds, &dates, horizon_days, &cfg, &|_| {})?;
+                Ok((
+                    features::arrow_schema(&ex.features, true),
+                    features::arrow_batches(&ex.features, Some(&ex.labels)).collect::<Vec<_>>(),
+                ))
+            })
+            .map_err(to_py)?;
+        table_out(schema, batches)
+    }
+
+    fn __repr__(&self) -> String {
+        let (first, last) = self.date_range();
+        format!(
+            "Dataset({}: {} customers, {first} to {last})",
+            self.source(),
+            self.customers()
+        )
+    }
+}
+
+/// A trained model version, loaded and checked against itself.
+#[pyclass(module = "churn._native", frozen)]
+struct Model {
+    scorer: Arc<Scorer>,
+    dir: PathBuf,
+}
+
+#[pymethods]
+impl Model {
+    /// Loads a model: a version directory, a model directory (its `LATEST`) or a
+    /// `model.bin`.
+    #[staticmethod]
+    fn load(py: Python<'_>, path: PathBuf) -> PyResult<Model> {
+        let (a, dir) = py.detach(|| artifact::load(&path)).map_err(|e| {
+            to_py(anyhow::Error::from(e).context(format!("loading the model {}", path.display())))
+        })?;
+        Ok(Model {
+            scorer: Arc::new(Scorer::new(a)),
+            dir,
+        })
+    }
+
+    #[getter]
+    fn name(&self) -> String {
+        self.scorer.artifact().name.clone()
+    }
+
+    #[getter]
+    fn version(&self) -> String {
+        self.scorer.artifact().version.clone()
+    }
+
+    /// The version directory.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.dir.clone()
+    }
+
+    /// Days ahead the probability is about.
+    #[getter]
+    fn horizon_days(&self) -> i32 {
+        self.scorer.artifact().horizon_days
+    }
+
+    /// The feature columns the model reads, in schema order.
+    #[getter]
+    fn features(&self) -> Vec<String> {
+        self.scorer
+            .schema()
+            .iter()
+            .map(|f| f.name.clone())
+            .collect()
+    }
+
+    /// Scores feature rows (columns `customer_id`, optional `as_of`, features): the
+    /// columns and values of `churn-score`, in input order (or the `top` customers with
+    /// the most revenue at risk).
+    #[pyo3(signature = (table, reasons=3, top=None))]
+    fn score(
+        &self,
+        py: Python<'_>,
+        table: PyTable,
+        reasons: usize,
+        top: Option<usize>,
+    ) -> PyResult<PyTable> {
+        let file = feature_rows("input table", table.0)?;
+        let scorer = self.scorer.clone();
+        let options = Options {
+            explain: reasons > 0,
+            top: reasons,
+            warnings: false,
+        };
+        let (schema, batches) = py
+            .detach(|| churn_score::score_table(&scorer, &file, options, top))
+            .map_err(to_py)?;
+        table_out(schema, batches)
+    }
+
+    /// Answers a `POST /v1/predict` body (JSON) as `churn-serve` would; returns the
+    /// answer's JSON.
+    fn predict_json(&self, py: Python<'_>, body: &str) -> PyResult<String> {
+        let scorer = self.scorer.clone();
+        let out = py
+            .detach(|| churn_serve::predict_in_process(&scorer, body.as_bytes()))
+            .map_err(|e| {
+                let at = e.field.map(|f| format!(" (at {f})")).unwrap_or_default();
+                DataError::new_err(format!("{}{at}", e.message))
+            })?;
+        String::from_utf8(out).map_err(|e| ChurnError::new_err(format!("internal error: {e}")))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Model({} version {}, {})",
+            self.name(),
+            self.version(),
+            self.dir.display()
+        )
+    }
+}
+
+/// A finished training run: the version it saved and its figures.
+#[pyclass(module = "churn._native", frozen)]
+struct TrainRun {
+    #[pyo3(get)]
+    name: String,
+    #[pyo3(get)]
+    version: String,
+    /// The version directory.
+    #[pyo3(get)]
+    path: PathBuf,
+    /// The HTML report.
+    #[pyo3(get)]
+    report: PathBuf,
+    /// What `churn-train train --json` prints, as JSON.
+    #[pyo3(get)]
+    summary_json: String,
+}
+
+/// Trains, backtests and saves a model as `churn-train train --data` does.
+#[pyfunction]
+#[pyo3(name = "train", signature = (dataset, out, name, horizon_days, models, folds, search, seed, rules, windows))]
+#[allow(clippy::too_many_arguments)]
+fn train_model(
+    py: Python<'_>,
+    dataset: &Dataset,
+    out: PathBuf,
+    name: String,
+    horizon_days: i32,
+    models: Vec<String>,
+    folds: Option<usize>,
+    search: &str,
+    seed: u64,
+    rules: Option<PathBuf>,
+    windows: Option<PathBuf>,
+) -> PyResult<TrainRun> {
+    let kinds = models
+        .iter()
+        .map(|m| {
+            ModelKind::parse(m).ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "unknown model `{m}` in models: expected logistic, forest, gbm or blend"
+                ))
+            })
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let search = match search {
+        "none" => train::Search::None,
+        "quick" => train::Search::Quick,
+        "full" => train::Search::Full,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "search `{other}`: expected none, quick or full"
+            )))
+        }
+    };
+    let cfg = train::TrainConfig {
+        search,
+        kinds,
+        folds,
+        seed,
+    };
+    let rules = self::rules(rules)?;
+    let windows = self::windows(windows)?;
+    let ds = dataset.inner.clone();
+    let origin = dataset.origin.clone();
+    py.detach(|| -> anyhow::Result<TrainRun> {
+        let started = std::time::Instant::now();
+        let trained = train::train_dataset(
+            &ds,
+            horizon_days,
+            &windows,
+            &cfg,
+            &rules,
+            &|_| {},
+            &|_, _| {},
+        )?;
+        let sha256 = match origin.as_ref() {
+            Origin::Dir(dir) => publish::fingerprint(&publish::data_files(dir)?)?,
+            Origin::Memory(tables) => fingerprint_tables(tables),
+        };
+        let source = ds.dir.display().to_string();
+        let run = publish::Run::of(&trained, &rules, seed, &source, sha256);
+        let saved = publish::save(&out, &name, &run)?;
+        let summary =
+            publish::RunSummary::new(&name, &trained, &saved, started.elapsed().as_secs_f64());
+        Ok(TrainRun {
+            name: name.clone(),
+            version: saved.version.clone(),
+            path: saved.dir.clone(),
+            report: saved.dir.join("report.html"),
+            summary_json: serde_json::to_string(&summary)?,
+        })
+    })
+    .map_err(to_py)
+}
+
+/// The retention KPIs of a dataset: what `churn-train kpis` computes.
+#[pyclass(module = "churn._native", frozen)]
+struct KpiReport {
+    report: churn_kpis::report::Report,
+    source: String,
+}
+
+#[pymethods]
+impl KpiReport {
+    /// The figures as JSON: what `churn-train kpis --json FILE` writes.
+    fn to_json(&self) -> PyResult<String> {
+        serde_json::to_string_pretty(&self.report).map_err(|e| ChurnError::new_err(e.to_string()))
+    }
+
+    /// Writes the KPI page (HTML) to `path`, atomically.
+    fn html(&self, py: Python<'_>, path: PathBuf) -> PyResult<PathBuf> {
+        let page = churn_kpis::html::page(&self.report, &self.source);
+        py.detach(|| churn_features::write::write_file_atomic(&path, page.as_bytes()))
+            .map_err(|e| to_py(e.into()))?;
+        Ok(path)
+    }
+}
+
+/// Computes the retention KPIs as of a date (default: the end of the data).
+#[pyfunction]
+#[pyo3(signature = (dataset, as_of=None, rules=None, goals=None))]
+fn kpis(
+    py: Python<'_>,
+    dataset: &Dataset,
+    as_of: Option<&str>,
+    rules: Option<PathBuf>,
+    goals: Option<PathBuf>,
+) -> PyResult<KpiReport> {
+    let as_of = as_of.map(|d| parse_day("as_of", d)).transpose()?;
+    let rules = self::rules(rules)?;
+    let goals = match goals {
+        Some(p) => churn_kpis::goals::Goals::load(&p)
+            .map_err(|e| config_error("reading the goals file", e))?,
+        None => churn_kpis::goals::Goals::default(),
+    };
+    let ds = dataset.inner.clone();
+    let opts = churn_kpis::KpiOptions {
+        as_of,
+        ..Default::default()
+    };
+    let report = py
+        .detach(|| churn_kpis::report::report(&ds, opts, &rules, &goals))
+        .map_err(|e| to_py(anyhow::Error::from(e).context("computing the KPIs")))?;
+    Ok(KpiReport {
+        report,
+        source: ds.dir.display().to_string(),
+    })
+}
+
+/// The playbook alone on feature rows: health score and components, signals,
+/// intervention, segment and loyalty tier per customer.
+#[pyfunction]
+#[pyo3(signature = (table, rules=None, windows=None))]
+fn rules_score(
+    py: Python<'_>,
+    table: PyTable,
+    rules: Option<PathBuf>,
+    windows: Option<PathBuf>,
+) -> PyResult<PyTable> {
+    let file = feature_rows("input table", table.0)?;
+    let cfg = self::rules(rules)?;
+    let windows = self::windows(windows)?;
+    let (schema, batches) = py
+        .detach(|| -> anyhow::Result<_> {
+            let mut loaded =
+                churn_features::table::read_table_from(&file, Some("customer_id"), None)?;
+            loaded.table.config = windows;
+            churn_score::rules_table(&loaded.table, &cfg)
+        })
+        .map_err(to_py)?;
+    table_out(schema, batches)
+}
+
+/// The engine's Python module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("ChurnError", py.get_type::<ChurnError>())?;
+    m.add("DataError", py.get_type::<DataError>())?;
+    m.add("ModelError", py.get_type::<ModelError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("TrainError", py.get_type::<TrainError>())?;
+    m.add_class::<Dataset>()?;
+    m.add_class::<Model>()?;
+    m.add_class::<TrainRun>()?;
+    m.add_class::<KpiReport>()?;
+    m.add_function(wrap_pyfunction!(train_model, m)?)?;
+    m.add_function(wrap_pyfunction!(kpis, m)?)?;
+    m.add_function(wrap_pyfunction!(rules_score, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
+
+/// SHA-256 over tables held in memory (names, schemas and the bytes of their Arrow
+/// buffers): what a model card records of data that came as tables, not files.
+fn fingerprint_tables(tables: &[MemoryTable]) -> String {
+    use sha2::{Digest, Sha256};
+    fn buffers(data: &arrow_data::ArrayData, h: &mut Sha256) {
+        for b in data.buffers() {
+            h.update(b.as_slice());
+        }
+        if let Some(n) = data.nulls() {
+            h.update(n.validity());
+        }
+        for child in data.child_data() {
+            buffers(child, h);
+        }
+    }
+    let mut sorted: Vec<&MemoryTable> = tables.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut h = Sha256::new();
+    for t in sorted {
+        h.update(t.name.as_bytes());
+        h.update(t.schema.to_string().as_bytes());
+        for batch in &t.batches {
+            for column in batch.columns() {
+                buffers(&column.to_data(), &mut h);
+            }
+        }
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
