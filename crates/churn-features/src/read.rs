@@ -99,6 +99,8 @@ pub struct TableFile {
 struct MemoryTable {
     schema: arrow_schema::SchemaRef,
     batches: Vec<RecordBatch>,
+    /// Rows that came before these batches (in a stream read piece by piece).
+    rows_before: u64,
 }
 
 /// Finds the file of `spec` in `dir`: `NAME.csv`, `NAME.csv.gz` or `NAME.parquet`.
@@ -191,15 +193,32 @@ impl TableFile {
             spec,
             path,
             format: Format::Arrow,
-            memory: Some(Arc::new(MemoryTable { schema, batches })),
+            memory: Some(Arc::new(MemoryTable {
+                schema,
+                batches,
+                rows_before: 0,
+            })),
         })
+    }
+
+    /// The same table in memory, its rows numbered after `rows_before` earlier ones (a
+    /// piece of a stream): errors name row `rows_before + 1` for its first row.
+    pub fn after_rows(mut self, rows_before: u64) -> TableFile {
+        if let Some(m) = &self.memory {
+            self.memory = Some(Arc::new(MemoryTable {
+                schema: m.schema.clone(),
+                batches: m.batches.clone(),
+                rows_before,
+            }));
+        }
+        self
     }
 
     /// The table's rows in memory, in pieces of at most [`BATCH_ROWS`] rows (slices that
     /// share the caller's buffers), each with the number of rows before it.
     fn memory_parts(&self) -> Vec<(u64, RecordBatch)> {
         let mut parts = Vec::new();
-        let mut first_row = 0u64;
+        let mut first_row = self.memory.as_ref().map_or(0, |m| m.rows_before);
         for batch in self.memory.iter().flat_map(|m| &m.batches) {
             let mut offset = 0;
             while offset < batch.num_rows() {

@@ -7,9 +7,10 @@
 
 mod errors;
 
-use arrow_array::RecordBatch;
+use arrow_array::ffi_stream::RecordBatchStreamReader;
+use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_pyarrow::{PyArrowType, Table};
-use arrow_schema::SchemaRef;
+use arrow_schema::{ArrowError, SchemaRef};
 use churn_features::contract::CUSTOMERS;
 use churn_features::dataset::MemoryTable;
 use churn_features::features::{self, FeatureConfig};
@@ -277,6 +278,33 @@ impl Model {
         table_out(schema, batches)
     }
 
+    /// Scores a stream of feature rows batch by batch, as the returned
+    /// `pyarrow.RecordBatchReader` is read: memory stays within a few batches whatever
+    /// the stream's length. Rows are numbered across the stream in errors.
+    #[pyo3(signature = (stream, reasons=3))]
+    fn score_stream(
+        &self,
+        stream: PyArrowType<RecordBatchStreamReader>,
+        reasons: usize,
+    ) -> PyArrowType<Box<dyn RecordBatchReader + Send>> {
+        let input = stream.0;
+        let scorer = self.scorer.clone();
+        let schema = churn_score::output_schema();
+        let options = Options {
+            explain: reasons > 0,
+            top: reasons,
+            warnings: false,
+        };
+        PyArrowType(Box::new(ScoreStream {
+            scorer,
+            input,
+            options,
+            schema,
+            rows_before: 0,
+            pending: std::collections::VecDeque::new(),
+        }))
+    }
+
     /// Answers a `POST /v1/predict` body (JSON) as `churn-serve` would; returns the
     /// answer's JSON.
     fn predict_json(&self, py: Python<'_>, body: &str) -> PyResult<String> {
@@ -297,6 +325,55 @@ impl Model {
             self.version(),
             self.dir.display()
         )
+    }
+}
+
+/// Scored batches of a stream of feature rows, scored as they are asked for.
+struct ScoreStream {
+    scorer: Arc<Scorer>,
+    input: RecordBatchStreamReader,
+    options: Options,
+    schema: SchemaRef,
+    rows_before: u64,
+    /// Scored batches of an input batch longer than one output batch.
+    pending: std::collections::VecDeque<RecordBatch>,
+}
+
+impl ScoreStream {
+    fn score(&mut self, batch: RecordBatch) -> anyhow::Result<Vec<RecordBatch>> {
+        let rows = batch.num_rows() as u64;
+        let file = TableFile::in_memory("input stream", &CUSTOMERS, batch.schema(), vec![batch])?
+            .after_rows(self.rows_before);
+        self.rows_before += rows;
+        let (_, scored) = churn_score::score_table(&self.scorer, &file, self.options, None)?;
+        Ok(scored)
+    }
+}
+
+impl Iterator for ScoreStream {
+    type Item = Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(b) = self.pending.pop_front() {
+                return Some(Ok(b));
+            }
+            let batch = match self.input.next()? {
+                Ok(b) => b,
+                Err(e) => return Some(Err(e)),
+            };
+            match self.score(batch) {
+                Ok(scored) => self.pending.extend(scored),
+                // pyarrow raises it with this message.
+                Err(e) => return Some(Err(ArrowError::ExternalError(format!("{e:#}").into()))),
+            }
+        }
+    }
+}
+
+impl RecordBatchReader for ScoreStream {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
     }
 }
 

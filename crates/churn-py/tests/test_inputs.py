@@ -9,6 +9,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
+import pytest
 
 import churn
 from conftest import AS_OF, SAMPLE
@@ -61,3 +62,18 @@ def test_dates_may_be_dates():
 
     ds = churn.Dataset.open(SAMPLE)
     same_table(ds.features(as_of=datetime.date(2025, 6, 1)), ds.features(as_of="2025-06-01"))
+
+
+def test_a_stream_scores_batch_by_batch_like_the_table(model, features):
+    batches = features.to_batches(max_chunksize=300)
+    reader = model.score_batches(pa.RecordBatchReader.from_batches(features.schema, iter(batches)))
+    assert isinstance(reader, pa.RecordBatchReader)
+    same_table(reader.read_all(), model.score(features))
+    # A bad value in a later batch: its row is counted across the stream.
+    mrr = features.schema.get_field_index("mrr")
+    values = ["1"] * features.num_rows
+    values[1000] = "many"
+    bad = features.set_column(mrr, "mrr", pa.array(values))
+    reader = model.score_batches(pa.RecordBatchReader.from_batches(bad.schema, bad.to_batches(300)))
+    with pytest.raises(Exception, match=r"input stream: row 1001, customer `[^`]+`: feature `mrr`: expected a number, found text `many`"):
+        reader.read_all()

@@ -4,7 +4,7 @@
 
 mod output;
 
-pub use output::{rules_table, RejectedRow};
+pub use output::{rules_table, schema as output_schema, RejectedRow};
 
 use anyhow::{bail, Context, Result};
 use arrow_array::{Array, Float64Array, RecordBatch};

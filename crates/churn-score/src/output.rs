@@ -176,7 +176,7 @@ fn push_fixed3(out: &mut String, v: f64) {
 }
 
 /// The output columns.
-fn schema() -> SchemaRef {
+pub fn schema() -> SchemaRef {
     let utf8 = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
     Arc::new(Schema::new(vec![
         utf8("customer_id", false),

@@ -213,10 +213,28 @@ class Model:
         scored, naming the row and column."""
         return self._inner.score(_arrow(table, "table"), reasons, top)
 
+    def score_batches(self, stream: TableLike, *, reasons: int = 3) -> _pa.RecordBatchReader:
+        """Scores a stream of feature rows (a ``pyarrow.RecordBatchReader``, a dataset
+        scanner's reader, or any table) batch by batch as the returned
+        ``pyarrow.RecordBatchReader`` is read: for inputs larger than memory. The
+        batches are those of :meth:`score`; a row that cannot be scored ends the stream
+        with a pyarrow error carrying the same message (rows numbered across the
+        stream)."""
+        return self._inner.score_stream(_arrow(stream, "stream"), reasons)
+
     @overload
     def predict(
         self, row: Mapping[str, Any], *, customer_id: Optional[str] = ..., explain: bool = ..., top: int = ...
     ) -> Dict[str, Any]: ...
+
+    def score_batches(self, stream: TableLike, *, reasons: int = 3) -> _pa.RecordBatchReader:
+        """Scores a stream of feature rows (a ``pyarrow.RecordBatchReader``, a dataset
+        scanner's reader, or any table) batch by batch as the returned
+        ``pyarrow.RecordBatchReader`` is read: for inputs larger than memory. The
+        batches are those of :meth:`score`; a row that cannot be scored ends the stream
+        with a pyarrow error carrying the same message (rows numbered across the
+        stream)."""
+        return self._inner.score_stream(_arrow(stream, "stream"), reasons)
 
     @overload
     def predict(
