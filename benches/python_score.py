@@ -95,6 +95,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--peer-runs", type=int, default=1, help="the peer needs ~2 GB per million rows")
     ap.add_argument("--data", default="data/sample")
     ap.add_argument("--bin", default="target/release")
     a = ap.parse_args()
@@ -126,7 +127,7 @@ def main() -> None:
             )
         del table
         peer = subprocess.run(
-            [sys.executable, "-c", PEER, str(path), str(a.runs)], capture_output=True, text=True, check=True
+            [sys.executable, "-c", PEER, str(path), str(a.peer_runs)], capture_output=True, text=True, check=True
         ).stdout.split()
         print(f"{rows:>11,} rows: pandas + scikit-learn predict_proba {float(peer[0]):6.2f} s ({', '.join(peer[1:])})", flush=True)
         path.unlink()
