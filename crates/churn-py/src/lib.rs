@@ -278,6 +278,11 @@ impl Model {
         table_out(schema, batches)
     }
 
+    /// The columns `score` returns (a `pyarrow.Schema`).
+    fn score_schema(&self) -> PyArrowType<arrow_schema::Schema> {
+        PyArrowType(churn_score::output_schema().as_ref().clone())
+    }
+
     /// Scores a stream of feature rows batch by batch, as the returned
     /// `pyarrow.RecordBatchReader` is read: memory stays within a few batches whatever
     /// the stream's length. Rows are numbered across the stream in errors.

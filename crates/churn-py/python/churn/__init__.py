@@ -213,6 +213,11 @@ class Model:
         scored, naming the row and column."""
         return self._inner.score(_arrow(table, "table"), reasons, top)
 
+    @property
+    def score_schema(self) -> _pa.Schema:
+        """The columns :meth:`score` returns (``churn-score``'s)."""
+        return self._inner.score_schema()
+
     def score_batches(self, stream: TableLike, *, reasons: int = 3) -> _pa.RecordBatchReader:
         """Scores a stream of feature rows (a ``pyarrow.RecordBatchReader``, a dataset
         scanner's reader, or any table) batch by batch as the returned
@@ -226,6 +231,11 @@ class Model:
     def predict(
         self, row: Mapping[str, Any], *, customer_id: Optional[str] = ..., explain: bool = ..., top: int = ...
     ) -> Dict[str, Any]: ...
+
+    @property
+    def score_schema(self) -> _pa.Schema:
+        """The columns :meth:`score` returns (``churn-score``'s)."""
+        return self._inner.score_schema()
 
     def score_batches(self, stream: TableLike, *, reasons: int = 3) -> _pa.RecordBatchReader:
         """Scores a stream of feature rows (a ``pyarrow.RecordBatchReader``, a dataset
