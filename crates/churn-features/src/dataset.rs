@@ -6,7 +6,7 @@ use crate::contract::{self, ColumnType, TableSpec};
 use crate::error::{DataError, Result};
 use crate::read::{self, Batch, TableFile};
 use crate::time::{Day, Ts};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// One subscription period.
@@ -103,6 +103,9 @@ pub enum Values {
 pub struct Attribute {
     pub name: String,
     pub values: Values,
+    /// Read from a text column (CSV, or text in Parquet): its kind was inferred from its
+    /// values rather than given by the column's type.
+    pub text: bool,
 }
 
 /// The product feature catalog: feature name and group.
@@ -112,14 +115,12 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Group names in first-seen order.
+    /// Group names, sorted: the feature columns they name do not depend on the order of
+    /// the catalog's rows.
     pub fn groups(&self) -> Vec<String> {
-        let mut groups: Vec<String> = Vec::new();
-        for (_, g) in &self.features {
-            if !groups.contains(g) {
-                groups.push(g.clone());
-            }
-        }
+        let mut groups: Vec<String> = self.features.iter().map(|(_, g)| g.clone()).collect();
+        groups.sort_unstable();
+        groups.dedup();
         groups
     }
 }
@@ -257,7 +258,7 @@ fn column_names(spec: &TableSpec) -> Vec<&'static str> {
 impl Dataset {
     /// Loads every table of `dir` except the events, which are checked and streamed later.
     pub fn open(dir: &Path) -> Result<Dataset> {
-        Dataset::load(dir, &Source::Dir(dir))
+        Dataset::load(dir, &Source::Dir(dir), &BTreeMap::new())
     }
 
     /// Loads tables held in memory as Arrow record batches, with the same checks as
@@ -265,6 +266,17 @@ impl Dataset {
     /// ...) and errors name it `subscriptions table`, with rows numbered from 1. The
     /// events are streamed from the batches, which are shared, not copied.
     pub fn from_tables(tables: &[MemoryTable]) -> Result<Dataset> {
+        Dataset::from_tables_with(tables, &BTreeMap::new())
+    }
+
+    /// [`from_tables`](Dataset::from_tables), with the kind of text attributes decided
+    /// beforehand (`true`: numeric) instead of inferred from these rows' values: for a
+    /// part of a data set whose kinds were decided over the whole (see
+    /// [`DataSummary`](crate::features::DataSummary)).
+    pub fn from_tables_with(
+        tables: &[MemoryTable],
+        numeric_text_attributes: &BTreeMap<String, bool>,
+    ) -> Result<Dataset> {
         for (i, t) in tables.iter().enumerate() {
             if !contract::TABLES.iter().any(|spec| spec.name == t.name) {
                 return Err(DataError::InvalidParameter {
@@ -282,10 +294,18 @@ impl Dataset {
                 });
             }
         }
-        Dataset::load(Path::new(MEMORY_DIR), &Source::Memory(tables))
+        Dataset::load(
+            Path::new(MEMORY_DIR),
+            &Source::Memory(tables),
+            numeric_text_attributes,
+        )
     }
 
-    fn load(dir: &Path, source: &Source) -> Result<Dataset> {
+    fn load(
+        dir: &Path,
+        source: &Source,
+        numeric_text_attributes: &BTreeMap<String, bool>,
+    ) -> Result<Dataset> {
         let open = |spec| source.open(spec);
         let subs = open(&contract::SUBSCRIPTIONS)?.expect("required table");
         let mut ds = Dataset {
@@ -326,7 +346,8 @@ impl Dataset {
         // first error in table order is the one reported, whatever the timing.
         let reader = &ds;
         let (attributes, tickets, payments, surveys, catalog) = std::thread::scope(|scope| {
-            let attributes = scope.spawn(|| customers.map(|f| reader.read_attributes(&f)));
+            let attributes = scope
+                .spawn(|| customers.map(|f| reader.read_attributes(&f, numeric_text_attributes)));
             let tickets = scope.spawn(|| tickets.map(|f| reader.read_tickets(&f)));
             let payments = scope.spawn(|| payments.map(|f| reader.read_payments(&f)));
             let surveys = scope.spawn(|| surveys.map(|f| reader.read_surveys(&f)));
@@ -644,7 +665,11 @@ impl Dataset {
         })
     }
 
-    fn read_attributes(&self, file: &TableFile) -> Result<(Vec<Attribute>, Orphans)> {
+    fn read_attributes(
+        &self,
+        file: &TableFile,
+        numeric_text_attributes: &BTreeMap<String, bool>,
+    ) -> Result<(Vec<Attribute>, Orphans)> {
         let names = file.check_columns()?;
         let attr_names: Vec<String> = names.into_iter().filter(|n| n != "customer_id").collect();
         let wanted: Vec<&str> = std::iter::once("customer_id")
@@ -691,11 +716,14 @@ impl Dataset {
             .into_iter()
             .enumerate()
             .map(|(k, name)| {
-                let values = match numeric_typed[k].take() {
-                    Some(v) => Values::Numeric(v),
-                    None => infer_attribute(std::mem::take(&mut raw[k])),
+                let (values, text) = match numeric_typed[k].take() {
+                    Some(v) => (Values::Numeric(v), false),
+                    None => {
+                        let forced = numeric_text_attributes.get(&name).copied();
+                        (infer_attribute(std::mem::take(&mut raw[k]), forced), true)
+                    }
                 };
-                Attribute { name, values }
+                Attribute { name, values, text }
             })
             .collect();
         Ok((attributes, orphans))
@@ -937,16 +965,16 @@ struct Decoded {
 }
 
 /// The span of [`Dataset::table_spans`]: see [`Dataset::date_range`].
-fn range_of(spans: &[(&'static str, Day, Day)]) -> (Day, Day) {
+pub(crate) fn range_of<S: AsRef<str>>(spans: &[(S, Day, Day)]) -> (Day, Day) {
     let activity = spans
         .iter()
-        .filter(|s| s.0 != "subscriptions")
+        .filter(|s| s.0.as_ref() != "subscriptions")
         .map(|s| s.1)
         .min();
     let first = activity.unwrap_or_else(|| {
         spans
             .iter()
-            .find(|s| s.0 == "subscriptions")
+            .find(|s| s.0.as_ref() == "subscriptions")
             .map_or(0, |s| s.1)
     });
     let last = spans.iter().map(|s| s.2).max().unwrap_or(first);
@@ -988,16 +1016,23 @@ fn in_range(c: Option<&read::Column>, i: usize, lo: f64, hi: f64) -> Result<Opti
     }
 }
 
-fn infer_attribute(raw: Vec<Option<String>>) -> Values {
-    let as_number = |s: &str| -> Option<f64> {
-        match s.to_ascii_lowercase().as_str() {
-            "true" | "yes" => Some(1.0),
-            "false" | "no" => Some(0.0),
-            other => other.parse::<f64>().ok().filter(|v| v.is_finite()),
-        }
-    };
-    let any = raw.iter().any(Option::is_some);
-    if any && raw.iter().flatten().all(|s| as_number(s).is_some()) {
+/// A text attribute value as a number, when it is one (true/yes and false/no are 1 and 0).
+pub fn attribute_number(s: &str) -> Option<f64> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "yes" => Some(1.0),
+        "false" | "no" => Some(0.0),
+        other => other.parse::<f64>().ok().filter(|v| v.is_finite()),
+    }
+}
+
+/// A text attribute's values: numeric when there are values and all are numbers, unless
+/// `forced` says which.
+fn infer_attribute(raw: Vec<Option<String>>, forced: Option<bool>) -> Values {
+    let as_number = attribute_number;
+    let numeric = forced.unwrap_or_else(|| {
+        raw.iter().any(Option::is_some) && raw.iter().flatten().all(|s| as_number(s).is_some())
+    });
+    if numeric {
         Values::Numeric(
             raw.iter()
                 .map(|v| v.as_deref().and_then(as_number))

@@ -22,6 +22,7 @@ use crate::error::{DataError, Result};
 use crate::periods;
 use crate::time::{self, day_start, Day, Ts, SECONDS_PER_DAY};
 use rayon::prelude::*;
+use std::collections::BTreeMap;
 
 /// Window lengths, in days.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -529,6 +530,171 @@ pub fn build_with_progress(
     cfg: &FeatureConfig,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<FeatureTable> {
+    let (dates, rows, scan) = scan_events(ds, dates, cfg, progress)?;
+    Ok(assemble(ds, &dates, &rows, &scan, cfg, ds.events.is_some()))
+}
+
+/// What a customer's feature row depends on beyond the customer's own rows: when each
+/// event type and product feature was first seen, the earliest event, and whether each
+/// text attribute of the customers table holds numbers. A data set split by customer
+/// (buckets on a cluster) gives the whole's features part by part when every part is
+/// built with the summary of the whole: [`summarise`] each part, [`merge`] them, then
+/// [`build_summarised`] (and load the parts with
+/// [`Dataset::from_tables_with`] and [`numeric_text_attributes`]).
+///
+/// [`merge`]: DataSummary::merge
+/// [`numeric_text_attributes`]: DataSummary::numeric_text_attributes
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DataSummary {
+    /// The earliest event of a known customer, in seconds.
+    pub history_start: Option<Ts>,
+    /// Each event type's first event, in seconds.
+    pub event_types: BTreeMap<String, Ts>,
+    /// Each product feature's first use, in seconds.
+    pub features: BTreeMap<String, Ts>,
+    /// Each attribute read from a text column: whether it has a value, and whether all
+    /// its values are numbers.
+    pub text_attributes: BTreeMap<String, TextAttribute>,
+    /// Each table's first and last day (see [`Dataset::table_spans`]): the data's span,
+    /// from which the observation dates of examples follow.
+    pub spans: BTreeMap<String, (Day, Day)>,
+}
+
+/// What a part of the data says of a text attribute (see [`DataSummary`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TextAttribute {
+    pub any: bool,
+    pub all_numbers: bool,
+}
+
+impl DataSummary {
+    /// The summary of two parts together.
+    pub fn merge(&mut self, other: &DataSummary) {
+        self.history_start = match (self.history_start, other.history_start) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for (name, &ts) in &other.event_types {
+            let e = self.event_types.entry(name.clone()).or_insert(ts);
+            *e = (*e).min(ts);
+        }
+        for (name, &ts) in &other.features {
+            let e = self.features.entry(name.clone()).or_insert(ts);
+            *e = (*e).min(ts);
+        }
+        for (name, a) in &other.text_attributes {
+            let e = self.text_attributes.entry(name.clone()).or_insert(*a);
+            e.any |= a.any;
+            e.all_numbers &= a.all_numbers;
+        }
+        for (name, &(first, last)) in &other.spans {
+            let e = self.spans.entry(name.clone()).or_insert((first, last));
+            *e = (e.0.min(first), e.1.max(last));
+        }
+    }
+
+    /// The span of the whole, as [`Dataset::date_range`] gives it.
+    pub fn date_range(&self) -> (Day, Day) {
+        let spans: Vec<(&str, Day, Day)> = self
+            .spans
+            .iter()
+            .map(|(n, &(a, z))| (n.as_str(), a, z))
+            .collect();
+        crate::dataset::range_of(&spans)
+    }
+
+    /// The kind of each text attribute over the whole: numeric (`true`) when it has
+    /// values and all are numbers, as [`Dataset::open`] decides for a whole table.
+    pub fn numeric_text_attributes(&self) -> BTreeMap<String, bool> {
+        self.text_attributes
+            .iter()
+            .map(|(name, a)| (name.clone(), a.any && a.all_numbers))
+            .collect()
+    }
+}
+
+/// The [`DataSummary`] of a dataset (one pass over its events). It holds the first
+/// sighting over every event: whether one came before a date, all that features ask,
+/// follows for any date.
+pub fn summarise(ds: &Dataset) -> Result<DataSummary> {
+    // A date after every event a reader accepts: the scan then sees them all.
+    let after_all = crate::read::MAX_DAY;
+    let (_, _, scan) = scan_events(ds, &[after_all], &FeatureConfig::default(), &|_| {})?;
+    let seen = |first: &[Ts], names: &crate::dataset::Interner| -> BTreeMap<String, Ts> {
+        first
+            .iter()
+            .enumerate()
+            .filter(|(_, &ts)| ts != Ts::MAX)
+            .map(|(id, &ts)| (names.name(id as u32).to_string(), ts))
+            .collect()
+    };
+    let text_attributes = ds
+        .attributes
+        .iter()
+        .filter(|a| a.text)
+        .map(|a| {
+            let seen = match &a.values {
+                Values::Numeric(v) => TextAttribute {
+                    any: v.iter().any(Option::is_some),
+                    all_numbers: true,
+                },
+                Values::Categorical(v) => TextAttribute {
+                    any: v.iter().any(Option::is_some),
+                    all_numbers: v
+                        .iter()
+                        .flatten()
+                        .all(|s| crate::dataset::attribute_number(s).is_some()),
+                },
+            };
+            (a.name.clone(), seen)
+        })
+        .collect();
+    Ok(DataSummary {
+        history_start: (scan.history_start != Ts::MAX).then_some(scan.history_start),
+        event_types: seen(&scan.kind_first_seen, &scan.vocab.event_types),
+        features: seen(&scan.feature_first_seen, &scan.vocab.features),
+        text_attributes,
+        spans: ds
+            .table_spans()
+            .into_iter()
+            .map(|(name, first, last)| (name.to_string(), (first, last)))
+            .collect(),
+    })
+}
+
+/// [`build`] on a part of a data set, with what depends on the whole taken from
+/// `whole` (the merged [`DataSummary`] of every part): the part's rows of the whole's
+/// feature table, with the whole's columns.
+pub fn build_summarised(
+    ds: &Dataset,
+    dates: &[Day],
+    cfg: &FeatureConfig,
+    whole: &DataSummary,
+) -> Result<FeatureTable> {
+    let (dates, rows, mut scan) = scan_events(ds, dates, cfg, &|_| {})?;
+    if let Some(h) = whole.history_start {
+        scan.history_start = scan.history_start.min(h);
+    }
+    for (name, &ts) in &whole.event_types {
+        let k = scan.vocab.event_types.intern(name);
+        grow(&mut scan.kind_first_seen, k, ts);
+    }
+    for (name, &ts) in &whole.features {
+        let f = scan.vocab.features.intern(name);
+        grow(&mut scan.feature_first_seen, f, ts);
+    }
+    Ok(assemble(ds, &dates, &rows, &scan, cfg, ds.events.is_some()))
+}
+
+/// One pass over the events for `dates` (sorted, deduplicated, returned): the rows
+/// (customer, date index) active at each date and the scan's state.
+#[allow(clippy::type_complexity)]
+fn scan_events(
+    ds: &Dataset,
+    dates: &[Day],
+    cfg: &FeatureConfig,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(Vec<Day>, Vec<(u32, usize)>, Scan)> {
     cfg.validate()?;
     let mut dates = dates.to_vec();
     dates.sort_unstable();
@@ -574,7 +740,6 @@ pub fn build_with_progress(
         dates: dates.clone(),
     };
     let mut seen = 0u64;
-    let has_events = ds.events.is_some();
     let _orphans = ds.for_each_event_batch(&mut vocab, |b| {
         for i in 0..b.len() {
             scan.event(
@@ -591,7 +756,7 @@ pub fn build_with_progress(
         Ok(())
     })?;
     scan.vocab = vocab;
-    Ok(assemble(ds, &dates, &rows, &scan, cfg, has_events))
+    Ok((dates, rows, scan))
 }
 
 /// Turns the scan's state and the small tables into feature columns.

@@ -45,7 +45,11 @@ pub fn label(c: &Customer, as_of: Day, horizon_days: i32, grace_days: i32) -> Op
 /// The default observation dates: the first of every month after the data's first
 /// month that leaves a full horizon before the data ends.
 pub fn observation_dates(ds: &Dataset, horizon_days: i32) -> Vec<Day> {
-    let (first, end) = ds.date_range();
+    observation_dates_in(ds.date_range(), horizon_days)
+}
+
+/// [`observation_dates`] of data spanning `(first, end)` (end exclusive).
+pub fn observation_dates_in((first, end): (Day, Day), horizon_days: i32) -> Vec<Day> {
     let mut out = Vec::new();
     let mut d = time::add_months(time::month_start(first), 1);
     while d + horizon_days <= end {
@@ -63,13 +67,43 @@ pub fn examples(
     cfg: &FeatureConfig,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Examples> {
+    check_horizon(horizon_days)?;
+    let table = features::build_with_progress(ds, dates, cfg, progress)?;
+    labelled(ds, table, dates, horizon_days, cfg)
+}
+
+/// [`examples`] of a part of a data set split by customer, its features built with the
+/// whole's summary ([`features::build_summarised`]).
+pub fn examples_summarised(
+    ds: &Dataset,
+    dates: &[Day],
+    horizon_days: i32,
+    cfg: &FeatureConfig,
+    whole: &features::DataSummary,
+) -> Result<Examples> {
+    check_horizon(horizon_days)?;
+    let table = features::build_summarised(ds, dates, cfg, whole)?;
+    labelled(ds, table, dates, horizon_days, cfg)
+}
+
+fn check_horizon(horizon_days: i32) -> Result<()> {
     if !(1..=3660).contains(&horizon_days) {
         return Err(DataError::InvalidParameter {
             name: "horizon_days".into(),
             message: format!("must be from 1 to 3660, got {horizon_days}"),
         });
     }
-    let table = features::build_with_progress(ds, dates, cfg, progress)?;
+    Ok(())
+}
+
+/// Feature rows with their labels.
+fn labelled(
+    ds: &Dataset,
+    table: features::FeatureTable,
+    dates: &[Day],
+    horizon_days: i32,
+    cfg: &FeatureConfig,
+) -> Result<Examples> {
     let labels = table
         .customers
         .iter()

@@ -47,7 +47,7 @@ fn timestamp_values(array: &dyn Array) -> Option<(&[i64], i64)> {
 /// The first day a date may be (1900-01-01), as days since 1970-01-01.
 const MIN_DAY: Day = -25_567;
 /// The day after the last day a date may be (2200-01-01).
-const MAX_DAY: Day = 84_006;
+pub(crate) const MAX_DAY: Day = 84_006;
 
 /// The most columns a table file may have: wider files are refused before any column
 /// is read (a 10 MB header of a million columns would otherwise take gigabytes).
@@ -468,6 +468,9 @@ impl TableFile {
     /// without statistics in some row group, or one not stored as a timestamp.
     pub fn timestamp_span(&self, column: &str) -> Option<(Ts, Ts)> {
         use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+        if self.format == Format::Arrow {
+            return self.memory_timestamp_span(column);
+        }
         if self.format != Format::Parquet {
             return None;
         }
@@ -489,6 +492,24 @@ impl TableFile {
         let first = seconds(converter.row_group_mins(groups.iter()).ok()?, i64::min)?;
         let last = seconds(converter.row_group_maxes(groups.iter()).ok()?, i64::max)?;
         Some((first, last))
+    }
+
+    /// The earliest and latest instant of a timestamp column of a table in memory, over
+    /// every row, as a Parquet file's statistics give them (values that are not
+    /// timestamps are left to the reader that reads them).
+    fn memory_timestamp_span(&self, column: &str) -> Option<(Ts, Ts)> {
+        let mut span: Option<(Ts, Ts)> = None;
+        let _ = self.for_each_batch(&[column], |b| {
+            if let Some(c) = b.column(column)? {
+                for i in 0..b.len() {
+                    if let Ok(Some(t)) = c.timestamp(i) {
+                        span = Some(span.map_or((t, t), |(a, z)| (a.min(t), z.max(t))));
+                    }
+                }
+            }
+            Ok(())
+        });
+        span
     }
 
     fn parquet_builder(&self) -> Result<ParquetRecordBatchReaderBuilder<File>> {

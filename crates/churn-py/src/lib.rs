@@ -14,6 +14,7 @@ use arrow_schema::{ArrowError, SchemaRef};
 use churn_features::contract::CUSTOMERS;
 use churn_features::dataset::MemoryTable;
 use churn_features::features::{self, FeatureConfig};
+use churn_features::labels;
 use churn_features::read::TableFile;
 use churn_features::rules::RulesConfig;
 use churn_features::time::{self, Day};
@@ -104,7 +105,16 @@ impl Dataset {
     /// `events`, `tickets`, `payments`, `surveys`, `catalog`), with the file readers'
     /// checks.
     #[staticmethod]
-    fn from_tables(py: Python<'_>, tables: Vec<(String, PyTable)>) -> PyResult<Dataset> {
+    #[pyo3(signature = (tables, summary=None))]
+    fn from_tables(
+        py: Python<'_>,
+        tables: Vec<(String, PyTable)>,
+        summary: Option<&str>,
+    ) -> PyResult<Dataset> {
+        let kinds = match summary {
+            Some(json) => parse_summary(json)?.numeric_text_attributes(),
+            None => Default::default(),
+        };
         let tables: Vec<MemoryTable> = tables
             .into_iter()
             .map(|(name, t)| {
@@ -117,7 +127,7 @@ impl Dataset {
             })
             .collect();
         let ds = py
-            .detach(|| churn_features::Dataset::from_tables(&tables))
+            .detach(|| churn_features::Dataset::from_tables_with(&tables, &kinds))
             .map_err(|e| to_py(e.into()))?;
         Ok(Dataset {
             inner: Arc::new(ds),
@@ -143,16 +153,31 @@ impl Dataset {
         (time::format_date(first), time::format_date(end - 1))
     }
 
-    /// Point-in-time features of every customer active at `as_of` (from what happened
-    /// strictly before it): the rows of `churn-train features`.
-    #[pyo3(signature = (as_of, windows=None))]
-    fn features(&self, py: Python<'_>, as_of: &str, windows: Option<PathBuf>) -> PyResult<PyTable> {
-        let as_of = parse_day("as_of", as_of)?;
+    /// Point-in-time features of every customer active at each date of `as_of` (from
+    /// what happened strictly before it): the rows of `churn-train features`. With
+    /// `summary` (the merged summary of every part of a data set split by customer),
+    /// this part's rows of the whole's table.
+    #[pyo3(signature = (as_of, windows=None, summary=None))]
+    fn features(
+        &self,
+        py: Python<'_>,
+        as_of: Vec<String>,
+        windows: Option<PathBuf>,
+        summary: Option<&str>,
+    ) -> PyResult<PyTable> {
+        let dates = as_of
+            .iter()
+            .map(|d| parse_day("as_of", d))
+            .collect::<PyResult<Vec<_>>>()?;
         let cfg = self::windows(windows)?;
+        let summary = summary.map(parse_summary).transpose()?;
         let ds = self.inner.clone();
         let (schema, batches) = py
             .detach(|| -> anyhow::Result<_> {
-                let table = features::build(&ds, &[as_of], &cfg)?;
+                let table = match &summary {
+                    Some(s) => features::build_summarised(&ds, &dates, &cfg, s)?,
+                    None => features::build(&ds, &dates, &cfg)?,
+                };
                 Ok((
                     features::arrow_schema(&table, false),
                     features::arrow_batches(&table, None).collect::<Vec<_>>(),
@@ -163,24 +188,35 @@ impl Dataset {
     }
 
     /// Labelled examples of every monthly observation date with a full horizon: the
-    /// rows of `churn-train examples`.
-    #[pyo3(signature = (horizon_days=30, windows=None))]
+    /// rows of `churn-train examples`. With `summary` (the merged summary of every part
+    /// of a data set split by customer), this part's rows of the whole's examples, on
+    /// the whole's observation dates.
+    #[pyo3(signature = (horizon_days=30, windows=None, summary=None))]
     fn examples(
         &self,
         py: Python<'_>,
         horizon_days: i32,
         windows: Option<PathBuf>,
+        summary: Option<&str>,
     ) -> PyResult<PyTable> {
         let cfg = self::windows(windows)?;
+        let summary = summary.map(parse_summary).transpose()?;
         let ds = self.inner.clone();
         let (schema, batches) = py
             .detach(|| -> anyhow::Result<_> {
-                let dates = churn_features::labels::observation_dates(&ds, horizon_days);
+                let range = match &summary {
+                    Some(s) => s.date_range(),
+                    None => ds.date_range(),
+                };
+                let dates = labels::observation_dates_in(range, horizon_days);
                 anyhow::ensure!(
                     !dates.is_empty(),
                     "the data is too short for one observation date with a {horizon_days}-day horizon"
                 );
-                let ex = churn_features::labels::examples(&ds, &dates, horizon_days, &cfg, &|_| {})?;
+                let ex = match &summary {
+                    Some(s) => labels::examples_summarised(&ds, &dates, horizon_days, &cfg, s)?,
+                    None => labels::examples(&ds, &dates, horizon_days, &cfg, &|_| {})?,
+                };
                 Ok((
                     features::arrow_schema(&ex.features, true),
                     features::arrow_batches(&ex.features, Some(&ex.labels)).collect::<Vec<_>>(),
@@ -188,6 +224,17 @@ impl Dataset {
             })
             .map_err(to_py)?;
         table_out(schema, batches)
+    }
+
+    /// What features and observation dates depend on beyond each customer's rows
+    /// (JSON): merge the summaries of every part of a data set split by customer with
+    /// `merge_summaries`.
+    fn summary(&self, py: Python<'_>) -> PyResult<String> {
+        let ds = self.inner.clone();
+        let summary = py
+            .detach(|| features::summarise(&ds))
+            .map_err(|e| to_py(e.into()))?;
+        serde_json::to_string(&summary).map_err(|e| ChurnError::new_err(e.to_string()))
     }
 
     fn __repr__(&self) -> String {
@@ -198,6 +245,22 @@ impl Dataset {
             self.customers()
         )
     }
+}
+
+/// A summary made by `Dataset.summary`.
+fn parse_summary(json: &str) -> PyResult<features::DataSummary> {
+    serde_json::from_str(json)
+        .map_err(|e| PyValueError::new_err(format!("summary: not a data summary: {e}")))
+}
+
+/// The summary of the parts together.
+#[pyfunction]
+fn merge_summaries(summaries: Vec<String>) -> PyResult<String> {
+    let mut whole = features::DataSummary::default();
+    for s in &summaries {
+        whole.merge(&parse_summary(s)?);
+    }
+    serde_json::to_string(&whole).map_err(|e| ChurnError::new_err(e.to_string()))
 }
 
 /// A trained model version, loaded and checked against itself.
@@ -572,6 +635,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train_model, m)?)?;
     m.add_function(wrap_pyfunction!(kpis, m)?)?;
     m.add_function(wrap_pyfunction!(rules_score, m)?)?;
+    m.add_function(wrap_pyfunction!(merge_summaries, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

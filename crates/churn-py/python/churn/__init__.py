@@ -131,12 +131,15 @@ class Dataset:
         """The first and the last day with data, as ``YYYY-MM-DD``."""
         return self._inner.date_range()
 
-    def features(self, as_of: DateLike, *, windows: Optional[PathLike] = None) -> _pa.Table:
-        """Point-in-time features of every customer active at ``as_of``, from what
-        happened strictly before it: the rows of ``churn-train features``.
+    def features(
+        self, as_of: Union[DateLike, Sequence[DateLike]], *, windows: Optional[PathLike] = None
+    ) -> _pa.Table:
+        """Point-in-time features of every customer active at ``as_of`` (a date, or
+        several: one row per customer and date), from what happened strictly before it:
+        the rows of ``churn-train features``.
 
         ``windows``: a TOML file of feature windows (``usage_window_days``, ...)."""
-        return self._inner.features(_date(as_of, "as_of"), _path(windows))
+        return self._inner.features(_dates(as_of), _path(windows))
 
     def examples(self, horizon_days: int = 30, *, windows: Optional[PathLike] = None) -> _pa.Table:
         """Labelled examples of every monthly observation date with a full horizon
@@ -146,6 +149,12 @@ class Dataset:
 
     def __repr__(self) -> str:
         return repr(self._inner)
+
+
+def _dates(as_of: Union[DateLike, Sequence[DateLike]]) -> List[str]:
+    if isinstance(as_of, (str, _dt.date)):
+        return [_date(as_of, "as_of")]
+    return [_date(d, "as_of") for d in as_of]
 
 
 def _as_dataset(dataset: Union[Dataset, PathLike]) -> Dataset:
