@@ -27,7 +27,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 import pyarrow as _pa
 import pyarrow.compute as _pc
 
-from . import DateLike, Model, _dates, _native
+from . import _TABLES, DateLike, Model, _dates, _native
 from ._convert import PathLike, path as _path
 
 __all__ = ["examples", "features", "score"]
@@ -156,6 +156,9 @@ def _by_bucket(tables: Mapping[str, Any], buckets: Optional[int], sample: Option
     documentation); the output schema comes from `work` on a bucket without rows."""
     if "subscriptions" not in tables:
         raise ValueError("tables: `subscriptions` is required")
+    unknown = sorted(set(tables) - set(_TABLES))
+    if unknown:
+        raise ValueError(f"tables: {', '.join(unknown)} not tables of the data contract (expected {', '.join(_TABLES)})")
     if buckets is None:
         events = tables.get("events")
         rows = events.count() if events is not None else 0
