@@ -9,30 +9,19 @@ the whole file is timed end to end.
     pip install scikit-learn pandas pyarrow
     python3 benches/peer_score.py target/bench-score/features.parquet
 """
+import pathlib
 import sys
 import time
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from bench_common import fit_peer  # noqa: E402
 
 path = sys.argv[1]
 sample = pd.read_parquet(path).head(200_000)
-features = [c for c in sample.columns if c not in ("customer_id", "as_of", "signup_cohort")]
-numeric = [c for c in features if sample[c].dtype.kind == "f"]
-categorical = [c for c in features if c not in numeric]
-prep = ColumnTransformer([
-    ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), numeric),
-    ("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=5), categorical),
-])
-# A label to fit on: the sample's own low-activity customers (the model's quality is
-# not what is measured; its shape and cost are).
-y = (sample["logins_per_week_28d"].fillna(0) < 1.0).to_numpy()
-model = make_pipeline(prep, LogisticRegression(max_iter=200)).fit(sample[features], y)
+model, features = fit_peer(sample)
 del sample
 
 runs = []

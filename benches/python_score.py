@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import pyarrow as pa
@@ -36,27 +34,18 @@ import pyarrow.parquet as pq
 
 import churn
 
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from bench_common import median_of  # noqa: E402
+
 PEER = r"""
 import sys, time, statistics
-import numpy as np, pandas as pd, pyarrow.parquet as pq
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+import pyarrow.parquet as pq
+sys.path.insert(0, sys.argv[3])
+from bench_common import fit_peer
 
 df = pq.read_table(sys.argv[1]).to_pandas()
 runs = int(sys.argv[2])
-sample = df.head(200_000)
-features = [c for c in df.columns if c not in ("customer_id", "as_of", "signup_cohort")]
-numeric = [c for c in features if df[c].dtype.kind == "f"]
-categorical = [c for c in features if c not in numeric]
-prep = ColumnTransformer([
-    ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), numeric),
-    ("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=5), categorical),
-])
-y = (sample["logins_per_week_28d"].fillna(0) < 1.0).to_numpy()
-model = make_pipeline(prep, LogisticRegression(max_iter=200)).fit(sample[features], y)
+model, features = fit_peer(df.head(200_000))
 times = []
 for _ in range(runs):
     t = time.perf_counter()
@@ -80,15 +69,6 @@ def cycled(features: pa.Table, rows: int, seed: int = 7) -> pa.Table:
             column = pc.multiply(column, jitter)
         columns.append(column)
     return pa.table(columns, schema=table.schema)
-
-
-def median_of(runs: int, call) -> tuple[float, list[float]]:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), times
 
 
 def main() -> None:
@@ -127,7 +107,7 @@ def main() -> None:
             )
         del table
         peer = subprocess.run(
-            [sys.executable, "-c", PEER, str(path), str(a.peer_runs)], capture_output=True, text=True, check=True
+            [sys.executable, "-c", PEER, str(path), str(a.peer_runs), str(pathlib.Path(__file__).parent)], capture_output=True, text=True, check=True
         ).stdout.split()
         print(f"{rows:>11,} rows: pandas + scikit-learn predict_proba {float(peer[0]):6.2f} s ({', '.join(peer[1:])})", flush=True)
         path.unlink()

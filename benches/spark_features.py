@@ -12,21 +12,14 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import statistics
+import sys
 import subprocess
 import tempfile
-import time
 
 import churn.spark
 
-
-def timed(runs: int, call) -> tuple[float, list[float]]:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), times
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from bench_common import median_of  # noqa: E402
 
 
 def main() -> None:
@@ -62,7 +55,7 @@ def main() -> None:
         churn.spark.features(tables, a.as_of, buckets=a.buckets).write.mode("overwrite").parquet(str(work / "spark"))
 
     for name, call in (("churn-train features (one process)", cli), ("churn.spark.features, local[2]", ours)):
-        median, times = timed(a.runs, call)
+        median, times = median_of(a.runs, call)
         print(f"{name}: {median:.1f} s ({', '.join(f'{t:.1f}' for t in times)})", flush=True)
     spark.stop()
 

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -27,16 +25,8 @@ import churn
 import churn.spark
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from bench_common import fit_peer, median_of  # noqa: E402
 from python_score import cycled  # noqa: E402
-
-
-def timed(runs: int, call) -> tuple[float, list[float]]:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), times
 
 
 def main() -> None:
@@ -77,22 +67,8 @@ def main() -> None:
         )
 
     # The peer: scikit-learn in a pandas UDF, as mlflow.pyfunc.spark_udf runs a model.
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
     sample = pq.read_table(path).slice(0, 200_000).to_pandas()
-    features = [c for c in sample.columns if c not in ("customer_id", "as_of", "signup_cohort")]
-    numeric = [c for c in features if sample[c].dtype.kind == "f"]
-    categorical = [c for c in features if c not in numeric]
-    prep = ColumnTransformer([
-        ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), numeric),
-        ("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=5), categorical),
-    ])
-    y = (sample["logins_per_week_28d"].fillna(0) < 1.0).to_numpy()
-    model = make_pipeline(prep, LogisticRegression(max_iter=200)).fit(sample[features], y)
+    model, features = fit_peer(sample)
     del sample
 
     @F.pandas_udf("double")
@@ -107,7 +83,7 @@ def main() -> None:
 
     jobs = [("churn-score (one process)", cli), (f"churn.spark.score, local[2], {a.batch}-row batches", ours), ("pandas UDF + scikit-learn, local[2]", peer)]
     for name, call in jobs[1:2] if a.skip_peers else jobs:
-        median, times = timed(a.runs, call)
+        median, times = median_of(a.runs, call)
         print(f"{a.rows:,} rows, {name}: {median:.2f} s ({', '.join(f'{t:.2f}' for t in times)})", flush=True)
     spark.stop()
 

@@ -53,6 +53,19 @@ fn run(what: &str, cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// `pip install` of the environment whose scripts are in `bin`, quietly.
+fn pip_install(bin: &Path) -> Command {
+    let mut cmd = Command::new(bin.join("python"));
+    cmd.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]);
+    cmd
+}
+
 /// The virtual environment, created (or refreshed when the requirements changed).
 fn venv(python: &str, dir: &Path) -> Result<PathBuf, String> {
     let requirements = std::fs::read_to_string(repo().join(REQUIREMENTS))
@@ -69,16 +82,7 @@ fn venv(python: &str, dir: &Path) -> Result<PathBuf, String> {
     )?;
     run(
         "installing the test requirements from PyPI",
-        Command::new(bin.join("python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "-r",
-            ])
-            .arg(repo().join(REQUIREMENTS)),
+        pip_install(&bin).arg("-r").arg(repo().join(REQUIREMENTS)),
     )?;
     std::fs::write(&stamp, requirements)
         .map_err(|e| format!("writing {}: {e}", stamp.display()))?;
@@ -151,16 +155,8 @@ fn python_package() {
         .expect("maturin wrote a wheel");
     run(
         "installing the wheel",
-        Command::new(bin.join("python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-deps",
-                "--force-reinstall",
-            ])
+        pip_install(&bin)
+            .args(["--no-deps", "--force-reinstall"])
             .arg(&wheel),
     )
     .unwrap();
