@@ -8,6 +8,7 @@ use crate::read::{self, Batch, TableFile};
 use crate::time::{Day, Ts};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One subscription period.
 #[derive(Debug, Clone, PartialEq)]
@@ -205,10 +206,33 @@ pub struct Dataset {
     pub tables: Present,
 }
 
-/// Where a dataset's tables come from: a data directory, or tables held in memory.
+/// Where a dataset's tables come from: a data directory, or tables handed over.
 enum Source<'a> {
     Dir(&'a Path),
-    Memory(&'a [MemoryTable]),
+    Tables(&'a [SourceTable]),
+}
+
+/// A table of the data contract from outside a data directory: record batches in
+/// memory, or a stream read afresh for every pass (a database table).
+#[derive(Debug, Clone)]
+pub struct SourceTable {
+    /// The contract's name for it (`subscriptions`, `events`, ...).
+    pub name: String,
+    /// What errors call it (`subscriptions table`, `table churn.events in postgres://...`).
+    pub label: String,
+    pub rows: SourceRows,
+}
+
+/// The rows of a [`SourceTable`].
+#[derive(Debug, Clone)]
+pub enum SourceRows {
+    /// Record batches of one schema, held in memory.
+    Batches {
+        schema: arrow_schema::SchemaRef,
+        batches: Vec<arrow_array::RecordBatch>,
+    },
+    /// A stream of record batches, read again for every pass.
+    Stream(Arc<dyn read::TableStream>),
 }
 
 /// A table of the data contract held in memory: its name (`subscriptions`, `events`,
@@ -225,13 +249,15 @@ impl Source<'_> {
     fn open(&self, spec: &'static TableSpec) -> Result<Option<TableFile>> {
         let file = match self {
             Source::Dir(dir) => read::locate(dir, spec)?,
-            Source::Memory(tables) => match tables.iter().find(|t| t.name == spec.name) {
-                Some(t) => Some(TableFile::in_memory(
-                    &format!("{} table", spec.name),
-                    spec,
-                    t.schema.clone(),
-                    t.batches.clone(),
-                )?),
+            Source::Tables(tables) => match tables.iter().find(|t| t.name == spec.name) {
+                Some(t) => Some(match &t.rows {
+                    SourceRows::Batches { schema, batches } => {
+                        TableFile::in_memory(&t.label, spec, schema.clone(), batches.clone())?
+                    }
+                    SourceRows::Stream(stream) => {
+                        TableFile::streamed(&t.label, spec, Arc::clone(stream))
+                    }
+                }),
                 None if spec.required => {
                     return Err(DataError::MissingTable {
                         dir: PathBuf::from(MEMORY_DIR),
@@ -277,6 +303,28 @@ impl Dataset {
         tables: &[MemoryTable],
         numeric_text_attributes: &BTreeMap<String, bool>,
     ) -> Result<Dataset> {
+        let tables: Vec<SourceTable> = tables
+            .iter()
+            .map(|t| SourceTable {
+                name: t.name.clone(),
+                label: format!("{} table", t.name),
+                rows: SourceRows::Batches {
+                    schema: t.schema.clone(),
+                    batches: t.batches.clone(),
+                },
+            })
+            .collect();
+        Dataset::from_sources(Path::new(MEMORY_DIR), &tables, numeric_text_attributes)
+    }
+
+    /// Loads tables from outside a data directory (a database's, say), with the same
+    /// checks as [`open`](Dataset::open); `dir` is what the dataset calls its source.
+    /// Small tables are read once here; a streamed events table is read on every pass.
+    pub fn from_sources(
+        dir: &Path,
+        tables: &[SourceTable],
+        numeric_text_attributes: &BTreeMap<String, bool>,
+    ) -> Result<Dataset> {
         for (i, t) in tables.iter().enumerate() {
             if !contract::TABLES.iter().any(|spec| spec.name == t.name) {
                 return Err(DataError::InvalidParameter {
@@ -294,11 +342,7 @@ impl Dataset {
                 });
             }
         }
-        Dataset::load(
-            Path::new(MEMORY_DIR),
-            &Source::Memory(tables),
-            numeric_text_attributes,
-        )
+        Dataset::load(dir, &Source::Tables(tables), numeric_text_attributes)
     }
 
     fn load(

@@ -65,6 +65,32 @@ pub enum Format {
     /// Arrow record batches held in memory (a table handed over by a caller, such as the
     /// Python package): read like a Parquet file, its rows numbered from 1.
     Arrow,
+    /// Arrow record batches streamed from elsewhere (a database table, see
+    /// [`TableStream`]), read afresh for every pass, its rows numbered from 1.
+    Stream,
+}
+
+/// A table whose rows come as a stream of Arrow record batches from outside the files
+/// of a data directory, such as a database table read inside one snapshot. Each call of
+/// [`read`](TableStream::read) streams the table again from its first row, in the same
+/// order.
+pub trait TableStream: Send + Sync + std::fmt::Debug {
+    /// The columns every batch has (a [`read`](TableStream::read) may give fewer).
+    fn schema(&self) -> arrow_schema::SchemaRef;
+
+    /// Streams the table's rows in order, with at least `columns` (absent ones skipped),
+    /// handing each record batch to `visit`; stops at the first error of either side.
+    fn read(
+        &self,
+        columns: &[&str],
+        visit: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<()>;
+
+    /// The earliest and latest instant of a timestamp column, when the source can tell
+    /// without the caller reading every row.
+    fn timestamp_span(&self, _column: &str) -> Option<(Ts, Ts)> {
+        None
+    }
 }
 
 impl Format {
@@ -92,6 +118,8 @@ pub struct TableFile {
     pub format: Format,
     /// The batches of a table in memory ([`Format::Arrow`]).
     memory: Option<Arc<MemoryTable>>,
+    /// The source of a streamed table ([`Format::Stream`]).
+    stream: Option<Arc<dyn TableStream>>,
 }
 
 /// Record batches of one schema, held in memory.
@@ -127,6 +155,7 @@ pub fn locate(dir: &Path, spec: &'static TableSpec) -> Result<Option<TableFile>>
                 path,
                 format,
                 memory: None,
+                stream: None,
             });
         }
     }
@@ -163,7 +192,24 @@ impl TableFile {
             path: path.to_path_buf(),
             format,
             memory: None,
+            stream: None,
         })
+    }
+
+    /// A table streamed from `stream` ([`Format::Stream`]), read with the same checks as
+    /// a file; errors call it `label` and number its rows from 1.
+    pub fn streamed(
+        label: &str,
+        spec: &'static TableSpec,
+        stream: Arc<dyn TableStream>,
+    ) -> TableFile {
+        TableFile {
+            spec,
+            path: PathBuf::from(label),
+            format: Format::Stream,
+            memory: None,
+            stream: Some(stream),
+        }
     }
 
     /// A table held in memory as Arrow record batches of one schema, read with the same
@@ -198,6 +244,7 @@ impl TableFile {
                 batches,
                 rows_before: 0,
             })),
+            stream: None,
         })
     }
 
@@ -273,6 +320,17 @@ impl TableFile {
 
     fn raw_column_names(&self) -> Result<Vec<String>> {
         match self.format {
+            Format::Stream => Ok(self
+                .stream
+                .iter()
+                .flat_map(|s| {
+                    s.schema()
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().clone())
+                        .collect::<Vec<_>>()
+                })
+                .collect()),
             Format::Arrow => Ok(self
                 .memory
                 .iter()
@@ -357,6 +415,7 @@ impl TableFile {
                 parquet.read_row_groups(self, columns, all, &mut visit)
             }
             Format::Csv | Format::CsvGz => self.csv_batches(columns, visit),
+            Format::Stream => self.stream_batches(columns, visit),
             Format::Arrow => {
                 self.check_names(&self.raw_column_names()?)?;
                 for (first_row, batch) in self.memory_parts() {
@@ -393,6 +452,11 @@ impl TableFile {
             Format::Csv | Format::CsvGz => {
                 let mut state = init(0);
                 self.csv_batches(columns, |b| visit(&mut state, 0, b))?;
+                return Ok(vec![state]);
+            }
+            Format::Stream => {
+                let mut state = init(0);
+                self.stream_batches(columns, |b| visit(&mut state, 0, b))?;
                 return Ok(vec![state]);
             }
             Format::Parquet => {
@@ -470,6 +534,9 @@ impl TableFile {
         use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
         if self.format == Format::Arrow {
             return self.memory_timestamp_span(column);
+        }
+        if let Some(stream) = &self.stream {
+            return stream.timestamp_span(column);
         }
         if self.format != Format::Parquet {
             return None;
@@ -663,6 +730,29 @@ impl TableFile {
                 return Ok(());
             }
         }
+    }
+
+    /// Streams a [`Format::Stream`] table in pieces of at most [`BATCH_ROWS`] rows.
+    fn stream_batches(
+        &self,
+        columns: &[&str],
+        mut visit: impl FnMut(&Batch) -> Result<()>,
+    ) -> Result<()> {
+        let Some(stream) = &self.stream else {
+            return Ok(());
+        };
+        self.check_names(&self.raw_column_names()?)?;
+        let mut first_row = 0u64;
+        stream.read(columns, &mut |batch| {
+            let mut offset = 0;
+            while offset < batch.num_rows() {
+                let len = BATCH_ROWS.min(batch.num_rows() - offset);
+                visit(&self.memory_batch(first_row, &batch.slice(offset, len), columns)?)?;
+                first_row += len as u64;
+                offset += len;
+            }
+            Ok(())
+        })
     }
 
     fn malformed(&self, e: impl std::fmt::Display) -> DataError {

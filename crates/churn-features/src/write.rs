@@ -176,7 +176,9 @@ impl TableWriter {
                     .map_err(|e| csv_error(&temp, e))?;
                 Sink::Csv(writer)
             }
-            Format::Arrow => unreachable!("a file name never names a table in memory"),
+            Format::Arrow | Format::Stream => {
+                unreachable!("a file name never names a table in memory or a stream")
+            }
         };
         Ok(TableWriter {
             sink: Some(sink),

@@ -3,6 +3,7 @@
 //! code (no hand-made weights), saved as a real artifact.
 
 pub mod http;
+pub mod postgres;
 
 use churn_features::features::{FeatureConfig, FeatureTable};
 use churn_features::labels::{self, Examples};
