@@ -3,6 +3,8 @@
 //! same format, and a quiet exit when standard output is a closed pipe
 //! (`churn-train summary --json | head`).
 
+pub mod data;
+
 use std::io::IsTerminal;
 
 /// How log lines are written to standard error.

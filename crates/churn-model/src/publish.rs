@@ -143,6 +143,16 @@ pub fn fingerprint(paths: &[PathBuf]) -> std::io::Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// The SHA-256 of a text (a database snapshot's description), as [`fingerprint`]
+/// gives it for files.
+pub fn fingerprint_text(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The table files of a data directory (what [`fingerprint`] covers for it).
 pub fn data_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();

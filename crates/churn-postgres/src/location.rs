@@ -150,14 +150,18 @@ impl PgLocation {
         })
     }
 
-    /// Connects (without TLS; see [`parse`](PgLocation::parse)).
+    /// Connects (without TLS; see [`parse`](PgLocation::parse)). The session reports
+    /// only warnings and errors (not "table does not exist, skipping" notices), in UTC.
     pub fn connect(&self) -> Result<postgres::Client> {
-        self.config
-            .connect(postgres::NoTls)
-            .map_err(|e| PgError::Connect {
-                target: self.to_string(),
-                cause: crate::describe(&e),
-            })
+        let failed = |e: postgres::Error| PgError::Connect {
+            target: self.to_string(),
+            cause: crate::describe(&e),
+        };
+        let mut client = self.config.connect(postgres::NoTls).map_err(failed)?;
+        client
+            .batch_execute("SET client_min_messages TO warning; SET TimeZone TO 'UTC'")
+            .map_err(failed)?;
+        Ok(client)
     }
 
     /// `schema.name`, quoted for SQL; a `name` holding a dot already names its schema.

@@ -172,6 +172,9 @@ pub struct PgDataset {
     pub location: String,
     /// The tables read, as `contract name = "schema"."table"`.
     pub tables: Vec<(String, String)>,
+    /// The snapshot read: the server's transaction snapshot (`xmin:xmax:xip`) and the
+    /// transaction's start time, for a model's provenance.
+    pub snapshot: String,
 }
 
 /// Opens the contract's tables in `location`'s schema (renamed by `mapping`), with the
@@ -193,6 +196,13 @@ pub fn open_dataset(location: &PgLocation, mapping: &TableMapping) -> Result<PgD
     client
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .map_err(|e| query_failed("starting the snapshot transaction".into(), e))?;
+    let snapshot_id: String = client
+        .query_one(
+            "SELECT pg_current_snapshot()::text || ' at ' || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+            &[],
+        )
+        .map_err(|e| query_failed("reading the snapshot".into(), e))?
+        .get(0);
     let mut found = Vec::new();
     for spec in contract::TABLES.iter() {
         let name = mapping.table(spec.name);
@@ -263,6 +273,7 @@ pub fn open_dataset(location: &PgLocation, mapping: &TableMapping) -> Result<PgD
         dataset,
         location: shown,
         tables,
+        snapshot: snapshot_id,
     })
 }
 

@@ -9,11 +9,12 @@ pub use output::{rules_table, schema as output_schema, RejectedRow};
 use anyhow::{bail, Context, Result};
 use arrow_array::{Array, Float64Array, RecordBatch};
 use arrow_schema::SchemaRef;
+use churn_cli::data::DataSource;
 use churn_features::contract::CUSTOMERS;
 use churn_features::features::FeatureKind;
 use churn_features::read::{Column, TableFile};
 use churn_features::time::{format_date, parse_date, Day};
-use churn_features::{DataError, Dataset};
+use churn_features::DataError;
 use churn_model::artifact;
 use churn_scoring::{table_cell, Cell, Options, Scorer, ROW_KEYS};
 use output::{out_row, OutRow, Rejects, Summary, Worklist};
@@ -33,15 +34,24 @@ pub struct Args {
     /// A feature table (`churn-train features` output): .parquet, .csv or .csv.gz.
     #[arg(long)]
     pub input: Option<PathBuf>,
-    /// A raw data directory; features are built as of --as-of.
-    #[arg(long, requires = "as_of")]
-    pub data: Option<PathBuf>,
+    /// A raw data directory, or a PostgreSQL schema
+    /// (postgres://USER@HOST:PORT/DB?schema=NAME); features are built as of --as-of.
+    #[arg(long, value_name = "DIR|URL", requires = "as_of")]
+    pub data: Option<DataSource>,
+    #[command(flatten)]
+    pub tables: churn_cli::data::TablesArg,
     /// The as-of date for --data (features from what happened strictly before it).
     #[arg(long, requires = "data")]
     pub as_of: Option<String>,
-    /// Output file: .parquet, .csv or .csv.gz.
+    /// Output file (.parquet, .csv or .csv.gz), or a PostgreSQL table
+    /// (postgres://USER@HOST:PORT/DB?schema=NAME&table=churn_scores), replaced in one
+    /// transaction: readers see the old worklist or the new one, never a mix.
+    #[arg(long, value_name = "FILE|URL")]
+    pub output: Output,
+    /// With a postgres:// --output: add the rows to the table, each with the run's
+    /// `scored_at` time, instead of replacing it.
     #[arg(long)]
-    pub output: PathBuf,
+    pub append: bool,
     /// Keep the N customers with the most revenue at risk, sorted (the worklist).
     #[arg(long)]
     pub top: Option<usize>,
@@ -67,6 +77,42 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub log: churn_cli::LogArgs,
+}
+
+/// Where the worklist goes.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// A file, written to a temporary file and renamed.
+    File(PathBuf),
+    /// A PostgreSQL table (`?table=` in the URL).
+    Postgres(Box<churn_postgres::PgLocation>),
+}
+
+impl std::str::FromStr for Output {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        if !churn_postgres::is_postgres_url(text) {
+            return Ok(Output::File(PathBuf::from(text)));
+        }
+        let location = churn_postgres::PgLocation::parse(text).map_err(|e| e.to_string())?;
+        if location.table.is_none() {
+            return Err(format!(
+                "{location}: name the table to write with `&table=NAME` (e.g. ?schema=public&table=churn_scores)"
+            ));
+        }
+        Ok(Output::Postgres(Box::new(location)))
+    }
+}
+
+impl std::fmt::Display for Output {
+    /// The path, or the URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::File(p) => write!(f, "{}", p.display()),
+            Output::Postgres(l) => write!(f, "{l}"),
+        }
+    }
 }
 
 /// Whether two paths name the same file (existing or not).
@@ -110,19 +156,35 @@ pub fn run(args: Args) -> Result<()> {
         top: args.reasons,
         warnings: false,
     };
-    let rejects_path = args.rejects.clone().unwrap_or_else(|| {
-        let mut name = args.output.file_name().unwrap_or_default().to_os_string();
-        name.push(".rejects.csv");
-        args.output.with_file_name(name)
-    });
+    let output_file = match &args.output {
+        Output::File(p) => Some(p.as_path()),
+        Output::Postgres(_) => None,
+    };
+    if args.append && output_file.is_some() {
+        bail!("--append adds to a database table: --output must be a postgres:// URL");
+    }
+    let rejects_path = match (&args.rejects, output_file) {
+        (Some(p), _) => p.clone(),
+        (None, Some(out)) => {
+            let mut name = out.file_name().unwrap_or_default().to_os_string();
+            name.push(".rejects.csv");
+            out.with_file_name(name)
+        }
+        (None, None) if args.skip_invalid => {
+            bail!("--skip-invalid with a database --output needs --rejects FILE for the rows it leaves out")
+        }
+        (None, None) => PathBuf::from("rejects.csv"),
+    };
     // Refuse to overwrite what is read, or to write two outputs into one file.
-    if let Some(input) = &args.input {
-        if same_file(input, &args.output) {
+    if let (Some(input), Some(out)) = (&args.input, output_file) {
+        if same_file(input, out) {
             bail!(
                 "--output {} is the input file: choose another output",
-                args.output.display()
+                out.display()
             );
         }
+    }
+    if let Some(input) = &args.input {
         if args.skip_invalid && same_file(input, &rejects_path) {
             bail!(
                 "the rejects file {} is the input file: choose another --rejects",
@@ -130,13 +192,26 @@ pub fn run(args: Args) -> Result<()> {
             );
         }
     }
-    if args.skip_invalid && same_file(&args.output, &rejects_path) {
-        bail!(
-            "--rejects {} is the output file: choose another",
-            rejects_path.display()
-        );
+    if let Some(out) = output_file {
+        if args.skip_invalid && same_file(out, &rejects_path) {
+            bail!(
+                "--rejects {} is the output file: choose another",
+                rejects_path.display()
+            );
+        }
     }
-    let sink = Worklist::new(&scorer, &args.output, args.top)?;
+    let sink = match &args.output {
+        Output::File(path) => Worklist::new(&scorer, path, args.top)?,
+        Output::Postgres(location) => {
+            let mode = if args.append {
+                churn_postgres::WriteMode::Append
+            } else {
+                churn_postgres::WriteMode::Replace
+            };
+            let table = location.table.as_deref().expect("checked when parsed");
+            Worklist::to_postgres(&scorer, location, table, mode, args.top)?
+        }
+    };
     let bar = progress(args.quiet);
     let rejects = Rejects::new(args.skip_invalid, rejects_path);
     let ran = pipeline(&scorer, options, sink, rejects, &bar, |job| {
@@ -145,7 +220,7 @@ pub fn run(args: Args) -> Result<()> {
             (None, Some(data)) => {
                 let text = args.as_of.as_deref().unwrap_or_default();
                 match parse_date(text) {
-                    Some(as_of) => job.score_data(data, as_of, args.allow_future),
+                    Some(as_of) => job.score_data(data, &args.tables, as_of, args.allow_future),
                     None => Err(anyhow::anyhow!(
                         "--as-of `{text}` is not a date (YYYY-MM-DD)"
                     )),
@@ -168,7 +243,7 @@ pub fn run(args: Args) -> Result<()> {
         bail!("internal error: {kept} rows scored but {written} written");
     }
     let totals = summary.totals(
-        &args.output,
+        &args.output.to_string(),
         rows_in,
         written,
         rejected,
@@ -478,8 +553,15 @@ impl Job<'_> {
         Ok(rows_in)
     }
 
-    fn score_data(&mut self, data: &Path, as_of: Day, allow_future: bool) -> Result<u64> {
-        let ds = Dataset::open(data).context("reading the data directory (--data)")?;
+    fn score_data(
+        &mut self,
+        data: &DataSource,
+        tables: &churn_cli::data::TablesArg,
+        as_of: Day,
+        allow_future: bool,
+    ) -> Result<u64> {
+        let opened = self.bar.suspend(|| data.open(tables.tables.as_deref()))?;
+        let ds = opened.dataset;
         let horizon = match self.scorer.artifact().horizon_days {
             h if h > 0 => h,
             _ => churn_features::labels::DEFAULT_HORIZON_DAYS,

@@ -230,6 +230,8 @@ enum Dest {
     },
     /// Batches kept in memory, for a caller in the same process.
     Memory(Vec<RecordBatch>),
+    /// A PostgreSQL table, replaced or appended to at commit.
+    Postgres(Box<churn_postgres::TableWriter>),
 }
 
 impl Dest {
@@ -237,6 +239,7 @@ impl Dest {
         match self {
             Dest::File { writer, .. } => writer.write(&batch)?,
             Dest::Memory(batches) => batches.push(batch),
+            Dest::Postgres(writer) => writer.write(&batch)?,
         }
         Ok(())
     }
@@ -278,6 +281,23 @@ impl Worklist {
             writer: Box::new(writer),
         };
         Ok(Worklist::with(scorer, dest, top))
+    }
+
+    /// A worklist written into PostgreSQL table `table` of `location`: replaced whole at
+    /// `finish` (or appended to with a `scored_at` time); nothing is visible before.
+    pub fn to_postgres(
+        scorer: &Scorer,
+        location: &churn_postgres::PgLocation,
+        table: &str,
+        mode: churn_postgres::WriteMode,
+        top: Option<usize>,
+    ) -> Result<Worklist> {
+        let writer = churn_postgres::TableWriter::create(location, table, &schema(), mode)?;
+        Ok(Worklist::with(
+            scorer,
+            Dest::Postgres(Box::new(writer)),
+            top,
+        ))
     }
 
     /// A worklist kept in memory as Arrow batches (returned by `finish`).
@@ -341,6 +361,10 @@ impl Worklist {
             Dest::Memory(batches) => Ok(Written {
                 rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
                 batches,
+            }),
+            Dest::Postgres(writer) => Ok(Written {
+                rows: writer.finish()?,
+                batches: Vec::new(),
             }),
         }
     }
@@ -480,7 +504,7 @@ impl Summary {
     /// The closing figures of a run.
     pub fn totals(
         &self,
-        output: &Path,
+        output: &str,
         rows_read: u64,
         written: u64,
         rejected: u64,
@@ -489,7 +513,7 @@ impl Summary {
     ) -> Totals {
         let seconds = took.as_secs_f64();
         Totals {
-            output: output.display().to_string(),
+            output: output.to_string(),
             rows_read,
             scored: self.scored,
             written,

@@ -2,6 +2,7 @@
 
 use crate::{open_dataset, parse_day, progress_bar};
 use anyhow::{Context, Result};
+use churn_cli::data::DataSource;
 use churn_features::features::{self, FeatureConfig};
 use churn_features::labels;
 use churn_features::time::{self, Day};
@@ -34,9 +35,12 @@ impl WindowArgs {
 
 #[derive(clap::Args)]
 pub struct FeaturesArgs {
-    /// Data directory.
-    #[arg(long)]
-    data: PathBuf,
+    /// Data directory, or a PostgreSQL schema: postgres://USER@HOST:PORT/DB?schema=NAME
+    /// (password from PGPASSWORD or ~/.pgpass).
+    #[arg(long, value_name = "DIR|URL")]
+    data: DataSource,
+    #[command(flatten)]
+    tables: churn_cli::data::TablesArg,
     /// Compute features from what happened strictly before this day (YYYY-MM-DD).
     #[arg(long, value_parser = parse_day)]
     as_of: Day,
@@ -49,9 +53,12 @@ pub struct FeaturesArgs {
 
 #[derive(clap::Args)]
 pub struct ExamplesArgs {
-    /// Data directory.
-    #[arg(long)]
-    data: PathBuf,
+    /// Data directory, or a PostgreSQL schema: postgres://USER@HOST:PORT/DB?schema=NAME
+    /// (password from PGPASSWORD or ~/.pgpass).
+    #[arg(long, value_name = "DIR|URL")]
+    data: DataSource,
+    #[command(flatten)]
+    tables: churn_cli::data::TablesArg,
     /// Days ahead a churn counts for the label.
     #[arg(long, default_value_t = labels::DEFAULT_HORIZON_DAYS)]
     horizon_days: i32,
@@ -64,9 +71,12 @@ pub struct ExamplesArgs {
 
 #[derive(clap::Args)]
 pub struct DescribeArgs {
-    /// Data directory (the event types, feature groups and attributes it has add features).
-    #[arg(long)]
-    data: PathBuf,
+    /// Data directory or postgres:// URL (the event types, feature groups and attributes
+    /// it has add features).
+    #[arg(long, value_name = "DIR|URL")]
+    data: DataSource,
+    #[command(flatten)]
+    tables: churn_cli::data::TablesArg,
     #[command(flatten)]
     windows: WindowArgs,
 }
@@ -81,7 +91,7 @@ pub fn event_bar() -> indicatif::ProgressBar {
 }
 
 pub fn run_features(a: FeaturesArgs) -> Result<()> {
-    let ds = open_dataset(&a.data)?;
+    let ds = open_dataset(&a.data, &a.tables)?;
     let started = Instant::now();
     let bar = event_bar();
     if let Some(w) = ds.as_of_warning(a.as_of) {
@@ -113,7 +123,7 @@ pub fn run_features(a: FeaturesArgs) -> Result<()> {
 }
 
 pub fn run_examples(a: ExamplesArgs) -> Result<()> {
-    let ds = open_dataset(&a.data)?;
+    let ds = open_dataset(&a.data, &a.tables)?;
     let dates = labels::observation_dates(&ds, a.horizon_days);
     anyhow::ensure!(
         !dates.is_empty(),
@@ -154,7 +164,7 @@ pub fn build_examples(
 }
 
 pub fn run_describe(a: DescribeArgs) -> Result<()> {
-    let ds = open_dataset(&a.data)?;
+    let ds = open_dataset(&a.data, &a.tables)?;
     let (_, end) = ds.date_range();
     let table = features::features(&ds, end, &a.windows.config()?)?;
     let width = table.info.iter().map(|i| i.name.len()).max().unwrap_or(0);

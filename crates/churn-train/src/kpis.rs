@@ -15,9 +15,11 @@ pub struct KpisArgs {
     /// Print the default goals file (the domain brief's 90-day goals, documented) and exit.
     #[arg(long)]
     print_goals: bool,
-    /// Data directory.
-    #[arg(long, required_unless_present = "print_goals")]
-    data: Option<PathBuf>,
+    /// Data directory, or a PostgreSQL schema: postgres://USER@HOST:PORT/DB?schema=NAME.
+    #[arg(long, value_name = "DIR|URL", required_unless_present = "print_goals")]
+    data: Option<churn_cli::data::DataSource>,
+    #[command(flatten)]
+    tables: churn_cli::data::TablesArg,
     /// Measure as of this day (default: the first day of the month after the latest data).
     #[arg(long, value_parser = parse_day)]
     as_of: Option<time::Day>,
@@ -53,7 +55,7 @@ pub fn run(a: KpisArgs) -> Result<()> {
         Some(p) => Goals::load(p).context("reading the goals file (--goals)")?,
         None => Goals::default(),
     };
-    let ds = crate::open_dataset(data)?;
+    let ds = crate::open_dataset(data, &a.tables)?;
     let opts = KpiOptions {
         as_of: a.as_of,
         ..Default::default()
@@ -65,7 +67,7 @@ pub fn run(a: KpisArgs) -> Result<()> {
     }
     let report =
         churn_kpis::report::report(&ds, opts, &rules, &goals).context("computing the KPIs")?;
-    let html = churn_kpis::html::page(&report, &data.display().to_string());
+    let html = churn_kpis::html::page(&report, &data.to_string());
     write_file_atomic(out, html.as_bytes())?;
     if let Some(j) = &a.json {
         write_file_atomic(j, &serde_json::to_vec_pretty(&report)?)?;

@@ -45,6 +45,9 @@ enum Command {
     Rules(rules::RulesArgs),
     /// Compute the retention KPIs of a data directory: an HTML report and JSON.
     Kpis(kpis::KpisArgs),
+    /// Load a data directory into a PostgreSQL schema (one transaction; tables of the
+    /// same names are replaced), to read it back with --data postgres://...
+    Import(ImportArgs),
     /// Print the input data contract (tables and columns) as Markdown.
     Contract,
     /// Print a shell completion script, e.g. `churn-train completions bash >
@@ -89,10 +92,23 @@ struct GenerateArgs {
 }
 
 #[derive(clap::Args)]
-struct SummaryArgs {
-    /// Data directory.
+struct ImportArgs {
+    /// The data directory to load.
     #[arg(long)]
     data: PathBuf,
+    /// The schema to load it into: postgres://USER@HOST:PORT/DB?schema=NAME (password
+    /// from PGPASSWORD or ~/.pgpass).
+    #[arg(long, value_name = "URL")]
+    to: String,
+}
+
+#[derive(clap::Args)]
+struct SummaryArgs {
+    /// Data directory, or a PostgreSQL schema: postgres://USER@HOST:PORT/DB?schema=NAME.
+    #[arg(long, value_name = "DIR|URL")]
+    data: churn_cli::data::DataSource,
+    #[command(flatten)]
+    tables: churn_cli::data::TablesArg,
     /// Measure as of this day (default: the month after the latest data).
     #[arg(long, value_parser = parse_day)]
     as_of: Option<time::Day>,
@@ -118,7 +134,7 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Generate(a) => generate(a),
-        Command::Summary(a) => summary::run(&a.data, a.as_of, a.json),
+        Command::Summary(a) => summary::run(&a.data, &a.tables, a.as_of, a.json),
         Command::Train(a) => train::run_train(a),
         Command::Evaluate(a) => train::run_evaluate(a),
         Command::Features(a) => features::run_features(a),
@@ -126,6 +142,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Describe(a) => features::run_describe(a),
         Command::Rules(a) => rules::run(a),
         Command::Kpis(a) => kpis::run(a),
+        Command::Import(a) => import(a),
         Command::Contract => {
             print!("{}", churn_features::contract::markdown());
             Ok(())
@@ -188,13 +205,34 @@ fn generate(a: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
-/// Opens a data directory, warning about rows that name unknown customers.
-pub fn open_dataset(dir: &std::path::Path) -> Result<churn_features::Dataset> {
-    let ds = churn_features::Dataset::open(dir).context("reading the data directory (--data)")?;
-    for o in &ds.orphans {
-        tracing::warn!("{o}");
+fn import(a: ImportArgs) -> Result<()> {
+    let started = std::time::Instant::now();
+    let to = churn_postgres::PgLocation::parse(&a.to)?;
+    let imported = churn_postgres::import(&a.data, &to)
+        .with_context(|| format!("loading {} into {to}", a.data.display()))?;
+    for column in &imported.skipped_columns {
+        tracing::warn!("column {column} is not in the data contract and was not loaded");
     }
-    Ok(ds)
+    let tables: Vec<String> = imported
+        .tables
+        .iter()
+        .map(|(t, rows)| format!("{t} {rows}"))
+        .collect();
+    println!(
+        "loaded {} into {to} in {:.1}s: {}",
+        a.data.display(),
+        started.elapsed().as_secs_f64(),
+        tables.join(", ")
+    );
+    Ok(())
+}
+
+/// Opens a data directory or database, warning about rows that name unknown customers.
+pub fn open_dataset(
+    data: &churn_cli::data::DataSource,
+    tables: &churn_cli::data::TablesArg,
+) -> Result<churn_features::Dataset> {
+    Ok(data.open(tables.tables.as_deref())?.dataset)
 }
 
 /// A progress bar on stderr that hides itself when stderr is not a terminal.

@@ -12,9 +12,16 @@ pub struct RulesArgs {
     /// Print the documented default rules.toml and exit.
     #[arg(long)]
     print_default: bool,
-    /// Measure the rules against churn on this data directory's observation dates.
-    #[arg(long, required_unless_present = "print_default")]
-    data: Option<PathBuf>,
+    /// Measure the rules against churn on the observation dates of this data directory
+    /// or postgres:// schema.
+    #[arg(
+        long,
+        value_name = "DIR|URL",
+        required_unless_present = "print_default"
+    )]
+    data: Option<churn_cli::data::DataSource>,
+    #[command(flatten)]
+    tables: churn_cli::data::TablesArg,
     /// Rules file (default: the built-in defaults).
     #[arg(long)]
     rules: Option<PathBuf>,
@@ -34,8 +41,8 @@ pub fn run(a: RulesArgs) -> Result<()> {
         Some(p) => RulesConfig::load(p)?,
         None => RulesConfig::default(),
     };
-    let dir = a.data.expect("clap requires --data");
-    let ds = crate::open_dataset(&dir)?;
+    let data = a.data.as_ref().expect("clap requires --data");
+    let ds = crate::open_dataset(data, &a.tables)?;
     let dates = labels::observation_dates(&ds, a.horizon_days);
     anyhow::ensure!(
         !dates.is_empty(),

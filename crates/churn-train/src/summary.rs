@@ -1,12 +1,17 @@
 //! `churn-train summary`: what a data directory holds and how its business is doing.
 
 use anyhow::{Context, Result};
-use churn_features::dataset::{Dataset, Vocabulary};
+use churn_cli::data::{DataSource, TablesArg};
+use churn_features::dataset::Vocabulary;
 use churn_kpis::{summary, KpiOptions};
-use std::path::Path;
 
-pub fn run(dir: &Path, as_of: Option<churn_features::time::Day>, json: bool) -> Result<()> {
-    let ds = Dataset::open(dir).context("reading the data directory (--data)")?;
+pub fn run(
+    data: &DataSource,
+    tables: &TablesArg,
+    as_of: Option<churn_features::time::Day>,
+    json: bool,
+) -> Result<()> {
+    let ds = data.open(tables.tables.as_deref())?.dataset;
     let mut vocab = Vocabulary::default();
     let mut events = 0u64;
     let event_orphans = ds
@@ -26,7 +31,8 @@ pub fn run(dir: &Path, as_of: Option<churn_features::time::Day>, json: bool) -> 
         ds.customers.iter().map(f).sum::<usize>()
     };
     let mut orphans = ds.orphans.clone();
-    if event_orphans.rows > 0 {
+    let event_orphans_seen = event_orphans.rows > 0;
+    if event_orphans_seen {
         orphans.push(event_orphans);
     }
     // Sorted: ids follow the order decoders met the names, which is not the file's.
@@ -50,10 +56,14 @@ pub fn run(dir: &Path, as_of: Option<churn_features::time::Day>, json: bool) -> 
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    for o in &orphans {
-        tracing::warn!("{o}");
+    // The small tables' orphans were reported when the data was opened.
+    if event_orphans_seen {
+        tracing::warn!("{}", orphans.last().expect("pushed above"));
     }
-    println!("data directory {}", dir.display());
+    match data {
+        DataSource::Dir(dir) => println!("data directory {}", dir.display()),
+        DataSource::Postgres(location) => println!("database {location}"),
+    }
     println!("  customers      {:>10}", ds.customers.len());
     println!("  subscriptions  {:>10}", count(|c| c.subscriptions.len()));
     println!(

@@ -2,6 +2,7 @@
 
 use crate::{open_dataset, parse_day, progress_bar};
 use anyhow::{bail, Result};
+use churn_cli::data::DataSource;
 use churn_features::features::FeatureTable;
 use churn_features::labels;
 use churn_features::rules::RulesConfig;
@@ -12,14 +13,17 @@ use churn_model::card;
 use churn_model::model::ModelKind;
 use churn_model::publish;
 use churn_model::train::{self, Evaluation, TrainConfig};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["data", "table"])))]
 pub struct TrainArgs {
-    /// Data directory: examples come from monthly observation dates.
-    #[arg(long)]
-    data: Option<PathBuf>,
+    /// Data directory, or a PostgreSQL schema (postgres://USER@HOST:PORT/DB?schema=NAME):
+    /// examples come from monthly observation dates.
+    #[arg(long, value_name = "DIR|URL")]
+    data: Option<DataSource>,
+    #[command(flatten)]
+    tables: churn_cli::data::TablesArg,
     #[command(flatten)]
     table: LabelledTable,
     /// Where model directories go.
@@ -66,8 +70,11 @@ pub struct EvaluateArgs {
     /// A model version directory, or a models/NAME directory (its LATEST).
     #[arg(long)]
     model: PathBuf,
-    #[arg(long, requires = "as_of")]
-    data: Option<PathBuf>,
+    /// Labelled data: a data directory or postgres:// schema, examples at --as-of.
+    #[arg(long, value_name = "DIR|URL", requires = "as_of")]
+    data: Option<DataSource>,
+    #[command(flatten)]
+    tables: churn_cli::data::TablesArg,
     /// Observation date for --data.
     #[arg(long, value_parser = parse_day)]
     as_of: Option<Day>,
@@ -120,7 +127,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
     let (cfg, rules) = settings(&a)?;
     let windows = a.windows.config()?;
     let (trained, source, inputs) = match &a.data {
-        Some(dir) => train_on_data(dir, a.horizon_days, &windows, &cfg, &rules)?,
+        Some(data) => train_on_data(data, &a.tables, a.horizon_days, &windows, &cfg, &rules)?,
         None => {
             let (path, mut table, labels) = a.table.load()?;
             table.config = windows;
@@ -131,10 +138,17 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
                     bar.set_position(done as u64);
                 })?;
             bar.finish_and_clear();
-            (trained, path.display().to_string(), vec![path])
+            (
+                trained,
+                path.display().to_string(),
+                Inputs::Files(vec![path]),
+            )
         }
     };
-    let sha256 = publish::fingerprint(&inputs)?;
+    let sha256 = match inputs {
+        Inputs::Files(files) => publish::fingerprint(&files)?,
+        Inputs::Snapshot(snapshot) => publish::fingerprint_text(&snapshot),
+    };
     let run = publish::Run::of(&trained, &rules, a.seed, &source, sha256);
     let saved = publish::save(&a.out, &a.name, &run)?;
     warn_suspicious(&trained.outcome);
@@ -171,20 +185,28 @@ fn settings(a: &TrainArgs) -> Result<(TrainConfig, RulesConfig)> {
     Ok((cfg, rules))
 }
 
-/// Trains on the examples of every observation date of a data directory; returns the
-/// run, the source's name and its files (for the fingerprint).
+/// What a model's fingerprint covers: the table files read, or a database snapshot.
+enum Inputs {
+    Files(Vec<PathBuf>),
+    Snapshot(String),
+}
+
+/// Trains on the examples of every observation date of a data directory or database;
+/// returns the run, the source's name and what its fingerprint covers.
 fn train_on_data(
-    dir: &Path,
+    data: &DataSource,
+    tables: &churn_cli::data::TablesArg,
     horizon_days: i32,
     windows: &churn_features::features::FeatureConfig,
     cfg: &TrainConfig,
     rules: &RulesConfig,
-) -> Result<(train::Trained, String, Vec<PathBuf>)> {
-    let ds = open_dataset(dir)?;
+) -> Result<(train::Trained, String, Inputs)> {
+    let opened = data.open(tables.tables.as_deref())?;
+    let ds = &opened.dataset;
     let events = crate::features::event_bar();
     let bar = training_bar();
     let trained = train::train_dataset(
-        &ds,
+        ds,
         horizon_days,
         windows,
         cfg,
@@ -199,11 +221,11 @@ fn train_on_data(
         },
     )?;
     bar.finish_and_clear();
-    Ok((
-        trained,
-        dir.display().to_string(),
-        publish::data_files(dir)?,
-    ))
+    let inputs = match opened.snapshot {
+        Some(snapshot) => Inputs::Snapshot(snapshot),
+        None => Inputs::Files(opened.files),
+    };
+    Ok((trained, opened.source, inputs))
 }
 
 /// Prints what was saved: one JSON object with `--json`, the figures as text otherwise.
@@ -348,7 +370,7 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
     };
     let (table, labels) = if let Some(data) = &a.data {
         let as_of = a.as_of.expect("clap requires --as-of");
-        let ds = open_dataset(data)?;
+        let ds = open_dataset(data, &a.tables)?;
         let horizon = if art.horizon_days > 0 {
             art.horizon_days
         } else {
@@ -358,7 +380,7 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
         if as_of + horizon > end {
             bail!(
                 "{}: the data ends {} but a {horizon}-day label window from {} needs data until {}",
-                data.display(),
+                data,
                 time::format_date(end),
                 time::format_date(as_of),
                 time::format_date(as_of + horizon)

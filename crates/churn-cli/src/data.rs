@@ -1,0 +1,118 @@
+//! `--data DIR|URL`: a data directory or a PostgreSQL database, opened the same way by
+//! every command that reads the data contract's tables.
+
+use anyhow::{Context, Result};
+use churn_features::Dataset;
+use std::path::{Path, PathBuf};
+
+/// Where a command reads the data contract's tables.
+#[derive(Debug, Clone)]
+pub enum DataSource {
+    /// A data directory of CSV and Parquet files.
+    Dir(PathBuf),
+    /// A PostgreSQL schema: `postgres://USER@HOST:PORT/DB?schema=SCHEMA`.
+    Postgres(Box<churn_postgres::PgLocation>),
+}
+
+impl std::str::FromStr for DataSource {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if churn_postgres::is_postgres_url(text) {
+            churn_postgres::PgLocation::parse(text)
+                .map(|l| DataSource::Postgres(Box::new(l)))
+                .map_err(|e| e.to_string())
+        } else {
+            Ok(DataSource::Dir(PathBuf::from(text)))
+        }
+    }
+}
+
+impl std::fmt::Display for DataSource {
+    /// The directory, or the URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataSource::Dir(d) => write!(f, "{}", d.display()),
+            DataSource::Postgres(l) => write!(f, "{l}"),
+        }
+    }
+}
+
+/// A data set opened from a [`DataSource`], with what a model's provenance records.
+#[derive(Debug)]
+pub struct Opened {
+    pub dataset: Dataset,
+    /// The directory, or `postgres://...` (no password) and the tables read.
+    pub source: String,
+    /// The table files of a directory (what its fingerprint covers); empty for a
+    /// database.
+    pub files: Vec<PathBuf>,
+    /// A database's snapshot and tables, which its fingerprint covers.
+    pub snapshot: Option<String>,
+}
+
+impl DataSource {
+    /// Opens the tables (`tables`: a mapping file of database table names, for a
+    /// database only) and warns about rows naming unknown customers.
+    pub fn open(&self, tables: Option<&Path>) -> Result<Opened> {
+        let opened = match self {
+            DataSource::Dir(dir) => {
+                if tables.is_some() {
+                    anyhow::bail!(
+                        "--tables maps database table names; --data {} is a directory",
+                        dir.display()
+                    );
+                }
+                let dataset = Dataset::open(dir).context("reading the data directory (--data)")?;
+                let mut files = Vec::new();
+                for e in
+                    std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?
+                {
+                    let p = e?.path();
+                    if p.is_file() && churn_features::read::Format::from_path(&p).is_some() {
+                        files.push(p);
+                    }
+                }
+                Opened {
+                    dataset,
+                    source: dir.display().to_string(),
+                    files,
+                    snapshot: None,
+                }
+            }
+            DataSource::Postgres(location) => {
+                let mapping = match tables {
+                    Some(p) => churn_postgres::TableMapping::load(p)?,
+                    None => churn_postgres::TableMapping::default(),
+                };
+                let pg = churn_postgres::open_dataset(location, &mapping)
+                    .context("reading the database (--data)")?;
+                let tables: Vec<String> = pg
+                    .tables
+                    .iter()
+                    .map(|(name, table)| format!("{name}={table}"))
+                    .collect();
+                Opened {
+                    source: format!("{} ({})", pg.location, tables.join(", ")),
+                    snapshot: Some(format!("{} {}", pg.snapshot, tables.join(","))),
+                    dataset: pg.dataset,
+                    files: Vec::new(),
+                }
+            }
+        };
+        for o in &opened.dataset.orphans {
+            tracing::warn!("{o}");
+        }
+        Ok(opened)
+    }
+}
+
+/// `--tables FILE`, beside a `--data` that may name a database.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TablesArg {
+    /// With a postgres:// --data: a TOML file naming the database tables that hold the
+    /// contract's tables when their names differ (`[tables] subscriptions =
+    /// "billing.stripe_subscriptions"`; optional `schema = "..."`).
+    #[arg(long, value_name = "FILE")]
+    pub tables: Option<PathBuf>,
+}
