@@ -116,3 +116,73 @@ pub struct TablesArg {
     #[arg(long, value_name = "FILE")]
     pub tables: Option<PathBuf>,
 }
+
+/// Where a command writes a table: a file, or a PostgreSQL table (`&table=NAME`).
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// A file (`.parquet`, `.csv`, `.csv.gz`), written to a temporary file and renamed.
+    File(PathBuf),
+    /// A PostgreSQL table (`?table=` in the URL).
+    Postgres(Box<churn_postgres::PgLocation>),
+}
+
+impl std::str::FromStr for Output {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if !churn_postgres::is_postgres_url(text) {
+            return Ok(Output::File(PathBuf::from(text)));
+        }
+        let location = churn_postgres::PgLocation::parse(text).map_err(|e| e.to_string())?;
+        if location.table.is_none() {
+            return Err(format!(
+                "{location}: name the table to write with `&table=NAME` (e.g. ?schema=public&table=churn_scores)"
+            ));
+        }
+        Ok(Output::Postgres(Box::new(location)))
+    }
+}
+
+impl std::fmt::Display for Output {
+    /// The path, or the URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::File(p) => write!(f, "{}", p.display()),
+            Output::Postgres(l) => write!(f, "{l}"),
+        }
+    }
+}
+
+impl Output {
+    /// Writes `batches` (of `schema`) to the file or table, replacing it whole: a file
+    /// through a temporary file renamed at the end, a table swapped in at commit.
+    /// Returns the rows written.
+    pub fn write_batches(
+        &self,
+        schema: arrow_schema::SchemaRef,
+        batches: impl Iterator<Item = arrow_array::RecordBatch>,
+    ) -> Result<u64> {
+        match self {
+            Output::File(path) => {
+                let mut writer = churn_features::write::TableWriter::create(path, schema)?;
+                for batch in batches {
+                    writer.write(&batch)?;
+                }
+                Ok(writer.finish()?)
+            }
+            Output::Postgres(location) => {
+                let table = location.table.as_deref().expect("checked when parsed");
+                let mut writer = churn_postgres::TableWriter::create(
+                    location,
+                    table,
+                    &schema,
+                    churn_postgres::WriteMode::Replace,
+                )?;
+                for batch in batches {
+                    writer.write(&batch)?;
+                }
+                Ok(writer.finish()?)
+            }
+        }
+    }
+}

@@ -60,8 +60,8 @@ pub enum PgError {
 pub type Result<T, E = PgError> = std::result::Result<T, E>;
 
 /// A PostgreSQL error as one line: the server's message, detail and hint when it sent
-/// them, else the client's.
-pub(crate) fn describe(e: &postgres::Error) -> String {
+/// them, else the client's with its causes.
+pub fn describe(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let mut text = db.message().to_string();

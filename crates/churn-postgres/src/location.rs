@@ -3,9 +3,9 @@
 //! `table`. The password never appears in what a location shows of itself.
 
 use crate::{PgError, Result};
-use postgres::config::{Host, SslMode};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use tokio_postgres::config::{Host, SslMode};
 
 /// Whether `text` is a PostgreSQL location rather than a path.
 pub fn is_postgres_url(text: &str) -> bool {
@@ -15,8 +15,9 @@ pub fn is_postgres_url(text: &str) -> bool {
 /// A database, a schema in it, and maybe a table: where churn reads or writes.
 #[derive(Clone)]
 pub struct PgLocation {
-    /// How to connect (host, port, user, password, database, TLS mode).
-    pub config: postgres::Config,
+    /// How to connect (host, port, user, password, database, TLS mode); the async
+    /// client's type, so that a server's connection pool can use it too.
+    pub config: tokio_postgres::Config,
     /// The schema tables are read from or written to (`public` unless given).
     pub schema: String,
     /// The table a sink writes (`?table=`), when given.
@@ -73,7 +74,7 @@ impl PgLocation {
         } else {
             format!("{base}?{}", passed.join("&"))
         };
-        let mut config = postgres::Config::from_str(&libpq_url)
+        let mut config = tokio_postgres::Config::from_str(&libpq_url)
             .map_err(|e| bad(format!("cannot read the connection URL: {e}")))?;
         if config.get_hosts().is_empty() {
             config.host(env("PGHOST").as_deref().unwrap_or("localhost"));
@@ -157,7 +158,9 @@ impl PgLocation {
             target: self.to_string(),
             cause: crate::describe(&e),
         };
-        let mut client = self.config.connect(postgres::NoTls).map_err(failed)?;
+        let mut client = postgres::Config::from(self.config.clone())
+            .connect(postgres::NoTls)
+            .map_err(failed)?;
         client
             .batch_execute("SET client_min_messages TO warning; SET TimeZone TO 'UTC'")
             .map_err(failed)?;

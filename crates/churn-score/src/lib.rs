@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use arrow_array::{Array, Float64Array, RecordBatch};
 use arrow_schema::SchemaRef;
 use churn_cli::data::DataSource;
+pub use churn_cli::data::Output;
 use churn_features::contract::CUSTOMERS;
 use churn_features::features::FeatureKind;
 use churn_features::read::{Column, TableFile};
@@ -77,42 +78,6 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub log: churn_cli::LogArgs,
-}
-
-/// Where the worklist goes.
-#[derive(Debug, Clone)]
-pub enum Output {
-    /// A file, written to a temporary file and renamed.
-    File(PathBuf),
-    /// A PostgreSQL table (`?table=` in the URL).
-    Postgres(Box<churn_postgres::PgLocation>),
-}
-
-impl std::str::FromStr for Output {
-    type Err = String;
-
-    fn from_str(text: &str) -> std::result::Result<Self, String> {
-        if !churn_postgres::is_postgres_url(text) {
-            return Ok(Output::File(PathBuf::from(text)));
-        }
-        let location = churn_postgres::PgLocation::parse(text).map_err(|e| e.to_string())?;
-        if location.table.is_none() {
-            return Err(format!(
-                "{location}: name the table to write with `&table=NAME` (e.g. ?schema=public&table=churn_scores)"
-            ));
-        }
-        Ok(Output::Postgres(Box::new(location)))
-    }
-}
-
-impl std::fmt::Display for Output {
-    /// The path, or the URL without its password.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Output::File(p) => write!(f, "{}", p.display()),
-            Output::Postgres(l) => write!(f, "{l}"),
-        }
-    }
 }
 
 /// Whether two paths name the same file (existing or not).

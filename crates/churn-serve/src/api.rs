@@ -2,8 +2,9 @@
 //! field paths, and the handlers.
 
 use crate::body::{parse_customer, parse_request, ParseError, ParsedRequest, Raw, Text};
-use crate::metrics::{Metrics, Phase};
+use crate::metrics::{Metrics, Phase, StoreLookup};
 use crate::registry::{HistoryEntry, Loaded, ModelChoiceError, ModelEvent, ReloadOutcome};
+use crate::store::LookupSource;
 use crate::{App, RequestId};
 use axum::body::Body;
 use axum::extract::{Extension, Path, Query, State};
@@ -103,6 +104,8 @@ pub enum ErrorCode {
     Internal,
     /// The memory budget is spent; retry after `Retry-After` seconds.
     Overloaded,
+    /// The database behind `--features postgres://...` cannot answer.
+    StoreUnavailable,
     /// The request took longer than the time limit.
     Timeout,
 }
@@ -134,6 +137,7 @@ impl ErrorCode {
             ErrorCode::ReloadFailed => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Timeout => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -164,6 +168,7 @@ impl ErrorCode {
             ErrorCode::ReloadFailed => "reload_failed",
             ErrorCode::Internal => "internal",
             ErrorCode::Overloaded => "overloaded",
+            ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::Timeout => "timeout",
         }
     }
@@ -895,6 +900,7 @@ pub struct CustomerQuery {
     responses(
         (status = 200, description = "The customer's prediction", body = PredictionOut),
         (status = 404, description = "Unknown customer or model, or no feature table loaded", body = ErrorBody),
+        (status = 503, description = "The feature store's database cannot answer", body = ErrorBody),
     ),
     security((), ("bearer" = [])))]
 pub async fn customer_prediction(
@@ -909,16 +915,25 @@ pub async fn customer_prediction(
             "no feature table is loaded: start churn-serve with --features FILE",
         ));
     };
-    let row = store.row(&id).ok_or_else(|| {
+    let (found, how) = store.lookup(&id).await.map_err(|e| {
+        app.metrics.store_lookup(StoreLookup::Unavailable);
+        ApiError::new(ErrorCode::StoreUnavailable, e.to_string())
+    })?;
+    app.metrics.store_lookup(match how {
+        LookupSource::Database => StoreLookup::Database,
+        LookupSource::File | LookupSource::Cache => StoreLookup::Memory,
+    });
+    let stored = found.ok_or_else(|| {
         ApiError::new(
             ErrorCode::UnknownCustomer,
             format!(
-                "customer `{}` is not in the feature table ({} customers)",
+                "customer `{}` is not in {}",
                 clip(&id, 120),
-                store.customers()
+                store.describe()
             ),
         )
     })?;
+    let row = stored.row;
     let _slot = app.scoring_slot().await;
     let loaded = app
         .registry
@@ -927,7 +942,7 @@ pub async fn customer_prediction(
     let opts = options(q.explain, q.top)?;
     let scorer = &loaded.scorer;
     let t0 = Instant::now();
-    let columns = scorer.table_columns(&store.table);
+    let columns = scorer.table_columns(&stored.table);
     let cell = |p: usize| churn_scoring::table_cell(columns[p], row);
     let t1 = Instant::now();
     let model = scorer
@@ -949,7 +964,7 @@ pub async fn customer_prediction(
     app.metrics.phase(Phase::Rules, t3 - t2);
     app.metrics.predicted(model.risk_band);
     let scored = Scored { model, rules };
-    let out = prediction_out(scorer, &scored, cell, Some(id), store.as_of(row));
+    let out = prediction_out(scorer, &scored, cell, Some(id), stored.as_of());
     Ok(json_response(&app, &out))
 }
 

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use churn_serve::registry::{LoadLimits, Registry};
-use churn_serve::store::FeatureStore;
+use churn_serve::store::{FeatureStore, FileStore, PgStore, PgStoreSettings};
 use churn_serve::{App, Limits};
 use clap::Parser;
 use std::path::PathBuf;
@@ -19,10 +19,26 @@ struct Args {
     /// Address to listen on (port 0 picks a free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
-    /// A feature table (`churn-train features` output) to serve
-    /// `GET /v1/customers/{id}/prediction` from.
-    #[arg(long)]
-    features: Option<PathBuf>,
+    /// Where `GET /v1/customers/{id}/prediction` reads a customer's features: a feature
+    /// file (`churn-train features` output, read at start), or a PostgreSQL table of the
+    /// same columns (postgres://USER@HOST:PORT/DB?schema=NAME&table=NAME, read per
+    /// customer through a connection pool and a cache).
+    #[arg(long, value_name = "FILE|URL")]
+    features: Option<String>,
+    /// Database connections of a postgres:// --features store, at most.
+    #[arg(long, default_value_t = 4)]
+    store_connections: usize,
+    /// Seconds a customer's row (or its absence) read from a postgres:// store is served
+    /// from the cache before it is read again.
+    #[arg(long, default_value_t = 60)]
+    store_ttl_secs: u64,
+    /// Customers a postgres:// store's cache holds at most.
+    #[arg(long, default_value_t = 100_000)]
+    store_cache: usize,
+    /// Longest a look-up in a postgres:// store may take (connection and query), in
+    /// milliseconds; past it the request gets a 503 `store_unavailable`.
+    #[arg(long, default_value_t = 2_000)]
+    store_timeout_ms: u64,
     /// A file holding the bearer token every /v1 route then requires.
     #[arg(long)]
     token_file: Option<PathBuf>,
@@ -133,10 +149,24 @@ async fn run(args: Args) -> Result<()> {
     let registry =
         Registry::open(&args.models, load_limits).context("loading the models (--models)")?;
     let store = match &args.features {
+        Some(url) if churn_postgres::is_postgres_url(url) => {
+            let location = churn_postgres::PgLocation::parse(url)?;
+            let settings = PgStoreSettings {
+                connections: args.store_connections,
+                ttl: Duration::from_secs(args.store_ttl_secs),
+                capacity: args.store_cache,
+                timeout: Duration::from_millis(args.store_timeout_ms.max(1)),
+            };
+            let s = PgStore::new(&location, settings)
+                .map_err(|e| anyhow::anyhow!("--features {location}: {e}"))?;
+            tracing::info!(store = %location, "feature store: PostgreSQL, read per customer");
+            Some(FeatureStore::Postgres(Box::new(s)))
+        }
         Some(p) => {
-            let s = FeatureStore::open(p).context("loading the feature table (--features)")?;
-            tracing::info!(path = %p.display(), customers = s.customers(), "feature table loaded");
-            Some(s)
+            let path = PathBuf::from(p);
+            let s = FileStore::open(&path).context("loading the feature table (--features)")?;
+            tracing::info!(path = %path.display(), customers = s.customers(), "feature table loaded");
+            Some(FeatureStore::File(s))
         }
         None => None,
     };

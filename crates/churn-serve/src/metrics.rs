@@ -80,6 +80,38 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LookupLabel {
+    result: &'static str,
+}
+
+/// How a feature-store look-up ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreLookup {
+    /// Answered from the file in memory or the database store's cache.
+    Memory = 0,
+    /// Answered by a query to the database.
+    Database = 1,
+    /// The database could not answer (answered 503).
+    Unavailable = 2,
+}
+
+impl StoreLookup {
+    const ALL: [StoreLookup; 3] = [
+        StoreLookup::Memory,
+        StoreLookup::Database,
+        StoreLookup::Unavailable,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            StoreLookup::Memory => "memory",
+            StoreLookup::Database => "database",
+            StoreLookup::Unavailable => "unavailable",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModelVersion {
     model: String,
     version: String,
@@ -111,6 +143,8 @@ pub struct Metrics {
     in_flight: Gauge,
     /// One per [`Refusal`], in its order.
     refusals: [Counter; Refusal::ALL.len()],
+    /// One per [`StoreLookup`], in its order.
+    store_lookups: [Counter; StoreLookup::ALL.len()],
     connections: Gauge,
     panics: Counter,
     memory_reserved: Gauge,
@@ -134,7 +168,13 @@ impl Default for Metrics {
         let errors = Family::default();
         let predictions = Family::<BandLabel, Counter>::default();
         let refusals = Family::<ReasonLabel, Counter>::default();
+        let store_lookups = Family::<LookupLabel, Counter>::default();
         let m = Metrics {
+            store_lookups: StoreLookup::ALL.map(|l| {
+                store_lookups
+                    .get_or_create(&LookupLabel { result: l.as_str() })
+                    .clone()
+            }),
             // Every label value known up front is created now, so that a dashboard sees
             // zeros rather than missing series; the handles share the families' state.
             phases: Phase::ALL.map(|p| {
@@ -214,6 +254,11 @@ impl Default for Metrics {
             "churn_http_refusals",
             "Connections and requests refused or cut off, by reason",
             refusals,
+        );
+        registry.register(
+            "churn_store_lookups",
+            "Feature-store look-ups of GET /v1/customers/{id}/prediction, by how they ended",
+            store_lookups,
         );
         registry.register(
             "churn_http_connections_open",
@@ -354,6 +399,11 @@ impl Metrics {
     /// Counts a refusal.
     pub fn refused(&self, why: Refusal) {
         self.refusals[why as usize].inc();
+    }
+
+    /// Counts a feature-store look-up.
+    pub fn store_lookup(&self, how: StoreLookup) {
+        self.store_lookups[how as usize].inc();
     }
 
     /// Tracks open connections.

@@ -44,9 +44,10 @@ pub struct FeaturesArgs {
     /// Compute features from what happened strictly before this day (YYYY-MM-DD).
     #[arg(long, value_parser = parse_day)]
     as_of: Day,
-    /// Output file: .parquet, .csv or .csv.gz.
-    #[arg(long)]
-    out: PathBuf,
+    /// Output file (.parquet, .csv or .csv.gz), or a PostgreSQL table
+    /// (postgres://USER@HOST:PORT/DB?schema=NAME&table=NAME, replaced at commit).
+    #[arg(long, value_name = "FILE|URL")]
+    out: churn_cli::data::Output,
     #[command(flatten)]
     windows: WindowArgs,
 }
@@ -62,9 +63,10 @@ pub struct ExamplesArgs {
     /// Days ahead a churn counts for the label.
     #[arg(long, default_value_t = labels::DEFAULT_HORIZON_DAYS)]
     horizon_days: i32,
-    /// Output file: .parquet, .csv or .csv.gz.
-    #[arg(long)]
-    out: PathBuf,
+    /// Output file (.parquet, .csv or .csv.gz), or a PostgreSQL table
+    /// (postgres://USER@HOST:PORT/DB?schema=NAME&table=NAME, replaced at commit).
+    #[arg(long, value_name = "FILE|URL")]
+    out: churn_cli::data::Output,
     #[command(flatten)]
     windows: WindowArgs,
 }
@@ -110,11 +112,16 @@ pub fn run_features(a: FeaturesArgs) -> Result<()> {
             time::format_date(end - 1)
         );
     }
-    let rows = features::write_table(&table, None, &a.out)
-        .with_context(|| format!("writing {}", a.out.display()))?;
+    let rows = a
+        .out
+        .write_batches(
+            features::arrow_schema(&table, false),
+            features::arrow_batches(&table, None),
+        )
+        .with_context(|| format!("writing {}", a.out))?;
     println!(
         "wrote {}: {rows} customers x {} features as of {} in {:.2}s",
-        a.out.display(),
+        a.out,
         table.info.len(),
         time::format_date(a.as_of),
         started.elapsed().as_secs_f64()
@@ -132,12 +139,16 @@ pub fn run_examples(a: ExamplesArgs) -> Result<()> {
     );
     let started = Instant::now();
     let ex = build_examples(&ds, &dates, a.horizon_days, &a.windows.config()?)?;
-    features::write_table(&ex.features, Some(&ex.labels), &a.out)
-        .with_context(|| format!("writing {}", a.out.display()))?;
+    a.out
+        .write_batches(
+            features::arrow_schema(&ex.features, true),
+            features::arrow_batches(&ex.features, Some(&ex.labels)),
+        )
+        .with_context(|| format!("writing {}", a.out))?;
     let positives = ex.labels.iter().filter(|&&l| l == 1).count();
     println!(
         "wrote {}: {} examples ({} churned within {} days, {:.1} %) over {} observation dates {} to {} in {:.2}s",
-        a.out.display(),
+        a.out,
         ex.labels.len(),
         positives,
         a.horizon_days,
