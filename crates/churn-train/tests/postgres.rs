@@ -62,6 +62,37 @@ fn every_command_reads_a_database_as_it_reads_the_same_files() {
             "{command}: the database's output differs from the files'"
         );
     }
+    // Features written into the database: the rows of the file, as a table.
+    let table_url = format!("{}&table=features", server.url_without_password("online"));
+    ok_pg(&[
+        "features",
+        "--data",
+        s(&dir),
+        "--as-of",
+        as_of,
+        "--out",
+        &table_url,
+    ]);
+    let mut c = churn_postgres::PgLocation::parse(&server.url("online"))
+        .unwrap()
+        .connect()
+        .unwrap();
+    let rows: i64 = c
+        .query_one(
+            "SELECT count(DISTINCT customer_id) FROM online.features",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let file_rows = churn_features::table::read_table(
+        &tmp.path().join("features_dir.parquet"),
+        Some("customer_id"),
+        None,
+    )
+    .unwrap()
+    .table
+    .len();
+    assert_eq!(rows as usize, file_rows);
     for args in [vec!["summary", "--json"], vec!["rules", "--json"]] {
         let mut db = args.clone();
         db.extend(["--data", url.as_str()]);
