@@ -190,110 +190,204 @@ pub fn decode(
     batch_rows: usize,
     visit: &mut dyn FnMut(RecordBatch) -> churn_features::Result<()>,
 ) -> churn_features::Result<u64> {
-    let file = PathBuf::from(label);
-    let malformed = |message: String| DataError::Malformed {
-        file: file.clone(),
-        message,
-    };
-    let io = |e: std::io::Error| malformed(format!("reading from the server: {e}"));
-    let mut pending: Vec<u8> = Vec::with_capacity(1 << 20);
-    let mut pos = 0usize;
-    let mut header_done = false;
-    let mut ended = false;
-    let mut rows_done = 0u64;
-    let mut builders: Vec<Builder> = kinds.iter().map(|k| Builder::new(*k, batch_rows)).collect();
-    let mut in_batch = 0usize;
-    let flush = |builders: &mut Vec<Builder>,
-                 in_batch: &mut usize,
-                 visit: &mut dyn FnMut(RecordBatch) -> churn_features::Result<()>|
-     -> churn_features::Result<()> {
-        if *in_batch == 0 {
-            return Ok(());
-        }
-        let arrays: Vec<ArrayRef> = builders.iter_mut().map(Builder::finish).collect();
-        let batch = RecordBatch::try_new(schema.clone(), arrays)
-            .map_err(|e| malformed(format!("building a record batch: {e}")))?;
-        *in_batch = 0;
-        visit(batch)
-    };
+    let mut decoder = Decoder::new(schema, kinds, label, batch_rows);
     loop {
-        let chunk = input.fill_buf().map_err(io)?;
+        let chunk = input.fill_buf().map_err(|e| decoder.io(e))?;
         if chunk.is_empty() {
             break;
         }
-        // Keep the unread tail and append the new bytes.
-        if pos > 0 && pos >= pending.len() / 2 {
-            pending.drain(..pos);
-            pos = 0;
-        }
-        pending.extend_from_slice(chunk);
         let n = chunk.len();
+        decoder.push(chunk, visit)?;
         input.consume(n);
-        if !header_done {
-            if pending.len() < 19 {
-                continue;
+    }
+    decoder.finish(visit)
+}
+
+/// A binary COPY stream decoded as its bytes arrive, in pieces of any size (the server
+/// sends a row per message): rows whole in a piece are read where they lie, and only a
+/// row cut between pieces is copied.
+pub struct Decoder<'a> {
+    schema: &'a SchemaRef,
+    kinds: &'a [PgKind],
+    file: PathBuf,
+    batch_rows: usize,
+    /// Bytes of a row (or the header) cut between pieces.
+    pending: Vec<u8>,
+    header_done: bool,
+    ended: bool,
+    rows_done: u64,
+    builders: Vec<Builder>,
+    in_batch: usize,
+}
+
+impl<'a> Decoder<'a> {
+    /// A decoder of columns `schema` read as `kinds`; errors name `label`.
+    pub fn new(
+        schema: &'a SchemaRef,
+        kinds: &'a [PgKind],
+        label: &str,
+        batch_rows: usize,
+    ) -> Decoder<'a> {
+        Decoder {
+            schema,
+            kinds,
+            file: PathBuf::from(label),
+            batch_rows: batch_rows.max(1),
+            pending: Vec::new(),
+            header_done: false,
+            ended: false,
+            rows_done: 0,
+            builders: kinds.iter().map(|k| Builder::new(*k, batch_rows)).collect(),
+            in_batch: 0,
+        }
+    }
+
+    fn malformed(&self, message: String) -> DataError {
+        DataError::Malformed {
+            file: self.file.clone(),
+            message,
+        }
+    }
+
+    /// An error reading from the server.
+    pub fn io(&self, e: impl std::fmt::Display) -> DataError {
+        self.malformed(format!("reading from the server: {e}"))
+    }
+
+    /// Decodes the next piece of the stream.
+    pub fn push(
+        &mut self,
+        mut chunk: &[u8],
+        visit: &mut dyn FnMut(RecordBatch) -> churn_features::Result<()>,
+    ) -> churn_features::Result<()> {
+        if !self.pending.is_empty() {
+            // Complete the cut row (or header) first, then go on in the piece itself.
+            let mut joined = std::mem::take(&mut self.pending);
+            joined.extend_from_slice(chunk);
+            let used = self.consume(&joined, visit)?;
+            let from_chunk = used.saturating_sub(joined.len() - chunk.len());
+            if used < joined.len() - chunk.len() {
+                // Still no whole row: keep everything.
+                self.pending = joined;
+                return Ok(());
             }
-            if &pending[..11] != SIGNATURE {
-                return Err(malformed("not a binary COPY stream".into()));
+            chunk = &chunk[from_chunk..];
+            if used == joined.len() {
+                return Ok(());
             }
-            let ext = u32::from_be_bytes(pending[15..19].try_into().expect("4 bytes")) as usize;
-            if pending.len() < 19 + ext {
-                continue;
+        }
+        let used = self.consume(chunk, visit)?;
+        self.pending.extend_from_slice(&chunk[used..]);
+        Ok(())
+    }
+
+    /// Decodes the header and every whole row at the start of `bytes`; returns the
+    /// bytes used.
+    fn consume(
+        &mut self,
+        bytes: &[u8],
+        visit: &mut dyn FnMut(RecordBatch) -> churn_features::Result<()>,
+    ) -> churn_features::Result<usize> {
+        let mut pos = 0;
+        if !self.header_done {
+            if bytes.len() < 19 {
+                return Ok(0);
+            }
+            if &bytes[..11] != SIGNATURE {
+                return Err(self.malformed("not a binary COPY stream".into()));
+            }
+            let ext = u32::from_be_bytes(bytes[15..19].try_into().expect("4 bytes")) as usize;
+            if bytes.len() < 19 + ext {
+                return Ok(0);
             }
             pos = 19 + ext;
-            header_done = true;
+            self.header_done = true;
         }
-        while let Some(fields) = complete_row(&pending[pos..]) {
-            let row = &pending[pos..];
-            let count = i16::from_be_bytes([row[0], row[1]]);
-            if count == -1 {
-                ended = true;
-                pos = pending.len();
+        while !self.ended {
+            let Some(len) = complete_row(&bytes[pos..]) else {
                 break;
-            }
-            if count as usize != kinds.len() {
-                return Err(malformed(format!(
-                    "row {} has {count} fields, expected {}",
-                    rows_done + 1,
-                    kinds.len()
-                )));
-            }
-            let mut at = 2;
-            for (k, builder) in builders.iter_mut().enumerate() {
-                let len = i32::from_be_bytes(row[at..at + 4].try_into().expect("4 bytes"));
-                at += 4;
-                if len < 0 {
-                    builder.null();
-                    continue;
-                }
-                let bytes = &row[at..at + len as usize];
-                at += len as usize;
-                if let Err((expected, found)) = builder.value(bytes) {
-                    return Err(DataError::BadValue {
-                        file: file.clone(),
-                        location: Location::Row(rows_done + 1),
-                        column: schema.field(k).name().clone(),
-                        expected: expected.into(),
-                        found,
-                    });
-                }
-            }
-            debug_assert_eq!(at, fields);
-            pos += fields;
-            rows_done += 1;
-            in_batch += 1;
-            if in_batch == batch_rows {
-                flush(&mut builders, &mut in_batch, visit)?;
+            };
+            self.row(&bytes[pos..pos + len])?;
+            pos += len;
+            if self.in_batch == self.batch_rows {
+                self.flush(visit)?;
             }
         }
+        if self.ended {
+            // Nothing follows the trailer.
+            return Ok(bytes.len());
+        }
+        Ok(pos)
     }
-    if !ended {
-        return Err(malformed(format!(
-            "the COPY stream ended after {rows_done} rows without its trailer"
-        )));
+
+    /// One whole row (or the trailer).
+    fn row(&mut self, row: &[u8]) -> churn_features::Result<()> {
+        let count = i16::from_be_bytes([row[0], row[1]]);
+        if count == -1 {
+            self.ended = true;
+            return Ok(());
+        }
+        if count as usize != self.kinds.len() {
+            return Err(self.malformed(format!(
+                "row {} has {count} fields, expected {}",
+                self.rows_done + 1,
+                self.kinds.len()
+            )));
+        }
+        let mut at = 2;
+        for k in 0..self.builders.len() {
+            let len = i32::from_be_bytes(row[at..at + 4].try_into().expect("4 bytes"));
+            at += 4;
+            if len < 0 {
+                self.builders[k].null();
+                continue;
+            }
+            let bytes = &row[at..at + len as usize];
+            at += len as usize;
+            if let Err((expected, found)) = self.builders[k].value(bytes) {
+                return Err(DataError::BadValue {
+                    file: self.file.clone(),
+                    location: Location::Row(self.rows_done + 1),
+                    column: self.schema.field(k).name().clone(),
+                    expected: expected.into(),
+                    found,
+                });
+            }
+        }
+        self.rows_done += 1;
+        self.in_batch += 1;
+        Ok(())
     }
-    flush(&mut builders, &mut in_batch, visit)?;
-    Ok(rows_done)
+
+    fn flush(
+        &mut self,
+        visit: &mut dyn FnMut(RecordBatch) -> churn_features::Result<()>,
+    ) -> churn_features::Result<()> {
+        if self.in_batch == 0 {
+            return Ok(());
+        }
+        let arrays: Vec<ArrayRef> = self.builders.iter_mut().map(Builder::finish).collect();
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays)
+            .map_err(|e| self.malformed(format!("building a record batch: {e}")))?;
+        self.in_batch = 0;
+        visit(batch)
+    }
+
+    /// Ends the stream: its last rows go to `visit`; a stream without its trailer is
+    /// an error. Returns the rows read.
+    pub fn finish(
+        mut self,
+        visit: &mut dyn FnMut(RecordBatch) -> churn_features::Result<()>,
+    ) -> churn_features::Result<u64> {
+        if !self.ended {
+            return Err(self.malformed(format!(
+                "the COPY stream ended after {} rows without its trailer",
+                self.rows_done
+            )));
+        }
+        self.flush(visit)?;
+        Ok(self.rows_done)
+    }
 }
 
 /// The length of the row (or trailer) at the start of `bytes`, when all of it is there.

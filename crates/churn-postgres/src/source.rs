@@ -3,7 +3,7 @@
 //! same snapshot, so a nightly job never reads half of a day being loaded.
 
 use crate::copy::{self, PgKind};
-use crate::location::{quote, PgLocation};
+use crate::location::{quote, PgLocation, Session};
 use crate::{PgError, Result};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -67,7 +67,7 @@ impl TableMapping {
 
 /// A connection inside the snapshot transaction, shared by the tables read from it.
 struct Snapshot {
-    client: Mutex<postgres::Client>,
+    session: Mutex<Session>,
     location: String,
 }
 
@@ -90,7 +90,7 @@ struct PgTable {
 }
 
 impl PgTable {
-    fn failed(&self, what: &str, e: postgres::Error) -> DataError {
+    fn failed(&self, what: &str, e: tokio_postgres::Error) -> DataError {
         DataError::Malformed {
             file: PathBuf::from(&self.label),
             message: format!("{what}: {}", crate::describe(&e)),
@@ -129,19 +129,32 @@ impl TableStream for PgTable {
             "COPY (SELECT {select} FROM {}) TO STDOUT (FORMAT binary)",
             self.qualified
         );
-        let mut client = self
+        let session = self
             .snapshot
-            .client
+            .session
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let reader = client
-            .copy_out(sql.as_str())
-            .map_err(|e| self.failed("reading the table", e))?;
+        let mut decoder = copy::Decoder::new(&schema, &kinds, &self.label, BATCH_ROWS);
+        session.rt.block_on(async {
+            use futures_util::StreamExt;
+            let stream = session
+                .client
+                .copy_out(sql.as_str())
+                .await
+                .map_err(|e| self.failed("reading the table", e))?;
+            let mut stream = std::pin::pin!(stream);
+            while let Some(piece) = stream.next().await {
+                let piece = piece.map_err(|e| self.failed("reading the table", e))?;
+                if !picked.is_empty() {
+                    decoder.push(&piece, visit)?;
+                }
+            }
+            Ok::<_, DataError>(())
+        })?;
         if picked.is_empty() {
             return Ok(());
         }
-        let reader = std::io::BufReader::with_capacity(1 << 16, reader);
-        copy::decode(reader, &schema, &kinds, &self.label, BATCH_ROWS, visit).map(|_| ())
+        decoder.finish(visit).map(|_| ())
     }
 
     fn timestamp_span(&self, column: &str) -> Option<(Ts, Ts)> {
@@ -154,12 +167,15 @@ impl TableStream for PgTable {
             "SELECT floor(extract(epoch FROM min({expr})))::int8, floor(extract(epoch FROM max({expr})))::int8 FROM {}",
             self.qualified
         );
-        let mut client = self
+        let session = self
             .snapshot
-            .client
+            .session
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let row = client.query_one(sql.as_str(), &[]).ok()?;
+        let row = session
+            .rt
+            .block_on(session.client.query_one(sql.as_str(), &[]))
+            .ok()?;
         Some((row.get::<_, Option<i64>>(0)?, row.get::<_, Option<i64>>(1)?))
     }
 }
@@ -187,28 +203,28 @@ pub fn open_dataset(location: &PgLocation, mapping: &TableMapping) -> Result<PgD
         location.schema = schema.clone();
     }
     let shown = location.to_string();
-    let mut client = location.connect()?;
-    let query_failed = |what: String, e: postgres::Error| PgError::Query {
+    let session = location.session()?;
+    let (rt, client) = (&session.rt, &session.client);
+    let query_failed = |what: String, e: tokio_postgres::Error| PgError::Query {
         target: shown.clone(),
         what,
         cause: crate::describe(&e),
     };
-    client
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    rt.block_on(client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
         .map_err(|e| query_failed("starting the snapshot transaction".into(), e))?;
-    let snapshot_id: String = client
-        .query_one(
+    let snapshot_id: String = rt
+        .block_on(client.query_one(
             "SELECT pg_current_snapshot()::text || ' at ' || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
             &[],
-        )
+        ))
         .map_err(|e| query_failed("reading the snapshot".into(), e))?
         .get(0);
     let mut found = Vec::new();
     for spec in contract::TABLES.iter() {
         let name = mapping.table(spec.name);
         let (schema, table) = location.schema_and_table(name);
-        let rows = client
-            .query(
+        let rows = rt
+            .block_on(client.query(
                 "SELECT a.attname::text, t.typname::text
                  FROM pg_attribute a
                  JOIN pg_class c ON a.attrelid = c.oid
@@ -218,7 +234,7 @@ pub fn open_dataset(location: &PgLocation, mapping: &TableMapping) -> Result<PgD
                    AND NOT a.attisdropped AND c.relkind IN ('r', 'v', 'm', 'f', 'p')
                  ORDER BY a.attnum",
                 &[&schema, &table],
-            )
+            ))
             .map_err(|e| query_failed(format!("listing the columns of {schema}.{table}"), e))?;
         if rows.is_empty() {
             if spec.required {
@@ -246,7 +262,7 @@ pub fn open_dataset(location: &PgLocation, mapping: &TableMapping) -> Result<PgD
         ));
     }
     let snapshot = Arc::new(Snapshot {
-        client: Mutex::new(client),
+        session: Mutex::new(session),
         location: shown.clone(),
     });
     let mut tables = Vec::new();
