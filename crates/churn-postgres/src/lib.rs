@@ -8,12 +8,13 @@
 //! - [`sink::import`]: a data directory loaded into a schema in one transaction.
 //!
 //! Locations are `postgres://` URLs ([`location::PgLocation`]) read as libpq reads
-//! them; no message or log line shows a password.
+//! them, TLS included ([`tls`]); no message or log line shows a password.
 
 pub mod copy;
 pub mod location;
 pub mod sink;
 pub mod source;
+pub mod tls;
 
 pub use location::{is_postgres_url, PgLocation};
 pub use sink::{import, TableWriter, WriteMode};

@@ -2,10 +2,11 @@
 //! environment variables, `~/.pgpass`), plus churn's own query parameters `schema` and
 //! `table`. The password never appears in what a location shows of itself.
 
+use crate::tls::{connector, Connector, TlsMode};
 use crate::{PgError, Result};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::Host;
 
 /// Whether `text` is a PostgreSQL location rather than a path.
 pub fn is_postgres_url(text: &str) -> bool {
@@ -22,6 +23,10 @@ pub struct PgLocation {
     pub schema: String,
     /// The table a sink writes (`?table=`), when given.
     pub table: Option<String>,
+    /// libpq's `sslmode` (default `prefer`).
+    pub tls: TlsMode,
+    /// `sslrootcert`: the root certificates `verify-ca` and `verify-full` trust.
+    pub root_cert: Option<PathBuf>,
     shown: String,
 }
 
@@ -40,8 +45,8 @@ impl std::fmt::Display for PgLocation {
 
 impl PgLocation {
     /// Parses `url` (`postgres://[user[:password]@]host[:port]/db?schema=..&table=..&
-    /// sslmode=..`), filling what it leaves out from `PGHOST`, `PGPORT`, `PGUSER`,
-    /// `PGDATABASE`, `PGPASSWORD`, `PGSSLMODE`, `PGCONNECT_TIMEOUT`, `PGAPPNAME` and
+    /// sslmode=..&sslrootcert=..`), filling what it leaves out from `PGHOST`, `PGPORT`, `PGUSER`,
+    /// `PGDATABASE`, `PGPASSWORD`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGCONNECT_TIMEOUT`, `PGAPPNAME` and
     /// then the password file (`PGPASSFILE` or `~/.pgpass`), as libpq does.
     pub fn parse(url: &str) -> Result<PgLocation> {
         PgLocation::parse_with(url, &|name| std::env::var(name).ok())
@@ -60,15 +65,29 @@ impl PgLocation {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut schema = None;
         let mut table = None;
+        let mut sslmode = None;
+        let mut root_cert = None;
         let mut passed = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
                 "schema" => schema = Some(decode(value).map_err(bad)?),
                 "table" => table = Some(decode(value).map_err(bad)?),
+                "sslmode" => sslmode = Some(decode(value).map_err(bad)?),
+                "sslrootcert" => root_cert = Some(PathBuf::from(decode(value).map_err(bad)?)),
                 _ => passed.push(pair),
             }
         }
+        let sslmode = sslmode.or_else(|| env("PGSSLMODE"));
+        let tls = match sslmode.as_deref() {
+            None => TlsMode::Prefer,
+            Some(mode) => TlsMode::parse(mode).ok_or_else(|| {
+                bad(format!(
+                    "sslmode `{mode}`: expected disable, allow, prefer, require, verify-ca or verify-full"
+                ))
+            })?,
+        };
+        let root_cert = root_cert.or_else(|| env("PGSSLROOTCERT").map(PathBuf::from));
         let libpq_url = if passed.is_empty() {
             base.to_string()
         } else {
@@ -97,27 +116,13 @@ impl PgLocation {
                 config.dbname(&d);
             }
         }
-        if !libpq_url.contains("sslmode=") {
-            if let Some(mode) = env("PGSSLMODE") {
-                config.ssl_mode(match mode.as_str() {
-                    "disable" => SslMode::Disable,
-                    "prefer" | "allow" => SslMode::Prefer,
-                    "require" | "verify-ca" | "verify-full" => SslMode::Require,
-                    other => return Err(bad(format!("PGSSLMODE `{other}` is not an sslmode"))),
-                });
-            }
-        }
+        config.ssl_mode(tls.ssl_mode());
         if config.get_connect_timeout().is_none() {
             let seconds = env("PGCONNECT_TIMEOUT").and_then(|s| s.parse::<u64>().ok());
             config.connect_timeout(std::time::Duration::from_secs(seconds.unwrap_or(10).max(2)));
         }
         if config.get_application_name().is_none() {
             config.application_name(env("PGAPPNAME").as_deref().unwrap_or("churn"));
-        }
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(bad(
-                "sslmode=require: this build of churn connects without TLS; use sslmode=prefer or disable, or reach the server through a TLS tunnel".into(),
-            ));
         }
         let host = match config.get_hosts().first() {
             Some(Host::Tcp(h)) => h.clone(),
@@ -147,19 +152,29 @@ impl PgLocation {
             config,
             schema,
             table,
+            tls,
+            root_cert,
             shown,
         })
     }
 
-    /// Connects (without TLS; see [`parse`](PgLocation::parse)). The session reports
-    /// only warnings and errors (not "table does not exist, skipping" notices), in UTC.
+    /// The TLS connector of this location's `sslmode` (see [`crate::tls`]).
+    pub fn tls(&self) -> Result<Connector> {
+        connector(self.tls, self.root_cert.as_deref()).map_err(|cause| PgError::Connect {
+            target: self.to_string(),
+            cause,
+        })
+    }
+
+    /// Connects (TLS as `sslmode` says). The session reports only warnings and errors
+    /// (not "table does not exist, skipping" notices), in UTC.
     pub fn connect(&self) -> Result<postgres::Client> {
         let failed = |e: postgres::Error| PgError::Connect {
             target: self.to_string(),
             cause: crate::describe(&e),
         };
         let mut client = postgres::Config::from(self.config.clone())
-            .connect(postgres::NoTls)
+            .connect(self.tls()?)
             .map_err(failed)?;
         client
             .batch_execute("SET client_min_messages TO warning; SET TimeZone TO 'UTC'")
@@ -180,8 +195,9 @@ impl PgLocation {
                 target: self.to_string(),
                 cause: e.to_string(),
             })?;
+        let tls = self.tls()?;
         let client = rt.block_on(async {
-            let (client, connection) = self.config.connect(tokio_postgres::NoTls).await?;
+            let (client, connection) = self.config.connect(tls).await?;
             tokio::spawn(connection);
             client
                 .batch_execute("SET client_min_messages TO warning; SET TimeZone TO 'UTC'")
@@ -386,10 +402,22 @@ mod tests {
         assert_eq!(l.config.get_password(), Some(&b"env"[..]));
         let l = PgLocation::parse_with("postgres://bo:url@h/crm", &env(&with_env)).unwrap();
         assert_eq!(l.config.get_password(), Some(&b"url"[..]));
-        let e = PgLocation::parse_with("postgres://h/crm?sslmode=require", &env(&[]))
+        let l = PgLocation::parse_with(
+            "postgres://h/crm?sslmode=verify-full&sslrootcert=/r.pem",
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(
+            (l.tls, l.root_cert.as_deref()),
+            (TlsMode::VerifyFull, Some(Path::new("/r.pem")))
+        );
+        let l =
+            PgLocation::parse_with("postgres://h/crm", &env(&[("PGSSLMODE", "require")])).unwrap();
+        assert_eq!(l.tls, TlsMode::Require);
+        let e = PgLocation::parse_with("postgres://h/crm?sslmode=maybe", &env(&[]))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("without TLS"), "{e}");
+        assert!(e.contains("sslmode `maybe`"), "{e}");
         assert!(PgLocation::parse_with("/data/dir", &env(&[])).is_err());
     }
 }

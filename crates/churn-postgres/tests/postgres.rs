@@ -362,3 +362,67 @@ fn endless_writer() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn tls_is_used_and_checked_as_sslmode_says() {
+    let Some(server) = PgServer::start_tls("churn-postgres: TLS") else {
+        return;
+    };
+    let cert = server.data_dir().join("root.crt");
+    let cert = cert.to_str().unwrap();
+    let by_name = format!(
+        "postgres://churn:{}@localhost:{}/postgres",
+        churn_testkit::postgres::PASSWORD,
+        server.port
+    );
+    let by_ip = by_name.replace("localhost", "127.0.0.1");
+    let encrypted = |url: &str| -> Result<bool, String> {
+        let mut c = PgLocation::parse(url)
+            .map_err(|e| e.to_string())?
+            .connect()
+            .map_err(|e| e.to_string())?;
+        Ok(c.query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0))
+    };
+    // prefer (the default) and require encrypt; the server refuses clear text.
+    assert_eq!(encrypted(&by_ip), Ok(true));
+    assert_eq!(encrypted(&format!("{by_ip}?sslmode=require")), Ok(true));
+    let e = encrypted(&format!("{by_ip}?sslmode=disable")).unwrap_err();
+    assert!(e.contains("no encryption") || e.contains("reject"), "{e}");
+    // verify-full checks the chain and the name; verify-ca the chain only.
+    assert_eq!(
+        encrypted(&format!("{by_name}?sslmode=verify-full&sslrootcert={cert}")),
+        Ok(true)
+    );
+    let e = encrypted(&format!("{by_ip}?sslmode=verify-full&sslrootcert={cert}")).unwrap_err();
+    assert!(e.contains("not valid for name"), "{e}");
+    assert_eq!(
+        encrypted(&format!("{by_ip}?sslmode=verify-ca&sslrootcert={cert}")),
+        Ok(true)
+    );
+    // A root that did not sign the server's certificate.
+    let other = tempfile::tempdir().unwrap();
+    let other_cert = other.path().join("other.crt");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(other.path().join("other.key"))
+        .arg("-out")
+        .arg(&other_cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let e = encrypted(&format!(
+        "{by_name}?sslmode=verify-full&sslrootcert={}",
+        other_cert.display()
+    ))
+    .unwrap_err();
+    assert!(e.contains("certificate"), "{e}");
+    assert!(!e.contains(churn_testkit::postgres::PASSWORD), "{e}");
+}

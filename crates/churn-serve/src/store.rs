@@ -181,7 +181,7 @@ impl PgStore {
         let (schema, table) = location.schema_and_table(&name);
         let manager = deadpool_postgres::Manager::from_config(
             location.config.clone(),
-            tokio_postgres::NoTls,
+            location.tls().map_err(|e| e.to_string())?,
             deadpool_postgres::ManagerConfig {
                 recycling_method: deadpool_postgres::RecyclingMethod::Fast,
             },

@@ -50,24 +50,37 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// The server binaries' directory, or `None` after saying loudly on standard error that
+/// `test` did not run (a panic with `CHURN_REQUIRE_POSTGRES=1`).
+fn binaries(test: &str) -> Option<PathBuf> {
+    let bin = find_bin();
+    if bin.is_none() {
+        let message = format!(
+            "\n==== SKIPPED: {test}: no PostgreSQL server binaries (initdb, pg_ctl) on PATH or in /usr/lib/postgresql/*/bin; install Debian's `postgresql` package to run it ====\n"
+        );
+        if std::env::var("CHURN_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+            panic!("{message}(CHURN_REQUIRE_POSTGRES=1: PostgreSQL tests must run here)");
+        }
+        let _ = std::io::stderr().write_all(message.as_bytes());
+    }
+    bin
+}
+
 impl PgServer {
     /// Starts a fresh server, or explains on standard error why none could start.
     pub fn start(test: &str) -> Option<PgServer> {
-        let Some(bin) = find_bin() else {
-            let message = format!(
-                "\n==== SKIPPED: {test}: no PostgreSQL server binaries (initdb, pg_ctl) on PATH or in /usr/lib/postgresql/*/bin; install Debian's `postgresql` package to run it ====\n"
-            );
-            if std::env::var("CHURN_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                panic!("{message}(CHURN_REQUIRE_POSTGRES=1: PostgreSQL tests must run here)");
-            }
-            let _ = std::io::stderr().write_all(message.as_bytes());
-            return None;
-        };
-        Some(PgServer::start_with(bin, &[]))
+        Some(PgServer::start_with(binaries(test)?, false))
     }
 
-    /// Starts a server with extra `postgres -c` settings.
-    pub fn start_with(bin: PathBuf, settings: &[&str]) -> PgServer {
+    /// Starts a server that accepts TLS connections only, with a certificate for
+    /// `localhost` signed by a test authority (`root.crt` in
+    /// [`data_dir`](PgServer::data_dir)), made with `openssl`; or explains why none
+    /// could start.
+    pub fn start_tls(test: &str) -> Option<PgServer> {
+        Some(PgServer::start_with(binaries(test)?, true))
+    }
+
+    fn start_with(bin: PathBuf, tls: bool) -> PgServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let run_as = is_root().then(|| "postgres".to_string());
         let data = dir.path().join("data");
@@ -114,11 +127,95 @@ impl PgServer {
         let mut options = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         );
-        for s in settings {
-            options.push_str(&format!(" -c {s}"));
+        if tls {
+            server.make_certificate();
+            options.push_str(" -c ssl=on");
         }
         server.pg_ctl_start(&options);
         server
+    }
+
+    /// A test certificate authority (`root.crt` in the data directory, what clients
+    /// trust), a server certificate for `localhost` it signed, and a `pg_hba.conf` that
+    /// rejects connections without TLS.
+    fn make_certificate(&self) {
+        let file = |name: &str| self.data.join(name);
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .current_dir(&self.data)
+                .args(args)
+                .output()
+                .expect("openssl (Debian's openssl package) makes the test certificates");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=churn test CA",
+            "-keyout",
+            "root.key",
+            "-out",
+            "root.crt",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(
+            file("server.ext"),
+            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "root.crt",
+            "-CAkey",
+            "root.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ]);
+        let (crt, key) = (file("server.crt"), file("server.key"));
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+            std::fs::set_permissions(&crt, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let hba = self.data.join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).unwrap();
+        std::fs::write(&hba, format!("hostnossl all all all reject\n{rules}")).unwrap();
+        if let Some(user) = &self.run_as {
+            for f in [&crt, &key, &hba] {
+                let status = Command::new("chown").arg(user).arg(f).status().unwrap();
+                assert!(status.success());
+            }
+        }
     }
 
     fn pg_ctl_start(&self, options: &str) {
