@@ -415,10 +415,40 @@ impl Registry {
         lock(&self.history).clone()
     }
 
+    /// Waits (up to the load timeout) for a load of `version` started by another reload
+    /// to finish and be swapped in; false when it failed or is still running.
+    fn concurrent_load_swapped(&self, slot: &Slot, name: &str, version: &str) -> bool {
+        let key = (name.to_string(), version.to_string());
+        let deadline = Instant::now() + self.limits.timeout;
+        let mut finished_at: Option<Instant> = None;
+        loop {
+            if slot.current().version() == version {
+                return true;
+            }
+            let running = lock(&self.loading).contains_key(&key);
+            let now = Instant::now();
+            match (running, finished_at) {
+                (true, _) => finished_at = None,
+                // The other reload swaps right after its load ends: a moment to do so.
+                (false, None) => finished_at = Some(now),
+                (false, Some(t)) if now.duration_since(t) > Duration::from_millis(500) => {
+                    return false
+                }
+                (false, Some(_)) => {}
+            }
+            if now > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Loads every model whose `LATEST` differs from what it serves. With `retry_failed`
     /// a version that failed before is tried again (explicit reloads); the watcher does
-    /// not. Blocking (call off the async runtime), but never for much longer than the
-    /// load timeout, and holding no lock while reading.
+    /// not. A listing or a load of the same version that another reload (the watcher's)
+    /// is running is waited for and shared, not reported as a failure. Blocking (call
+    /// off the async runtime), but bounded by the load timeout for each of those waits
+    /// and each load, and holding no lock while reading.
     pub fn reload(&self, retry_failed: bool, on_attempt: impl Fn(bool)) -> Vec<ReloadOutcome> {
         let failed = |message: String| {
             vec![ReloadOutcome {
@@ -429,8 +459,14 @@ impl Registry {
                 message,
             }]
         };
-        if self.scanning.swap(true, Ordering::AcqRel) {
-            return failed("a listing of the models directory is still running".into());
+        // A listing already running (the watcher's, usually: it takes milliseconds) is
+        // waited for, up to the load timeout, rather than reported as a failure.
+        let waiting_since = Instant::now();
+        while self.scanning.swap(true, Ordering::AcqRel) {
+            if waiting_since.elapsed() > self.limits.timeout {
+                return failed("a listing of the models directory is still running".into());
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
         let (root, scanning) = (self.root.clone(), self.scanning.clone());
         let scanned = within(self.limits.timeout, move || {
@@ -475,7 +511,23 @@ impl Registry {
                 }
                 *tried = latest.clone();
             }
-            let result = self.load(&name, &latest, &dir);
+            let result = match (self.load(&name, &latest, &dir), slot) {
+                // Another reload (the watcher and an explicit one) is loading this very
+                // version: its outcome is this one's too.
+                (Err(LoadError::StillLoading { .. }), Some(slot))
+                    if self.concurrent_load_swapped(slot, &name, &latest) =>
+                {
+                    out.push(ReloadOutcome {
+                        model: name,
+                        version: latest.clone(),
+                        outcome: ModelEvent::Unchanged,
+                        serving: Some(latest),
+                        message: "loaded by a concurrent reload".into(),
+                    });
+                    continue;
+                }
+                (result, _) => result,
+            };
             on_attempt(result.is_ok());
             match (result, slot) {
                 (Ok(loaded), Some(slot)) => {
@@ -547,6 +599,44 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concurrent_reloads_of_one_new_version_both_report_it_serving() {
+        let data = tempfile::tempdir().unwrap();
+        let fx = churn_testkit::simulate(data.path(), 120, 5);
+        let models = tempfile::tempdir().unwrap();
+        let model =
+            churn_testkit::train(&fx, churn_model::model::ModelKind::Logistic, "churn", "v1");
+        churn_testkit::save(models.path(), &model);
+        let registry = Registry::open(models.path(), LoadLimits::default()).unwrap();
+        for k in 2..8 {
+            let mut next = model.clone();
+            next.version = format!("v{k}");
+            churn_testkit::save(models.path(), &next);
+            let barrier = std::sync::Barrier::new(2);
+            let outcomes: Vec<Vec<ReloadOutcome>> = std::thread::scope(|scope| {
+                let runs: Vec<_> = [false, true]
+                    .map(|explicit| {
+                        let (registry, barrier) = (&registry, &barrier);
+                        scope.spawn(move || {
+                            barrier.wait();
+                            registry.reload(explicit, |_| {})
+                        })
+                    })
+                    .into_iter()
+                    .collect();
+                runs.into_iter().map(|r| r.join().unwrap()).collect()
+            });
+            for outcome in outcomes.iter().flatten() {
+                assert_eq!(
+                    outcome.serving.as_deref(),
+                    Some(next.version.as_str()),
+                    "{outcome:?}"
+                );
+                assert_ne!(outcome.outcome, ModelEvent::Failed, "{outcome:?}");
+            }
+        }
+    }
 
     #[test]
     fn a_lock_poisoned_by_a_panic_stays_usable() {
