@@ -385,18 +385,29 @@ impl ChurnModel {
         scratch.resize(2 * p + 2 * features, 0.0);
         let (x, rest) = scratch.split_at_mut(p);
         let (contrib, rest) = rest.split_at_mut(p);
-        let (per_feature, imputed) = rest.split_at_mut(features);
-        imputed.fill(0.0);
+        let (per_feature, missing) = rest.split_at_mut(features);
+        missing.fill(0.0);
+        // Inputs not given (a number imputed with the training median, a category
+        // absent), marked as they are read.
+        let missing = std::cell::Cell::from_mut(missing).as_slice_of_cells();
+        let mut get = get;
         let mut notes = Vec::new();
-        self.preprocessor
-            .transform_one(get, &self.input_ranges, x, |i, n| {
-                if n == Note::Imputed {
-                    imputed[i] = 1.0;
+        self.preprocessor.transform_one(
+            |i, name| {
+                let cell = get(i, name);
+                if matches!(cell, Cell::Missing) {
+                    missing[i].set(1.0);
                 }
+                cell
+            },
+            &self.input_ranges,
+            x,
+            |i, n| {
                 if keep_notes {
                     notes.push((i, n))
                 }
-            })?;
+            },
+        )?;
         let probability = self.probability(x);
         if !probability.is_finite() {
             return Err(PrepError::NonFiniteOutput {
@@ -415,12 +426,12 @@ impl ChurnModel {
             for (k, c) in contrib.iter().enumerate() {
                 per_feature[self.preprocessor.output_source[k]] += c;
             }
-            // Top-k by insertion into a short sorted list: no sort of every feature. A
-            // missing input, imputed with the training median, is never a reason: the
-            // reasons explain with what was given.
+            // Top-k by insertion into a short sorted list: no sort of every feature. An
+            // input not given (a number imputed with the training median, a category
+            // absent) is never a reason: the reasons explain with what was given.
             reasons.reserve(top + 1);
             for (feature, &contribution) in per_feature.iter().enumerate() {
-                if imputed[feature] != 0.0
+                if missing[feature].get() != 0.0
                     || contribution <= 0.0
                     || (reasons.len() == top && contribution <= reasons[top - 1].contribution)
                 {

@@ -155,3 +155,47 @@ fn a_model_of_a_plain_table_scores_without_rules() {
     assert!(!scorer.rules_apply());
     assert!((0.0..=1.0).contains(&s.model.probability));
 }
+
+#[test]
+fn no_reason_names_an_input_the_row_did_not_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = churn_testkit::simulate(dir.path(), 300, 5);
+    let (_, table) = churn_testkit::latest_rows(&fx);
+    let options = Options {
+        explain: true,
+        top: 50,
+        warnings: false,
+    };
+    for kind in [ModelKind::Logistic, ModelKind::Gbm] {
+        let scorer = Scorer::new(churn_testkit::train(&fx, kind, "m", "v1"));
+        let columns = scorer.table_columns(&table);
+        let mut scratch = Vec::new();
+        let mut reasons = 0;
+        for r in 0..table.len() {
+            // Every third input left out: numbers are imputed, categories absent.
+            let left_out = |p: usize| (p + r).is_multiple_of(3);
+            let s = scorer
+                .score(
+                    |p| {
+                        if left_out(p) {
+                            Cell::Missing
+                        } else {
+                            table_cell(columns[p], r)
+                        }
+                    },
+                    options,
+                    &mut scratch,
+                )
+                .unwrap();
+            for reason in &s.model.reasons {
+                assert!(
+                    !left_out(reason.feature),
+                    "{kind:?} row {r}: `{}` was not given but is a reason",
+                    scorer.schema()[reason.feature].name
+                );
+            }
+            reasons += s.model.reasons.len();
+        }
+        assert!(reasons > table.len(), "{kind:?}: reasons were computed");
+    }
+}
