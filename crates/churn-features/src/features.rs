@@ -1206,7 +1206,7 @@ pub fn arrow_schema(table: &FeatureTable, with_labels: bool) -> arrow_schema::Sc
 }
 
 /// Feature rows (with `label` when given) as Arrow batches of at most
-/// [`BATCH_ROWS`](crate::read::BATCH_ROWS) rows, of [`arrow_schema`]'s schema: what
+/// [`BATCH_ROWS`](crate::read::BATCH_ROWS) rows, of [`arrow_schema()`]'s schema: what
 /// [`write_table`] writes.
 pub fn arrow_batches<'a>(
     table: &'a FeatureTable,
