@@ -44,9 +44,6 @@ pub struct Opened {
     pub dataset: Dataset,
     /// The directory, or `postgres://...` (no password) and the tables read.
     pub source: String,
-    /// The table files of a directory (what its fingerprint covers); empty for a
-    /// database.
-    pub files: Vec<PathBuf>,
     /// A database's snapshot and tables, which its fingerprint covers.
     pub snapshot: Option<String>,
 }
@@ -64,19 +61,9 @@ impl DataSource {
                     );
                 }
                 let dataset = Dataset::open(dir).context("reading the data directory (--data)")?;
-                let mut files = Vec::new();
-                for e in
-                    std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?
-                {
-                    let p = e?.path();
-                    if p.is_file() && churn_features::read::Format::from_path(&p).is_some() {
-                        files.push(p);
-                    }
-                }
                 Opened {
                     dataset,
                     source: dir.display().to_string(),
-                    files,
                     snapshot: None,
                 }
             }
@@ -96,7 +83,6 @@ impl DataSource {
                     source: format!("{} ({})", pg.location, tables.join(", ")),
                     snapshot: Some(format!("{} {}", pg.snapshot, tables.join(","))),
                     dataset: pg.dataset,
-                    files: Vec::new(),
                 }
             }
         };

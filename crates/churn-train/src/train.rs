@@ -221,9 +221,10 @@ fn train_on_data(
         },
     )?;
     bar.finish_and_clear();
-    let inputs = match opened.snapshot {
-        Some(snapshot) => Inputs::Snapshot(snapshot),
-        None => Inputs::Files(opened.files),
+    let inputs = match (opened.snapshot, data) {
+        (Some(snapshot), _) => Inputs::Snapshot(snapshot),
+        (None, DataSource::Dir(dir)) => Inputs::Files(publish::data_files(dir)?),
+        (None, DataSource::Postgres(_)) => unreachable!("a database gives its snapshot"),
     };
     Ok((trained, opened.source, inputs))
 }
