@@ -223,20 +223,10 @@ pub fn open_dataset(location: &PgLocation, mapping: &TableMapping) -> Result<PgD
     for spec in contract::TABLES.iter() {
         let name = mapping.table(spec.name);
         let (schema, table) = location.schema_and_table(name);
-        let rows = rt
-            .block_on(client.query(
-                "SELECT a.attname::text, t.typname::text
-                 FROM pg_attribute a
-                 JOIN pg_class c ON a.attrelid = c.oid
-                 JOIN pg_namespace n ON c.relnamespace = n.oid
-                 JOIN pg_type t ON a.atttypid = t.oid
-                 WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0
-                   AND NOT a.attisdropped AND c.relkind IN ('r', 'v', 'm', 'f', 'p')
-                 ORDER BY a.attnum",
-                &[&schema, &table],
-            ))
+        let listed = rt
+            .block_on(table_columns(client, schema, table))
             .map_err(|e| query_failed(format!("listing the columns of {schema}.{table}"), e))?;
-        if rows.is_empty() {
+        if listed.is_empty() {
             if spec.required {
                 return Err(PgError::MissingTable {
                     target: shown.clone(),
@@ -246,10 +236,9 @@ pub fn open_dataset(location: &PgLocation, mapping: &TableMapping) -> Result<PgD
             }
             continue;
         }
-        let columns: Vec<(String, String, PgKind)> = rows
-            .iter()
-            .map(|r| {
-                let (name, ty): (String, String) = (r.get(0), r.get(1));
+        let columns: Vec<(String, String, PgKind)> = listed
+            .into_iter()
+            .map(|(name, ty)| {
                 let kind = kind_for(spec, &name, &ty);
                 (name, ty, kind)
             })
@@ -291,6 +280,30 @@ pub fn open_dataset(location: &PgLocation, mapping: &TableMapping) -> Result<PgD
         tables,
         snapshot: snapshot_id,
     })
+}
+
+/// The columns of table `schema.table` (a table, view, materialized view, foreign or
+/// partitioned table) and their PostgreSQL type names, in order; empty when there is
+/// no such relation.
+pub async fn table_columns(
+    client: &tokio_postgres::Client,
+    schema: &str,
+    table: &str,
+) -> Result<Vec<(String, String)>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT a.attname::text, t.typname::text
+             FROM pg_attribute a
+             JOIN pg_class c ON a.attrelid = c.oid
+             JOIN pg_namespace n ON c.relnamespace = n.oid
+             JOIN pg_type t ON a.atttypid = t.oid
+             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0
+               AND NOT a.attisdropped AND c.relkind IN ('r', 'v', 'm', 'f', 'p')
+             ORDER BY a.attnum",
+            &[&schema, &table],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// How a column is read: as the contract's type where the contract names the column

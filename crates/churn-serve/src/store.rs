@@ -219,23 +219,12 @@ impl PgStore {
         &self,
         client: &deadpool_postgres::Client,
     ) -> Result<Query, StoreUnavailable> {
-        let rows = client
-            .query(
-                "SELECT a.attname::text, t.typname::text
-                 FROM pg_attribute a
-                 JOIN pg_class c ON a.attrelid = c.oid
-                 JOIN pg_namespace n ON c.relnamespace = n.oid
-                 JOIN pg_type t ON a.atttypid = t.oid
-                 WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
-                 ORDER BY a.attnum",
-                &[&self.schema, &self.table],
-            )
+        let columns = churn_postgres::source::table_columns(client, &self.schema, &self.table)
             .await
             .map_err(|e| self.unavailable(churn_postgres::describe(&e)))?;
-        if rows.is_empty() {
+        if columns.is_empty() {
             return Err(self.unavailable(format!("no table {}.{}", self.schema, self.table)));
         }
-        let columns: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         if !columns.iter().any(|(n, _)| n == "customer_id") {
             return Err(self.unavailable("the table has no `customer_id` column"));
         }
