@@ -176,9 +176,7 @@ impl PgLocation {
         let mut client = postgres::Config::from(self.config.clone())
             .connect(self.tls()?)
             .map_err(failed)?;
-        client
-            .batch_execute("SET client_min_messages TO warning; SET TimeZone TO 'UTC'")
-            .map_err(failed)?;
+        client.batch_execute(SESSION_SETTINGS).map_err(failed)?;
         Ok(client)
     }
 
@@ -199,9 +197,7 @@ impl PgLocation {
         let client = rt.block_on(async {
             let (client, connection) = self.config.connect(tls).await?;
             tokio::spawn(connection);
-            client
-                .batch_execute("SET client_min_messages TO warning; SET TimeZone TO 'UTC'")
-                .await?;
+            client.batch_execute(SESSION_SETTINGS).await?;
             Ok(client)
         });
         Ok(Session {
@@ -233,6 +229,10 @@ pub struct Session {
     pub rt: tokio::runtime::Runtime,
     pub client: tokio_postgres::Client,
 }
+
+/// What every connection sets first: only warnings and errors reported (not "table does
+/// not exist, skipping" notices), times in UTC.
+const SESSION_SETTINGS: &str = "SET client_min_messages TO warning; SET TimeZone TO 'UTC'";
 
 /// An SQL identifier, quoted.
 pub fn quote(name: &str) -> String {

@@ -71,6 +71,13 @@ struct Snapshot {
     location: String,
 }
 
+impl Snapshot {
+    /// The connection, for one statement or one whole COPY at a time.
+    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
+        self.session.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "snapshot of {}", self.location)
@@ -129,11 +136,7 @@ impl TableStream for PgTable {
             "COPY (SELECT {select} FROM {}) TO STDOUT (FORMAT binary)",
             self.qualified
         );
-        let session = self
-            .snapshot
-            .session
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let session = self.snapshot.session();
         let mut decoder = copy::Decoder::new(&schema, &kinds, &self.label, BATCH_ROWS);
         session.rt.block_on(async {
             use futures_util::StreamExt;
@@ -167,11 +170,7 @@ impl TableStream for PgTable {
             "SELECT floor(extract(epoch FROM min({expr})))::int8, floor(extract(epoch FROM max({expr})))::int8 FROM {}",
             self.qualified
         );
-        let session = self
-            .snapshot
-            .session
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let session = self.snapshot.session();
         let row = session
             .rt
             .block_on(session.client.query_one(sql.as_str(), &[]))
