@@ -10,6 +10,7 @@
 
 use crate::model::ChurnModel;
 use crate::preprocess::{Cell, PrepError};
+use crate::profile::Profile;
 use churn_features::dataset::Values;
 use churn_features::features::{FeatureConfig, FeatureInfo, FeatureKind, FeatureTable};
 use churn_features::rules::RulesConfig;
@@ -19,9 +20,10 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"CHURNMDL";
 /// Bumped whenever the serialised structs change. Version 2 added the input ranges and
-/// the probe rows, version 3 the feature settings; older files still load (without
-/// them, with the default feature settings they were trained with).
-pub const FORMAT_VERSION: u32 = 3;
+/// the probe rows, version 3 the feature settings, version 4 the reference profile;
+/// older files still load (without them, with the default feature settings they were
+/// trained with, and without a profile to monitor against).
+pub const FORMAT_VERSION: u32 = 4;
 /// Training rows kept as probes at most.
 const PROBES: usize = 8;
 /// How far a probe's recomputed probability may stray from the recorded one.
@@ -48,6 +50,9 @@ pub struct Artifact {
     /// The windows the features were computed with: scoring raw data builds them the
     /// same way, and the rules find their inputs by the names these give.
     pub feature_config: FeatureConfig,
+    /// What the training data and the backtest's predictions looked like, for drift
+    /// monitoring (`None` for files before format 4, and for hand-built artifacts).
+    pub profile: Option<Profile>,
 }
 
 /// A model version as outputs name it (`--json` summaries).
@@ -99,8 +104,37 @@ impl ProbeCell {
     }
 }
 
-/// Format 1 of [`Artifact`], decoded and upgraded with no ranges, no probes and no log
-/// inputs.
+/// `model.bin` of format version 3: no reference profile.
+#[derive(Deserialize)]
+struct ArtifactV3 {
+    name: String,
+    version: String,
+    model: ChurnModel,
+    features: Vec<FeatureInfo>,
+    rules: RulesConfig,
+    horizon_days: i32,
+    rules_apply: bool,
+    probes: Vec<Probe>,
+    feature_config: FeatureConfig,
+}
+
+impl From<ArtifactV3> for Artifact {
+    fn from(a: ArtifactV3) -> Artifact {
+        Artifact {
+            name: a.name,
+            version: a.version,
+            model: a.model,
+            features: a.features,
+            rules: a.rules,
+            horizon_days: a.horizon_days,
+            rules_apply: a.rules_apply,
+            probes: a.probes,
+            feature_config: a.feature_config,
+            profile: None,
+        }
+    }
+}
+
 /// `model.bin` of format version 2: no feature settings (the defaults were the only ones).
 #[derive(Deserialize)]
 struct ArtifactV2 {
@@ -126,6 +160,7 @@ impl From<ArtifactV2> for Artifact {
             rules_apply: a.rules_apply,
             probes: a.probes,
             feature_config: FeatureConfig::default(),
+            profile: None,
         }
     }
 }
@@ -179,6 +214,7 @@ impl From<ArtifactV1> for Artifact {
             rules_apply: a.rules_apply,
             probes: Vec::new(),
             feature_config: FeatureConfig::default(),
+            profile: None,
         }
     }
 }
@@ -409,6 +445,9 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Artifact, ArtifactError> {
                 .map(|(old, used)| (Artifact::from(old), used))
         } else if version == 2 {
             bincode::serde::decode_from_slice::<ArtifactV2, _>(payload, config)
+                .map(|(old, used)| (Artifact::from(old), used))
+        } else if version == 3 {
+            bincode::serde::decode_from_slice::<ArtifactV3, _>(payload, config)
                 .map(|(old, used)| (Artifact::from(old), used))
         } else {
             bincode::serde::decode_from_slice(payload, config)

@@ -40,6 +40,8 @@ pub mod logistic;
 pub mod metrics;
 pub mod model;
 pub mod preprocess;
+pub mod profile;
 pub mod publish;
 pub mod report;
+pub mod risk;
 pub mod train;

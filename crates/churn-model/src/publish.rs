@@ -5,6 +5,7 @@
 use crate::artifact::{self, Artifact, ArtifactError};
 use crate::card::{self, ModelCard, TrainingData};
 use crate::preprocess::PrepError;
+use crate::profile::Profile;
 use crate::report::{self, ReportContext};
 use crate::train::{self, TrainOutcome};
 use churn_features::features::FeatureTable;
@@ -189,6 +190,7 @@ pub fn save(models_dir: &Path, name: &str, run: &Run) -> Result<Saved, PublishEr
         rules_apply: train::rules_apply(table),
         probes: Vec::new(),
         feature_config: table.config.clone(),
+        profile: Some(Profile::of(&run.outcome.model, table, run.outcome)),
     };
     artifact.record_probes(table)?;
     let positives = run.labels.iter().filter(|&&l| l == 1).count();

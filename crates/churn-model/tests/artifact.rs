@@ -42,6 +42,7 @@ fn trained(kind: ModelKind) -> (Artifact, labels::Examples) {
         rules_apply: true,
         probes: Vec::new(),
         feature_config: Default::default(),
+        profile: None,
     };
     a.record_probes(&ex.features).unwrap();
     (a, ex)
@@ -241,6 +242,7 @@ fn reloaded_artifact_predicts_bit_identically() {
         rules_apply: true,
         probes: Vec::new(),
         feature_config: Default::default(),
+        profile: None,
     };
     a.record_probes(&ex.features).unwrap();
     assert_eq!(a.probes.len(), 8);

@@ -66,6 +66,7 @@ fn the_report_notes_when_the_rules_rank_as_well_as_the_model() {
         rules_apply: true,
         probes: Vec::new(),
         feature_config: Default::default(),
+        profile: None,
     };
     let data = TrainingData {
         last_as_of: Some("2024-06-01".into()),

@@ -165,6 +165,7 @@ pub fn generate(
     let window = Window {
         start: cfg.start,
         end: time::add_months(cfg.start, cfg.months as i32),
+        drift: None,
     };
     // Every account signs up inside the window (the app's first year, or an export of
     // the accounts created in it), so each history is complete from its signup; the

@@ -139,6 +139,8 @@ impl Default for Chunk {
 pub struct Window {
     pub start: Day,
     pub end: Day,
+    /// A change in the business from a date (see [`crate::Drift`]).
+    pub drift: Option<crate::life::ActiveDrift>,
 }
 
 impl Chunk {
@@ -175,7 +177,7 @@ impl Chunk {
             let from = s.start.max(w.start);
             let to = s.end.unwrap_or(w.end).min(w.end);
             if from < to {
-                self.activity(rng, id, traits, life, from, to, w.end);
+                self.activity(rng, id, traits, life, s.plan, from, to, w);
                 self.invoices(rng, id, life, s.start, s.mrr, from, to, w.end);
             }
         }
@@ -188,10 +190,12 @@ impl Chunk {
         id: &str,
         t: &Traits,
         life: &Life,
+        plan: usize,
         from: Day,
         to: Day,
-        data_end: Day,
+        w: Window,
     ) {
+        let data_end = w.end;
         let base = (0.46 * (0.5 * t.engagement).exp()).min(0.95);
         let adopted: Vec<usize> = (0..CATALOG.len()).filter(|&i| t.adopted[i]).collect();
         let value_day = life.signup + t.ttv_days.round() as Day;
@@ -216,10 +220,15 @@ impl Chunk {
                         Some(_) => 0.75,
                         None => 1.0,
                     } * factor.sqrt();
+                    let drift = w
+                        .drift
+                        .filter(|d| d.applies(day, plan))
+                        .map_or(1.0, |d| d.session_minutes);
                     let minutes = (life::lognormal(rng, 5.45, 0.65)
                         * minutes_factor
-                        * (0.15 * t.engagement).exp())
-                    .max(0.5);
+                        * (0.15 * t.engagement).exp()
+                        * drift)
+                        .max(0.5);
                     self.event(
                         id,
                         at,

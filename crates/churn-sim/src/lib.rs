@@ -74,6 +74,26 @@ pub struct SimConfig {
     /// First day of the data window.
     pub start: Day,
     pub format: OutputFormat,
+    /// A change in the business from a date (none by default): what a monitor must
+    /// notice.
+    pub drift: Option<Drift>,
+}
+
+/// A change in the simulated SaaS business from a date on, for testing drift
+/// monitoring: the same seed with and without it gives the same rows before `from`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drift {
+    /// The first day the change applies.
+    pub from: Day,
+    /// Session lengths are multiplied by this (0.6: sessions 40 % shorter). Churn does
+    /// not follow: a model that reads short sessions as risk is now miscalibrated.
+    pub session_minutes: f64,
+    /// The monthly churn hazard is multiplied by this (a price rise: churn moves while
+    /// the inputs stay the same).
+    pub churn: f64,
+    /// Only customers on this plan (`basic`, `pro` or `enterprise`); everyone when
+    /// `None`.
+    pub plan: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -85,6 +105,7 @@ impl Default for SimConfig {
             seed: 42,
             start: time::ymd(2024, 1, 1).expect("valid date"),
             format: OutputFormat::Mixed,
+            drift: None,
         }
     }
 }
@@ -179,12 +200,20 @@ pub fn generate(
         path: out.to_path_buf(),
         cause: e,
     })?;
+    let drift = cfg.drift.as_ref().map(life::ActiveDrift::of).transpose()?;
     if cfg.preset == Preset::ConsumerApp {
+        if drift.is_some() {
+            return Err(SimError::Invalid {
+                name: "drift",
+                message: "the consumer-app preset has no drift switch; use the saas preset".into(),
+            });
+        }
         return consumer::generate(cfg, out, progress);
     }
     let window = Window {
         start: cfg.start,
         end: time::add_months(cfg.start, cfg.months as i32),
+        drift,
     };
     let first_signup = time::add_months(cfg.start, -WARM_UP_MONTHS);
     let span = i64::from(window.end - first_signup);
@@ -250,7 +279,8 @@ pub fn generate(
                     }
                     let mut traits = life::draw_traits(&mut rng);
                     let start_traits = traits.clone();
-                    let life = life::simulate_life(&mut rng, &mut traits, signup, window.end);
+                    let life =
+                        life::simulate_life(&mut rng, &mut traits, signup, window.end, drift);
                     let id = format!("C{i:0width$}");
                     chunk.add(&mut rng, &id, &start_traits, &life, window);
                 }

@@ -241,7 +241,60 @@ fn draw_reason(rng: &mut ChaCha8Rng, t: &Traits, tenure_month: u32) -> Reason {
 
 /// Simulates the customer's subscriptions from `signup` until `horizon_end` (exclusive);
 /// anything after that is unknown and left open.
-pub fn simulate_life(rng: &mut ChaCha8Rng, t: &mut Traits, signup: Day, horizon_end: Day) -> Life {
+/// [`crate::Drift`] as the simulation applies it (the plan as its index in [`PLANS`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ActiveDrift {
+    pub from: Day,
+    pub session_minutes: f64,
+    pub churn: f64,
+    pub plan: Option<usize>,
+}
+
+impl ActiveDrift {
+    /// Checks a drift setting.
+    pub fn of(d: &crate::Drift) -> Result<ActiveDrift, crate::SimError> {
+        let invalid = |message: String| crate::SimError::Invalid {
+            name: "drift",
+            message,
+        };
+        for (what, v) in [("session_minutes", d.session_minutes), ("churn", d.churn)] {
+            if !(v.is_finite() && v > 0.0 && v <= 10.0) {
+                return Err(invalid(format!(
+                    "{what} must be a multiplier above 0 and at most 10, got {v}"
+                )));
+            }
+        }
+        let plan = match &d.plan {
+            None => None,
+            Some(name) => Some(PLANS.iter().position(|(p, _)| p == name).ok_or_else(|| {
+                let names: Vec<&str> = PLANS.iter().map(|(p, _)| *p).collect();
+                invalid(format!(
+                    "unknown plan `{name}`: expected one of {}",
+                    names.join(", ")
+                ))
+            })?),
+        };
+        Ok(ActiveDrift {
+            from: d.from,
+            session_minutes: d.session_minutes,
+            churn: d.churn,
+            plan,
+        })
+    }
+
+    /// Whether the change applies to a customer on `plan` on `day`.
+    pub fn applies(&self, day: Day, plan: usize) -> bool {
+        day >= self.from && self.plan.is_none_or(|p| p == plan)
+    }
+}
+
+pub fn simulate_life(
+    rng: &mut ChaCha8Rng,
+    t: &mut Traits,
+    signup: Day,
+    horizon_end: Day,
+    drift: Option<ActiveDrift>,
+) -> Life {
     let mut life = Life {
         signup,
         subs: Vec::new(),
@@ -279,7 +332,10 @@ pub fn simulate_life(rng: &mut ChaCha8Rng, t: &mut Traits, signup: Day, horizon_
         }
         let h = (base_hazard(tenure_month)
             * hazard_multiplier(t, tenure_month)
-            * if dormant { DORMANT_HAZARD } else { 1.0 })
+            * if dormant { DORMANT_HAZARD } else { 1.0 }
+            * drift
+                .filter(|d| d.applies(month_start, t.plan))
+                .map_or(1.0, |d| d.churn))
         .clamp(TENURED_HAZARD_FLOOR, 0.9);
         if rng.random::<f64>() < h {
             let churn_day = month_start + rng.random_range(0..(month_end - month_start).max(1));

@@ -66,6 +66,7 @@ pub fn train(fx: &Fixture, kind: ModelKind, name: &str, version: &str) -> Artifa
         rules_apply: true,
         probes: Vec::new(),
         feature_config: fx.examples.features.config.clone(),
+        profile: None,
     };
     a.record_probes(&fx.examples.features).expect("probe rows");
     a

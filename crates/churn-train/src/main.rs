@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 mod features;
 mod kpis;
+mod monitor;
 mod rules;
 mod summary;
 mod train;
@@ -35,6 +36,10 @@ enum Command {
     Train(train::TrainArgs),
     /// Measure a trained model on labelled data it never saw.
     Evaluate(train::EvaluateArgs),
+    /// Compare a trained model with the data as of a date: input and prediction drift,
+    /// realised performance on matured dates, and a verdict (exit code 0 ok, 10 watch,
+    /// 20 retrain).
+    Monitor(monitor::MonitorArgs),
     /// Build the feature table as of a date (one row per active customer).
     Features(features::FeaturesArgs),
     /// Build labelled training examples over monthly observation dates.
@@ -89,6 +94,20 @@ struct GenerateArgs {
     start: time::Day,
     #[arg(long, value_enum, default_value_t = Format::Mixed)]
     format: Format,
+    /// Change the business from this day on (saas preset), to try monitoring: with the
+    /// same seed, the rows before it are those of an unchanged run.
+    #[arg(long, value_parser = parse_day, value_name = "DATE")]
+    drift_from: Option<time::Day>,
+    /// With --drift-from: multiply session lengths by this (0.6 = 40 % shorter); churn
+    /// does not follow.
+    #[arg(long, default_value_t = 1.0, requires = "drift_from")]
+    drift_session_minutes: f64,
+    /// With --drift-from: multiply the monthly churn hazard by this (a price rise).
+    #[arg(long, default_value_t = 1.0, requires = "drift_from")]
+    drift_churn: f64,
+    /// With --drift-from: only customers on this plan (basic, pro, enterprise).
+    #[arg(long, requires = "drift_from")]
+    drift_plan: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -137,6 +156,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Summary(a) => summary::run(&a.data, &a.tables, a.as_of, a.json),
         Command::Train(a) => train::run_train(a),
         Command::Evaluate(a) => train::run_evaluate(a),
+        Command::Monitor(a) => {
+            let code = monitor::run(a)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
         Command::Features(a) => features::run_features(a),
         Command::Examples(a) => features::run_examples(a),
         Command::Describe(a) => features::run_describe(a),
@@ -182,6 +208,12 @@ fn generate(a: GenerateArgs) -> Result<()> {
             Format::Csv => churn_sim::OutputFormat::Csv,
             Format::Parquet => churn_sim::OutputFormat::Parquet,
         },
+        drift: a.drift_from.map(|from| churn_sim::Drift {
+            from,
+            session_minutes: a.drift_session_minutes,
+            churn: a.drift_churn,
+            plan: a.drift_plan.clone(),
+        }),
     };
     let bar = progress_bar("simulating customers");
     let started = std::time::Instant::now();
