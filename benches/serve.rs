@@ -1,5 +1,6 @@
 //! In-process scoring through the shared core (criterion): one customer's feature row to
-//! probability, risk band, reasons and rule results; and a batch of 1,000.
+//! probability, risk band, reasons and rule results; a batch of 1,000; and live drift's
+//! binning of one customer.
 
 use churn_model::model::ModelKind;
 use churn_scoring::{table_cell, Cell, Options, Scorer};
@@ -73,6 +74,33 @@ fn bench(c: &mut Criterion) {
             },
         );
     }
+
+    // Live drift's share of a prediction: binning one customer's inputs and score, for
+    // a model saved with its reference profile.
+    let models = tempfile::tempdir().unwrap();
+    let published = churn_testkit::train_and_publish(&fx, models.path(), "m");
+    let scorer = Scorer::new(churn_model::artifact::load(&published).unwrap().0);
+    let drift =
+        churn_serve::drift::LiveDrift::new(&scorer, std::time::Duration::from_secs(3600)).unwrap();
+    let columns = scorer.table_columns(&table);
+    let rows: Vec<Vec<Cell>> = (0..table.len())
+        .map(|r| {
+            (0..columns.len())
+                .map(|p| table_cell(columns[p], r))
+                .collect()
+        })
+        .collect();
+    let mut i = 0;
+    c.bench_function(
+        "live drift: observe one customer (logistic's inputs)",
+        |b| {
+            b.iter(|| {
+                i = (i + 1) % rows.len();
+                let row = &rows[i];
+                drift.observe(|p| row[p], black_box(0.1));
+            })
+        },
+    );
 }
 
 criterion_group!(benches, bench);

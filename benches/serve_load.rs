@@ -17,8 +17,7 @@
 
 mod common;
 
-use churn_model::model::ModelKind;
-use churn_serve::registry::Registry;
+use churn_serve::registry::{LoadLimits, Registry};
 use churn_serve::{App, Limits};
 use churn_testkit::http::Client;
 use std::net::SocketAddr;
@@ -190,8 +189,10 @@ fn main() {
     let data = tempfile::tempdir().unwrap();
     let fx = churn_testkit::simulate(data.path(), 1000, 3);
     let models = tempfile::tempdir().unwrap();
-    let a = churn_testkit::train(&fx, ModelKind::Logistic, "churn", "v1");
-    churn_testkit::save(models.path(), &a);
+    // Trained and saved as `churn-train train` does: with the reference profile live
+    // drift is measured against.
+    let dir = churn_testkit::train_and_publish(&fx, models.path(), "churn");
+    let (a, _) = churn_model::artifact::load(&dir).unwrap();
     let (_, table) = churn_testkit::latest_rows(&fx);
     let scorer = churn_scoring::Scorer::new(a);
     let columns = scorer.table_columns(&table);
@@ -254,5 +255,33 @@ fn main() {
         churn_rps[1],
         trivial_rps[1],
         100.0 * churn_rps[1] / trivial_rps[1]
+    );
+
+    // Live drift's cost: the same server with the drift window off, alternating runs.
+    let no_drift = Registry::open(
+        models.path(),
+        LoadLimits {
+            drift_window: Duration::ZERO,
+            ..LoadLimits::default()
+        },
+    )
+    .unwrap();
+    let no_drift = start_churn(
+        Arc::new(App::new(no_drift, None, Limits::default(), None)),
+        threads,
+    );
+    max_throughput(no_drift, &body, 2, 1);
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        on.push(1e6 / max_throughput(churn, &body, 1, 3));
+        off.push(1e6 / max_throughput(no_drift, &body, 1, 3));
+    }
+    on.sort_by(f64::total_cmp);
+    off.sort_by(f64::total_cmp);
+    println!(
+        "live drift: single-request latency over 1 connection (median of 5 x 3 s, alternating): {:.1} us with the drift window, {:.1} us without: {:+.1} %",
+        on[2],
+        off[2],
+        100.0 * (on[2] / off[2] - 1.0)
     );
 }

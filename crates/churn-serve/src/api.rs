@@ -653,6 +653,7 @@ fn predict_body(app: &App, body: &[u8], cancelled: &AtomicBool) -> Result<Respon
             require_id: true,
             cancelled,
             metrics: Some(&app.metrics),
+            drift: loaded.drift.as_ref(),
             parse,
             capacity: body.len() + body.len() / 2 + 256,
         },
@@ -680,6 +681,8 @@ struct Predicting<'a> {
     cancelled: &'a AtomicBool,
     /// Where the phases' times and the risk bands are counted.
     metrics: Option<&'a Metrics>,
+    /// Where the inputs and scores served are binned for live drift.
+    drift: Option<&'a crate::drift::LiveDrift>,
     /// The time parsing took so far.
     parse: Duration,
     /// Bytes to reserve for the answer.
@@ -770,6 +773,9 @@ fn predict_customers(
         if let Some(m) = how.metrics {
             m.predicted(model.risk_band);
         }
+        if let Some(d) = how.drift {
+            d.observe(row, model.probability);
+        }
         let scored = Scored {
             model,
             rules: rule_result,
@@ -816,6 +822,7 @@ pub fn predict_in_process(scorer: &Scorer, body: &[u8]) -> Result<Vec<u8>, ApiEr
             require_id: false,
             cancelled: &not_cancelled,
             metrics: None,
+            drift: None,
             parse: Duration::ZERO,
             capacity: body.len() * 2 + 256,
         },
@@ -963,6 +970,9 @@ pub async fn customer_prediction(
     app.metrics.phase(Phase::Predict, t2 - t1);
     app.metrics.phase(Phase::Rules, t3 - t2);
     app.metrics.predicted(model.risk_band);
+    if let Some(d) = &loaded.drift {
+        d.observe(cell, model.probability);
+    }
     let scored = Scored { model, rules };
     let out = prediction_out(scorer, &scored, cell, Some(id), stored.as_of());
     Ok(json_response(&app, &out))
@@ -1173,6 +1183,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
                 name: l.name().to_string(),
                 version: l.version().to_string(),
                 loaded_at_unix: l.loaded_at.timestamp_millis() as f64 / 1000.0,
+                drift: l.drift.as_ref().map(|d| d.snapshot()),
             }
         })
         .collect();

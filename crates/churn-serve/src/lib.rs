@@ -4,6 +4,7 @@
 pub(crate) mod api;
 pub(crate) mod body;
 pub mod conn;
+pub mod drift;
 pub(crate) mod metrics;
 pub mod registry;
 pub mod store;

@@ -85,6 +85,10 @@ struct Args {
     /// up (the old version keeps serving).
     #[arg(long, default_value_t = 60_000)]
     model_load_timeout_ms: u64,
+    /// Minutes of traffic live drift is measured over (PSI per input and of the scores
+    /// against the model's training profile, on /metrics); 0 turns it off.
+    #[arg(long, default_value_t = 60)]
+    drift_window_mins: u64,
     /// How often to check the models' LATEST files for new versions, in milliseconds
     /// (0: only on POST /v1/models/reload).
     #[arg(long, default_value_t = 2000)]
@@ -145,6 +149,7 @@ async fn run(args: Args) -> Result<()> {
     let load_limits = LoadLimits {
         max_model_bytes: args.max_model_mb.saturating_mul(1024 * 1024),
         timeout: Duration::from_millis(args.model_load_timeout_ms.max(1)),
+        drift_window: Duration::from_secs(args.drift_window_mins.saturating_mul(60)),
     };
     let registry =
         Registry::open(&args.models, load_limits).context("loading the models (--models)")?;

@@ -151,6 +151,9 @@ pub struct Metrics {
     memory_budget: Gauge,
     model_info: Family<ModelVersion, Gauge>,
     model_loaded: Family<ModelLabel, Gauge<f64, AtomicU64>>,
+    drift_rows: Family<ModelLabel, Gauge>,
+    drift_inputs: Family<ModelInput, Gauge<f64, AtomicU64>>,
+    drift_scores: Family<ModelLabel, Gauge<f64, AtomicU64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -206,6 +209,9 @@ impl Default for Metrics {
             memory_budget: Gauge::default(),
             model_info: Family::default(),
             model_loaded: Family::default(),
+            drift_rows: Family::default(),
+            drift_inputs: Family::default(),
+            drift_scores: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -293,6 +299,21 @@ impl Default for Metrics {
             Unit::Seconds,
             m.model_loaded.clone(),
         );
+        registry.register(
+            "churn_drift_window_predictions",
+            "Predictions in the live drift window (--drift-window-mins); PSI over fewer than a few hundred is noise",
+            m.drift_rows.clone(),
+        );
+        registry.register(
+            "churn_drift_input_psi",
+            "Population stability index of each model input over the live drift window, against the training data's profile",
+            m.drift_inputs.clone(),
+        );
+        registry.register(
+            "churn_drift_score_psi",
+            "Population stability index of the predicted probabilities over the live drift window, against the backtest's",
+            m.drift_scores.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -350,6 +371,14 @@ pub struct ServedModel {
     pub name: String,
     pub version: String,
     pub loaded_at_unix: f64,
+    /// Its live drift now (none without a reference profile).
+    pub drift: Option<crate::drift::DriftSnapshot>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelInput {
+    model: String,
+    input: String,
 }
 
 impl Metrics {
@@ -429,6 +458,9 @@ impl Metrics {
         // The versions serving now: a replaced version's series disappears.
         self.model_info.clear();
         self.model_loaded.clear();
+        self.drift_rows.clear();
+        self.drift_inputs.clear();
+        self.drift_scores.clear();
         for m in models {
             self.model_info
                 .get_or_create(&ModelVersion {
@@ -441,6 +473,23 @@ impl Metrics {
                     model: m.name.clone(),
                 })
                 .set(m.loaded_at_unix);
+            if let Some(d) = &m.drift {
+                let model = ModelLabel {
+                    model: m.name.clone(),
+                };
+                self.drift_rows
+                    .get_or_create(&model)
+                    .set(i64::try_from(d.rows).unwrap_or(i64::MAX));
+                self.drift_scores.get_or_create(&model).set(d.scores);
+                for (input, psi) in &d.inputs {
+                    self.drift_inputs
+                        .get_or_create(&ModelInput {
+                            model: m.name.clone(),
+                            input: input.clone(),
+                        })
+                        .set(*psi);
+                }
+            }
         }
         let mut out = String::with_capacity(16 * 1024);
         // Writing into a String cannot fail.

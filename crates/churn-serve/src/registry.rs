@@ -27,6 +27,8 @@ pub struct Loaded {
     pub loaded_at: DateTime<Utc>,
     /// The `overall` metrics and validation scheme of its `report.json`, when present.
     pub metrics: Option<ReportHeadline>,
+    /// The drift of the traffic it served (none without a profile or a window).
+    pub drift: Option<crate::drift::LiveDrift>,
 }
 
 impl Loaded {
@@ -127,6 +129,8 @@ pub struct LoadLimits {
     /// given up; the read goes on in the background, and the same version is not tried
     /// again until it ends.
     pub timeout: Duration,
+    /// The sliding window live drift is measured over (zero: not measured).
+    pub drift_window: Duration,
 }
 
 impl Default for LoadLimits {
@@ -134,6 +138,7 @@ impl Default for LoadLimits {
         LoadLimits {
             max_model_bytes: 1 << 30,
             timeout: Duration::from_secs(60),
+            drift_window: Duration::from_secs(3600),
         }
     }
 }
@@ -224,14 +229,17 @@ fn join(problems: &[LoadError]) -> String {
 }
 
 /// Loads the version `LATEST` names in `model_dir`.
-fn load_version(model_dir: &Path, max_bytes: u64) -> Result<Loaded, LoadError> {
-    let (a, dir) = artifact::load_at_most(model_dir, max_bytes)?;
+fn load_version(model_dir: &Path, limits: &LoadLimits) -> Result<Loaded, LoadError> {
+    let (a, dir) = artifact::load_at_most(model_dir, limits.max_model_bytes)?;
     let metrics = ReportHeadline::read(&dir);
+    let scorer = Scorer::new(a);
+    let drift = crate::drift::LiveDrift::new(&scorer, limits.drift_window);
     Ok(Loaded {
-        scorer: Scorer::new(a),
+        scorer,
         dir,
         loaded_at: now(),
         metrics,
+        drift,
     })
 }
 
@@ -341,14 +349,10 @@ impl Registry {
             }
             loading.insert(key.clone(), Instant::now());
         }
-        let (dir, max_bytes, loading) = (
-            dir.to_path_buf(),
-            self.limits.max_model_bytes,
-            self.loading.clone(),
-        );
+        let (dir, limits, loading) = (dir.to_path_buf(), self.limits.clone(), self.loading.clone());
         let timeout = self.limits.timeout;
         within(timeout, move || {
-            let loaded = load_version(&dir, max_bytes);
+            let loaded = load_version(&dir, &limits);
             lock(&loading).remove(&key);
             loaded
         })

@@ -72,6 +72,35 @@ pub fn train(fx: &Fixture, kind: ModelKind, name: &str, version: &str) -> Artifa
     a
 }
 
+/// Trains model `name` on the fixture's examples with the trainer itself (logistic, no
+/// search, two backtest folds) and saves it under `models_dir` as `churn-train train`
+/// does: the artifact has its reference profile, the version directory its report.
+/// Returns the version directory.
+pub fn train_and_publish(fx: &Fixture, models_dir: &Path, name: &str) -> PathBuf {
+    let cfg = churn_model::train::TrainConfig {
+        kinds: vec![ModelKind::Logistic],
+        folds: Some(2),
+        search: churn_model::train::Search::None,
+        seed: 7,
+    };
+    let rules = RulesConfig::default();
+    let outcome =
+        churn_model::train::train_over_time(&fx.examples, &cfg, &rules, &|_, _| {}).expect("train");
+    let run = churn_model::publish::Run {
+        outcome: &outcome,
+        table: &fx.examples.features,
+        labels: &fx.examples.labels,
+        rules: &rules,
+        horizon_days: fx.examples.horizon_days,
+        seed: 7,
+        source: "simulated",
+        sha256: String::new(),
+    };
+    churn_model::publish::save(models_dir, name, &run)
+        .expect("save model")
+        .dir
+}
+
 /// Saves an artifact under `models_dir` (moving `LATEST` to it).
 pub fn save(models_dir: &Path, a: &Artifact) -> PathBuf {
     artifact::save(models_dir, a, &[]).expect("save model")
