@@ -567,6 +567,18 @@ pub fn save(
     a: &Artifact,
     files: &[(&str, Vec<u8>)],
 ) -> Result<PathBuf, ArtifactError> {
+    save_with(models_dir, a, files, true)
+}
+
+/// [`save`], moving `LATEST` to the new version only when `promote` is set (otherwise
+/// the version is written beside the serving one, for a person or a later run to
+/// promote).
+pub fn save_with(
+    models_dir: &Path,
+    a: &Artifact,
+    files: &[(&str, Vec<u8>)],
+    promote: bool,
+) -> Result<PathBuf, ArtifactError> {
     let model_dir = models_dir.join(&a.name);
     // Never write what could not be loaded back.
     a.check().map_err(|message| ArtifactError::Inconsistent {
@@ -600,6 +612,9 @@ pub fn save(
     if let Err(e) = result {
         let _ = std::fs::remove_dir_all(&temp);
         return Err(e);
+    }
+    if !promote {
+        return Ok(dest);
     }
     let latest = model_dir.join("LATEST");
     let latest_temp = churn_features::write::temp_path(&latest);

@@ -34,6 +34,7 @@ pub mod artifact;
 pub mod baseline;
 pub mod calibrate;
 pub mod card;
+pub mod compare;
 pub mod forest;
 pub mod gbm;
 pub mod logistic;

@@ -4,6 +4,7 @@
 
 use crate::artifact::{self, Artifact, ArtifactError};
 use crate::card::{self, ModelCard, TrainingData};
+use crate::compare::Comparison;
 use crate::preprocess::PrepError;
 use crate::profile::Profile;
 use crate::report::{self, ReportContext};
@@ -27,6 +28,10 @@ pub struct Run<'a> {
     pub source: &'a str,
     /// SHA-256 over the input files.
     pub sha256: String,
+    /// The new version against the one serving (`--compare-to`), saved with it.
+    pub comparison: Option<&'a Comparison>,
+    /// Move `LATEST` to the new version.
+    pub promote: bool,
 }
 
 impl<'a> Run<'a> {
@@ -47,6 +52,8 @@ impl<'a> Run<'a> {
             seed,
             source,
             sha256,
+            comparison: None,
+            promote: true,
         }
     }
 }
@@ -59,6 +66,8 @@ pub struct Saved {
     pub version: String,
     pub rows: usize,
     pub positives: usize,
+    /// `LATEST` names it now.
+    pub promoted: bool,
 }
 
 /// Why a run could not be saved.
@@ -94,12 +103,22 @@ pub struct RunSummary<'a> {
     pub candidates: &'a [train::CandidateScore],
     /// Single features that rank churners suspiciously well (possible leakage).
     pub suspicious: &'a [train::Suspicion],
+    /// The new version against the previous one (`--compare-to`).
+    pub comparison: Option<&'a Comparison>,
+    /// Whether `LATEST` moved to the new version.
+    pub promoted: bool,
     pub seconds: f64,
 }
 
 impl<'a> RunSummary<'a> {
     /// The summary of run `trained` of model `name`, saved as `saved`.
-    pub fn new(name: &'a str, trained: &'a train::Trained, saved: &'a Saved, seconds: f64) -> Self {
+    pub fn new(
+        name: &'a str,
+        trained: &'a train::Trained,
+        saved: &'a Saved,
+        comparison: Option<&'a Comparison>,
+        seconds: f64,
+    ) -> Self {
         let outcome = &trained.outcome;
         RunSummary {
             name,
@@ -117,6 +136,8 @@ impl<'a> RunSummary<'a> {
             rules_rank_as_well: outcome.rules_rank_as_well().is_some(),
             candidates: &outcome.candidates,
             suspicious: &outcome.suspicious,
+            comparison,
+            promoted: saved.promoted,
             seconds,
         }
     }
@@ -223,19 +244,20 @@ pub fn save(models_dir: &Path, name: &str, run: &Run) -> Result<Saved, PublishEr
         created: &created_text,
     };
     let html = report::html(run.outcome, &ctx);
-    let dir = artifact::save(
-        models_dir,
-        &artifact,
-        &[
-            (card::FILE, serde_json::to_vec_pretty(&card)?),
-            ("report.json", serde_json::to_vec_pretty(run.outcome)?),
-            ("report.html", html.into_bytes()),
-        ],
-    )?;
+    let mut files = vec![
+        (card::FILE, serde_json::to_vec_pretty(&card)?),
+        ("report.json", serde_json::to_vec_pretty(run.outcome)?),
+        ("report.html", html.into_bytes()),
+    ];
+    if let Some(c) = run.comparison {
+        files.push(("comparison.json", serde_json::to_vec_pretty(c)?));
+    }
+    let dir = artifact::save_with(models_dir, &artifact, &files, run.promote)?;
     Ok(Saved {
         dir,
         version,
         rows: run.labels.len(),
         positives,
+        promoted: run.promote,
     })
 }

@@ -234,6 +234,9 @@ pub struct TrainOutcome {
     /// Pooled test-row probabilities and labels of the chosen kind (for curves).
     #[serde(skip)]
     pub pooled: (Vec<f64>, Vec<u8>),
+    /// The training table's row of each pooled prediction.
+    #[serde(skip)]
+    pub pooled_rows: Vec<usize>,
     pub by_cohort: Vec<CohortRow>,
     pub rules_health: Option<RankingMetrics>,
     pub rules_signals: Option<RankingMetrics>,
@@ -960,6 +963,7 @@ fn finish(
         folds,
         overall,
         pooled: (p, y),
+        pooled_rows: rows,
         by_cohort,
         rules_health,
         rules_signals,

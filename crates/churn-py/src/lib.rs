@@ -528,8 +528,13 @@ fn train_model(
         let source = ds.dir.display().to_string();
         let run = publish::Run::of(&trained, &rules, seed, &source, sha256);
         let saved = publish::save(&out, &name, &run)?;
-        let summary =
-            publish::RunSummary::new(&name, &trained, &saved, started.elapsed().as_secs_f64());
+        let summary = publish::RunSummary::new(
+            &name,
+            &trained,
+            &saved,
+            None,
+            started.elapsed().as_secs_f64(),
+        );
         Ok(TrainRun {
             name: name.clone(),
             version: saved.version.clone(),

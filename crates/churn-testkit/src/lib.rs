@@ -95,6 +95,8 @@ pub fn train_and_publish(fx: &Fixture, models_dir: &Path, name: &str) -> PathBuf
         seed: 7,
         source: "simulated",
         sha256: String::new(),
+        comparison: None,
+        promote: true,
     };
     churn_model::publish::save(models_dir, name, &run)
         .expect("save model")

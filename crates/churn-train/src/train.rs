@@ -1,7 +1,7 @@
 //! `churn-train train` and `churn-train evaluate`.
 
 use crate::{open_dataset, parse_day, progress_bar};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use churn_cli::data::DataSource;
 use churn_features::features::FeatureTable;
 use churn_features::labels;
@@ -10,6 +10,7 @@ use churn_features::table::read_table;
 use churn_features::time::{self, Day};
 use churn_model::artifact;
 use churn_model::card;
+use churn_model::compare::Comparison;
 use churn_model::model::ModelKind;
 use churn_model::publish;
 use churn_model::train::{self, Evaluation, TrainConfig};
@@ -60,6 +61,15 @@ pub struct TrainArgs {
     /// the chosen candidate, the backtest figures).
     #[arg(long)]
     json: bool,
+    /// A model to compare the new one with on the same backtest rows (a version
+    /// directory, or models/NAME for its LATEST): printed, and saved as the new
+    /// version's comparison.json.
+    #[arg(long, value_name = "MODEL")]
+    compare_to: Option<PathBuf>,
+    /// Move LATEST to the new version only when it beats --compare-to (lower log loss on
+    /// the compared rows); otherwise the version is saved beside the serving one.
+    #[arg(long, requires = "compare_to")]
+    promote_if_better: bool,
     #[command(flatten)]
     windows: crate::features::WindowArgs,
 }
@@ -149,10 +159,34 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         Inputs::Files(files) => publish::fingerprint(&files)?,
         Inputs::Snapshot(snapshot) => publish::fingerprint_text(&snapshot),
     };
-    let run = publish::Run::of(&trained, &rules, a.seed, &source, sha256);
+    let comparison = match &a.compare_to {
+        Some(path) => {
+            let (previous, _) = artifact::load(path)?;
+            Some(
+                churn_model::compare::compare(
+                    &previous,
+                    &trained.outcome,
+                    &trained.table,
+                    &trained.labels,
+                    trained.horizon_days,
+                )
+                .with_context(|| format!("comparing with {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let mut run = publish::Run::of(&trained, &rules, a.seed, &source, sha256);
+    run.comparison = comparison.as_ref();
+    run.promote = !a.promote_if_better || comparison.as_ref().is_some_and(|c| c.better);
     let saved = publish::save(&a.out, &a.name, &run)?;
     warn_suspicious(&trained.outcome);
-    report_saved(&a, &trained, &saved, started.elapsed().as_secs_f64())
+    report_saved(
+        &a,
+        &trained,
+        &saved,
+        comparison.as_ref(),
+        started.elapsed().as_secs_f64(),
+    )
 }
 
 /// The trainer's settings and the rules from the arguments.
@@ -234,22 +268,63 @@ fn report_saved(
     a: &TrainArgs,
     trained: &train::Trained,
     saved: &publish::Saved,
+    comparison: Option<&Comparison>,
     seconds: f64,
 ) -> Result<()> {
     let outcome = &trained.outcome;
     let dir = &saved.dir;
     if a.json {
-        let summary = publish::RunSummary::new(&a.name, trained, saved, seconds);
+        let summary = publish::RunSummary::new(&a.name, trained, saved, comparison, seconds);
         println!("{}", serde_json::to_string(&summary)?);
         return Ok(());
     }
     print_summary(outcome);
+    if let Some(c) = comparison {
+        print_comparison(c, saved.promoted, a.promote_if_better);
+    }
     println!(
         "model written to {} in {seconds:.1}s (report: {})",
         dir.display(),
         dir.join("report.html").display()
     );
     Ok(())
+}
+
+fn print_comparison(c: &Comparison, promoted: bool, if_better: bool) {
+    let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    println!(
+        "against {} on {} backtest rows with {} churners ({} to {}){}:",
+        c.previous,
+        c.rows,
+        c.positives,
+        c.from.as_deref().unwrap_or("?"),
+        c.to.as_deref().unwrap_or("?"),
+        if c.unseen_by_previous {
+            ", all after its training labels"
+        } else {
+            "; they overlap its training, which favours it"
+        }
+    );
+    for (who, e) in [("new", &c.new), ("previous", &c.previous_model)] {
+        println!(
+            "  {who:<9} log loss {:.4}  ROC AUC {}  PR AUC {}  top-10% lift {}  predicted {:.2} % vs realised {:.2} %",
+            e.log_loss,
+            f(e.roc_auc),
+            f(e.pr_auc),
+            f(e.lift_top10),
+            e.predicted_churn_pct,
+            e.actual_churn_pct
+        );
+    }
+    let verdict = if c.better { "better" } else { "not better" };
+    if if_better && !promoted {
+        println!("the new version is {verdict} (log loss): LATEST stays where it was");
+    } else {
+        println!(
+            "the new version is {verdict} (log loss); LATEST {}",
+            if promoted { "moved to it" } else { "unchanged" }
+        );
+    }
 }
 
 /// A bar over fitting steps (candidates x folds, then the final fit).

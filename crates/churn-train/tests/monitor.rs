@@ -298,3 +298,86 @@ fn monitoring_needs_a_model_with_a_profile_and_says_what_has_not_matured() {
     ]);
     assert!(e.contains("2024-13-01"), "{e}");
 }
+
+/// The version `LATEST` of a model directory names.
+fn latest(model: &Path) -> String {
+    std::fs::read_to_string(model.join("LATEST"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn retraining_compares_with_the_serving_model_before_latest_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let previous = train(dir.path(), 16);
+    let first = latest(&previous);
+    let plain = later(dir.path(), "plain", 16, &[]);
+    let models = previous.parent().unwrap();
+    let retrain = |extra: &[&str]| -> Value {
+        let mut args = vec![
+            "train",
+            "--data",
+            s(&plain),
+            "--out",
+            s(models),
+            "--models",
+            "logistic",
+            "--search",
+            "none",
+            "--folds",
+            "3",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&ok(&args)).unwrap()
+    };
+    // Retrained on six more months: compared on the backtest rows after the previous
+    // model's training labels, and promoted only if its log loss is lower there.
+    let run = retrain(&["--compare-to", s(&previous), "--promote-if-better"]);
+    let c = &run["comparison"];
+    assert_eq!(c["unseen_by_previous"], true, "{c:#}");
+    assert!(c["from"].as_str().unwrap() >= DRIFT_FROM, "{c:#}");
+    assert!(c["positives"].as_u64().unwrap() >= 30, "{c:#}");
+    let better = c["new"]["log_loss"].as_f64() < c["previous_model"]["log_loss"].as_f64();
+    assert_eq!(c["better"], better);
+    assert_eq!(run["promoted"], better);
+    let second = run["version"].as_str().unwrap().to_string();
+    assert_eq!(
+        latest(&previous),
+        if better {
+            second.clone()
+        } else {
+            first.clone()
+        }
+    );
+    let saved: Value = serde_json::from_slice(
+        &std::fs::read(models.join("churn").join(&second).join("comparison.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(&saved, c);
+
+    // The same data and settings again, against the version trained on all of it:
+    // every row overlaps its training (which favours it), the new out-of-time figures
+    // cannot beat its in-sample ones, and LATEST stays.
+    let serving = latest(&previous);
+    let against = models.join("churn").join(&second);
+    let run = retrain(&["--compare-to", s(&against), "--promote-if-better"]);
+    assert_eq!(run["comparison"]["unseen_by_previous"], false);
+    assert_eq!(run["comparison"]["better"], false);
+    assert_eq!(run["promoted"], false);
+    assert_eq!(latest(&previous), serving);
+    // Without --promote-if-better the comparison is only information.
+    let run = retrain(&["--compare-to", s(&against)]);
+    assert_eq!(run["promoted"], true);
+    assert_eq!(latest(&previous), run["version"].as_str().unwrap());
+    let e = fails(&[
+        "train",
+        "--data",
+        s(&plain),
+        "--out",
+        s(models),
+        "--promote-if-better",
+    ]);
+    assert!(e.contains("--compare-to"), "{e}");
+}
