@@ -4,9 +4,10 @@
 //! Per model input: decile bins of a number (edges from the training rows, equal values
 //! merged, so a count that is zero on 60 % of rows gets a bin of its own) or the
 //! frequencies of a category (the 50 most frequent, then "other"), with missing values
-//! counted as a bin of their own. Then the distribution of the backtest's out-of-time
-//! predictions, the base rate and the shares per risk band and per signup cohort: what
-//! the model looked like on data it had not seen, which is what it will see next.
+//! counted as a bin of their own, over the rows of the latest three observation dates.
+//! Then the shipped model's predictions on the latest date's rows (its calibration
+//! rows, not its fitting rows), their base rate and shares per risk band, the signup
+//! cohorts of the backtest, and the backtest's figures.
 //!
 //! Measures, on the same bins: the population stability index (PSI, shares floored at
 //! 1e-4 so an empty bin counts as rare rather than infinite), the Jensen-Shannon
@@ -16,6 +17,7 @@
 //! why the verdict rests on PSI and KS is reported beside it.
 
 use crate::model::ChurnModel;
+use crate::preprocess::PrepError;
 use crate::risk::{RiskBand, RiskCutoffs};
 use crate::train::TrainOutcome;
 use churn_features::dataset::Values;
@@ -317,11 +319,11 @@ pub struct InputProfile {
     pub reference: Distribution,
 }
 
-/// One risk band in the backtest.
+/// One risk band of the rows the predictions were profiled on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BandProfile {
     pub band: String,
-    /// Share of the backtest's rows in the band.
+    /// Share of the rows in the band.
     pub share: f64,
     /// Mean predicted probability of those rows.
     pub predicted: f64,
@@ -365,11 +367,15 @@ pub struct Profile {
     pub last_as_of: Option<String>,
     /// One per model input, in the preprocessor's order.
     pub inputs: Vec<InputProfile>,
-    /// The backtest's out-of-time predicted probabilities.
+    /// The shipped model's predicted probabilities on the latest training date's rows
+    /// (its calibration rows; the backtest's pooled predictions for a table without
+    /// dates).
     pub scores: Distribution,
-    /// Realised churn share of the backtest's rows.
+    /// Their mean.
+    pub mean_score: f64,
+    /// Realised churn share of those rows.
     pub base_rate: f64,
-    /// The backtest's rows per risk band (every band, lowest first).
+    /// Those rows per risk band (every band, lowest first).
     pub bands: Vec<BandProfile>,
     pub cohorts: Vec<CohortProfile>,
     pub backtest: BacktestFigures,
@@ -403,8 +409,14 @@ const MIN_FOLD_POSITIVES: usize = 10;
 
 impl Profile {
     /// The profile of `model` trained on `table` (the inputs from the rows of its
-    /// latest three observation dates), with the backtest of `outcome`.
-    pub fn of(model: &ChurnModel, table: &FeatureTable, outcome: &TrainOutcome) -> Profile {
+    /// latest three observation dates, the predictions from its latest date's), with
+    /// the backtest of `outcome`.
+    pub fn of(
+        model: &ChurnModel,
+        table: &FeatureTable,
+        labels: &[u8],
+        outcome: &TrainOutcome,
+    ) -> Result<Profile, PrepError> {
         let total_importance: f64 = outcome.importance.iter().map(|(_, v)| v.abs()).sum();
         let importance = |name: &str| {
             outcome
@@ -442,7 +454,23 @@ impl Profile {
                 })
             })
             .collect();
-        let (p, y) = &outcome.pooled;
+        // The shipped model's predictions on the latest date's rows: its calibration
+        // rows, never its fitting rows (see train.rs). The backtest's pooled
+        // predictions come from fold models fitted on fewer dates, less sure of
+        // themselves: against them the shipped model's scores looked drifted on an
+        // unchanged base (PSI 0.20 on 0.9 M customers). A table without dates has only
+        // the backtest's.
+        let latest = table.as_of.iter().flatten().max().copied();
+        let (p, y): (Vec<f64>, Vec<u8>) = match latest {
+            Some(d) => {
+                let rows: Vec<usize> = (0..table.len())
+                    .filter(|&r| table.as_of[r] == Some(d))
+                    .collect();
+                let p = model.predict_table(table, &rows)?;
+                (p, rows.iter().map(|&r| labels[r]).collect())
+            }
+            None => outcome.pooled.clone(),
+        };
         let score_bins = Bins::deciles(p.iter().copied(), p.len());
         let scores = Distribution {
             counts: score_bins.count(
@@ -483,13 +511,14 @@ impl Profile {
             .min_by(f64::total_cmp);
         let dates = rows.iter().filter_map(|&r| table.as_of[r]);
         let o = &outcome.overall;
-        Profile {
+        Ok(Profile {
             rows: rows.len(),
             first_as_of: dates.clone().min().map(churn_features::time::format_date),
             last_as_of: dates.max().map(churn_features::time::format_date),
             inputs,
             scores,
-            base_rate: o.actual_churn_pct / 100.0,
+            mean_score: p.iter().sum::<f64>() / p.len().max(1) as f64,
+            base_rate: y.iter().map(|&v| f64::from(v)).sum::<f64>() / y.len().max(1) as f64,
             bands,
             cohorts: outcome
                 .by_cohort
@@ -511,7 +540,7 @@ impl Profile {
                 predicted_churn_pct: o.predicted_churn_pct,
                 actual_churn_pct: o.actual_churn_pct,
             },
-        }
+        })
     }
 }
 

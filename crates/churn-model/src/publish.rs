@@ -75,6 +75,8 @@ pub struct Saved {
 pub enum PublishError {
     #[error("scoring the probe rows kept with the model: {0}")]
     Probes(#[from] PrepError),
+    #[error("scoring the latest training rows for the model's reference profile: {0}")]
+    Profile(PrepError),
     #[error(transparent)]
     Artifact(#[from] ArtifactError),
     #[error("writing the model card or report: {0}")]
@@ -211,7 +213,10 @@ pub fn save(models_dir: &Path, name: &str, run: &Run) -> Result<Saved, PublishEr
         rules_apply: train::rules_apply(table),
         probes: Vec::new(),
         feature_config: table.config.clone(),
-        profile: Some(Profile::of(&run.outcome.model, table, run.outcome)),
+        profile: Some(
+            Profile::of(&run.outcome.model, table, run.labels, run.outcome)
+                .map_err(PublishError::Profile)?,
+        ),
     };
     artifact.record_probes(table)?;
     let positives = run.labels.iter().filter(|&&l| l == 1).count();

@@ -120,7 +120,7 @@ fn scores_section(m: &Monitor) -> Markup {
         .iter()
         .zip(sc.shares_then.iter().zip(&sc.shares_now));
     let chart = bins.filter(|(label, _)| label.as_str() != "missing").fold(
-        Bars::new("Predicted probability: share of customers per backtest decile, then and now")
+        Bars::new("Predicted probability: share of customers per decile of the latest training date, then and now")
             .values("share of customers", Unit::Percent, 1)
             .series_names(&["backtest", "now"]),
         |bars, (label, (then, now))| bars.row(label.clone(), vec![100.0 * then, 100.0 * now]),
@@ -128,13 +128,13 @@ fn scores_section(m: &Monitor) -> Markup {
     let bands = m.bands.iter().fold(
         Bars::new("Share per risk band, then and now")
             .values("share of customers", Unit::Percent, 1)
-            .series_names(&["backtest", "now"]),
+            .series_names(&["training", "now"]),
         |bars, b| bars.row(b.band, vec![100.0 * b.share_then, 100.0 * b.share_now]),
     );
     html! {
         h2 { "Prediction drift" }
         p class="sub" {
-            "The probabilities given now against the backtest's out-of-time predictions (PSI " (format!("{:.3}", sc.drift.psi))
+            "The probabilities given now against the model's on its latest training date, the rows it was calibrated on (PSI " (format!("{:.3}", sc.drift.psi))
             ", JS distance " (format!("{:.3}", sc.drift.js)) "). A shift alone may be a riskier population rather than a wrong model: the realised figures below tell which."
         }
         div class="grid" { (chart) (bands) }

@@ -5,8 +5,8 @@
 //!
 //! - **input drift**: PSI, Jensen-Shannon distance and (numbers) Kolmogorov-Smirnov per
 //!   model input, the missing share then and now, categories never seen in training;
-//! - **prediction drift**: the predicted probabilities against the backtest's
-//!   out-of-time predictions, and the share per risk band;
+//! - **prediction drift**: the predicted probabilities against the shipped model's on
+//!   the latest training date (its calibration rows), and the share per risk band;
 //! - **realised performance**: every monthly scoring date after the training labels
 //!   whose horizon has closed by the date, recomputed point-in-time from the data (the
 //!   same figures as `churn-train evaluate --as-of`), pooled and per date, with
@@ -121,12 +121,15 @@ pub struct InputDrift {
     pub shares_now: Vec<f64>,
 }
 
-/// The predicted probabilities now against the backtest's.
+/// The predicted probabilities now against the shipped model's on the latest training
+/// date.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScoreDrift {
     #[serde(flatten)]
     pub drift: Drift,
+    /// The mean prediction on the latest training date.
     pub mean_then: f64,
+    /// The mean prediction now.
     pub mean_now: f64,
     pub bins: Vec<String>,
     pub shares_then: Vec<f64>,
@@ -139,7 +142,7 @@ pub struct BandShare {
     pub band: &'static str,
     pub share_then: f64,
     pub share_now: f64,
-    /// The backtest's realised churn in the band.
+    /// Realised churn in the band on the latest training date.
     pub realised_then: f64,
 }
 
@@ -270,10 +273,9 @@ pub fn monitor(
         let reference = &profile.scores;
         let values = Values::Numeric(p_now.iter().map(|&p| Some(p)).collect());
         let counts = reference.bins.count(&values, 0..p_now.len());
-        let edges_mean = |d: &profile::Distribution| mean_of_bins(d);
         ScoreDrift {
             drift: reference.drift(&counts),
-            mean_then: edges_mean(reference),
+            mean_then: profile.mean_score,
             mean_now: p_now.iter().sum::<f64>() / p_now.len() as f64,
             bins: reference.bins.labels(),
             shares_then: reference.shares(),
@@ -321,31 +323,6 @@ pub fn monitor(
     };
     out.verdict = verdict(&out, thresholds, &matured, as_of, horizon, first_unseen);
     Ok(out)
-}
-
-/// The mean of a numeric distribution, each bin at the middle of its edges (the
-/// reference keeps bins, not values): a description, not a figure the verdict uses.
-fn mean_of_bins(d: &profile::Distribution) -> f64 {
-    let Bins::Numeric { edges } = &d.bins else {
-        return 0.0;
-    };
-    if edges.is_empty() {
-        return 0.0;
-    }
-    let shares = d.shares();
-    let mut mean = 0.0;
-    let mut weight = 0.0;
-    for (i, s) in shares.iter().take(edges.len() + 1).enumerate() {
-        let lo = if i == 0 { 0.0 } else { edges[i - 1] };
-        let hi = edges.get(i).copied().unwrap_or(1.0);
-        mean += s * (lo + hi) / 2.0;
-        weight += s;
-    }
-    if weight > 0.0 {
-        mean / weight
-    } else {
-        0.0
-    }
 }
 
 /// Every profiled input's drift at the rows scored now, most drifted first.
@@ -590,7 +567,7 @@ fn verdict(
             "score_drift",
             None,
             format!(
-                "predicted probabilities moved: PSI {:.3} against the backtest's (mean {:.3} now, about {:.3} then)",
+                "predicted probabilities moved: PSI {:.3} against the latest training date's (mean {:.3} now, {:.3} then)",
                 m.scores.drift.psi, m.scores.mean_now, m.scores.mean_then
             ),
         );

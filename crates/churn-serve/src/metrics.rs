@@ -311,7 +311,7 @@ impl Default for Metrics {
         );
         registry.register(
             "churn_drift_score_psi",
-            "Population stability index of the predicted probabilities over the live drift window, against the backtest's",
+            "Population stability index of the predicted probabilities over the live drift window, against the model's on its latest training date",
             m.drift_scores.clone(),
         );
         Metrics { registry, ..m }
