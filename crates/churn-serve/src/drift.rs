@@ -195,6 +195,7 @@ mod tests {
                 reference: numeric(vec![1.0, 2.0], vec![50, 30, 20, 0]),
             }],
             scores: numeric(vec![0.5], vec![80, 20, 0]),
+            mean_score: 0.26,
             base_rate: 0.2,
             bands: Vec::new(),
             cohorts: Vec::new(),
