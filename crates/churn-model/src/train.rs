@@ -195,9 +195,10 @@ pub struct Fold {
     pub rules_signals: Option<RankingMetrics>,
 }
 
-/// The chosen model's metrics in one signup cohort, over all backtest test rows; small
-/// neighbouring cohorts are pooled (see [`MIN_COHORT_ROWS`]).
-#[derive(Debug, Clone, Serialize)]
+/// A model's metrics in one signup cohort (over all backtest test rows in the training
+/// report, over matured rows in the monitor); small neighbouring cohorts are pooled (see
+/// [`MIN_COHORT_ROWS`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CohortRow {
     /// `YYYY-MM`, or `YYYY-MM to YYYY-MM` for pooled months.
     pub cohort: String,
@@ -982,7 +983,10 @@ pub const MIN_COHORT_ROWS: usize = 200;
 /// See [`MIN_COHORT_ROWS`].
 pub const MIN_COHORT_CHURNERS: usize = 10;
 
-fn cohorts(
+/// The metrics of probabilities `p` against labels `y` of table `rows` per signup
+/// cohort (the `signup_cohort` feature; empty without it), small neighbouring months
+/// pooled.
+pub fn cohorts(
     table: &FeatureTable,
     rows: &[usize],
     p: &[f64],

@@ -209,6 +209,17 @@ fn realised_section(m: &Monitor) -> Markup {
             html! { (percent(e.actual_churn_pct, 2)) },
         ]
     }));
+    let cohorts = r.by_cohort.iter().rev().take(24).rev().fold(
+        Bars::new("Churn by signup cohort, matured dates pooled (latest 24)")
+            .values("churn within the horizon", Unit::Percent, 1)
+            .series_names(&["predicted", "realised"]),
+        |bars, c| {
+            bars.row(
+                format!("{} ({} rows)", c.cohort, grouped(c.rows as f64, 0)),
+                vec![c.predicted_churn_pct, c.actual_churn_pct],
+            )
+        },
+    );
     html! {
         h2 { "Realised performance" }
         p class="sub" {
@@ -221,5 +232,6 @@ fn realised_section(m: &Monitor) -> Markup {
             (calibration("Calibration per decile of the prediction, matured dates pooled", &r.by_decile))
             (calibration("Calibration per risk band, matured dates pooled", &r.by_band))
         }
+        @if !r.by_cohort.is_empty() { (cohorts) }
     }
 }

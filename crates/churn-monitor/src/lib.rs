@@ -27,7 +27,7 @@ use churn_features::time::{self, Day};
 use churn_model::artifact::Artifact;
 use churn_model::profile::{self, BacktestFigures, Bins, Drift};
 use churn_model::risk::{RiskBand, RiskCutoffs};
-use churn_model::train::Evaluation;
+use churn_model::train::{CohortRow, Evaluation};
 use serde::Serialize;
 
 /// Why a model could not be monitored.
@@ -176,6 +176,9 @@ pub struct Realised {
     pub calibration_ratio: Option<f64>,
     pub by_decile: Vec<CalibrationRow>,
     pub by_band: Vec<CalibrationRow>,
+    /// Per signup cohort (months pooled until 200 rows and 10 churners), as the
+    /// training report shows the backtest's.
+    pub by_cohort: Vec<CohortRow>,
 }
 
 /// Where the model and the data came from.
@@ -414,7 +417,7 @@ fn realised(
 ) -> Result<Realised, MonitorError> {
     let model = &art.model;
     let grace = art.feature_config.grace_days;
-    let (mut all_p, mut all_y) = (Vec::new(), Vec::new());
+    let (mut all_p, mut all_y, mut all_rows) = (Vec::new(), Vec::new(), Vec::new());
     let mut dates = Vec::new();
     for &d in matured {
         let rows = rows_at(d);
@@ -436,6 +439,7 @@ fn realised(
         });
         all_p.extend(p);
         all_y.extend(y);
+        all_rows.extend(rows);
     }
     let pooled = (!all_y.is_empty()).then(|| Evaluation::of(&all_p, &all_y, model.threshold));
     let calibration_ratio = pooled
@@ -470,6 +474,7 @@ fn realised(
             group(band.as_str().to_string(), &rows)
         })
         .collect();
+    let by_cohort = churn_model::train::cohorts(table, &all_rows, &all_p, &all_y, model.threshold);
     Ok(Realised {
         first_unseen_date: if first_unseen == Day::MIN {
             String::new()
@@ -481,6 +486,7 @@ fn realised(
         calibration_ratio,
         by_decile,
         by_band,
+        by_cohort,
     })
 }
 

@@ -146,6 +146,18 @@ fn an_unchanged_base_stays_ok_and_shorter_sessions_are_flagged_with_the_calibrat
         }
     }
 
+    // Every matured row counts in exactly one signup cohort.
+    let cohort_rows: u64 = m["realised"]["by_cohort"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["rows"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        cohort_rows,
+        m["realised"]["pooled"]["rows"].as_u64().unwrap()
+    );
+
     // Sessions 40 % shorter on the basic plan from the first day after training: the
     // session length input is flagged, nothing else, and the model (which reads short
     // sessions as risk) now over-predicts churn that did not follow.
