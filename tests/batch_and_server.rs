@@ -93,6 +93,16 @@ fn batch_and_server_give_identical_results_for_the_same_rows() {
             .as_deref()
             .map(|v| v.parse::<f64>().unwrap());
         assert_eq!(rev, p["revenue_at_risk"].as_f64());
+        // Time to churn and CLV, bit for bit (the model has a survival model).
+        for field in ["expected_lifetime_months", "clv", "clv_at_risk"] {
+            let batch_value = b[field].as_deref().map(|v| v.parse::<f64>().unwrap());
+            assert_eq!(
+                batch_value.map(f64::to_bits),
+                p[field].as_f64().map(f64::to_bits),
+                "{field}"
+            );
+        }
+        assert!(p["survival"]["points"].as_array().unwrap().len() == 5);
         let health = b["health_score"]
             .as_deref()
             .map(|v| v.parse::<f64>().unwrap());

@@ -30,6 +30,14 @@ pub struct Examples {
 
 /// The label of customer `c` at `as_of`, or `None` when it is not active then.
 pub fn label(c: &Customer, as_of: Day, horizon_days: i32, grace_days: i32) -> Option<u8> {
+    let end = period_end(c, as_of, grace_days)?;
+    Some(u8::from(end.is_some_and(|e| e <= as_of + horizon_days)))
+}
+
+/// When the active period of customer `c` that is current at `as_of` ends: `None` when
+/// it is not active then, `Some(None)` while the period is still open at the end of the
+/// data. The same period [`label`] judges: the latest one starting before `as_of`.
+pub fn period_end(c: &Customer, as_of: Day, grace_days: i32) -> Option<Option<Day>> {
     if !features::is_active(c, as_of, grace_days) {
         return None;
     }
@@ -37,9 +45,7 @@ pub fn label(c: &Customer, as_of: Day, horizon_days: i32, grace_days: i32) -> Op
         .into_iter()
         .take_while(|p| p.start < as_of)
         .last()?;
-    Some(u8::from(
-        period.end.is_some_and(|e| e <= as_of + horizon_days),
-    ))
+    Some(period.end)
 }
 
 /// The default observation dates: the first of every month after the data's first

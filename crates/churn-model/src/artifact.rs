@@ -11,6 +11,7 @@
 use crate::model::ChurnModel;
 use crate::preprocess::{Cell, PrepError};
 use crate::profile::Profile;
+use crate::survival::SurvivalModel;
 use churn_features::dataset::Values;
 use churn_features::features::{FeatureConfig, FeatureInfo, FeatureKind, FeatureTable};
 use churn_features::rules::RulesConfig;
@@ -20,10 +21,11 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"CHURNMDL";
 /// Bumped whenever the serialised structs change. Version 2 added the input ranges and
-/// the probe rows, version 3 the feature settings, version 4 the reference profile;
-/// older files still load (without them, with the default feature settings they were
-/// trained with, and without a profile to monitor against).
-pub const FORMAT_VERSION: u32 = 4;
+/// the probe rows, version 3 the feature settings, version 4 the reference profile,
+/// version 5 the survival model; older files still load (without them, with the
+/// default feature settings they were trained with, without a profile to monitor
+/// against or a survival curve).
+pub const FORMAT_VERSION: u32 = 5;
 /// Training rows kept as probes at most.
 const PROBES: usize = 8;
 /// How far a probe's recomputed probability may stray from the recorded one.
@@ -53,6 +55,9 @@ pub struct Artifact {
     /// What the training data and the backtest's predictions looked like, for drift
     /// monitoring (`None` for files before format 4, and for hand-built artifacts).
     pub profile: Option<Profile>,
+    /// Time to churn and CLV (`None` before format 5 and for a model trained on a
+    /// plain table).
+    pub survival: Option<SurvivalModel>,
 }
 
 /// A model version as outputs name it (`--json` summaries).
@@ -104,6 +109,39 @@ impl ProbeCell {
     }
 }
 
+/// `model.bin` of format version 4: no survival model.
+#[derive(Deserialize)]
+struct ArtifactV4 {
+    name: String,
+    version: String,
+    model: ChurnModel,
+    features: Vec<FeatureInfo>,
+    rules: RulesConfig,
+    horizon_days: i32,
+    rules_apply: bool,
+    probes: Vec<Probe>,
+    feature_config: FeatureConfig,
+    profile: Option<Profile>,
+}
+
+impl From<ArtifactV4> for Artifact {
+    fn from(a: ArtifactV4) -> Artifact {
+        Artifact {
+            name: a.name,
+            version: a.version,
+            model: a.model,
+            features: a.features,
+            rules: a.rules,
+            horizon_days: a.horizon_days,
+            rules_apply: a.rules_apply,
+            probes: a.probes,
+            feature_config: a.feature_config,
+            profile: a.profile,
+            survival: None,
+        }
+    }
+}
+
 /// `model.bin` of format version 3: no reference profile.
 #[derive(Deserialize)]
 struct ArtifactV3 {
@@ -131,6 +169,7 @@ impl From<ArtifactV3> for Artifact {
             probes: a.probes,
             feature_config: a.feature_config,
             profile: None,
+            survival: None,
         }
     }
 }
@@ -161,6 +200,7 @@ impl From<ArtifactV2> for Artifact {
             probes: a.probes,
             feature_config: FeatureConfig::default(),
             profile: None,
+            survival: None,
         }
     }
 }
@@ -215,6 +255,7 @@ impl From<ArtifactV1> for Artifact {
             probes: Vec::new(),
             feature_config: FeatureConfig::default(),
             profile: None,
+            survival: None,
         }
     }
 }
@@ -283,6 +324,9 @@ impl Artifact {
     /// and reported as a refusal.
     pub fn check(&self) -> Result<(), String> {
         self.model.check()?;
+        if let Some(s) = &self.survival {
+            s.check()?;
+        }
         self.feature_config
             .validate()
             .map_err(|e| format!("feature settings: {e}"))?;
@@ -292,7 +336,17 @@ impl Artifact {
                 return Err(format!("feature `{}` is listed twice", f.name));
             }
         }
-        for t in &self.model.preprocessor.transforms {
+        let survival_transforms = self
+            .survival
+            .iter()
+            .flat_map(|s| s.preprocessor.transforms.iter());
+        for t in self
+            .model
+            .preprocessor
+            .transforms
+            .iter()
+            .chain(survival_transforms)
+        {
             let kind = match t {
                 crate::preprocess::Transform::Numeric { .. } => FeatureKind::Numeric,
                 crate::preprocess::Transform::Categorical { .. } => FeatureKind::Categorical,
@@ -448,6 +502,9 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Artifact, ArtifactError> {
                 .map(|(old, used)| (Artifact::from(old), used))
         } else if version == 3 {
             bincode::serde::decode_from_slice::<ArtifactV3, _>(payload, config)
+                .map(|(old, used)| (Artifact::from(old), used))
+        } else if version == 4 {
+            bincode::serde::decode_from_slice::<ArtifactV4, _>(payload, config)
                 .map(|(old, used)| (Artifact::from(old), used))
         } else {
             bincode::serde::decode_from_slice(payload, config)

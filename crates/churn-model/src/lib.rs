@@ -45,4 +45,5 @@ pub mod profile;
 pub mod publish;
 pub mod report;
 pub mod risk;
+pub mod survival;
 pub mod train;

@@ -382,6 +382,15 @@ impl Preprocessor {
     }
 }
 
+/// The cell of row `row` of a table column (missing when the table lacks the column).
+pub fn table_cell<'t>(column: Option<&'t Values>, row: usize) -> Cell<'t> {
+    match column {
+        Some(Values::Numeric(v)) => v[row].map_or(Cell::Missing, Cell::Number),
+        Some(Values::Categorical(v)) => v[row].as_deref().map_or(Cell::Missing, Cell::Text),
+        None => Cell::Missing,
+    }
+}
+
 /// A number as a category label (`3` not `3.0`).
 fn format_number(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {

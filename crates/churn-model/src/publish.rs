@@ -32,6 +32,8 @@ pub struct Run<'a> {
     pub comparison: Option<&'a Comparison>,
     /// Move `LATEST` to the new version.
     pub promote: bool,
+    /// The survival model trained beside the classifier, saved with it.
+    pub survival: Option<&'a crate::survival::SurvivalModel>,
 }
 
 impl<'a> Run<'a> {
@@ -54,6 +56,7 @@ impl<'a> Run<'a> {
             sha256,
             comparison: None,
             promote: true,
+            survival: trained.survival.as_ref(),
         }
     }
 }
@@ -217,6 +220,7 @@ pub fn save(models_dir: &Path, name: &str, run: &Run) -> Result<Saved, PublishEr
             Profile::of(&run.outcome.model, table, run.labels, run.outcome)
                 .map_err(PublishError::Profile)?,
         ),
+        survival: run.survival.cloned(),
     };
     artifact.record_probes(table)?;
     let positives = run.labels.iter().filter(|&&l| l == 1).count();

@@ -676,6 +676,9 @@ pub struct Trained {
     pub labels: Vec<u8>,
     /// The prediction horizon (0 for a table without time).
     pub horizon_days: i32,
+    /// Time to churn and CLV (trained on a data directory only: a table has no
+    /// futures to censor).
+    pub survival: Option<crate::survival::SurvivalModel>,
 }
 
 /// Trains on a dataset as `churn-train train --data` does: labelled examples of every
@@ -700,7 +703,42 @@ pub fn train_dataset(
         });
     }
     let ex = churn_features::labels::examples(ds, &dates, horizon_days, windows, events)?;
-    train_examples(ex, cfg, rules, fits)
+    let mut trained = train_examples(ex, cfg, rules, fits)?;
+    trained.survival = fit_survival(ds, &trained.table, windows.grace_days)?;
+    Ok(trained)
+}
+
+/// The survival model of a data set's examples: each row's future from its active
+/// period, censored where the data ends. `None` when the data holds no churn or no
+/// survival to learn from.
+pub fn fit_survival(
+    ds: &churn_features::Dataset,
+    table: &FeatureTable,
+    grace_days: i32,
+) -> Result<Option<crate::survival::SurvivalModel>, TrainError> {
+    use crate::survival::{ClvSettings, SurvivalModel, Target, DEFAULT_MONTHS};
+    let data_end = ds.date_range().1;
+    let targets: Vec<Target> = (0..table.len())
+        .map(|r| {
+            let as_of = table.as_of[r].expect("examples of a data set have dates");
+            let customer = &ds.customers[table.customers[r] as usize];
+            let end = churn_features::labels::period_end(customer, as_of, grace_days)
+                .expect("examples are active customers");
+            Target::of(as_of, end, data_end)
+        })
+        .collect();
+    let rows: Vec<usize> = (0..table.len()).collect();
+    match SurvivalModel::fit(
+        table,
+        &rows,
+        &targets,
+        DEFAULT_MONTHS,
+        ClvSettings::default(),
+    ) {
+        Ok(m) => Ok(Some(m)),
+        Err(TrainError::NotEnoughData(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Trains on labelled examples of observation dates: the out-of-time backtest.
@@ -716,6 +754,7 @@ pub fn train_examples(
         table: ex.features,
         labels: ex.labels,
         horizon_days: ex.horizon_days,
+        survival: None,
     })
 }
 
@@ -753,6 +792,7 @@ pub fn train_table(
         table,
         labels,
         horizon_days: 0,
+        survival: None,
     })
 }
 

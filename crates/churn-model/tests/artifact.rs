@@ -43,6 +43,7 @@ fn trained(kind: ModelKind) -> (Artifact, labels::Examples) {
         probes: Vec::new(),
         feature_config: Default::default(),
         profile: None,
+        survival: None,
     };
     a.record_probes(&ex.features).unwrap();
     (a, ex)
@@ -243,6 +244,7 @@ fn reloaded_artifact_predicts_bit_identically() {
         probes: Vec::new(),
         feature_config: Default::default(),
         profile: None,
+        survival: None,
     };
     a.record_probes(&ex.features).unwrap();
     assert_eq!(a.probes.len(), 8);

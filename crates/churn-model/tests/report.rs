@@ -67,6 +67,7 @@ fn the_report_notes_when_the_rules_rank_as_well_as_the_model() {
         probes: Vec::new(),
         feature_config: Default::default(),
         profile: None,
+        survival: None,
     };
     let data = TrainingData {
         last_as_of: Some("2024-06-01".into()),

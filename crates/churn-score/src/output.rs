@@ -23,6 +23,9 @@ pub struct OutRow {
     probability: f64,
     risk_band: RiskBand,
     revenue_at_risk: Option<f64>,
+    expected_lifetime_months: Option<f64>,
+    clv: Option<f64>,
+    clv_at_risk: Option<f64>,
     health_score: Option<f64>,
     health_band: Option<&'static str>,
     signals: Option<String>,
@@ -63,6 +66,13 @@ pub fn out_row<'a>(
         probability: s.model.probability,
         risk_band: s.model.risk_band,
         revenue_at_risk: s.model.revenue_at_risk,
+        expected_lifetime_months: s
+            .model
+            .survival
+            .as_ref()
+            .map(|v| v.expected_lifetime_months),
+        clv: s.model.survival.as_ref().and_then(|v| v.clv),
+        clv_at_risk: s.model.survival.as_ref().and_then(|v| v.clv_at_risk),
         health_score: rules.and_then(|r| r.health).map(|h| h.score),
         health_band: rules.and_then(|r| r.health).map(|h| h.band.as_str()),
         signals: rules.map(signals_text),
@@ -184,6 +194,9 @@ pub fn schema() -> SchemaRef {
         Field::new("churn_probability", DataType::Float64, false),
         utf8("risk_band", false),
         Field::new("revenue_at_risk", DataType::Float64, true),
+        Field::new("expected_lifetime_months", DataType::Float64, true),
+        Field::new("clv", DataType::Float64, true),
+        Field::new("clv_at_risk", DataType::Float64, true),
         Field::new("health_score", DataType::Float64, true),
         utf8("health_band", true),
         utf8("signals", true),
@@ -209,6 +222,9 @@ fn batch(schema: &SchemaRef, rows: &[OutRow], name: &str, version: &str) -> Resu
         floats(&|r| Some(r.probability)),
         strings(&|r| Some(r.risk_band.as_str())),
         floats(&|r| r.revenue_at_risk),
+        floats(&|r| r.expected_lifetime_months),
+        floats(&|r| r.clv),
+        floats(&|r| r.clv_at_risk),
         floats(&|r| r.health_score),
         strings(&|r| r.health_band),
         strings(&|r| r.signals.as_deref()),

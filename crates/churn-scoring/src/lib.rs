@@ -29,6 +29,7 @@ pub const ROW_KEYS: [&str; 3] = ["customer_id", "as_of", "label"];
 pub const RULES_UNAVAILABLE: &str =
     "the model was trained on a plain table whose features are not the playbook's, so the rules cannot be applied";
 
+pub use churn_model::preprocess::table_cell;
 pub use churn_model::risk::{RiskBand, RiskCutoffs};
 
 /// Per-request scoring options.
@@ -79,6 +80,24 @@ pub struct ModelScore {
     pub revenue_at_risk: Option<f64>,
     pub reasons: Vec<Reason>,
     pub warnings: Vec<Warning>,
+    /// Time to churn and lifetime value, when the model has a survival model.
+    pub survival: Option<SurvivalScore>,
+}
+
+/// What the survival model says about one customer (see [`churn_model::survival`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SurvivalScore {
+    /// `(k, S(k))` for k in [`churn_model::survival::SHOWN_MONTHS`]: the chance of still
+    /// being a customer after k 30-day months.
+    pub points: Vec<(u32, f64)>,
+    /// The first month after which survival is at most one half; `None`: beyond the
+    /// curve.
+    pub median_months: Option<u32>,
+    pub expected_lifetime_months: f64,
+    /// Lifetime value at the row's `mrr` (none when it is unknown).
+    pub clv: Option<f64>,
+    /// The churn probability x CLV: the value this month's churn risk puts in play.
+    pub clv_at_risk: Option<f64>,
 }
 
 /// The model's and the rules' answers for one customer.
@@ -105,6 +124,9 @@ pub struct Scorer {
     rule_pos: [Option<usize>; INPUTS.len()],
     mrr_pos: Option<usize>,
     cutoffs: RiskCutoffs,
+    /// Schema position of each survival transform, and of `tenure_days`.
+    survival_pos: Vec<usize>,
+    tenure_pos: Option<usize>,
 }
 
 impl Scorer {
@@ -119,7 +141,17 @@ impl Scorer {
         // A model input missing from the recorded schema (cannot happen for artifacts
         // written by churn-train) still gets a position, so scoring never indexes out.
         let mut extra = Vec::new();
-        for t in &artifact.model.preprocessor.transforms {
+        let survival_transforms = artifact
+            .survival
+            .iter()
+            .flat_map(|s| s.preprocessor.transforms.iter());
+        for t in artifact
+            .model
+            .preprocessor
+            .transforms
+            .iter()
+            .chain(survival_transforms)
+        {
             if !positions.contains_key(t.name()) {
                 positions.insert(t.name().to_string(), artifact.features.len() + extra.len());
                 extra.push(FeatureInfo {
@@ -150,7 +182,14 @@ impl Scorer {
         let rule_pos =
             std::array::from_fn(|i| numeric(&INPUTS[i].feature(&artifact.feature_config)));
         let mrr_pos = numeric("mrr");
+        let tenure_pos = numeric("tenure_days");
         let cutoffs = RiskCutoffs::from_threshold(artifact.model.threshold);
+        let survival_pos = artifact
+            .survival
+            .iter()
+            .flat_map(|s| s.preprocessor.transforms.iter())
+            .map(|t| positions[t.name()])
+            .collect();
         Scorer {
             artifact,
             positions,
@@ -158,6 +197,8 @@ impl Scorer {
             rule_pos,
             mrr_pos,
             cutoffs,
+            survival_pos,
+            tenure_pos,
         }
     }
 
@@ -245,12 +286,32 @@ impl Scorer {
             options.warnings,
         )?;
         let p = prediction.probability;
-        let revenue_at_risk = self
+        let mrr = self
             .mrr_pos
             .and_then(|m| number(row(m)))
-            .filter(|mrr| (0.0..=MAX_MRR).contains(mrr))
-            .map(|mrr| p * mrr);
+            .filter(|mrr| (0.0..=MAX_MRR).contains(mrr));
+        let revenue_at_risk = mrr.map(|mrr| p * mrr);
+        let survival = match &self.artifact.survival {
+            Some(model) => {
+                let tenure = self.tenure_pos.map_or(Cell::Missing, &row);
+                let curve = model.curve(|i, _| row(self.survival_pos[i]), tenure, scratch)?;
+                let clv = mrr.map(|m| curve.clv(m, &model.clv));
+                Some(SurvivalScore {
+                    points: churn_model::survival::SHOWN_MONTHS
+                        .iter()
+                        .filter(|&&k| k <= model.months)
+                        .map(|&k| (k, curve.survival[k as usize - 1]))
+                        .collect(),
+                    median_months: curve.median_months(),
+                    expected_lifetime_months: curve.expected_lifetime_months(),
+                    clv,
+                    clv_at_risk: clv.map(|v| p * v),
+                })
+            }
+            None => None,
+        };
         Ok(ModelScore {
+            survival,
             probability: p,
             risk_band: self.cutoffs.band(p),
             revenue_at_risk,
@@ -337,15 +398,6 @@ impl Scorer {
             .iter()
             .map(|f| table.column(&f.name))
             .collect()
-    }
-}
-
-/// The cell of row `row` of a table column (as mapped by [`Scorer::table_columns`]).
-pub fn table_cell<'t>(column: Option<&'t Values>, row: usize) -> Cell<'t> {
-    match column {
-        Some(Values::Numeric(v)) => v[row].map_or(Cell::Missing, Cell::Number),
-        Some(Values::Categorical(v)) => v[row].as_deref().map_or(Cell::Missing, Cell::Text),
-        None => Cell::Missing,
     }
 }
 

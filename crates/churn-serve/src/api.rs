@@ -335,6 +335,31 @@ pub struct PredictionOut {
     /// What was imputed, clipped or not recognised; more than five imputed inputs are
     /// one warning with `feature` `*`.
     pub warnings: Vec<WarningOut>,
+    /// Survival after 1, 3, 6, 12 and 24 months of 30 days and the median time to
+    /// churn; null for a model without a survival model (a plain table's, or saved
+    /// before model format 5).
+    pub survival: Option<SurvivalOut>,
+    /// Expected remaining lifetime in months (docs/survival.md).
+    pub expected_lifetime_months: Option<f64>,
+    /// Lifetime value at the row's `mrr`; null when MRR is unknown.
+    pub clv: Option<f64>,
+    /// `churn_probability` x `clv`.
+    pub clv_at_risk: Option<f64>,
+}
+
+/// A customer's survival curve, in a few points.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SurvivalOut {
+    pub points: Vec<SurvivalPoint>,
+    /// The first month after which survival is at most one half; null: beyond 24.
+    pub median_months: Option<u32>,
+}
+
+/// The chance of still being a customer after `months` months.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SurvivalPoint {
+    pub months: u32,
+    pub probability: f64,
 }
 
 /// A feature pushing the probability up.
@@ -461,6 +486,24 @@ pub fn prediction_out<'a>(
         loyalty_tier: rules.map(|r| r.loyalty_tier.as_str()),
         rules_unavailable: rules.is_none().then_some(RULES_UNAVAILABLE),
         warnings: warnings_out(scorer, &s.model.warnings),
+        survival: s.model.survival.as_ref().map(|v| SurvivalOut {
+            points: v
+                .points
+                .iter()
+                .map(|&(months, probability)| SurvivalPoint {
+                    months,
+                    probability,
+                })
+                .collect(),
+            median_months: v.median_months,
+        }),
+        expected_lifetime_months: s
+            .model
+            .survival
+            .as_ref()
+            .map(|v| v.expected_lifetime_months),
+        clv: s.model.survival.as_ref().and_then(|v| v.clv),
+        clv_at_risk: s.model.survival.as_ref().and_then(|v| v.clv_at_risk),
     }
 }
 

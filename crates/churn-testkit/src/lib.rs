@@ -67,9 +67,17 @@ pub fn train(fx: &Fixture, kind: ModelKind, name: &str, version: &str) -> Artifa
         probes: Vec::new(),
         feature_config: fx.examples.features.config.clone(),
         profile: None,
+        survival: survival(fx),
     };
     a.record_probes(&fx.examples.features).expect("probe rows");
     a
+}
+
+/// The survival model of the fixture's examples, fitted as the trainer fits it.
+pub fn survival(fx: &Fixture) -> Option<churn_model::survival::SurvivalModel> {
+    let ds = Dataset::open(&fx.data).expect("open simulated data");
+    let grace = fx.examples.features.config.grace_days;
+    churn_model::train::fit_survival(&ds, &fx.examples.features, grace).expect("fit survival")
 }
 
 /// Trains model `name` on the fixture's examples with the trainer itself (logistic, no
@@ -86,6 +94,7 @@ pub fn train_and_publish(fx: &Fixture, models_dir: &Path, name: &str) -> PathBuf
     let rules = RulesConfig::default();
     let outcome =
         churn_model::train::train_over_time(&fx.examples, &cfg, &rules, &|_, _| {}).expect("train");
+    let survival = survival(fx);
     let run = churn_model::publish::Run {
         outcome: &outcome,
         table: &fx.examples.features,
@@ -97,6 +106,7 @@ pub fn train_and_publish(fx: &Fixture, models_dir: &Path, name: &str) -> PathBuf
         sha256: String::new(),
         comparison: None,
         promote: true,
+        survival: survival.as_ref(),
     };
     churn_model::publish::save(models_dir, name, &run)
         .expect("save model")

@@ -1,0 +1,456 @@
+//! Time to churn and customer lifetime value: a discrete-time survival model.
+//!
+//! Time after an observation date is cut into 30-day intervals ("months"; the first is
+//! the classifier's 30-day horizon). Each training example contributes one row per
+//! interval it was observed through (a person-period table): label 1 in the interval
+//! its active period ended, 0 before; an example still active when the data ends is
+//! censored after its last complete interval, not counted as retained for ever. A
+//! logistic regression on those rows gives the hazard of interval `k` for a customer:
+//!
+//! `h(k | x) = sigmoid(b + w.x + baseline(group of k) + t * ln(1 + tenure months at k))`
+//!
+//! with `x` the features at the observation date (the logistic candidate's
+//! preprocessing, numbers as `ln(1 + x)` where heavy-tailed), a baseline per group of
+//! intervals (1, 2, 3, 4-6, 7-12, 13-24: flexible where data is dense) and the customer's
+//! tenure at the interval. Intervals beyond what the data observed take the last
+//! observed group's baseline.
+//!
+//! From the hazards: the survival curve `S(k) = prod (1 - h(j))`, the median time to
+//! churn (the first `k` with `S(k) <= 0.5`, or "beyond the horizon"), the expected
+//! remaining lifetime `sum_{k>=0} S(k) - 1/2` months (the last interval's hazard held
+//! constant beyond `K`: a geometric tail), and CLV = `sum_{k>=0} S(k) * MRR * margin *
+//! d^k` with `d` the monthly discount factor (revenue billed at the start of each month
+//! the customer is there; with margin 1 and no discount a constant hazard `h` gives
+//! `MRR / h`, the KPI page's ARPA / churn).
+
+use crate::logistic::{sigmoid, LinearModel};
+use crate::preprocess::{model_features, table_cell, Cell, PrepError, Preprocessor};
+use crate::train::TrainError;
+use churn_features::features::FeatureTable;
+use churn_features::time::Day;
+use serde::{Deserialize, Serialize};
+
+/// Days in one interval of the survival curve.
+pub const INTERVAL_DAYS: i32 = 30;
+/// Intervals of the curve (the K).
+pub const DEFAULT_MONTHS: u32 = 24;
+/// The points of the curve outputs show (those within the curve's length).
+pub const SHOWN_MONTHS: [u32; 5] = [1, 3, 6, 12, 24];
+/// The first interval of each baseline group.
+const GROUP_STARTS: [u32; 6] = [1, 2, 3, 4, 7, 13];
+/// Person-period rows fitted at most (examples are taken evenly when there would be
+/// more).
+const MAX_PERSON_PERIODS: usize = 3_000_000;
+/// L2 strength of the hazard regression.
+const LAMBDA: f64 = 1e-4;
+
+/// What the data says of one example's future.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// The interval its active period ended in, when the data saw it end.
+    pub event_interval: Option<u32>,
+    /// Complete intervals observed after the observation date (without an event).
+    pub observed_intervals: u32,
+}
+
+impl Target {
+    /// The target of an example observed `as_of`, whose active period ends `end` (none
+    /// while open), in data that ends `data_end` (exclusive).
+    pub fn of(as_of: Day, end: Option<Day>, data_end: Day) -> Target {
+        let event = end.filter(|&e| e <= data_end).map(|e| {
+            // A period that ended inside a lapse before `as_of` is a churn in the first
+            // interval, as the classifier's label counts it.
+            ((e - as_of).max(1) as u32).div_ceil(INTERVAL_DAYS as u32)
+        });
+        Target {
+            event_interval: event,
+            observed_intervals: ((data_end - as_of).max(0) / INTERVAL_DAYS) as u32,
+        }
+    }
+
+    /// The intervals this example contributes rows for, and whether the last is its
+    /// churn.
+    fn intervals(&self, months: u32) -> (u32, bool) {
+        match self.event_interval {
+            Some(k) if k <= months => (k, true),
+            Some(_) => (months, false),
+            None => (self.observed_intervals.min(months), false),
+        }
+    }
+}
+
+/// How CLV is valued.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClvSettings {
+    /// Share of revenue kept (1: CLV in revenue, as the domain brief counts it).
+    pub gross_margin: f64,
+    /// Annual discount rate (0: undiscounted).
+    pub annual_discount: f64,
+}
+
+impl Default for ClvSettings {
+    fn default() -> Self {
+        ClvSettings {
+            gross_margin: 1.0,
+            annual_discount: 0.0,
+        }
+    }
+}
+
+/// The fitted hazard model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SurvivalModel {
+    pub preprocessor: Preprocessor,
+    pub weights: Vec<f64>,
+    pub intercept: f64,
+    /// Log-odds of each baseline group against the first (the first is 0).
+    pub baseline: Vec<f64>,
+    /// Groups the training data observed (later intervals take the last one's).
+    pub observed_groups: usize,
+    /// Weight of `ln(1 + tenure in months)` at the interval.
+    pub tenure_weight: f64,
+    /// The training rows' median tenure in months, for a row without one.
+    pub median_tenure_months: f64,
+    /// Intervals of the curve.
+    pub months: u32,
+    pub clv: ClvSettings,
+    /// Person-period rows and churns it was fitted on.
+    pub person_periods: usize,
+    pub events: usize,
+}
+
+/// One customer's survival.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Curve {
+    /// `S(1)` to `S(K)`: the chance of still being a customer after each interval.
+    pub survival: Vec<f64>,
+    /// The hazard of the last interval (the tail's).
+    pub last_hazard: f64,
+}
+
+impl Curve {
+    /// The first interval after which survival is at most one half; `None`: beyond K.
+    pub fn median_months(&self) -> Option<u32> {
+        self.survival
+            .iter()
+            .position(|&s| s <= 0.5)
+            .map(|k| k as u32 + 1)
+    }
+
+    /// Expected remaining lifetime in months (see the module's formula).
+    pub fn expected_lifetime_months(&self) -> f64 {
+        self.discounted_months(1.0) - 0.5
+    }
+
+    /// `sum_{k>=0} S(k) d^k`, the tail geometric.
+    fn discounted_months(&self, d: f64) -> f64 {
+        let k = self.survival.len() as i32;
+        let mut total = 1.0;
+        let mut factor = 1.0;
+        for &s in &self.survival[..self.survival.len().saturating_sub(1)] {
+            factor *= d;
+            total += s * factor;
+        }
+        let last = self.survival.last().copied().unwrap_or(1.0);
+        let h = self.last_hazard.clamp(1e-6, 1.0);
+        total + last * d.powi(k) / (1.0 - (1.0 - h) * d)
+    }
+
+    /// Lifetime value of a customer paying `mrr` a month.
+    pub fn clv(&self, mrr: f64, settings: &ClvSettings) -> f64 {
+        let d = (1.0 + settings.annual_discount).powf(-1.0 / 12.0);
+        mrr * settings.gross_margin * self.discounted_months(d)
+    }
+}
+
+fn group_of(k: u32) -> usize {
+    GROUP_STARTS.iter().rposition(|&s| k >= s).unwrap_or(0)
+}
+
+/// Months of tenure from the `tenure_days` cell (a number, or its text as a CSV file
+/// gives it; the preprocessing reads text the same way); `None` when missing.
+fn tenure_months(cell: Cell<'_>) -> Option<f64> {
+    let days = match cell {
+        Cell::Number(d) => Some(d),
+        Cell::Text(t) => t.trim().parse::<f64>().ok(),
+        Cell::Missing => None,
+    };
+    days.filter(|d| d.is_finite())
+        .map(|d| (d / f64::from(INTERVAL_DAYS)).max(0.0))
+}
+
+impl SurvivalModel {
+    /// Fits on `rows` of `table` with their `targets` (one per row).
+    pub fn fit(
+        table: &FeatureTable,
+        rows: &[usize],
+        targets: &[Target],
+        months: u32,
+        clv: ClvSettings,
+    ) -> Result<SurvivalModel, TrainError> {
+        let use_features = model_features(&table.info);
+        let preprocessor = Preprocessor::fit_with(table, rows, &use_features, true);
+        let p = preprocessor.width();
+        let groups = GROUP_STARTS.len();
+        let width = p + (groups - 1) + 1;
+        let total: usize = targets.iter().map(|t| t.intervals(months).0 as usize).sum();
+        let step = total.div_ceil(MAX_PERSON_PERIODS).max(1);
+        let picked: Vec<usize> = (0..rows.len()).step_by(step).collect();
+        let picked_rows: Vec<usize> = picked.iter().map(|&i| rows[i]).collect();
+        let x = preprocessor.transform_table(table, &picked_rows, &[])?;
+        let tenure_cell = |r: usize| tenure_months(table_cell(table.column("tenure_days"), r));
+        let mut tenures: Vec<f64> = rows.iter().filter_map(|&r| tenure_cell(r)).collect();
+        tenures.sort_by(f64::total_cmp);
+        let median_tenure_months = tenures.get(tenures.len() / 2).copied().unwrap_or(0.0);
+        let mut xs = Vec::new();
+        let mut ys = Vec::new();
+        let mut observed_groups = 1;
+        for (i, &k) in picked.iter().enumerate() {
+            let (last, churned) = targets[k].intervals(months);
+            let t0 = tenure_cell(rows[k]).unwrap_or(median_tenure_months);
+            for interval in 1..=last {
+                xs.extend_from_slice(&x[i * p..(i + 1) * p]);
+                let g = group_of(interval);
+                observed_groups = observed_groups.max(g + 1);
+                xs.extend((1..groups).map(|j| f64::from(u8::from(j == g))));
+                xs.push((t0 + f64::from(interval)).ln_1p());
+                ys.push(u8::from(churned && interval == last));
+            }
+        }
+        let events = ys.iter().filter(|&&y| y == 1).count();
+        if events == 0 || events == ys.len() {
+            return Err(TrainError::NotEnoughData(format!(
+                "the survival model needs churned and surviving months; the data has {} person-months, {events} of them churns",
+                ys.len()
+            )));
+        }
+        let m = LinearModel::fit(&xs, width, &ys, LAMBDA, None)?;
+        let mut baseline = vec![0.0];
+        baseline.extend_from_slice(&m.weights[p..p + groups - 1]);
+        Ok(SurvivalModel {
+            preprocessor,
+            weights: m.weights[..p].to_vec(),
+            intercept: m.intercept,
+            baseline,
+            observed_groups,
+            tenure_weight: m.weights[p + groups - 1],
+            median_tenure_months,
+            months,
+            clv,
+            person_periods: ys.len(),
+            events,
+        })
+    }
+
+    /// Checks that the parts fit together (a decoded model that would index out of its
+    /// vectors is refused, not run).
+    pub fn check(&self) -> Result<(), String> {
+        let fits = self.weights.len() == self.preprocessor.width()
+            && self.baseline.len() == GROUP_STARTS.len()
+            && (1..=GROUP_STARTS.len()).contains(&self.observed_groups)
+            && (1..=1200).contains(&self.months)
+            && self
+                .weights
+                .iter()
+                .chain(&self.baseline)
+                .all(|w| w.is_finite())
+            && self.intercept.is_finite()
+            && self.tenure_weight.is_finite()
+            && self.median_tenure_months.is_finite();
+        if fits {
+            Ok(())
+        } else {
+            Err("the survival model's parts do not fit together".into())
+        }
+    }
+
+    /// The curve of one customer: `get(i, name)` gives the cell of the preprocessor's
+    /// transform `i` (feature `name`), `tenure` the `tenure_days` cell.
+    pub fn curve<'a>(
+        &self,
+        get: impl FnMut(usize, &str) -> Cell<'a>,
+        tenure: Cell<'_>,
+        scratch: &mut Vec<f64>,
+    ) -> Result<Curve, PrepError> {
+        scratch.clear();
+        scratch.resize(self.preprocessor.width(), 0.0);
+        self.preprocessor
+            .transform_one(get, &[], scratch, |_, _| {})?;
+        let z0 = self.intercept
+            + self
+                .weights
+                .iter()
+                .zip(scratch.iter())
+                .map(|(w, x)| w * x)
+                .sum::<f64>();
+        let t0 = tenure_months(tenure).unwrap_or(self.median_tenure_months);
+        let mut s = 1.0;
+        let mut survival = Vec::with_capacity(self.months as usize);
+        let mut h = 0.0;
+        for k in 1..=self.months {
+            let g = group_of(k).min(self.observed_groups - 1);
+            h = sigmoid(z0 + self.baseline[g] + self.tenure_weight * (t0 + f64::from(k)).ln_1p());
+            s *= 1.0 - h;
+            survival.push(s);
+        }
+        Ok(Curve {
+            survival,
+            last_hazard: h,
+        })
+    }
+
+    /// The curve of row `r` of a table.
+    pub fn curve_of_row(&self, table: &FeatureTable, r: usize) -> Result<Curve, PrepError> {
+        let mut scratch = Vec::new();
+        self.curve(
+            |_, name| table_cell(table.column(name), r),
+            table_cell(table.column("tenure_days"), r),
+            &mut scratch,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use churn_features::dataset::Values;
+    use churn_features::features::{FeatureInfo, FeatureKind};
+
+    /// A small xorshift generator: the tests need reproducible draws, not quality.
+    struct Draws(u64);
+
+    impl Draws {
+        fn uniform(&mut self) -> f64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// `n` customers with a constant monthly hazard `h` whatever their features,
+    /// followed for 1 to `max_follow` intervals.
+    fn constant_hazard(
+        n: usize,
+        h: f64,
+        max_follow: u32,
+        seed: u64,
+    ) -> (FeatureTable, Vec<Target>) {
+        let mut draws = Draws(seed);
+        let mut noise = Vec::with_capacity(n);
+        let mut tenure = Vec::with_capacity(n);
+        let mut targets = Vec::with_capacity(n);
+        for _ in 0..n {
+            noise.push(Some(draws.uniform()));
+            tenure.push(Some((draws.uniform() * 900.0).floor()));
+            let mut churn = 1;
+            while draws.uniform() >= h {
+                churn += 1;
+            }
+            let follow = 1 + (draws.uniform() * f64::from(max_follow)) as u32;
+            targets.push(Target {
+                event_interval: (churn <= follow).then_some(churn),
+                observed_intervals: follow,
+            });
+        }
+        let info = |name: &str| FeatureInfo {
+            name: name.into(),
+            description: String::new(),
+            kind: FeatureKind::Numeric,
+        };
+        let table = FeatureTable {
+            customer_ids: (0..n).map(|i| format!("C{i}")).collect(),
+            customers: (0..n as u32).collect(),
+            as_of: vec![None; n],
+            info: vec![info("noise"), info("tenure_days")],
+            columns: vec![Values::Numeric(noise), Values::Numeric(tenure)],
+            config: Default::default(),
+        };
+        (table, targets)
+    }
+
+    #[test]
+    fn a_constant_hazard_gives_the_closed_form_median_lifetime_and_clv() {
+        let h = 0.05;
+        let (table, targets) = constant_hazard(6000, h, 36, 7);
+        let rows: Vec<usize> = (0..table.len()).collect();
+        let m = SurvivalModel::fit(&table, &rows, &targets, 24, ClvSettings::default()).unwrap();
+        let curve = m.curve_of_row(&table, 0).unwrap();
+        for (k, s) in curve.survival.iter().enumerate() {
+            let truth = (1.0 - h).powi(k as i32 + 1);
+            assert!(
+                (s - truth).abs() < 0.03,
+                "S({}) = {s}, truth {truth}",
+                k + 1
+            );
+        }
+        // (1 - 0.05)^13 = 0.513, ^14 = 0.488: the median is month 14.
+        let median = curve.median_months().unwrap();
+        assert!((13..=15).contains(&median), "{median}");
+        // sum_{k>=0} 0.95^k - 1/2 = 19.5 months; CLV of $100 a month: $100 / 0.05.
+        let lifetime = curve.expected_lifetime_months();
+        assert!((lifetime - 19.5).abs() < 1.5, "{lifetime}");
+        let clv = curve.clv(100.0, &ClvSettings::default());
+        assert!((clv / 2000.0 - 1.0).abs() < 0.08, "{clv}");
+        // Margin and discount scale and shrink it as the closed form says.
+        let settings = ClvSettings {
+            gross_margin: 0.8,
+            annual_discount: 0.1,
+        };
+        let d = 1.1f64.powf(-1.0 / 12.0);
+        let closed = 100.0 * 0.8 / (1.0 - (1.0 - h) * d);
+        let discounted = curve.clv(100.0, &settings);
+        assert!(
+            (discounted / closed - 1.0).abs() < 0.08,
+            "{discounted} vs {closed}"
+        );
+    }
+
+    #[test]
+    fn censoring_leaves_the_hazards_of_the_months_still_covered_unchanged() {
+        let (table, full) = constant_hazard(6000, 0.08, 30, 11);
+        let rows: Vec<usize> = (0..table.len()).collect();
+        // The same customers with the data cut after six months: later churns unseen.
+        let cut: Vec<Target> = full
+            .iter()
+            .map(|t| match t.event_interval {
+                Some(k) if k <= 6 => *t,
+                _ => Target {
+                    event_interval: None,
+                    observed_intervals: t
+                        .event_interval
+                        .map_or(t.observed_intervals, |k| k - 1)
+                        .min(6),
+                },
+            })
+            .collect();
+        let a = SurvivalModel::fit(&table, &rows, &full, 24, ClvSettings::default()).unwrap();
+        let b = SurvivalModel::fit(&table, &rows, &cut, 24, ClvSettings::default()).unwrap();
+        let (ca, cb) = (
+            a.curve_of_row(&table, 3).unwrap(),
+            b.curve_of_row(&table, 3).unwrap(),
+        );
+        for k in 0..6 {
+            let (sa, sb) = (ca.survival[k], cb.survival[k]);
+            assert!((sa - sb).abs() < 0.03, "S({}): {sa} vs {sb}", k + 1);
+        }
+        // Treating the censored as retained would have inflated survival instead.
+        assert!(b.events < a.events);
+    }
+
+    #[test]
+    fn targets_count_complete_intervals_and_the_churn_interval() {
+        let t = Target::of(100, Some(130), 400);
+        assert_eq!(t.event_interval, Some(1));
+        let t = Target::of(100, Some(131), 400);
+        assert_eq!(t.event_interval, Some(2));
+        // Ended inside a lapse before the date: a churn in the first interval.
+        assert_eq!(Target::of(100, Some(95), 400).event_interval, Some(1));
+        // Still open, or ending after the data: censored after the complete intervals.
+        let open = Target::of(100, None, 219);
+        assert_eq!((open.event_interval, open.observed_intervals), (None, 3));
+        assert_eq!(Target::of(100, Some(500), 400).event_interval, None);
+        assert_eq!(open.intervals(24), (3, false));
+        assert_eq!(Target::of(100, Some(131), 400).intervals(24), (2, true));
+    }
+}
