@@ -70,6 +70,16 @@ pub struct ModelRef {
 }
 
 impl Artifact {
+    /// Every feature the artifact's models read: the classifier's inputs, then the
+    /// survival model's.
+    pub fn input_transforms(&self) -> impl Iterator<Item = &crate::preprocess::Transform> {
+        let survival = self
+            .survival
+            .iter()
+            .flat_map(|s| s.preprocessor.transforms.iter());
+        self.model.preprocessor.transforms.iter().chain(survival)
+    }
+
     /// How outputs name this model, loaded from `dir`.
     pub fn reference(&self, dir: &Path) -> ModelRef {
         ModelRef {
@@ -336,17 +346,7 @@ impl Artifact {
                 return Err(format!("feature `{}` is listed twice", f.name));
             }
         }
-        let survival_transforms = self
-            .survival
-            .iter()
-            .flat_map(|s| s.preprocessor.transforms.iter());
-        for t in self
-            .model
-            .preprocessor
-            .transforms
-            .iter()
-            .chain(survival_transforms)
-        {
+        for t in self.input_transforms() {
             let kind = match t {
                 crate::preprocess::Transform::Numeric { .. } => FeatureKind::Numeric,
                 crate::preprocess::Transform::Categorical { .. } => FeatureKind::Categorical,

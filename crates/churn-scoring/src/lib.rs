@@ -141,17 +141,7 @@ impl Scorer {
         // A model input missing from the recorded schema (cannot happen for artifacts
         // written by churn-train) still gets a position, so scoring never indexes out.
         let mut extra = Vec::new();
-        let survival_transforms = artifact
-            .survival
-            .iter()
-            .flat_map(|s| s.preprocessor.transforms.iter());
-        for t in artifact
-            .model
-            .preprocessor
-            .transforms
-            .iter()
-            .chain(survival_transforms)
-        {
+        for t in artifact.input_transforms() {
             if !positions.contains_key(t.name()) {
                 positions.insert(t.name().to_string(), artifact.features.len() + extra.len());
                 extra.push(FeatureInfo {
