@@ -392,7 +392,7 @@ pub fn table_cell<'t>(column: Option<&'t Values>, row: usize) -> Cell<'t> {
 }
 
 /// A number as a category label (`3` not `3.0`).
-fn format_number(x: f64) -> String {
+pub(crate) fn format_number(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {
         format!("{}", x as i64)
     } else {

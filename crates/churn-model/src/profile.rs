@@ -84,6 +84,21 @@ impl Bins {
         }
     }
 
+    /// The bin of a cell as scoring receives it: a number given as text (a CSV cell, a
+    /// JSON string) is binned as the number the preprocessing reads.
+    pub fn of_cell(&self, cell: crate::preprocess::Cell<'_>) -> usize {
+        use crate::preprocess::Cell;
+        match (self, cell) {
+            (_, Cell::Missing) => self.missing(),
+            (Bins::Numeric { .. }, Cell::Number(x)) => self.of_number(Some(x)),
+            (Bins::Numeric { .. }, Cell::Text(t)) => self.of_number(t.trim().parse().ok()),
+            (Bins::Categorical { .. }, Cell::Text(t)) => self.of_text(Some(t)),
+            (Bins::Categorical { .. }, Cell::Number(x)) => {
+                self.of_text(Some(&crate::preprocess::format_number(x)))
+            }
+        }
+    }
+
     /// Counts a column into these bins.
     pub fn count(&self, values: &Values, rows: impl Iterator<Item = usize>) -> Vec<u64> {
         let mut counts = vec![0u64; self.len()];
@@ -580,6 +595,15 @@ mod tests {
         assert_eq!(bins.of_number(Some(1e9)), 5);
         assert_eq!(bins.of_number(None), 6);
         assert_eq!(bins.of_number(Some(f64::NAN)), 6);
+        // Cells as scoring receives them: a number sent as text is binned as a number.
+        use crate::preprocess::Cell;
+        assert_eq!(bins.of_cell(Cell::Text(" 60.5 ")), 2);
+        assert_eq!(bins.of_cell(Cell::Text("n/a")), 6);
+        assert_eq!(bins.of_cell(Cell::Missing), 6);
+        let seats = Bins::Categorical {
+            categories: vec!["3".into()],
+        };
+        assert_eq!(seats.of_cell(Cell::Number(3.0)), 0);
         let counts = bins.count(
             &Values::Numeric(values.iter().map(|&v| Some(v)).collect()),
             0..values.len(),

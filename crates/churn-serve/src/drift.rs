@@ -133,11 +133,7 @@ impl LiveDrift {
         }
         slot.rows += 1;
         for input in &self.inputs {
-            let bin = match row(input.position) {
-                Cell::Missing => input.bins.missing(),
-                Cell::Number(x) => input.bins.of_number(Some(x)),
-                Cell::Text(t) => input.bins.of_text(Some(t)),
-            };
+            let bin = input.bins.of_cell(row(input.position));
             slot.counts[input.offset + bin] += 1;
         }
         slot.counts[self.score_offset + self.scores.of_number(Some(probability))] += 1;
