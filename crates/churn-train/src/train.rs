@@ -135,6 +135,11 @@ impl LabelledTable {
 pub fn run_train(a: TrainArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let (cfg, rules) = settings(&a)?;
+    // A model to compare with is read first: a wrong path fails before the training.
+    let previous = match &a.compare_to {
+        Some(path) => Some(artifact::load(path)?.0),
+        None => None,
+    };
     let windows = a.windows.config()?;
     let (trained, source, inputs) = match &a.data {
         Some(data) => train_on_data(data, &a.tables, a.horizon_days, &windows, &cfg, &rules)?,
@@ -159,21 +164,18 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         Inputs::Files(files) => publish::fingerprint(&files)?,
         Inputs::Snapshot(snapshot) => publish::fingerprint_text(&snapshot),
     };
-    let comparison = match &a.compare_to {
-        Some(path) => {
-            let (previous, _) = artifact::load(path)?;
-            Some(
-                churn_model::compare::compare(
-                    &previous,
-                    &trained.outcome,
-                    &trained.table,
-                    &trained.labels,
-                    trained.horizon_days,
-                )
-                .with_context(|| format!("comparing with {}", path.display()))?,
+    let comparison = match (&a.compare_to, &previous) {
+        (Some(path), Some(previous)) => Some(
+            churn_model::compare::compare(
+                previous,
+                &trained.outcome,
+                &trained.table,
+                &trained.labels,
+                trained.horizon_days,
             )
-        }
-        None => None,
+            .with_context(|| format!("comparing with {}", path.display()))?,
+        ),
+        _ => None,
     };
     let mut run = publish::Run::of(&trained, &rules, a.seed, &source, sha256);
     run.comparison = comparison.as_ref();
