@@ -392,4 +392,15 @@ fn retraining_compares_with_the_serving_model_before_latest_moves() {
         "--promote-if-better",
     ]);
     assert!(e.contains("--compare-to"), "{e}");
+    // A model to compare with that is not there fails at once, naming it.
+    let e = fails(&[
+        "train",
+        "--data",
+        s(&plain),
+        "--out",
+        s(models),
+        "--compare-to",
+        "/nowhere/churn",
+    ]);
+    assert!(e.contains("/nowhere/churn"), "{e}");
 }
