@@ -204,14 +204,6 @@ impl Distribution {
         }
     }
 
-    /// The distribution of a column's rows over these bins.
-    pub fn recount(&self, values: &Values, rows: impl Iterator<Item = usize>) -> Distribution {
-        Distribution {
-            bins: self.bins.clone(),
-            counts: self.bins.count(values, rows),
-        }
-    }
-
     /// How `current` (counted over the same bins) differs from this reference.
     pub fn drift(&self, current: &[u64]) -> Drift {
         let ks = match self.bins {

@@ -244,20 +244,34 @@ fn folds_section(o: &TrainOutcome, ctx: &ReportContext) -> Markup {
     }
 }
 
-fn cohort_section(o: &TrainOutcome) -> Markup {
-    if o.by_cohort.is_empty() {
-        return html! {};
-    }
-    let chart = o.by_cohort.iter().rev().take(24).fold(
-        Bars::new("Churn by signup cohort (latest 24)")
+/// Predicted against actual churn per signup cohort, a row per cohort in the given
+/// order; `actual` names the second series.
+pub fn cohort_bars<'a>(
+    title: &str,
+    actual: &str,
+    cohorts: impl Iterator<Item = &'a crate::train::CohortRow>,
+) -> Bars {
+    cohorts.fold(
+        Bars::new(title)
             .values("churn within the horizon", Unit::Percent, 1)
-            .series_names(&["predicted", "actual"]),
+            .series_names(&["predicted", actual]),
         |bars, c| {
             bars.row(
                 format!("{} ({} rows)", c.cohort, grouped(c.rows as f64, 0)),
                 vec![c.predicted_churn_pct, c.actual_churn_pct],
             )
         },
+    )
+}
+
+fn cohort_section(o: &TrainOutcome) -> Markup {
+    if o.by_cohort.is_empty() {
+        return html! {};
+    }
+    let chart = cohort_bars(
+        "Churn by signup cohort (latest 24)",
+        "actual",
+        o.by_cohort.iter().rev().take(24),
     );
     let table = Table::new([
         "signup cohort",

@@ -209,16 +209,11 @@ fn realised_section(m: &Monitor) -> Markup {
             html! { (percent(e.actual_churn_pct, 2)) },
         ]
     }));
-    let cohorts = r.by_cohort.iter().rev().take(24).rev().fold(
-        Bars::new("Churn by signup cohort, matured dates pooled (latest 24)")
-            .values("churn within the horizon", Unit::Percent, 1)
-            .series_names(&["predicted", "realised"]),
-        |bars, c| {
-            bars.row(
-                format!("{} ({} rows)", c.cohort, grouped(c.rows as f64, 0)),
-                vec![c.predicted_churn_pct, c.actual_churn_pct],
-            )
-        },
+    let latest = r.by_cohort.len().saturating_sub(24);
+    let cohorts = churn_model::report::cohort_bars(
+        "Churn by signup cohort, matured dates pooled (latest 24)",
+        "realised",
+        r.by_cohort[latest..].iter(),
     );
     html! {
         h2 { "Realised performance" }

@@ -375,10 +375,7 @@ fn input_drift(
             };
             let unseen_rows: u64 = unseen.iter().map(|u| u.1).sum();
             let drift = reference.drift(&counts);
-            let current = profile::Distribution {
-                bins: reference.bins.clone(),
-                counts: counts.clone(),
-            };
+            let shares_now = profile::shares(&counts);
             InputDrift {
                 name: input.name.clone(),
                 kind,
@@ -387,12 +384,12 @@ fn input_drift(
                 flagged: drift.psi >= t.inputs.psi_watch,
                 drift,
                 missing_then: reference.missing_share(),
-                missing_now: current.missing_share(),
+                missing_now: shares_now[reference.bins.missing()],
                 unseen_share: unseen_rows as f64 / now.len().max(1) as f64,
                 unseen: unseen.into_iter().take(10).collect(),
                 bins: reference.bins.labels(),
                 shares_then: reference.shares(),
-                shares_now: current.shares(),
+                shares_now,
             }
         })
         .collect();

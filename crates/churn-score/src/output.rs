@@ -66,13 +66,9 @@ pub fn out_row<'a>(
         probability: s.model.probability,
         risk_band: s.model.risk_band,
         revenue_at_risk: s.model.revenue_at_risk,
-        expected_lifetime_months: s
-            .model
-            .survival
-            .as_ref()
-            .map(|v| v.expected_lifetime_months),
-        clv: s.model.survival.as_ref().and_then(|v| v.clv),
-        clv_at_risk: s.model.survival.as_ref().and_then(|v| v.clv_at_risk),
+        expected_lifetime_months: s.model.expected_lifetime_months(),
+        clv: s.model.clv(),
+        clv_at_risk: s.model.clv_at_risk(),
         health_score: rules.and_then(|r| r.health).map(|h| h.score),
         health_band: rules.and_then(|r| r.health).map(|h| h.band.as_str()),
         signals: rules.map(signals_text),

@@ -84,6 +84,23 @@ pub struct ModelScore {
     pub survival: Option<SurvivalScore>,
 }
 
+impl ModelScore {
+    /// The survival model's expected remaining lifetime, if it has one.
+    pub fn expected_lifetime_months(&self) -> Option<f64> {
+        self.survival.as_ref().map(|v| v.expected_lifetime_months)
+    }
+
+    /// Lifetime value, with a survival model and a known `mrr`.
+    pub fn clv(&self) -> Option<f64> {
+        self.survival.as_ref().and_then(|v| v.clv)
+    }
+
+    /// Probability x lifetime value.
+    pub fn clv_at_risk(&self) -> Option<f64> {
+        self.survival.as_ref().and_then(|v| v.clv_at_risk)
+    }
+}
+
 /// What the survival model says about one customer (see [`churn_model::survival`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SurvivalScore {

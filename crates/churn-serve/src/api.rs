@@ -497,13 +497,9 @@ pub fn prediction_out<'a>(
                 .collect(),
             median_months: v.median_months,
         }),
-        expected_lifetime_months: s
-            .model
-            .survival
-            .as_ref()
-            .map(|v| v.expected_lifetime_months),
-        clv: s.model.survival.as_ref().and_then(|v| v.clv),
-        clv_at_risk: s.model.survival.as_ref().and_then(|v| v.clv_at_risk),
+        expected_lifetime_months: s.model.expected_lifetime_months(),
+        clv: s.model.clv(),
+        clv_at_risk: s.model.clv_at_risk(),
     }
 }
 
