@@ -46,4 +46,6 @@ pub mod publish;
 pub mod report;
 pub mod risk;
 pub mod survival;
+pub mod survival_backtest;
+pub mod survival_eval;
 pub mod train;

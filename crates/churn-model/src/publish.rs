@@ -34,6 +34,8 @@ pub struct Run<'a> {
     pub promote: bool,
     /// The survival model trained beside the classifier, saved with it.
     pub survival: Option<&'a crate::survival::SurvivalModel>,
+    /// Its backtest, saved as `survival.json` and shown in the report.
+    pub survival_report: Option<&'a crate::survival_backtest::SurvivalReport>,
 }
 
 impl<'a> Run<'a> {
@@ -57,6 +59,7 @@ impl<'a> Run<'a> {
             comparison: None,
             promote: true,
             survival: trained.survival.as_ref(),
+            survival_report: trained.survival_report.as_ref(),
         }
     }
 }
@@ -112,6 +115,8 @@ pub struct RunSummary<'a> {
     pub comparison: Option<&'a Comparison>,
     /// Whether `LATEST` moved to the new version.
     pub promoted: bool,
+    /// The survival model's backtest (trained on a data directory).
+    pub survival: Option<&'a crate::survival_backtest::SurvivalReport>,
     pub seconds: f64,
 }
 
@@ -143,6 +148,7 @@ impl<'a> RunSummary<'a> {
             suspicious: &outcome.suspicious,
             comparison,
             promoted: saved.promoted,
+            survival: trained.survival_report.as_ref(),
             seconds,
         }
     }
@@ -252,7 +258,7 @@ pub fn save(models_dir: &Path, name: &str, run: &Run) -> Result<Saved, PublishEr
         horizon_days: run.horizon_days,
         created: &created_text,
     };
-    let html = report::html(run.outcome, &ctx);
+    let html = report::html(run.outcome, run.survival_report, &ctx);
     let mut files = vec![
         (card::FILE, serde_json::to_vec_pretty(&card)?),
         ("report.json", serde_json::to_vec_pretty(run.outcome)?),
@@ -260,6 +266,9 @@ pub fn save(models_dir: &Path, name: &str, run: &Run) -> Result<Saved, PublishEr
     ];
     if let Some(c) = run.comparison {
         files.push(("comparison.json", serde_json::to_vec_pretty(c)?));
+    }
+    if let Some(r) = run.survival_report {
+        files.push(("survival.json", serde_json::to_vec_pretty(r)?));
     }
     let dir = artifact::save_with(models_dir, &artifact, &files, run.promote)?;
     Ok(Saved {

@@ -3,7 +3,8 @@
 
 use crate::metrics;
 use crate::train::{Search, TrainOutcome, MIN_COHORT_CHURNERS, MIN_COHORT_ROWS};
-use churn_report::format::{grouped, opt, percent};
+use crate::survival_backtest::{GroupCurve, SurvivalReport, TAU_MONTHS};
+use churn_report::format::{grouped, money, opt, percent};
 use churn_report::scale::Axis;
 use churn_report::{cells, html, Bars, Histogram, LineChart, Markup, Table, Unit};
 
@@ -344,8 +345,98 @@ fn data_section(o: &TrainOutcome, ctx: &ReportContext) -> Markup {
     html! { h2 { "Data" } (table) }
 }
 
-/// Renders the report.
-pub fn html(o: &TrainOutcome, ctx: &ReportContext) -> String {
+/// Mean predicted and Kaplan-Meier survival per group, one chart.
+fn group_curves(title: &str, groups: &[GroupCurve]) -> LineChart {
+    let months: Vec<String> = (1..=TAU_MONTHS).map(|k| k.to_string()).collect();
+    groups.iter().fold(
+        LineChart::new(title)
+            .categories(months, "months after the date")
+            .y("share still a customer", Unit::Number)
+            .width(540.0),
+        |chart, g| {
+            chart
+                .series(format!("{} predicted", g.group), g.predicted.iter().map(|&v| Some(v)))
+                .series(format!("{} realised ({} rows)", g.group, g.rows), g.realised.iter().map(|&v| Some(v)))
+        },
+    )
+}
+
+fn survival_section(r: &SurvivalReport) -> Markup {
+    let calibration = r.calibration.iter().map(|c| {
+        LineChart::new(format!("S({}) by risk decile", c.months))
+            .unit_square()
+            .diagonal()
+            .x("predicted", Unit::Number)
+            .y("Kaplan-Meier", Unit::Number)
+            .points("deciles", c.deciles.iter().map(|d| (d.predicted, d.realised)))
+    });
+    let candidates = Table::new(["L2 strength", "concordance (12 months)", "integrated Brier 1-12", ""]).rows(
+        r.candidates.iter().map(|c| {
+            cells![
+                format!("{:e}", c.lambda),
+                opt(c.concordance, 3),
+                format!("{:.4}", c.integrated_brier),
+                if c.lambda == r.lambda { "chosen" } else { "" }
+            ]
+        }),
+    );
+    let calibration_table = Table::new(["horizon", "predicted S", "Kaplan-Meier S", "mean |error| per decile"]).rows(
+        r.calibration.iter().map(|c| {
+            cells![
+                format!("{} months", c.months),
+                format!("{:.3}", c.predicted),
+                format!("{:.3}", c.realised),
+                format!("{:.3}", c.mean_abs_error)
+            ]
+        }),
+    );
+    html! {
+        h2 { "Time to churn (survival model)" }
+        p class="sub" {
+            "Backtest: fitted on the examples before each test date (" (r.test_dates.join(", "))
+            ") with their futures censored at that date, judged on the " (grouped(r.rows as f64, 0))
+            " customers active on the test dates (" (grouped(r.churns as f64, 0)) " churned within 12 months; later months censored where the data ends). "
+            "The survival model gives each customer's chance of still being a customer month by month; lifetime and CLV follow from it."
+        }
+        (churn_report::tiles([
+            ("concordance (Harrell, 12 months)", opt(r.concordance, 3)),
+            ("integrated Brier score, months 1-12", format!("{:.4}", r.integrated_brier)),
+            ("same, one Kaplan-Meier curve for all", format!("{:.4}", r.reference_integrated_brier)),
+        ]))
+        (candidates)
+        h3 { "Calibration against Kaplan-Meier" }
+        div class="grid" { @for chart in calibration { (chart) } }
+        (calibration_table)
+        h3 { "Survival by risk band and plan" }
+        p class="sub" { "Risk band of 1 - S(1) with the classifier's cut-offs; predicted curves are the band's mean, realised ones its Kaplan-Meier." }
+        div class="grid" {
+            (group_curves("Survival by risk band", &r.by_band))
+            @if !r.by_plan.is_empty() { (group_curves("Survival by plan", &r.by_plan)) }
+        }
+        @if let Some(v) = &r.value_12m {
+            h3 { "Revenue of the first 12 months: predicted vs paid" }
+            p class="sub" {
+                (grouped(v.rows as f64, 0)) " test customers seen through 12 months (or churned before): MRR at the date times the months the curve expects them to be billed, against the months they were."
+            }
+            (Table::new(["customers by predicted value", "predicted", "realised", "realised / predicted"])
+                .rows(v.quintiles.iter().enumerate().map(|(q, (p, a))| cells![
+                    format!("quintile {}", q + 1), money(*p), money(*a), format!("{:.3}", a / p.max(1e-9))
+                ]))
+                .row(cells!["all", money(v.predicted), money(v.realised), format!("{:.3}", v.realised / v.predicted.max(1e-9))]))
+        }
+        @if let Some(a) = &r.agreement {
+            h3 { "Agreement with the 30-day classifier" }
+            p class="sub" {
+                "On the latest date's " (grouped(a.rows as f64, 0)) " customers: the risk bands use the classifier's probability; 1 - S(1) is the survival model's chance of churning in the first month."
+            }
+            (Table::new(["classifier mean", "1 - S(1) mean", "correlation", "same risk band"])
+                .row(cells![percent(100.0 * a.classifier_mean, 2), percent(100.0 * a.survival_mean, 2), format!("{:.3}", a.correlation), percent(100.0 * a.same_band, 1)]))
+        }
+    }
+}
+
+/// Renders the report (with the survival model's backtest when there is one).
+pub fn html(o: &TrainOutcome, survival: Option<&SurvivalReport>, ctx: &ReportContext) -> String {
     churn_report::page(
         &format!("Churn model {} version {}", ctx.name, ctx.version),
         html! {},
@@ -355,6 +446,7 @@ pub fn html(o: &TrainOutcome, ctx: &ReportContext) -> String {
             (rules_section(o))
             (folds_section(o, ctx))
             (cohort_section(o))
+            @if let Some(r) = survival { (survival_section(r)) }
             (importance_section(o))
             (data_section(o, ctx))
         },

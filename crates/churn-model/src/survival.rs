@@ -41,8 +41,8 @@ const GROUP_STARTS: [u32; 6] = [1, 2, 3, 4, 7, 13];
 /// Person-period rows fitted at most (examples are taken evenly when there would be
 /// more).
 const MAX_PERSON_PERIODS: usize = 3_000_000;
-/// L2 strength of the hazard regression.
-const LAMBDA: f64 = 1e-4;
+/// L2 strengths of the hazard regression the backtest chooses from, weakest first.
+pub const LAMBDAS: [f64; 3] = [1e-4, 1e-3, 1e-2];
 
 /// What the data says of one example's future.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,14 +57,18 @@ impl Target {
     /// The target of an example observed `as_of`, whose active period ends `end` (none
     /// while open), in data that ends `data_end` (exclusive).
     pub fn of(as_of: Day, end: Option<Day>, data_end: Day) -> Target {
-        let event = end.filter(|&e| e <= data_end).map(|e| {
-            // A period that ended inside a lapse before `as_of` is a churn in the first
-            // interval, as the classifier's label counts it.
-            ((e - as_of).max(1) as u32).div_ceil(INTERVAL_DAYS as u32)
-        });
+        let observed_intervals = ((data_end - as_of).max(0) / INTERVAL_DAYS) as u32;
+        // A period that ended inside a lapse before `as_of` is a churn in the first
+        // interval, as the classifier's label counts it. A churn in the partly observed
+        // interval after the last complete one is not counted: that interval's
+        // survivors are not seen either, and counting only its churns would inflate
+        // the hazard of the last months.
+        let event = end
+            .map(|e| ((e - as_of).max(1) as u32).div_ceil(INTERVAL_DAYS as u32))
+            .filter(|&k| k <= observed_intervals);
         Target {
             event_interval: event,
-            observed_intervals: ((data_end - as_of).max(0) / INTERVAL_DAYS) as u32,
+            observed_intervals,
         }
     }
 
@@ -179,15 +183,28 @@ fn tenure_months(cell: Cell<'_>) -> Option<f64> {
         .map(|d| (d / f64::from(INTERVAL_DAYS)).max(0.0))
 }
 
-impl SurvivalModel {
-    /// Fits on `rows` of `table` with their `targets` (one per row).
-    pub fn fit(
+/// The person-period table of some examples, ready to fit at any L2 strength.
+pub struct PersonPeriods {
+    preprocessor: Preprocessor,
+    xs: Vec<f64>,
+    ys: Vec<u8>,
+    width: usize,
+    observed_groups: usize,
+    median_tenure_months: f64,
+    months: u32,
+    clv: ClvSettings,
+}
+
+impl PersonPeriods {
+    /// The rows `rows` of `table` with their `targets` (one per row), over `months`
+    /// intervals.
+    pub fn new(
         table: &FeatureTable,
         rows: &[usize],
         targets: &[Target],
         months: u32,
         clv: ClvSettings,
-    ) -> Result<SurvivalModel, TrainError> {
+    ) -> Result<PersonPeriods, TrainError> {
         let use_features = model_features(&table.info);
         let preprocessor = Preprocessor::fit_with(table, rows, &use_features, true);
         let p = preprocessor.width();
@@ -224,22 +241,52 @@ impl SurvivalModel {
                 ys.len()
             )));
         }
-        let m = LinearModel::fit(&xs, width, &ys, LAMBDA, None)?;
-        let mut baseline = vec![0.0];
-        baseline.extend_from_slice(&m.weights[p..p + groups - 1]);
-        Ok(SurvivalModel {
+        Ok(PersonPeriods {
             preprocessor,
-            weights: m.weights[..p].to_vec(),
-            intercept: m.intercept,
-            baseline,
+            xs,
+            ys,
+            width,
             observed_groups,
-            tenure_weight: m.weights[p + groups - 1],
             median_tenure_months,
             months,
             clv,
-            person_periods: ys.len(),
-            events,
         })
+    }
+
+    /// The hazard model fitted with L2 strength `lambda`.
+    pub fn fit(&self, lambda: f64) -> Result<SurvivalModel, TrainError> {
+        let p = self.preprocessor.width();
+        let groups = GROUP_STARTS.len();
+        let m = LinearModel::fit(&self.xs, self.width, &self.ys, lambda, None)?;
+        let mut baseline = vec![0.0];
+        baseline.extend_from_slice(&m.weights[p..p + groups - 1]);
+        Ok(SurvivalModel {
+            preprocessor: self.preprocessor.clone(),
+            weights: m.weights[..p].to_vec(),
+            intercept: m.intercept,
+            baseline,
+            observed_groups: self.observed_groups,
+            tenure_weight: m.weights[p + groups - 1],
+            median_tenure_months: self.median_tenure_months,
+            months: self.months,
+            clv: self.clv,
+            person_periods: self.ys.len(),
+            events: self.ys.iter().filter(|&&y| y == 1).count(),
+        })
+    }
+}
+
+impl SurvivalModel {
+    /// Fits on `rows` of `table` with their `targets` (one per row).
+    pub fn fit(
+        table: &FeatureTable,
+        rows: &[usize],
+        targets: &[Target],
+        months: u32,
+        clv: ClvSettings,
+        lambda: f64,
+    ) -> Result<SurvivalModel, TrainError> {
+        PersonPeriods::new(table, rows, targets, months, clv)?.fit(lambda)
     }
 
     /// Checks that the parts fit together (a decoded model that would index out of its
@@ -374,7 +421,7 @@ mod tests {
         let h = 0.05;
         let (table, targets) = constant_hazard(6000, h, 36, 7);
         let rows: Vec<usize> = (0..table.len()).collect();
-        let m = SurvivalModel::fit(&table, &rows, &targets, 24, ClvSettings::default()).unwrap();
+        let m = SurvivalModel::fit(&table, &rows, &targets, 24, ClvSettings::default(), LAMBDAS[0]).unwrap();
         let curve = m.curve_of_row(&table, 0).unwrap();
         for (k, s) in curve.survival.iter().enumerate() {
             let truth = (1.0 - h).powi(k as i32 + 1);
@@ -424,8 +471,8 @@ mod tests {
                 },
             })
             .collect();
-        let a = SurvivalModel::fit(&table, &rows, &full, 24, ClvSettings::default()).unwrap();
-        let b = SurvivalModel::fit(&table, &rows, &cut, 24, ClvSettings::default()).unwrap();
+        let a = SurvivalModel::fit(&table, &rows, &full, 24, ClvSettings::default(), LAMBDAS[0]).unwrap();
+        let b = SurvivalModel::fit(&table, &rows, &cut, 24, ClvSettings::default(), LAMBDAS[0]).unwrap();
         let (ca, cb) = (
             a.curve_of_row(&table, 3).unwrap(),
             b.curve_of_row(&table, 3).unwrap(),

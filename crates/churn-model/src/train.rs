@@ -679,6 +679,8 @@ pub struct Trained {
     /// Time to churn and CLV (trained on a data directory only: a table has no
     /// futures to censor).
     pub survival: Option<crate::survival::SurvivalModel>,
+    /// The survival model's backtest (when the data had dates to test on).
+    pub survival_report: Option<crate::survival_backtest::SurvivalReport>,
 }
 
 /// Trains on a dataset as `churn-train train --data` does: labelled examples of every
@@ -704,41 +706,67 @@ pub fn train_dataset(
     }
     let ex = churn_features::labels::examples(ds, &dates, horizon_days, windows, events)?;
     let mut trained = train_examples(ex, cfg, rules, fits)?;
-    trained.survival = fit_survival(ds, &trained.table, windows.grace_days)?;
+    if let Some((model, report)) = fit_survival(
+        ds,
+        &trained.table,
+        windows.grace_days,
+        &trained.outcome.model,
+    )? {
+        trained.survival = Some(model);
+        trained.survival_report = report;
+    }
     Ok(trained)
 }
 
-/// The survival model of a data set's examples: each row's future from its active
-/// period, censored where the data ends. `None` when the data holds no churn or no
-/// survival to learn from.
+/// The survival model of a data set's examples, with its backtest: each row's future
+/// from its active period, censored where the data ends. `None` when the data holds no
+/// churn or no survival to learn from. `classifier` (trained on the same rows) gives
+/// the risk bands' cut-offs and is compared with `1 - S(1)` on the latest date's rows.
 pub fn fit_survival(
     ds: &churn_features::Dataset,
     table: &FeatureTable,
     grace_days: i32,
-) -> Result<Option<crate::survival::SurvivalModel>, TrainError> {
-    use crate::survival::{ClvSettings, SurvivalModel, Target, DEFAULT_MONTHS};
-    let data_end = ds.date_range().1;
-    let targets: Vec<Target> = (0..table.len())
+    classifier: &ChurnModel,
+) -> Result<
+    Option<(
+        crate::survival::SurvivalModel,
+        Option<crate::survival_backtest::SurvivalReport>,
+    )>,
+    TrainError,
+> {
+    use crate::survival::ClvSettings;
+    use crate::survival_backtest::{agreement, fit_and_backtest, Futures};
+    let ends: Vec<Option<Day>> = (0..table.len())
         .map(|r| {
             let as_of = table.as_of[r].expect("examples of a data set have dates");
             let customer = &ds.customers[table.customers[r] as usize];
-            let end = churn_features::labels::period_end(customer, as_of, grace_days)
-                .expect("examples are active customers");
-            Target::of(as_of, end, data_end)
+            churn_features::labels::period_end(customer, as_of, grace_days)
+                .expect("examples are active customers")
         })
         .collect();
-    let rows: Vec<usize> = (0..table.len()).collect();
-    match SurvivalModel::fit(
-        table,
-        &rows,
-        &targets,
-        DEFAULT_MONTHS,
-        ClvSettings::default(),
-    ) {
-        Ok(m) => Ok(Some(m)),
-        Err(TrainError::NotEnoughData(_)) => Ok(None),
-        Err(e) => Err(e),
+    let futures = Futures {
+        ends: &ends,
+        data_end: ds.date_range().1,
+        grace_days,
+    };
+    let cutoffs = crate::risk::RiskCutoffs::from_threshold(classifier.threshold);
+    let Some((model, mut report)) =
+        fit_and_backtest(table, &futures, cutoffs, ClvSettings::default())?
+    else {
+        return Ok(None);
+    };
+    if let (Some(report), Some(&last)) = (report.as_mut(), table.as_of.iter().flatten().max()) {
+        let rows: Vec<usize> = (0..table.len())
+            .filter(|&r| table.as_of[r] == Some(last))
+            .collect();
+        let p = classifier.predict_table(table, &rows)?;
+        let s1 = rows
+            .iter()
+            .map(|&r| Ok(1.0 - model.curve_of_row(table, r)?.survival[0]))
+            .collect::<Result<Vec<f64>, PrepError>>()?;
+        report.agreement = agreement(&p, &s1, cutoffs);
     }
+    Ok(Some((model, report)))
 }
 
 /// Trains on labelled examples of observation dates: the out-of-time backtest.
@@ -755,6 +783,7 @@ pub fn train_examples(
         labels: ex.labels,
         horizon_days: ex.horizon_days,
         survival: None,
+        survival_report: None,
     })
 }
 
@@ -793,6 +822,7 @@ pub fn train_table(
         labels,
         horizon_days: 0,
         survival: None,
+        survival_report: None,
     })
 }
 

@@ -107,11 +107,11 @@ fn the_report_notes_when_the_rules_rank_as_well_as_the_model() {
     // The health score just below the model: no note.
     outcome.rules_health.as_mut().unwrap().roc_auc = Some(model_auc - 0.001);
     assert_eq!(outcome.rules_rank_as_well(), None);
-    assert!(!report::html(&outcome, &ctx).contains(note));
+    assert!(!report::html(&outcome, None, &ctx).contains(note));
     // Level with it: the note, with the figures and how many churners decided it.
     outcome.rules_health.as_mut().unwrap().roc_auc = Some(model_auc);
     assert_eq!(outcome.rules_rank_as_well(), Some((model_auc, model_auc)));
-    let html = report::html(&outcome, &ctx);
+    let html = report::html(&outcome, None, &ctx);
     assert!(html.contains(note), "no note");
     // Every chart labelled and titled, every figure formatted, nothing fetched; and the
     // page shows every section, whatever a run left empty.

@@ -59,7 +59,7 @@ pub fn train(fx: &Fixture, kind: ModelKind, name: &str, version: &str) -> Artifa
     let mut a = Artifact {
         name: name.into(),
         version: version.into(),
-        model,
+        model: model.clone(),
         features: fx.examples.features.info.clone(),
         rules: RulesConfig::default(),
         horizon_days: 30,
@@ -67,17 +67,25 @@ pub fn train(fx: &Fixture, kind: ModelKind, name: &str, version: &str) -> Artifa
         probes: Vec::new(),
         feature_config: fx.examples.features.config.clone(),
         profile: None,
-        survival: survival(fx),
+        survival: survival(fx, &model).map(|(m, _)| m),
     };
     a.record_probes(&fx.examples.features).expect("probe rows");
     a
 }
 
-/// The survival model of the fixture's examples, fitted as the trainer fits it.
-pub fn survival(fx: &Fixture) -> Option<churn_model::survival::SurvivalModel> {
+/// The survival model of the fixture's examples and its backtest, fitted as the trainer
+/// fits them beside `classifier`.
+pub fn survival(
+    fx: &Fixture,
+    classifier: &churn_model::model::ChurnModel,
+) -> Option<(
+    churn_model::survival::SurvivalModel,
+    Option<churn_model::survival_backtest::SurvivalReport>,
+)> {
     let ds = Dataset::open(&fx.data).expect("open simulated data");
     let grace = fx.examples.features.config.grace_days;
-    churn_model::train::fit_survival(&ds, &fx.examples.features, grace).expect("fit survival")
+    churn_model::train::fit_survival(&ds, &fx.examples.features, grace, classifier)
+        .expect("fit survival")
 }
 
 /// Trains model `name` on the fixture's examples with the trainer itself (logistic, no
@@ -94,7 +102,7 @@ pub fn train_and_publish(fx: &Fixture, models_dir: &Path, name: &str) -> PathBuf
     let rules = RulesConfig::default();
     let outcome =
         churn_model::train::train_over_time(&fx.examples, &cfg, &rules, &|_, _| {}).expect("train");
-    let survival = survival(fx);
+    let survival = survival(fx, &outcome.model);
     let run = churn_model::publish::Run {
         outcome: &outcome,
         table: &fx.examples.features,
@@ -106,7 +114,8 @@ pub fn train_and_publish(fx: &Fixture, models_dir: &Path, name: &str) -> PathBuf
         sha256: String::new(),
         comparison: None,
         promote: true,
-        survival: survival.as_ref(),
+        survival: survival.as_ref().map(|(m, _)| m),
+        survival_report: survival.as_ref().and_then(|(_, r)| r.as_ref()),
     };
     churn_model::publish::save(models_dir, name, &run)
         .expect("save model")
