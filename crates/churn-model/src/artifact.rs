@@ -22,10 +22,11 @@ use std::path::{Path, PathBuf};
 const MAGIC: &[u8; 8] = b"CHURNMDL";
 /// Bumped whenever the serialised structs change. Version 2 added the input ranges and
 /// the probe rows, version 3 the feature settings, version 4 the reference profile,
-/// version 5 the survival model; older files still load (without them, with the
-/// default feature settings they were trained with, without a profile to monitor
-/// against or a survival curve).
-pub const FORMAT_VERSION: u32 = 5;
+/// version 5 the survival model, version 6 its features' effect changing with the months
+/// ahead; older files still load (without them, with the default feature settings they
+/// were trained with, without a profile to monitor against or a survival curve, with a
+/// constant effect).
+pub const FORMAT_VERSION: u32 = 6;
 /// Training rows kept as probes at most.
 const PROBES: usize = 8;
 /// How far a probe's recomputed probability may stray from the recorded one.
@@ -115,6 +116,76 @@ impl ProbeCell {
             ProbeCell::Missing => Cell::Missing,
             ProbeCell::Number(x) => Cell::Number(*x),
             ProbeCell::Text(s) => Cell::Text(s),
+        }
+    }
+}
+
+/// The survival model of format version 5: the features' effect constant.
+#[derive(Deserialize)]
+struct SurvivalModelV5 {
+    preprocessor: crate::preprocess::Preprocessor,
+    weights: Vec<f64>,
+    intercept: f64,
+    baseline: Vec<f64>,
+    observed_groups: usize,
+    tenure_weight: f64,
+    median_tenure_months: f64,
+    months: u32,
+    clv: crate::survival::ClvSettings,
+    person_periods: usize,
+    events: usize,
+}
+
+impl From<SurvivalModelV5> for SurvivalModel {
+    fn from(m: SurvivalModelV5) -> SurvivalModel {
+        SurvivalModel {
+            preprocessor: m.preprocessor,
+            weights: m.weights,
+            intercept: m.intercept,
+            baseline: m.baseline,
+            observed_groups: m.observed_groups,
+            tenure_weight: m.tenure_weight,
+            median_tenure_months: m.median_tenure_months,
+            months: m.months,
+            clv: m.clv,
+            person_periods: m.person_periods,
+            events: m.events,
+            score_scale: 1.0,
+            score_decay: 0.0,
+        }
+    }
+}
+
+/// `model.bin` of format version 5.
+#[derive(Deserialize)]
+struct ArtifactV5 {
+    name: String,
+    version: String,
+    model: ChurnModel,
+    features: Vec<FeatureInfo>,
+    rules: RulesConfig,
+    horizon_days: i32,
+    rules_apply: bool,
+    probes: Vec<Probe>,
+    feature_config: FeatureConfig,
+    profile: Option<Profile>,
+    survival: Option<SurvivalModelV5>,
+}
+
+impl From<ArtifactV5> for Artifact {
+    fn from(a: ArtifactV5) -> Artifact {
+        Artifact {
+            name: a.name,
+            version: a.version,
+            model: a.model,
+            features: a.features,
+            rules: a.rules,
+            horizon_days: a.horizon_days,
+            rules_apply: a.rules_apply,
+            probes: a.probes,
+            feature_config: a.feature_config,
+            profile: a.profile,
+            survival: a.survival.map(SurvivalModel::from),
         }
     }
 }
@@ -505,6 +576,9 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Artifact, ArtifactError> {
                 .map(|(old, used)| (Artifact::from(old), used))
         } else if version == 4 {
             bincode::serde::decode_from_slice::<ArtifactV4, _>(payload, config)
+                .map(|(old, used)| (Artifact::from(old), used))
+        } else if version == 5 {
+            bincode::serde::decode_from_slice::<ArtifactV5, _>(payload, config)
                 .map(|(old, used)| (Artifact::from(old), used))
         } else {
             bincode::serde::decode_from_slice(payload, config)

@@ -2,8 +2,8 @@
 //! network) a person would rather look at than read.
 
 use crate::metrics;
-use crate::train::{Search, TrainOutcome, MIN_COHORT_CHURNERS, MIN_COHORT_ROWS};
 use crate::survival_backtest::{GroupCurve, SurvivalReport, TAU_MONTHS};
+use crate::train::{Search, TrainOutcome, MIN_COHORT_CHURNERS, MIN_COHORT_ROWS};
 use churn_report::format::{grouped, money, opt, percent};
 use churn_report::scale::Axis;
 use churn_report::{cells, html, Bars, Histogram, LineChart, Markup, Table, Unit};
@@ -355,8 +355,14 @@ fn group_curves(title: &str, groups: &[GroupCurve]) -> LineChart {
             .width(540.0),
         |chart, g| {
             chart
-                .series(format!("{} predicted", g.group), g.predicted.iter().map(|&v| Some(v)))
-                .series(format!("{} realised ({} rows)", g.group, g.rows), g.realised.iter().map(|&v| Some(v)))
+                .series(
+                    format!("{} predicted", g.group),
+                    g.predicted.iter().map(|&v| Some(v)),
+                )
+                .series(
+                    format!("{} realised ({} rows)", g.group, g.rows),
+                    g.realised.iter().map(|&v| Some(v)),
+                )
         },
     )
 }
@@ -368,28 +374,49 @@ fn survival_section(r: &SurvivalReport) -> Markup {
             .diagonal()
             .x("predicted", Unit::Number)
             .y("Kaplan-Meier", Unit::Number)
-            .points("deciles", c.deciles.iter().map(|d| (d.predicted, d.realised)))
+            .points(
+                "deciles",
+                c.deciles.iter().map(|d| (d.predicted, d.realised)),
+            )
     });
-    let candidates = Table::new(["L2 strength", "concordance (12 months)", "integrated Brier 1-12", ""]).rows(
-        r.candidates.iter().map(|c| {
-            cells![
-                format!("{:e}", c.lambda),
-                opt(c.concordance, 3),
-                format!("{:.4}", c.integrated_brier),
-                if c.lambda == r.lambda { "chosen" } else { "" }
-            ]
-        }),
-    );
-    let calibration_table = Table::new(["horizon", "predicted S", "Kaplan-Meier S", "mean |error| per decile"]).rows(
-        r.calibration.iter().map(|c| {
-            cells![
-                format!("{} months", c.months),
-                format!("{:.3}", c.predicted),
-                format!("{:.3}", c.realised),
-                format!("{:.3}", c.mean_abs_error)
-            ]
-        }),
-    );
+    let candidates = Table::new([
+        "L2 strength",
+        "features' effect",
+        "concordance (12 months)",
+        "integrated Brier 1-12",
+        "",
+    ])
+    .rows(r.candidates.iter().map(|c| {
+        cells![
+            format!("{:e}", c.lambda),
+            if c.decaying {
+                "changes with months ahead"
+            } else {
+                "constant"
+            },
+            opt(c.concordance, 3),
+            format!("{:.4}", c.integrated_brier),
+            if (c.lambda, c.decaying) == (r.lambda, r.decaying) {
+                "chosen"
+            } else {
+                ""
+            }
+        ]
+    }));
+    let calibration_table = Table::new([
+        "horizon",
+        "predicted S",
+        "Kaplan-Meier S",
+        "mean |error| per decile",
+    ])
+    .rows(r.calibration.iter().map(|c| {
+        cells![
+            format!("{} months", c.months),
+            format!("{:.3}", c.predicted),
+            format!("{:.3}", c.realised),
+            format!("{:.3}", c.mean_abs_error)
+        ]
+    }));
     html! {
         h2 { "Time to churn (survival model)" }
         p class="sub" {

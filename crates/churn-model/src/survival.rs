@@ -42,7 +42,7 @@ const GROUP_STARTS: [u32; 6] = [1, 2, 3, 4, 7, 13];
 /// more).
 const MAX_PERSON_PERIODS: usize = 3_000_000;
 /// L2 strengths of the hazard regression the backtest chooses from, weakest first.
-pub const LAMBDAS: [f64; 3] = [1e-4, 1e-3, 1e-2];
+pub const LAMBDAS: [f64; 3] = [1e-3, 1e-2, 3e-2];
 
 /// What the data says of one example's future.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +121,9 @@ pub struct SurvivalModel {
     /// Person-period rows and churns it was fitted on.
     pub person_periods: usize,
     pub events: usize,
+    /// The score `w.x` counts `score_scale + score_decay * ln k` in interval `k`.
+    pub score_scale: f64,
+    pub score_decay: f64,
 }
 
 /// One customer's survival.
@@ -188,6 +191,8 @@ pub struct PersonPeriods {
     preprocessor: Preprocessor,
     xs: Vec<f64>,
     ys: Vec<u8>,
+    /// The interval of each person-period row.
+    intervals: Vec<u32>,
     width: usize,
     observed_groups: usize,
     median_tenure_months: f64,
@@ -221,6 +226,7 @@ impl PersonPeriods {
         let median_tenure_months = tenures.get(tenures.len() / 2).copied().unwrap_or(0.0);
         let mut xs = Vec::new();
         let mut ys = Vec::new();
+        let mut intervals = Vec::new();
         let mut observed_groups = 1;
         for (i, &k) in picked.iter().enumerate() {
             let (last, churned) = targets[k].intervals(months);
@@ -232,6 +238,7 @@ impl PersonPeriods {
                 xs.extend((1..groups).map(|j| f64::from(u8::from(j == g))));
                 xs.push((t0 + f64::from(interval)).ln_1p());
                 ys.push(u8::from(churned && interval == last));
+                intervals.push(interval);
             }
         }
         let events = ys.iter().filter(|&&y| y == 1).count();
@@ -245,6 +252,7 @@ impl PersonPeriods {
             preprocessor,
             xs,
             ys,
+            intervals,
             width,
             observed_groups,
             median_tenure_months,
@@ -253,18 +261,23 @@ impl PersonPeriods {
         })
     }
 
-    /// The hazard model fitted with L2 strength `lambda`.
-    pub fn fit(&self, lambda: f64) -> Result<SurvivalModel, TrainError> {
+    /// The hazard model fitted with L2 strength `lambda`. With `decaying`, a second
+    /// stage refits, with the features' score `w.x` as one input, the baseline, the
+    /// tenure effect and how the score's effect changes with the months ahead (`score *
+    /// ln k`): what a customer looks like today may say less about month 12 than about
+    /// month 1. Without, the score counts the same in every month.
+    pub fn fit(&self, lambda: f64, decaying: bool) -> Result<SurvivalModel, TrainError> {
         let p = self.preprocessor.width();
         let groups = GROUP_STARTS.len();
         let m = LinearModel::fit(&self.xs, self.width, &self.ys, lambda, None)?;
-        let mut baseline = vec![0.0];
-        baseline.extend_from_slice(&m.weights[p..p + groups - 1]);
-        Ok(SurvivalModel {
+        let weights = m.weights[..p].to_vec();
+        let mut model = SurvivalModel {
             preprocessor: self.preprocessor.clone(),
-            weights: m.weights[..p].to_vec(),
+            weights,
             intercept: m.intercept,
-            baseline,
+            baseline: std::iter::once(0.0)
+                .chain(m.weights[p..p + groups - 1].iter().copied())
+                .collect(),
             observed_groups: self.observed_groups,
             tenure_weight: m.weights[p + groups - 1],
             median_tenure_months: self.median_tenure_months,
@@ -272,7 +285,29 @@ impl PersonPeriods {
             clv: self.clv,
             person_periods: self.ys.len(),
             events: self.ys.iter().filter(|&&y| y == 1).count(),
-        })
+            score_scale: 1.0,
+            score_decay: 0.0,
+        };
+        if !decaying {
+            return Ok(model);
+        }
+        let weights = &model.weights;
+        // Stage two: groups' one-hots, tenure, score, score * ln k.
+        let width2 = groups - 1 + 3;
+        let mut xs2 = Vec::with_capacity(self.ys.len() * width2);
+        for (row, &k) in self.xs.chunks_exact(self.width).zip(&self.intervals) {
+            let score: f64 = weights.iter().zip(row).map(|(w, x)| w * x).sum();
+            xs2.extend_from_slice(&row[p..]);
+            xs2.push(score);
+            xs2.push(score * f64::from(k).ln());
+        }
+        let m2 = LinearModel::fit(&xs2, width2, &self.ys, 1e-6, None)?;
+        model.intercept = m2.intercept;
+        model.baseline[1..].copy_from_slice(&m2.weights[..groups - 1]);
+        model.tenure_weight = m2.weights[groups - 1];
+        model.score_scale = m2.weights[groups];
+        model.score_decay = m2.weights[groups + 1];
+        Ok(model)
     }
 }
 
@@ -285,8 +320,9 @@ impl SurvivalModel {
         months: u32,
         clv: ClvSettings,
         lambda: f64,
+        decaying: bool,
     ) -> Result<SurvivalModel, TrainError> {
-        PersonPeriods::new(table, rows, targets, months, clv)?.fit(lambda)
+        PersonPeriods::new(table, rows, targets, months, clv)?.fit(lambda, decaying)
     }
 
     /// Checks that the parts fit together (a decoded model that would index out of its
@@ -302,6 +338,8 @@ impl SurvivalModel {
                 .chain(&self.baseline)
                 .all(|w| w.is_finite())
             && self.intercept.is_finite()
+            && self.score_scale.is_finite()
+            && self.score_decay.is_finite()
             && self.tenure_weight.is_finite()
             && self.median_tenure_months.is_finite();
         if fits {
@@ -323,20 +361,25 @@ impl SurvivalModel {
         scratch.resize(self.preprocessor.width(), 0.0);
         self.preprocessor
             .transform_one(get, &[], scratch, |_, _| {})?;
-        let z0 = self.intercept
-            + self
-                .weights
-                .iter()
-                .zip(scratch.iter())
-                .map(|(w, x)| w * x)
-                .sum::<f64>();
+        let score = self
+            .weights
+            .iter()
+            .zip(scratch.iter())
+            .map(|(w, x)| w * x)
+            .sum::<f64>();
         let t0 = tenure_months(tenure).unwrap_or(self.median_tenure_months);
         let mut s = 1.0;
         let mut survival = Vec::with_capacity(self.months as usize);
         let mut h = 0.0;
         for k in 1..=self.months {
             let g = group_of(k).min(self.observed_groups - 1);
-            h = sigmoid(z0 + self.baseline[g] + self.tenure_weight * (t0 + f64::from(k)).ln_1p());
+            let effect = self.score_scale + self.score_decay * f64::from(k).ln();
+            h = sigmoid(
+                self.intercept
+                    + score * effect
+                    + self.baseline[g]
+                    + self.tenure_weight * (t0 + f64::from(k)).ln_1p(),
+            );
             s *= 1.0 - h;
             survival.push(s);
         }
@@ -421,8 +464,24 @@ mod tests {
         let h = 0.05;
         let (table, targets) = constant_hazard(6000, h, 36, 7);
         let rows: Vec<usize> = (0..table.len()).collect();
-        let m = SurvivalModel::fit(&table, &rows, &targets, 24, ClvSettings::default(), LAMBDAS[0]).unwrap();
-        let curve = m.curve_of_row(&table, 0).unwrap();
+        // With the features' effect constant, and changing with the months ahead (the
+        // features are noise here, so either must find the constant hazard).
+        for decaying in [false, true] {
+            let m = SurvivalModel::fit(
+                &table,
+                &rows,
+                &targets,
+                24,
+                ClvSettings::default(),
+                LAMBDAS[0],
+                decaying,
+            )
+            .unwrap();
+            closed_form_holds(&m.curve_of_row(&table, 0).unwrap(), h);
+        }
+    }
+
+    fn closed_form_holds(curve: &Curve, h: f64) {
         for (k, s) in curve.survival.iter().enumerate() {
             let truth = (1.0 - h).powi(k as i32 + 1);
             assert!(
@@ -471,8 +530,26 @@ mod tests {
                 },
             })
             .collect();
-        let a = SurvivalModel::fit(&table, &rows, &full, 24, ClvSettings::default(), LAMBDAS[0]).unwrap();
-        let b = SurvivalModel::fit(&table, &rows, &cut, 24, ClvSettings::default(), LAMBDAS[0]).unwrap();
+        let a = SurvivalModel::fit(
+            &table,
+            &rows,
+            &full,
+            24,
+            ClvSettings::default(),
+            LAMBDAS[0],
+            false,
+        )
+        .unwrap();
+        let b = SurvivalModel::fit(
+            &table,
+            &rows,
+            &cut,
+            24,
+            ClvSettings::default(),
+            LAMBDAS[0],
+            false,
+        )
+        .unwrap();
         let (ca, cb) = (
             a.curve_of_row(&table, 3).unwrap(),
             b.curve_of_row(&table, 3).unwrap(),

@@ -32,6 +32,8 @@ pub const CALIBRATION_MONTHS: [u32; 3] = [3, 6, 12];
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HazardCandidate {
     pub lambda: f64,
+    /// Whether the features' effect may change with the months ahead.
+    pub decaying: bool,
     /// Harrell's C of `1 - S(12)` with outcomes up to month 12.
     pub concordance: Option<f64>,
     /// Mean Brier score of `S(1)` to `S(12)`, censoring-weighted.
@@ -83,8 +85,9 @@ pub struct SurvivalReport {
     pub rows: usize,
     pub churns: usize,
     pub candidates: Vec<HazardCandidate>,
-    /// The chosen L2 strength (the lowest integrated Brier score).
+    /// The chosen candidate (the lowest integrated Brier score).
     pub lambda: f64,
+    pub decaying: bool,
     pub concordance: Option<f64>,
     pub integrated_brier: f64,
     /// The integrated Brier score of the training rows' Kaplan-Meier curve given to
@@ -123,7 +126,12 @@ impl Futures<'_> {
 /// earlier dates and three months of data after them.
 fn test_dates(dates: &[Day], futures: &Futures) -> Vec<Day> {
     let last = futures.data_end - futures.grace_days - 3 * INTERVAL_DAYS;
-    let eligible: Vec<Day> = dates.iter().copied().skip(3).filter(|&d| d <= last).collect();
+    let eligible: Vec<Day> = dates
+        .iter()
+        .copied()
+        .skip(3)
+        .filter(|&d| d <= last)
+        .collect();
     if eligible.len() <= MAX_TEST_DATES {
         return eligible;
     }
@@ -131,6 +139,14 @@ fn test_dates(dates: &[Day], futures: &Futures) -> Vec<Day> {
     (0..MAX_TEST_DATES)
         .map(|j| eligible[(j * n + (MAX_TEST_DATES - 1) / 2) / (MAX_TEST_DATES - 1)])
         .collect()
+}
+
+/// The hazard models the backtest chooses from: each L2 strength, with the features'
+/// effect constant and changing with the months ahead.
+fn variants() -> impl Iterator<Item = (f64, bool)> {
+    [false, true]
+        .into_iter()
+        .flat_map(|decaying| LAMBDAS.iter().map(move |&l| (l, decaying)))
 }
 
 /// One test date's rows, their targets and each candidate's curves (`S(1..=12)`).
@@ -155,7 +171,12 @@ fn curves(
         .collect()
 }
 
-fn group_curve(group: String, rows: &[usize], fold_curves: &[&[f64]], targets: &[Target]) -> GroupCurve {
+fn group_curve(
+    group: String,
+    rows: &[usize],
+    fold_curves: &[&[f64]],
+    targets: &[Target],
+) -> GroupCurve {
     let tau = TAU_MONTHS as usize;
     let mut predicted = vec![0.0; tau];
     for &i in rows {
@@ -198,15 +219,19 @@ fn realised_value(
     let mut pairs: Vec<(f64, f64)> = Vec::new();
     for (i, &r) in rows.iter().enumerate() {
         let t = &targets[i];
-        let paid_months = match t.event_interval {
-            Some(k) if k <= TAU_MONTHS => k,
-            _ if t.observed_intervals >= TAU_MONTHS => TAU_MONTHS,
-            _ => continue,
-        };
+        // Only rows whose date leaves twelve months of data: keeping the churners of
+        // younger dates but not their survivors would bias what was paid down.
+        if t.observed_intervals < TAU_MONTHS {
+            continue;
+        }
+        let paid_months = t.event_interval.map_or(TAU_MONTHS, |k| k.min(TAU_MONTHS));
         let Some(mrr) = number(table_cell(table.column("mrr"), r)) else {
             continue;
         };
-        let months: f64 = 1.0 + fold_curves[i][..TAU_MONTHS as usize - 1].iter().sum::<f64>();
+        let months: f64 = 1.0
+            + fold_curves[i][..TAU_MONTHS as usize - 1]
+                .iter()
+                .sum::<f64>();
         pairs.push((mrr * months, mrr * f64::from(paid_months)));
     }
     if pairs.is_empty() {
@@ -273,8 +298,8 @@ pub fn fit_and_backtest(
             .filter(|&r| table.as_of[r] == Some(t))
             .collect();
         let mut fold_curves = Vec::new();
-        for &lambda in &LAMBDAS {
-            fold_curves.push(curves(&design.fit(lambda)?, table, &test_rows)?);
+        for (lambda, decaying) in variants() {
+            fold_curves.push(curves(&design.fit(lambda, decaying)?, table, &test_rows)?);
         }
         let fit_refs: Vec<&Target> = fit_targets.iter().collect();
         folds.push(Fold {
@@ -285,7 +310,10 @@ pub fn fit_and_backtest(
         });
         tested.push(time::format_date(t));
     }
-    let pooled_targets: Vec<Target> = folds.iter().flat_map(|f| f.targets.iter().copied()).collect();
+    let pooled_targets: Vec<Target> = folds
+        .iter()
+        .flat_map(|f| f.targets.iter().copied())
+        .collect();
     let pooled_rows: Vec<usize> = folds.iter().flat_map(|f| f.rows.iter().copied()).collect();
     let pooled_curves = |c: usize| -> Vec<&[f64]> {
         folds
@@ -293,16 +321,23 @@ pub fn fit_and_backtest(
             .flat_map(|f| f.curves[c].iter().map(|v| v.as_slice()))
             .collect()
     };
-    let candidates: Vec<HazardCandidate> = LAMBDAS
-        .iter()
+    let candidates: Vec<HazardCandidate> = variants()
         .enumerate()
-        .map(|(c, &lambda)| {
+        .map(|(c, (lambda, decaying))| {
             let curves = pooled_curves(c);
-            let risk: Vec<f64> = curves.iter().map(|s| 1.0 - s[TAU_MONTHS as usize - 1]).collect();
+            let risk: Vec<f64> = curves
+                .iter()
+                .map(|s| 1.0 - s[TAU_MONTHS as usize - 1])
+                .collect();
             HazardCandidate {
                 lambda,
+                decaying,
                 concordance: survival_eval::concordance(&risk, &pooled_targets, TAU_MONTHS),
-                integrated_brier: survival_eval::integrated_brier(&curves, &pooled_targets, TAU_MONTHS),
+                integrated_brier: survival_eval::integrated_brier(
+                    &curves,
+                    &pooled_targets,
+                    TAU_MONTHS,
+                ),
             }
         })
         .collect();
@@ -310,11 +345,25 @@ pub fn fit_and_backtest(
         0
     } else {
         (0..candidates.len())
-            .min_by(|&a, &b| candidates[a].integrated_brier.total_cmp(&candidates[b].integrated_brier))
+            .min_by(|&a, &b| {
+                candidates[a]
+                    .integrated_brier
+                    .total_cmp(&candidates[b].integrated_brier)
+            })
             .expect("candidates exist")
     };
-    let lambda = LAMBDAS[chosen];
-    let model = match SurvivalModel::fit(table, &all_rows, &targets, DEFAULT_MONTHS, clv, lambda) {
+    let HazardCandidate {
+        lambda, decaying, ..
+    } = candidates[chosen];
+    let model = match SurvivalModel::fit(
+        table,
+        &all_rows,
+        &targets,
+        DEFAULT_MONTHS,
+        clv,
+        lambda,
+        decaying,
+    ) {
         Ok(m) => m,
         Err(TrainError::NotEnoughData(_)) => return Ok(None),
         Err(e) => return Err(e),
@@ -340,7 +389,8 @@ pub fn fit_and_backtest(
                 .copied()
                 .filter(|&i| cutoffs.band(1.0 - curves[i][0]) == band)
                 .collect();
-            (!rows.is_empty()).then(|| group_curve(band.as_str().into(), &rows, &curves, &pooled_targets))
+            (!rows.is_empty())
+                .then(|| group_curve(band.as_str().into(), &rows, &curves, &pooled_targets))
         })
         .collect();
     let plans: Vec<String> = pooled_rows
@@ -354,7 +404,11 @@ pub fn fit_and_backtest(
         names
             .iter()
             .map(|name| {
-                let rows: Vec<usize> = positions.iter().copied().filter(|&i| &plans[i] == name).collect();
+                let rows: Vec<usize> = positions
+                    .iter()
+                    .copied()
+                    .filter(|&i| &plans[i] == name)
+                    .collect();
                 group_curve(name.clone(), &rows, &curves, &pooled_targets)
             })
             .collect()
@@ -362,28 +416,29 @@ pub fn fit_and_backtest(
         Vec::new()
     };
     let report = SurvivalReport {
-            test_dates: tested,
-            rows: pooled_rows.len(),
-            churns: pooled_targets
-                .iter()
-                .filter(|t| t.event_interval.is_some_and(|k| k <= TAU_MONTHS))
-                .count(),
-            lambda,
-            concordance: candidates[chosen].concordance,
-            integrated_brier: candidates[chosen].integrated_brier,
-            reference_integrated_brier: survival_eval::integrated_brier(
-                &reference,
-                &pooled_targets,
-                TAU_MONTHS,
-            ),
-            candidates,
-            calibration,
-            by_band,
-            by_plan,
-            value_12m: realised_value(table, &pooled_rows, &curves, &pooled_targets),
-            agreement: None,
-            person_periods: model.person_periods,
-            events: model.events,
+        test_dates: tested,
+        rows: pooled_rows.len(),
+        churns: pooled_targets
+            .iter()
+            .filter(|t| t.event_interval.is_some_and(|k| k <= TAU_MONTHS))
+            .count(),
+        lambda,
+        decaying,
+        concordance: candidates[chosen].concordance,
+        integrated_brier: candidates[chosen].integrated_brier,
+        reference_integrated_brier: survival_eval::integrated_brier(
+            &reference,
+            &pooled_targets,
+            TAU_MONTHS,
+        ),
+        candidates,
+        calibration,
+        by_band,
+        by_plan,
+        value_12m: realised_value(table, &pooled_rows, &curves, &pooled_targets),
+        agreement: None,
+        person_periods: model.person_periods,
+        events: model.events,
     };
     Ok(Some((model, Some(report))))
 }
@@ -415,4 +470,36 @@ pub fn agreement(classifier: &[f64], survival: &[f64], cutoffs: RiskCutoffs) -> 
         correlation: sab / (saa * sbb).sqrt().max(1e-300),
         same_band: same as f64 / n as f64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fold_does_not_see_a_churn_before_its_grace_period_has_passed() {
+        let table = FeatureTable {
+            customer_ids: vec!["a".into()],
+            customers: vec![0],
+            as_of: vec![Some(1000)],
+            info: Vec::new(),
+            columns: Vec::new(),
+            config: Default::default(),
+        };
+        let ends = [Some(1100)];
+        let futures = Futures {
+            ends: &ends,
+            data_end: 2000,
+            grace_days: 14,
+        };
+        // Known on 1113: the period ended on 1100 but the customer could still return.
+        let early = futures.target(&table, 0, 1113);
+        assert_eq!(early.event_interval, None);
+        assert_eq!(early.observed_intervals, 3);
+        // Known on 1134: the churn in interval 4 is seen, and interval 4 complete.
+        let late = futures.target(&table, 0, 1134);
+        assert_eq!(late.event_interval, Some(4));
+        // The data's own end.
+        assert_eq!(futures.target(&table, 0, 2000).event_interval, Some(4));
+    }
 }

@@ -156,7 +156,10 @@ pub fn brier(curves: &[&[f64]], targets: &[Target], g: &[f64], t: u32) -> f64 {
 /// The mean of the Brier scores of `S(1)` to `S(tau)`.
 pub fn integrated_brier(curves: &[&[f64]], targets: &[Target], tau: u32) -> f64 {
     let g = censoring_survival(targets, tau);
-    (1..=tau).map(|t| brier(curves, targets, &g, t)).sum::<f64>() / f64::from(tau)
+    (1..=tau)
+        .map(|t| brier(curves, targets, &g, t))
+        .sum::<f64>()
+        / f64::from(tau)
 }
 
 /// One risk decile's predicted and realised survival at a horizon.
@@ -270,7 +273,13 @@ mod tests {
     fn concordance_counts_comparable_pairs_as_the_definition_does() {
         // Row 0 churns first and has the highest risk; row 2 is censored after 1 interval
         // (comparable only with churns in interval 1); row 3 outlives everyone.
-        let targets = [churned(1), churned(3), censored(1), censored(12), churned(3)];
+        let targets = [
+            churned(1),
+            churned(3),
+            censored(1),
+            censored(12),
+            churned(3),
+        ];
         let risk = [0.9, 0.5, 0.7, 0.1, 0.5];
         // Pairs: (0,1) (0,2) (0,3) (0,4): concordant 4; (1,3) concordant; (4,3)
         // concordant; (1,4) and (4,1) not comparable (same churn interval).

@@ -67,6 +67,10 @@ pub struct ExamplesArgs {
     /// (postgres://USER@HOST:PORT/DB?schema=NAME&table=NAME, replaced at commit).
     #[arg(long, value_name = "FILE|URL")]
     out: churn_cli::data::Output,
+    /// Also write each example's future as a CSV file (customer_id, as_of, period_end,
+    /// data_end, grace_days): what a survival model needs, for peers such as lifelines.
+    #[arg(long, value_name = "FILE")]
+    futures: Option<std::path::PathBuf>,
     #[command(flatten)]
     windows: WindowArgs,
 }
@@ -138,7 +142,11 @@ pub fn run_examples(a: ExamplesArgs) -> Result<()> {
         a.horizon_days
     );
     let started = Instant::now();
-    let ex = build_examples(&ds, &dates, a.horizon_days, &a.windows.config()?)?;
+    let cfg = a.windows.config()?;
+    let ex = build_examples(&ds, &dates, a.horizon_days, &cfg)?;
+    if let Some(path) = &a.futures {
+        write_futures(&ds, &ex.features, cfg.grace_days, path)?;
+    }
     a.out
         .write_batches(
             features::arrow_schema(&ex.features, true),
@@ -159,6 +167,40 @@ pub fn run_examples(a: ExamplesArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Each example's active period end (empty while open) and where the data ends, as CSV.
+fn write_futures(
+    ds: &Dataset,
+    table: &churn_features::features::FeatureTable,
+    grace_days: i32,
+    path: &std::path::Path,
+) -> Result<()> {
+    use std::fmt::Write;
+    let data_end = time::format_date(ds.date_range().1);
+    let mut out = String::from("customer_id,as_of,period_end,data_end,grace_days\n");
+    for r in 0..table.len() {
+        let as_of = table.as_of[r].expect("examples have dates");
+        let customer = &ds.customers[table.customers[r] as usize];
+        let end = labels::period_end(customer, as_of, grace_days)
+            .expect("examples are active customers")
+            .map(time::format_date)
+            .unwrap_or_default();
+        let id = &table.customer_ids[r];
+        let id = if id.contains([',', '"', '\n']) {
+            format!("\"{}\"", id.replace('"', "\"\""))
+        } else {
+            id.clone()
+        };
+        writeln!(
+            out,
+            "{id},{},{end},{data_end},{grace_days}",
+            time::format_date(as_of)
+        )
+        .expect("writing to a string");
+    }
+    churn_features::write::write_file_atomic(path, out.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Labelled examples for `dates`, with a progress bar over the events read.

@@ -1,0 +1,114 @@
+//! The survival model's backtest through the real binary: figures that say the model
+//! learned something and came true, written where the docs say, and the futures file
+//! the lifelines peer reads.
+
+mod common;
+
+use common::{fails, generate, ok, s};
+
+#[test]
+fn the_survival_backtest_beats_one_curve_for_everyone_and_its_revenue_comes_true() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    generate(&data, 1500, 24, 21);
+    let models = dir.path().join("models");
+    let summary = ok(&[
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&models),
+        "--models",
+        "logistic",
+        "--search",
+        "none",
+        "--json",
+    ]);
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    let r = &summary["survival"];
+    let dates = r["test_dates"].as_array().unwrap();
+    assert!((2..=4).contains(&dates.len()), "{r}");
+    // Every candidate was judged; the chosen one is the lowest integrated Brier score.
+    let candidates = r["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 6);
+    let lowest = candidates
+        .iter()
+        .map(|c| c["integrated_brier"].as_f64().unwrap())
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(r["integrated_brier"].as_f64().unwrap(), lowest);
+    // Better than giving everyone the training rows' Kaplan-Meier curve, and ranks.
+    let reference = r["reference_integrated_brier"].as_f64().unwrap();
+    assert!(lowest < 0.97 * reference, "{lowest} vs {reference}");
+    assert!(r["concordance"].as_f64().unwrap() > 0.65, "{r}");
+    // Calibrated against Kaplan-Meier at 3, 6 and 12 months.
+    let calibration = r["calibration"].as_array().unwrap();
+    let months: Vec<u64> = calibration
+        .iter()
+        .map(|c| c["months"].as_u64().unwrap())
+        .collect();
+    assert_eq!(months, [3, 6, 12]);
+    for c in calibration {
+        let (p, k) = (
+            c["predicted"].as_f64().unwrap(),
+            c["realised"].as_f64().unwrap(),
+        );
+        assert!((p - k).abs() < 0.05, "{c}");
+        assert!(c["mean_abs_error"].as_f64().unwrap() < 0.1, "{c}");
+    }
+    // What the customers seen through twelve months paid, against the curve's promise.
+    let value = &r["value_12m"];
+    let ratio = value["realised"].as_f64().unwrap() / value["predicted"].as_f64().unwrap();
+    assert!((0.85..1.15).contains(&ratio), "{value}");
+    assert!(r["agreement"]["correlation"].as_f64().unwrap() > 0.7, "{r}");
+    // Saved beside the model, and shown in the report.
+    let version = std::path::PathBuf::from(summary["path"].as_str().unwrap());
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(version.join("survival.json")).unwrap()).unwrap();
+    assert_eq!(&saved, r);
+    let html = std::fs::read_to_string(version.join("report.html")).unwrap();
+    assert!(html.contains("Time to churn (survival model)"));
+
+    // The futures file: one row per example, in the examples' order.
+    let examples = dir.path().join("examples.csv");
+    let futures = dir.path().join("futures.csv");
+    ok(&[
+        "examples",
+        "--data",
+        s(&data),
+        "--out",
+        s(&examples),
+        "--futures",
+        s(&futures),
+    ]);
+    let futures = std::fs::read_to_string(&futures).unwrap();
+    let examples = std::fs::read_to_string(&examples).unwrap();
+    let mut lines = futures.lines();
+    assert_eq!(
+        lines.next(),
+        Some("customer_id,as_of,period_end,data_end,grace_days")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), examples.lines().count() - 1);
+    let data_end = rows[0][3];
+    for row in &rows {
+        // A period that ended did so after the customer's date minus a lapse, and the
+        // data end is one date for every row.
+        assert_eq!(row[3], data_end);
+        assert!(row[2].is_empty() || row[2] > "2000", "{row:?}");
+    }
+    assert!(rows.iter().any(|r| r[2].is_empty()) && rows.iter().any(|r| !r[2].is_empty()));
+    // A futures path that cannot be written is named.
+    let err = fails(&[
+        "examples",
+        "--data",
+        s(&data),
+        "--out",
+        s(&dir.path().join("again.csv")),
+        "--futures",
+        s(&data),
+    ]);
+    assert!(
+        err.contains(&format!("writing {}", data.display())),
+        "{err}"
+    );
+}
