@@ -263,9 +263,14 @@ impl LineChart {
         self
     }
 
-    /// A numeric x axis fitted to the points.
+    /// A numeric x axis fitted to the points (one [`LineChart::unit_square`] fixed
+    /// stays fixed, whichever is called first).
     pub fn x(mut self, title: impl Into<String>, unit: Unit) -> Self {
-        self.x = XScale::Numeric(unit, None);
+        let fixed = match self.x {
+            XScale::Numeric(_, fixed) => fixed,
+            XScale::Categories(_) => None,
+        };
+        self.x = XScale::Numeric(unit, fixed);
         self.x_title = title.into();
         self
     }
