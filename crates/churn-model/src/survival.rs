@@ -174,16 +174,20 @@ fn group_of(k: u32) -> usize {
     GROUP_STARTS.iter().rposition(|&s| k >= s).unwrap_or(0)
 }
 
-/// Months of tenure from the `tenure_days` cell (a number, or its text as a CSV file
-/// gives it; the preprocessing reads text the same way); `None` when missing.
-fn tenure_months(cell: Cell<'_>) -> Option<f64> {
-    let days = match cell {
-        Cell::Number(d) => Some(d),
+/// A numeric cell's value: a number, or its text as a CSV file gives it (the
+/// preprocessing reads text the same way); `None` when missing or not finite.
+pub(crate) fn cell_number(cell: Cell<'_>) -> Option<f64> {
+    match cell {
+        Cell::Number(v) => Some(v),
         Cell::Text(t) => t.trim().parse::<f64>().ok(),
         Cell::Missing => None,
-    };
-    days.filter(|d| d.is_finite())
-        .map(|d| (d / f64::from(INTERVAL_DAYS)).max(0.0))
+    }
+    .filter(|v| v.is_finite())
+}
+
+/// Months of tenure from the `tenure_days` cell; `None` when missing.
+fn tenure_months(cell: Cell<'_>) -> Option<f64> {
+    cell_number(cell).map(|d| (d / f64::from(INTERVAL_DAYS)).max(0.0))
 }
 
 /// The person-period table of some examples, ready to fit at any L2 strength.

@@ -13,8 +13,8 @@
 
 use crate::preprocess::{table_cell, Cell};
 use crate::risk::{RiskBand, RiskCutoffs};
+use crate::survival::{cell_number, DEFAULT_MONTHS, INTERVAL_DAYS};
 use crate::survival::{ClvSettings, Curve, PersonPeriods, SurvivalModel, Target, LAMBDAS};
-use crate::survival::{DEFAULT_MONTHS, INTERVAL_DAYS};
 use crate::survival_eval::{self, Calibration};
 use crate::train::TrainError;
 use churn_features::features::FeatureTable;
@@ -193,15 +193,6 @@ fn group_curve(
     }
 }
 
-fn number(cell: Cell<'_>) -> Option<f64> {
-    match cell {
-        Cell::Number(v) => Some(v),
-        Cell::Text(t) => t.trim().parse().ok(),
-        Cell::Missing => None,
-    }
-    .filter(|v: &f64| v.is_finite())
-}
-
 fn text(cell: Cell<'_>) -> String {
     match cell {
         Cell::Text(t) => t.to_string(),
@@ -225,7 +216,7 @@ fn realised_value(
             continue;
         }
         let paid_months = t.event_interval.map_or(TAU_MONTHS, |k| k.min(TAU_MONTHS));
-        let Some(mrr) = number(table_cell(table.column("mrr"), r)) else {
+        let Some(mrr) = cell_number(table_cell(table.column("mrr"), r)) else {
             continue;
         };
         let months: f64 = 1.0
