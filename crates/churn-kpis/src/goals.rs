@@ -192,6 +192,14 @@ impl Default for Goals {
 }
 
 impl Goals {
+    /// The target set for `metric`, if the file has a goal for it.
+    pub fn target(&self, metric: Metric) -> Option<f64> {
+        self.goals
+            .iter()
+            .find(|g| g.metric == metric)
+            .map(|g| g.target)
+    }
+
     /// Parses and validates a TOML text; `source_name` goes into error messages.
     pub fn from_toml(text: &str, source_name: &str) -> Result<Goals, GoalsError> {
         let file: GoalsFile = toml::from_str(text).map_err(|e| GoalsError::Parse {

@@ -1,5 +1,6 @@
 //! The KPI report as one self-contained HTML page, built from the report kit.
 
+use crate::clv::{ClvGroup, ModelClv};
 use crate::goals::{Metric, Status};
 use crate::report::Report;
 use churn_report::format::{grouped, money, money_with, opt, opt_percent, percent, thousands};
@@ -14,55 +15,63 @@ const HALF: f64 = 550.0;
 /// The headline tiles: where the business stands as of the report's date.
 fn headline(r: &Report) -> Markup {
     let s = &r.summary;
-    churn_report::tiles([
-        (
-            "monthly churn (mean of last 12 months)",
-            percent(s.base.monthly_churn_pct, 2),
-        ),
-        (
-            "quarterly / annual churn",
-            format!(
-                "{} / {}",
-                opt(s.quarterly_churn_pct, 1),
-                opt_percent(s.annual_churn_pct, 1)
+    let model_clv = r
+        .model_clv
+        .as_ref()
+        .map(|v| ("CLV, model (mean remaining)", money(v.base.mean_clv)));
+    churn_report::tiles(
+        [
+            (
+                "monthly churn (mean of last 12 months)",
+                percent(s.base.monthly_churn_pct, 2),
             ),
-        ),
-        (
-            "retention m1 / m3 / m6",
-            format!(
-                "{} / {} / {}",
-                opt(s.base.retention_m1_pct, 0),
-                opt(s.base.retention_m3_pct, 0),
-                opt_percent(s.base.retention_m6_pct, 0)
+            (
+                "quarterly / annual churn",
+                format!(
+                    "{} / {}",
+                    opt(s.quarterly_churn_pct, 1),
+                    opt_percent(s.annual_churn_pct, 1)
+                ),
             ),
-        ),
-        ("MRR", money(s.base.mrr)),
-        ("ARPA", money_with(s.base.arpa, 2)),
-        (
-            "NRR",
-            format!("{} ({} months)", opt_percent(s.nrr_pct, 1), s.nrr_months),
-        ),
-        (
-            "CLV (ARPA / monthly churn)",
-            s.clv.map_or("n/a".into(), money),
-        ),
-        (
-            "DAU / MAU share",
-            format!(
-                "{} / {}",
-                opt(s.engagement.dau_share_pct, 0),
-                opt_percent(s.engagement.mau_share_pct, 0)
+            (
+                "retention m1 / m3 / m6",
+                format!(
+                    "{} / {} / {}",
+                    opt(s.base.retention_m1_pct, 0),
+                    opt(s.base.retention_m3_pct, 0),
+                    opt_percent(s.base.retention_m6_pct, 0)
+                ),
             ),
-        ),
-        (
-            "NPS / CSAT (last 90 days)",
-            format!("{} / {}", opt(s.voice.nps, 0), opt(s.voice.csat, 1)),
-        ),
-        (
-            "first response (last 90 days)",
-            format!("{} h", opt(s.voice.first_response_hours, 1)),
-        ),
-    ])
+            ("MRR", money(s.base.mrr)),
+            ("ARPA", money_with(s.base.arpa, 2)),
+            (
+                "NRR",
+                format!("{} ({} months)", opt_percent(s.nrr_pct, 1), s.nrr_months),
+            ),
+            (
+                "CLV (ARPA / monthly churn)",
+                s.clv.map_or("n/a".into(), money),
+            ),
+            (
+                "DAU / MAU share",
+                format!(
+                    "{} / {}",
+                    opt(s.engagement.dau_share_pct, 0),
+                    opt_percent(s.engagement.mau_share_pct, 0)
+                ),
+            ),
+            (
+                "NPS / CSAT (last 90 days)",
+                format!("{} / {}", opt(s.voice.nps, 0), opt(s.voice.csat, 1)),
+            ),
+            (
+                "first response (last 90 days)",
+                format!("{} h", opt(s.voice.first_response_hours, 1)),
+            ),
+        ]
+        .into_iter()
+        .chain(model_clv),
+    )
 }
 
 fn goals_section(r: &Report) -> Markup {
@@ -194,6 +203,91 @@ fn cohort_section(r: &Report) -> Markup {
                 .row(cells!["without", opt_percent(s.retention_12m_no_csm_pct, 1)]))
         }
         @if !s.churn_reasons.is_empty() { (reasons) }
+    }
+}
+
+/// The survival model's lifetime value next to the formula's, per cohort, segment and
+/// plan, against the goal.
+fn clv_section(v: &ModelClv) -> Markup {
+    let b = &v.base;
+    let goal = v.goal.map_or("no goal".to_string(), money);
+    let tiles = churn_report::tiles([
+        ("customers valued", thousands(b.customers as f64)),
+        (
+            "remaining value of the base",
+            money(b.mean_clv * b.customers as f64),
+        ),
+        (
+            "model CLV: mean / median",
+            format!("{} / {}", money(b.mean_clv), money(b.median_clv)),
+        ),
+        (
+            "formula CLV (ARPA / churn)",
+            b.formula_clv.map_or("n/a".into(), money),
+        ),
+        ("CLV goal", goal),
+        (
+            "expected remaining lifetime",
+            format!("{:.1} months", b.mean_lifetime_months),
+        ),
+    ]);
+    let table = |title: &str, groups: &[ClvGroup]| {
+        let rows = Table::new([
+            title,
+            "customers",
+            "ARPA",
+            "monthly churn",
+            "formula CLV",
+            "model CLV mean",
+            "median",
+            "lifetime (months)",
+            "share of value",
+            "mean vs goal",
+        ])
+        .rows(groups.iter().chain([b]).map(|g| {
+            let vs_goal = v.goal.map_or(html! { "" }, |goal| {
+                let class = if g.mean_clv >= goal { "good" } else { "bad" };
+                html! { span class=(class) { (format!("{:+.0} %", 100.0 * (g.mean_clv / goal - 1.0))) } }
+            });
+            cells![
+                g.group,
+                thousands(g.customers as f64),
+                money_with(g.arpa, 2),
+                opt_percent(g.monthly_churn_pct, 2),
+                g.formula_clv.map_or("n/a".into(), money),
+                money(g.mean_clv),
+                money(g.median_clv),
+                format!("{:.1}", g.mean_lifetime_months),
+                percent(g.share_of_value_pct, 1),
+                vs_goal
+            ]
+        }));
+        html! { h3 { "By " (title) } (rows) }
+    };
+    let mut bars =
+        Bars::new("Mean CLV by signup cohort: the model's remaining value and the formula's")
+            .values("CLV", Unit::Money, 0)
+            .series_names(&["model", "formula"]);
+    for g in &v.by_cohort {
+        bars = bars.row(
+            g.group.clone(),
+            vec![g.mean_clv, g.formula_clv.unwrap_or(0.0)],
+        );
+    }
+    html! {
+        h2 { "Lifetime value (survival model)" }
+        p class="sub" {
+            "Model " (v.model) ", as of " (v.as_of) ": each active customer's remaining value, the sum over the months ahead of the chance they are still a customer x MRR"
+            @if v.gross_margin < 1.0 { " x gross margin " (percent(100.0 * v.gross_margin, 0)) }
+            @if v.annual_discount > 0.0 { ", discounted at " (percent(100.0 * v.annual_discount, 1)) " a year" }
+            " (churn-score's clv). The formula's CLV is the whole lifetime of a customer at the group's churn; the model's is what today's customers will still pay, so an old cohort's is lower than its formula."
+            @if v.not_valued > 0 { " " (thousands(v.not_valued as f64)) " active customers without a known MRR are not valued." }
+        }
+        (tiles)
+        @if !v.by_cohort.is_empty() { (bars) }
+        (table("signup year", &v.by_cohort))
+        (table("segment", &v.by_segment))
+        (table("plan", &v.by_plan))
     }
 }
 
@@ -341,6 +435,7 @@ pub fn page(r: &Report, source: &str) -> String {
             (churn_section(r, &months))
             (cohort_section(r))
             (revenue_section(r, &months))
+            @if let Some(v) = &r.model_clv { (clv_section(v)) }
             (engagement_section(r, &months))
             (months_table(r))
             footer { "Definitions of every figure: docs/kpis.md in the churn repository. Generated by churn-train kpis." }

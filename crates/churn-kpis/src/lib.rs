@@ -8,6 +8,7 @@
 //! and left before the data began are not in it, so those cohorts would look better
 //! than they were (survivorship bias).
 
+pub mod clv;
 pub mod goals;
 pub mod html;
 pub mod report;

@@ -292,6 +292,10 @@ pub struct Report {
     pub months: Vec<MonthKpis>,
     pub cohorts: Vec<CohortRow>,
     pub nrr: Nrr,
+    /// The survival model's lifetime value of the active customers, when the report was
+    /// given a model ([`crate::clv::model_clv`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_clv: Option<crate::clv::ModelClv>,
 }
 
 /// Churn over `[from, to)` of the customers active on `from`: (customer %, revenue %).
@@ -678,5 +682,6 @@ pub fn report(
         months,
         cohorts: cohorts(ds, opts),
         nrr,
+        model_clv: None,
     })
 }

@@ -92,6 +92,26 @@ pub struct ClvSettings {
     pub annual_discount: f64,
 }
 
+impl ClvSettings {
+    /// Checked settings: a margin in (0, 1] and an annual discount rate in [0, 1).
+    pub fn new(gross_margin: f64, annual_discount: f64) -> Result<ClvSettings, String> {
+        if !(gross_margin > 0.0 && gross_margin <= 1.0) {
+            return Err(format!(
+                "gross margin {gross_margin}: expected a share of revenue in (0, 1], such as 0.8"
+            ));
+        }
+        if !(0.0..1.0).contains(&annual_discount) {
+            return Err(format!(
+                "annual discount rate {annual_discount}: expected a rate in [0, 1), such as 0.1 for 10 %"
+            ));
+        }
+        Ok(ClvSettings {
+            gross_margin,
+            annual_discount,
+        })
+    }
+}
+
 impl Default for ClvSettings {
     fn default() -> Self {
         ClvSettings {

@@ -78,6 +78,8 @@ pub struct TrainConfig {
     /// `None`).
     pub folds: Option<usize>,
     pub seed: u64,
+    /// How the survival model values a customer's lifetime (saved with it).
+    pub clv: crate::survival::ClvSettings,
 }
 
 impl Default for TrainConfig {
@@ -87,6 +89,7 @@ impl Default for TrainConfig {
             kinds: vec![ModelKind::Logistic],
             folds: None,
             seed: 42,
+            clv: crate::survival::ClvSettings::default(),
         }
     }
 }
@@ -711,6 +714,7 @@ pub fn train_dataset(
         &trained.table,
         windows.grace_days,
         &trained.outcome.model,
+        cfg.clv,
     )? {
         trained.survival = Some(model);
         trained.survival_report = report;
@@ -727,6 +731,7 @@ pub fn fit_survival(
     table: &FeatureTable,
     grace_days: i32,
     classifier: &ChurnModel,
+    clv: crate::survival::ClvSettings,
 ) -> Result<
     Option<(
         crate::survival::SurvivalModel,
@@ -734,7 +739,6 @@ pub fn fit_survival(
     )>,
     TrainError,
 > {
-    use crate::survival::ClvSettings;
     use crate::survival_backtest::{agreement, fit_and_backtest, Futures};
     let ends: Vec<Option<Day>> = (0..table.len())
         .map(|r| {
@@ -750,9 +754,7 @@ pub fn fit_survival(
         grace_days,
     };
     let cutoffs = crate::risk::RiskCutoffs::from_threshold(classifier.threshold);
-    let Some((model, mut report)) =
-        fit_and_backtest(table, &futures, cutoffs, ClvSettings::default())?
-    else {
+    let Some((model, mut report)) = fit_and_backtest(table, &futures, cutoffs, clv)? else {
         return Ok(None);
     };
     if let (Some(report), Some(&last)) = (report.as_mut(), table.as_of.iter().flatten().max()) {

@@ -47,6 +47,12 @@ pub fn to_py(e: anyhow::Error) -> PyErr {
         {
             return DataError::new_err(message);
         }
+        if let Some(c) = cause.downcast_ref::<churn_kpis::clv::ClvError>() {
+            return match c {
+                churn_kpis::clv::ClvError::NoSurvivalModel(_) => ModelError::new_err(message),
+                churn_kpis::clv::ClvError::Data(_) => DataError::new_err(message),
+            };
+        }
         if cause.is::<churn_model::artifact::ArtifactError>()
             || cause.is::<churn_model::publish::PublishError>()
         {

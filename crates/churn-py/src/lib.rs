@@ -7,6 +7,7 @@
 
 mod errors;
 
+use anyhow::Context;
 use arrow_array::ffi_stream::RecordBatchStreamReader;
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_pyarrow::{PyArrowType, Table};
@@ -318,16 +319,28 @@ impl Model {
     }
 
     /// Scores feature rows (columns `customer_id`, optional `as_of`, features): the
-    /// columns and values of `churn-score`, in input order (or the `top` customers with
-    /// the most revenue at risk).
-    #[pyo3(signature = (table, reasons=3, top=None))]
+    /// columns and values of `churn-score`, in input order (or the `top` customers
+    /// ranked by `order`, as `--top N --order ORDER`).
+    #[pyo3(signature = (table, reasons=3, top=None, order="revenue_at_risk"))]
     fn score(
         &self,
         py: Python<'_>,
         table: PyTable,
         reasons: usize,
         top: Option<usize>,
+        order: &str,
     ) -> PyResult<PyTable> {
+        let order = churn_score::Order::from_name(order).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "order `{order}`: expected revenue_at_risk, clv_at_risk or probability"
+            ))
+        })?;
+        if order == churn_score::Order::ClvAtRisk && self.scorer.artifact().survival.is_none() {
+            return Err(PyValueError::new_err(
+                "order clv_at_risk needs a model with a survival curve (trained on a data directory, format 5 or later)",
+            ));
+        }
+        let top = top.map(|n| churn_score::Top { n, order });
         let file = feature_rows("input table", table.0)?;
         let scorer = self.scorer.clone();
         let options = Options {
@@ -465,7 +478,7 @@ struct TrainRun {
 
 /// Trains, backtests and saves a model as `churn-train train --data` does.
 #[pyfunction]
-#[pyo3(name = "train", signature = (dataset, out, name, horizon_days, models, folds, search, seed, rules, windows))]
+#[pyo3(name = "train", signature = (dataset, out, name, horizon_days, models, folds, search, seed, rules, windows, gross_margin=1.0, annual_discount=0.0))]
 #[allow(clippy::too_many_arguments)]
 fn train_model(
     py: Python<'_>,
@@ -479,7 +492,11 @@ fn train_model(
     seed: u64,
     rules: Option<PathBuf>,
     windows: Option<PathBuf>,
+    gross_margin: f64,
+    annual_discount: f64,
 ) -> PyResult<TrainRun> {
+    let clv = churn_model::survival::ClvSettings::new(gross_margin, annual_discount)
+        .map_err(PyValueError::new_err)?;
     let kinds = models
         .iter()
         .map(|m| {
@@ -505,6 +522,7 @@ fn train_model(
         kinds,
         folds,
         seed,
+        clv,
     };
     let rules = self::rules(rules)?;
     let windows = self::windows(windows)?;
@@ -571,13 +589,14 @@ impl KpiReport {
 
 /// Computes the retention KPIs as of a date (default: the end of the data).
 #[pyfunction]
-#[pyo3(signature = (dataset, as_of=None, rules=None, goals=None))]
+#[pyo3(signature = (dataset, as_of=None, rules=None, goals=None, model=None))]
 fn kpis(
     py: Python<'_>,
     dataset: &Dataset,
     as_of: Option<&str>,
     rules: Option<PathBuf>,
     goals: Option<PathBuf>,
+    model: Option<&Model>,
 ) -> PyResult<KpiReport> {
     let as_of = as_of.map(|d| parse_day("as_of", d)).transpose()?;
     let rules = self::rules(rules)?;
@@ -591,9 +610,21 @@ fn kpis(
         as_of,
         ..Default::default()
     };
+    let scorer = model.map(|m| m.scorer.clone());
     let report = py
-        .detach(|| churn_kpis::report::report(&ds, opts, &rules, &goals))
-        .map_err(|e| to_py(anyhow::Error::from(e).context("computing the KPIs")))?;
+        .detach(|| -> anyhow::Result<churn_kpis::report::Report> {
+            let mut report = churn_kpis::report::report(&ds, opts, &rules, &goals)
+                .context("computing the KPIs")?;
+            if let Some(scorer) = &scorer {
+                let goal = goals.target(churn_kpis::goals::Metric::Clv);
+                report.model_clv = Some(
+                    churn_kpis::clv::model_clv(&ds, opts, scorer, goal)
+                        .context("valuing the customers with the model")?,
+                );
+            }
+            Ok(report)
+        })
+        .map_err(to_py)?;
     Ok(KpiReport {
         report,
         source: ds.dir.display().to_string(),

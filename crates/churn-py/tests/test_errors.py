@@ -50,6 +50,8 @@ def test_a_bad_feature_row_names_row_and_column(model, features):
         model.score(features.append_column("colour", pa.array(["red"] * features.num_rows)))
     with pytest.raises(TypeError, match="expected a table"):
         model.score([1, 2, 3])
+    with pytest.raises(ValueError, match="order `lifetime`: expected revenue_at_risk, clv_at_risk or probability"):
+        model.score(features, top=5, order="lifetime")
 
 
 def test_a_bad_prediction_request_names_the_field(model):

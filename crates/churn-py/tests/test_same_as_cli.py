@@ -46,7 +46,9 @@ def test_examples_are_the_rows_of_churn_train_examples(sample, tmp_path):
     same_table(ours, pq.read_table(out))
 
 
-@pytest.mark.parametrize("options", [{}, {"reasons": 0}, {"reasons": 5, "top": 25}])
+@pytest.mark.parametrize(
+    "options", [{}, {"reasons": 0}, {"reasons": 5, "top": 25}, {"top": 25, "order": "clv_at_risk"}]
+)
 def test_scores_are_the_rows_of_churn_score(model, cli_model, features, tmp_path, options):
     source = tmp_path / "features.parquet"
     pq.write_table(features, source)
@@ -55,6 +57,8 @@ def test_scores_are_the_rows_of_churn_score(model, cli_model, features, tmp_path
     args += ["--reasons", options.get("reasons", 3)]
     if "top" in options:
         args += ["--top", options["top"]]
+    if "order" in options:
+        args += ["--order", options["order"].replace("_", "-")]
     run_cli("churn-score", *args)
     ours = model.score(features, **options)
     assert ours.num_rows == options.get("top", features.num_rows)

@@ -4,7 +4,7 @@
 
 mod output;
 
-pub use output::{rules_table, schema as output_schema, RejectedRow};
+pub use output::{rules_table, schema as output_schema, Order, RejectedRow, Top};
 
 use anyhow::{bail, Context, Result};
 use arrow_array::{Array, Float64Array, RecordBatch};
@@ -56,6 +56,11 @@ pub struct Args {
     /// Keep the N customers with the most revenue at risk, sorted (the worklist).
     #[arg(long)]
     pub top: Option<usize>,
+    /// What --top ranks by: revenue-at-risk (probability x MRR, this month's revenue),
+    /// clv-at-risk (probability x lifetime value: revenue lost for good; needs a model
+    /// with a survival curve) or probability.
+    #[arg(long, value_enum, default_value_t = Order::RevenueAtRisk, requires = "top")]
+    pub order: Order,
     /// Write rows that can be scored and list the others in a rejects file instead of
     /// stopping at the first.
     #[arg(long)]
@@ -165,8 +170,18 @@ pub fn run(args: Args) -> Result<()> {
             );
         }
     }
+    let top = args.top.map(|n| Top {
+        n,
+        order: args.order,
+    });
+    if args.order == Order::ClvAtRisk && scorer.artifact().survival.is_none() {
+        bail!(
+            "--order clv-at-risk needs a model with a survival curve (model format 5 or later, trained on a data directory); {} has none",
+            args.model.display()
+        );
+    }
     let sink = match &args.output {
-        Output::File(path) => Worklist::new(&scorer, path, args.top)?,
+        Output::File(path) => Worklist::new(&scorer, path, top)?,
         Output::Postgres(location) => {
             let mode = if args.append {
                 churn_postgres::WriteMode::Append
@@ -174,7 +189,7 @@ pub fn run(args: Args) -> Result<()> {
                 churn_postgres::WriteMode::Replace
             };
             let table = location.table.as_deref().expect("checked when parsed");
-            Worklist::to_postgres(&scorer, location, table, mode, args.top)?
+            Worklist::to_postgres(&scorer, location, table, mode, top)?
         }
     };
     let bar = progress(args.quiet);
@@ -229,13 +244,13 @@ pub fn run(args: Args) -> Result<()> {
 
 /// Scores a feature table (a file, or batches held in memory) as `churn-score --input`
 /// scores a file: the same columns and the same values, returned as Arrow batches in
-/// input order (or the `top` rows with the most revenue at risk). The first row that
-/// cannot be scored is the error.
+/// input order (or the `top` rows, ranked). The first row that cannot be scored is the
+/// error.
 pub fn score_table(
     scorer: &Scorer,
     table: &TableFile,
     options: Options,
-    top: Option<usize>,
+    top: Option<Top>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let sink = Worklist::in_memory(scorer, top);
     let schema = sink.schema();

@@ -263,29 +263,79 @@ pub struct Written {
     pub batches: Vec<RecordBatch>,
 }
 
+/// What a worklist (`--top N`) ranks customers by, highest first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Order {
+    /// 30-day churn probability x MRR: the revenue of the coming month at risk.
+    #[default]
+    RevenueAtRisk,
+    /// Churn probability x lifetime value (survival model): the revenue lost for good if
+    /// the customer leaves now.
+    ClvAtRisk,
+    /// The 30-day churn probability alone.
+    Probability,
+}
+
+impl Order {
+    /// The order named `name` (`clv_at_risk` or `clv-at-risk`, any case).
+    pub fn from_name(name: &str) -> Option<Order> {
+        match name.to_ascii_lowercase().replace('-', "_").as_str() {
+            "revenue_at_risk" => Some(Order::RevenueAtRisk),
+            "clv_at_risk" => Some(Order::ClvAtRisk),
+            "probability" => Some(Order::Probability),
+            _ => None,
+        }
+    }
+}
+
+/// The `n` customers a worklist keeps, and what it ranks them by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Top {
+    pub n: usize,
+    pub order: Order,
+}
+
+impl Top {
+    /// The `n` customers with the most revenue at risk (the default worklist).
+    pub fn by_revenue_at_risk(n: usize) -> Top {
+        Top {
+            n,
+            order: Order::RevenueAtRisk,
+        }
+    }
+}
+
 /// Where scored rows go: straight to the destination in input order, or into the top-N
 /// list.
 pub struct Worklist {
     schema: SchemaRef,
     dest: Option<Dest>,
-    top: Option<usize>,
+    top: Option<Top>,
     kept: Vec<OutRow>,
     name: String,
     version: String,
 }
 
-/// Most revenue at risk first (unknown last), then highest probability, then id.
-fn worklist_order(a: &OutRow, b: &OutRow) -> std::cmp::Ordering {
-    let key = |r: &OutRow| r.revenue_at_risk.unwrap_or(f64::NEG_INFINITY);
+/// Highest `order` key first (unknown last), then highest probability, then most
+/// revenue at risk, then id: a total order, so the worklist does not depend on the
+/// input's order or batching.
+fn worklist_order(order: Order, a: &OutRow, b: &OutRow) -> std::cmp::Ordering {
+    let known = |v: Option<f64>| v.unwrap_or(f64::NEG_INFINITY);
+    let key = |r: &OutRow| match order {
+        Order::RevenueAtRisk => known(r.revenue_at_risk),
+        Order::ClvAtRisk => known(r.clv_at_risk),
+        Order::Probability => r.probability,
+    };
     key(b)
         .total_cmp(&key(a))
         .then(b.probability.total_cmp(&a.probability))
+        .then(known(b.revenue_at_risk).total_cmp(&known(a.revenue_at_risk)))
         .then_with(|| a.customer_id.cmp(&b.customer_id))
 }
 
 impl Worklist {
     /// Opens the destination (written to a temporary file, renamed by `finish`).
-    pub fn new(scorer: &Scorer, dest: &Path, top: Option<usize>) -> Result<Worklist> {
+    pub fn new(scorer: &Scorer, dest: &Path, top: Option<Top>) -> Result<Worklist> {
         let schema = schema();
         let writer = TableWriter::create(dest, schema.clone())?;
         let dest = Dest::File {
@@ -302,7 +352,7 @@ impl Worklist {
         location: &churn_postgres::PgLocation,
         table: &str,
         mode: churn_postgres::WriteMode,
-        top: Option<usize>,
+        top: Option<Top>,
     ) -> Result<Worklist> {
         let writer = churn_postgres::TableWriter::create(location, table, &schema(), mode)?;
         Ok(Worklist::with(
@@ -313,11 +363,11 @@ impl Worklist {
     }
 
     /// A worklist kept in memory as Arrow batches (returned by `finish`).
-    pub fn in_memory(scorer: &Scorer, top: Option<usize>) -> Worklist {
+    pub fn in_memory(scorer: &Scorer, top: Option<Top>) -> Worklist {
         Worklist::with(scorer, Dest::Memory(Vec::new()), top)
     }
 
-    fn with(scorer: &Scorer, dest: Dest, top: Option<usize>) -> Worklist {
+    fn with(scorer: &Scorer, dest: Dest, top: Option<Top>) -> Worklist {
         Worklist {
             schema: schema(),
             dest: Some(dest),
@@ -340,11 +390,11 @@ impl Worklist {
                 let b = batch(&self.schema, &out, &self.name, &self.version)?;
                 self.dest.as_mut().expect("open until finish").write(b)?;
             }
-            Some(n) => {
+            Some(Top { n, order }) => {
                 // Memory stays within 2N rows whatever the input size.
                 self.kept.extend(out);
                 if self.kept.len() > 2 * n.max(1024) {
-                    self.kept.sort_by(worklist_order);
+                    self.kept.sort_by(|a, b| worklist_order(order, a, b));
                     self.kept.truncate(n);
                 }
             }
@@ -356,8 +406,8 @@ impl Worklist {
     /// written (and the batches of a worklist in memory).
     pub fn finish(mut self) -> Result<Written> {
         let mut dest = self.dest.take().expect("finish once");
-        if let Some(n) = self.top {
-            self.kept.sort_by(worklist_order);
+        if let Some(Top { n, order }) = self.top {
+            self.kept.sort_by(|a, b| worklist_order(order, a, b));
             self.kept.truncate(n);
             for chunk in self.kept.chunks(64 * 1024) {
                 dest.write(batch(&self.schema, chunk, &self.name, &self.version)?)?;

@@ -175,6 +175,54 @@ fn every_row_is_scored_or_rejected_and_bad_rows_stop_by_default() {
         .map(|r| r["revenue_at_risk"].as_deref().unwrap().parse().unwrap())
         .collect();
     assert_eq!(listed, revenue[..25]);
+
+    // --order: the 25 with the most lifetime value at risk (not the same list: a
+    // long-lived customer's month matters less than its lifetime), or probability.
+    type Row = std::collections::HashMap<String, Option<String>>;
+    let number = |r: &Row, c: &str| -> f64 { r[c].as_deref().unwrap().parse().unwrap() };
+    let ranked_by = |order: &str, column: &str| -> Vec<Row> {
+        let out = st.dir.path().join(format!("top_{order}.csv"));
+        let o = churn_score(&[
+            "--model",
+            s(&st.model),
+            "--input",
+            s(&clean),
+            "--output",
+            s(&out),
+            "--top",
+            "25",
+            "--order",
+            order,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let mut all: Vec<f64> = rows.iter().map(|r| number(r, column)).collect();
+        all.sort_by(|a, b| b.total_cmp(a));
+        let worklist = churn_testkit::read_rows(&out);
+        let listed: Vec<f64> = worklist.iter().map(|r| number(r, column)).collect();
+        assert_eq!(listed, all[..25], "--order {order}");
+        worklist
+    };
+    let ids = |rows: &[Row]| -> Vec<String> {
+        rows.iter()
+            .map(|r| r["customer_id"].clone().unwrap())
+            .collect()
+    };
+    let by_clv = ranked_by("clv-at-risk", "clv_at_risk");
+    assert_ne!(ids(&by_clv), ids(&churn_testkit::read_rows(&top)));
+    ranked_by("probability", "churn_probability");
+    // --order without --top is refused (it ranks the worklist only).
+    let o = churn_score(&[
+        "--model",
+        s(&st.model),
+        "--input",
+        s(&clean),
+        "--output",
+        s(&st.dir.path().join("unranked.csv")),
+        "--order",
+        "probability",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--top"));
 }
 
 #[test]

@@ -84,8 +84,14 @@ pub fn survival(
 )> {
     let ds = Dataset::open(&fx.data).expect("open simulated data");
     let grace = fx.examples.features.config.grace_days;
-    churn_model::train::fit_survival(&ds, &fx.examples.features, grace, classifier)
-        .expect("fit survival")
+    churn_model::train::fit_survival(
+        &ds,
+        &fx.examples.features,
+        grace,
+        classifier,
+        churn_model::survival::ClvSettings::default(),
+    )
+    .expect("fit survival")
 }
 
 /// Trains model `name` on the fixture's examples with the trainer itself (logistic, no
@@ -98,6 +104,7 @@ pub fn train_and_publish(fx: &Fixture, models_dir: &Path, name: &str) -> PathBuf
         folds: Some(2),
         search: churn_model::train::Search::None,
         seed: 7,
+        ..Default::default()
     };
     let rules = RulesConfig::default();
     let outcome =

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use churn_features::rules::RulesConfig;
 use churn_features::time;
 use churn_features::write::write_file_atomic;
-use churn_kpis::goals::Goals;
+use churn_kpis::goals::{Goals, Metric};
 use churn_kpis::KpiOptions;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -36,6 +36,11 @@ pub struct KpisArgs {
     /// --print-goals; baselines measured on the data a year before as-of).
     #[arg(long)]
     goals: Option<PathBuf>,
+    /// A model with a survival curve (a version directory, or models/NAME for its
+    /// LATEST): adds each active customer's lifetime value, per signup year, segment and
+    /// plan, next to the formula's and the goal.
+    #[arg(long, value_name = "MODEL")]
+    model: Option<PathBuf>,
 }
 
 pub fn run(a: KpisArgs) -> Result<()> {
@@ -55,6 +60,14 @@ pub fn run(a: KpisArgs) -> Result<()> {
         Some(p) => Goals::load(p).context("reading the goals file (--goals)")?,
         None => Goals::default(),
     };
+    let scorer = match &a.model {
+        Some(p) => {
+            let (artifact, _) = churn_model::artifact::load(p)
+                .with_context(|| format!("loading the model {}", p.display()))?;
+            Some(churn_scoring::Scorer::new(artifact))
+        }
+        None => None,
+    };
     let ds = crate::open_dataset(data, &a.tables)?;
     let opts = KpiOptions {
         as_of: a.as_of,
@@ -65,8 +78,14 @@ pub fn run(a: KpisArgs) -> Result<()> {
             tracing::warn!("{w}");
         }
     }
-    let report =
+    let mut report =
         churn_kpis::report::report(&ds, opts, &rules, &goals).context("computing the KPIs")?;
+    if let Some(scorer) = &scorer {
+        report.model_clv = Some(
+            churn_kpis::clv::model_clv(&ds, opts, scorer, goals.target(Metric::Clv))
+                .context("valuing the customers with the model (--model)")?,
+        );
+    }
     let html = churn_kpis::html::page(&report, &data.to_string());
     write_file_atomic(out, html.as_bytes())?;
     if let Some(j) = &a.json {
@@ -88,6 +107,17 @@ pub fn run(a: KpisArgs) -> Result<()> {
         s.nrr_months,
         opt(s.clv)
     );
+    if let Some(v) = &report.model_clv {
+        println!(
+            "model CLV ({}): mean ${:.0}, median ${:.0} over {} customers, remaining value ${:.0}, expected lifetime {:.1} months",
+            v.model,
+            v.base.mean_clv,
+            v.base.median_clv,
+            v.base.customers,
+            v.base.mean_clv * v.base.customers as f64,
+            v.base.mean_lifetime_months
+        );
+    }
     println!(
         "goals ({} days), baselines as of {}:",
         report.goals_horizon_days, report.baseline.base.as_of

@@ -13,6 +13,7 @@ use churn_model::card;
 use churn_model::compare::Comparison;
 use churn_model::model::ModelKind;
 use churn_model::publish;
+use churn_model::survival::ClvSettings;
 use churn_model::train::{self, Evaluation, TrainConfig};
 use std::path::PathBuf;
 
@@ -72,6 +73,14 @@ pub struct TrainArgs {
     promote_if_better: bool,
     #[command(flatten)]
     windows: crate::features::WindowArgs,
+    /// Share of revenue the survival model's CLV counts (1: revenue, as the domain
+    /// brief measures CLV; 0.8 for an 80 % gross margin). Saved with the model.
+    #[arg(long, default_value_t = 1.0)]
+    gross_margin: f64,
+    /// Annual rate the CLV discounts future months by (0: undiscounted). Saved with the
+    /// model.
+    #[arg(long, default_value_t = 0.0)]
+    annual_discount: f64,
 }
 
 #[derive(clap::Args)]
@@ -217,6 +226,8 @@ fn settings(a: &TrainArgs) -> Result<(TrainConfig, RulesConfig)> {
         kinds,
         folds: a.folds,
         seed: a.seed,
+        clv: ClvSettings::new(a.gross_margin, a.annual_discount)
+            .map_err(|e| anyhow::anyhow!("--gross-margin / --annual-discount: {e}"))?,
     };
     Ok((cfg, rules))
 }

@@ -68,6 +68,110 @@ fn the_survival_backtest_beats_one_curve_for_everyone_and_its_revenue_comes_true
     let html = std::fs::read_to_string(version.join("report.html")).unwrap();
     assert!(html.contains("Time to churn (survival model)"));
 
+    // The KPI page values today's customers with the model, per cohort, segment and plan.
+    let kpis = |model: &std::path::Path, name: &str| -> serde_json::Value {
+        let json = dir.path().join(format!("{name}.json"));
+        let out = ok(&[
+            "kpis",
+            "--data",
+            s(&data),
+            "--out",
+            s(&dir.path().join(format!("{name}.html"))),
+            "--json",
+            s(&json),
+            "--model",
+            s(model),
+        ]);
+        assert!(out.contains("model CLV (churn "), "{out}");
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
+    };
+    let k = kpis(&models.join("churn"), "kpis");
+    let v = &k["model_clv"];
+    let base = &v["base"];
+    let n = base["customers"].as_u64().unwrap();
+    // Customers active on the as-of day, counting those in a payment lapse (the model
+    // values them at their last MRR); the headline counts the paying ones of the day
+    // before.
+    let active = k["summary"]["active_customers"].as_u64().unwrap() as f64;
+    let valued = (n + v["not_valued"].as_u64().unwrap()) as f64;
+    assert!((valued / active - 1.0).abs() < 0.03, "{valued} vs {active}");
+    // The base's formula figures are the headline's: the same monthly churn, and so
+    // the same CLV up to those few customers' MRR.
+    let within = |a: &serde_json::Value, b: &serde_json::Value, tolerance: f64| {
+        let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+        assert!((a - b).abs() <= tolerance * b.abs(), "{a} vs {b}");
+    };
+    let close = |a: &serde_json::Value, b: &serde_json::Value| within(a, b, 1e-9);
+    close(
+        &base["monthly_churn_pct"],
+        &k["summary"]["monthly_churn_pct"],
+    );
+    within(&base["arpa"], &k["summary"]["arpa"], 0.02);
+    within(&base["formula_clv"], &k["summary"]["clv"], 0.02);
+    assert_eq!(v["goal"].as_f64(), Some(4000.0));
+    // Each grouping covers every valued customer once; means and shares add up.
+    for grouping in ["by_cohort", "by_segment", "by_plan"] {
+        let groups = v[grouping].as_array().unwrap();
+        assert!(groups.len() >= 2, "{grouping}: {groups:?}");
+        let count: u64 = groups
+            .iter()
+            .map(|g| g["customers"].as_u64().unwrap())
+            .sum();
+        assert_eq!(count, n, "{grouping}");
+        let value: f64 = groups
+            .iter()
+            .map(|g| g["mean_clv"].as_f64().unwrap() * g["customers"].as_f64().unwrap())
+            .sum();
+        close(
+            &value.into(),
+            &(base["mean_clv"].as_f64().unwrap() * n as f64).into(),
+        );
+        let shares: f64 = groups
+            .iter()
+            .map(|g| g["share_of_value_pct"].as_f64().unwrap())
+            .sum();
+        assert!((shares - 100.0).abs() < 1e-9, "{grouping}: {shares}");
+    }
+    let page = std::fs::read_to_string(dir.path().join("kpis.html")).unwrap();
+    assert!(page.contains("Lifetime value (survival model)"));
+    assert_eq!(churn_report::audit(&page), Vec::<String>::new());
+
+    // The margin is saved with the model and scales every value: the same curves (the
+    // fit does not depend on it) at half the margin give half the CLV.
+    let half = dir.path().join("half");
+    ok(&[
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&half),
+        "--models",
+        "logistic",
+        "--search",
+        "none",
+        "--gross-margin",
+        "0.5",
+    ]);
+    let h = kpis(&half.join("churn"), "half");
+    assert_eq!(h["model_clv"]["gross_margin"].as_f64(), Some(0.5));
+    close(
+        &h["model_clv"]["base"]["mean_clv"],
+        &(0.5 * base["mean_clv"].as_f64().unwrap()).into(),
+    );
+    let err = fails(&[
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&half),
+        "--gross-margin",
+        "1.5",
+    ]);
+    assert!(
+        err.contains("gross margin 1.5: expected a share of revenue in (0, 1]"),
+        "{err}"
+    );
+
     // The futures file: one row per example, in the examples' order.
     let examples = dir.path().join("examples.csv");
     let futures = dir.path().join("futures.csv");

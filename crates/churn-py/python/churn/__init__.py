@@ -214,13 +214,17 @@ class Model:
         """The feature columns the model reads."""
         return self._inner.features
 
-    def score(self, table: TableLike, *, reasons: int = 3, top: Optional[int] = None) -> _pa.Table:
+    def score(
+        self, table: TableLike, *, reasons: int = 3, top: Optional[int] = None, order: str = "revenue_at_risk"
+    ) -> _pa.Table:
         """Scores feature rows (``customer_id``, optionally ``as_of``, and feature
         columns, as :meth:`Dataset.features` returns them): the columns and values of
-        ``churn-score``. With ``top``, only the ``top`` customers with the most revenue
-        at risk, sorted. Raises :class:`DataError` at the first row that cannot be
-        scored, naming the row and column."""
-        return self._inner.score(_arrow(table, "table"), reasons, top)
+        ``churn-score``. With ``top``, only the ``top`` customers ranked by ``order``
+        (``revenue_at_risk``: probability x MRR; ``clv_at_risk``: probability x lifetime
+        value; ``probability``), as ``churn-score --top N --order``. Raises
+        :class:`DataError` at the first row that cannot be scored, naming the row and
+        column, and ``ValueError`` for an unknown order."""
+        return self._inner.score(_arrow(table, "table"), reasons, top, order)
 
     @property
     def score_schema(self) -> _pa.Schema:
@@ -331,10 +335,14 @@ def train(
     seed: int = 42,
     rules: Optional[PathLike] = None,
     windows: Optional[PathLike] = None,
+    gross_margin: float = 1.0,
+    annual_discount: float = 0.0,
 ) -> TrainRun:
     """Trains, backtests out of time and saves a churn model, as ``churn-train train
     --data`` does: writes ``OUT/NAME/VERSION/`` (``model.bin``, ``model.json``,
-    ``report.json``, ``report.html``) and moves ``OUT/NAME/LATEST`` to it."""
+    ``report.json``, ``report.html``) and moves ``OUT/NAME/LATEST`` to it.
+    ``gross_margin`` and ``annual_discount`` value the survival model's CLV (as
+    ``--gross-margin`` and ``--annual-discount``)."""
     ds = _as_dataset(dataset)
     return TrainRun(
         _native.train(
@@ -348,6 +356,8 @@ def train(
             seed,
             _path(rules),
             _path(windows),
+            gross_margin,
+            annual_discount,
         )
     )
 
@@ -376,9 +386,12 @@ def kpis(
     *,
     rules: Optional[PathLike] = None,
     goals: Optional[PathLike] = None,
+    model: Optional[Model] = None,
 ) -> Kpis:
     """Retention KPIs as of a date (default: the end of the data): what ``churn-train
-    kpis`` computes."""
+    kpis`` computes. With a ``model`` that has a survival curve, also each active
+    customer's lifetime value per signup year, segment and plan (``model_clv``, as
+    ``--model``)."""
     ds = _as_dataset(dataset)
     return Kpis(
         _native.kpis(
@@ -386,5 +399,6 @@ def kpis(
             None if as_of is None else _date(as_of, "as_of"),
             _path(rules),
             _path(goals),
+            None if model is None else model._inner,
         )
     )
