@@ -195,6 +195,53 @@ fn format_1_files_still_load_without_ranges_or_probes() {
 }
 
 #[test]
+fn format_5_files_load_with_a_constant_effect() {
+    use churn_model::survival::{ClvSettings, SurvivalModel, Target};
+    let (mut a, ex) = trained(ModelKind::Logistic);
+    let rows: Vec<usize> = (0..ex.features.len()).collect();
+    let targets: Vec<Target> = ex
+        .labels
+        .iter()
+        .map(|&y| Target {
+            event_interval: (y == 1).then_some(1),
+            observed_intervals: 4,
+        })
+        .collect();
+    let mut survival = SurvivalModel::fit(
+        &ex.features,
+        &rows,
+        &targets,
+        24,
+        ClvSettings::default(),
+        1e-3,
+        true,
+    )
+    .unwrap();
+    survival.score_scale = 0.75;
+    survival.score_decay = -0.25;
+    a.survival = Some(survival);
+    let models = tempfile::tempdir().unwrap();
+    let version = artifact::save(models.path(), &a, &[]).unwrap();
+    let (now, _) = artifact::load(&version).unwrap();
+    assert_eq!(now.survival, a.survival);
+    // A format-5 file is this one without the survival model's last two fields (two
+    // f64s, the last 16 bytes of the payload).
+    let mut bytes = std::fs::read(version.join("model.bin")).unwrap();
+    let tail = bytes.split_off(bytes.len() - 16);
+    assert_eq!(tail[..8], 0.75f64.to_le_bytes());
+    bytes[8..12].copy_from_slice(&5u32.to_le_bytes());
+    let len = (bytes.len() - 52) as u64;
+    bytes[12..20].copy_from_slice(&len.to_le_bytes());
+    rechecksum(&mut bytes);
+    let old = artifact::decode(&bytes, std::path::Path::new("model.bin")).unwrap();
+    let mut expected = a.survival.clone().unwrap();
+    (expected.score_scale, expected.score_decay) = (1.0, 0.0);
+    assert_eq!(old.survival, Some(expected));
+    assert_eq!(old.model, a.model);
+    assert_eq!(old.features, a.features);
+}
+
+#[test]
 fn a_fifo_or_an_oversized_model_file_is_refused_without_blocking() {
     let (a, _) = trained(ModelKind::Logistic);
     let models = tempfile::tempdir().unwrap();
