@@ -97,6 +97,18 @@ def test_kpis_are_churn_train_kpis(sample, tmp_path):
     assert open(page, "rb").read() == html.read_bytes()
 
 
+def test_kpis_with_a_model_are_churn_train_kpis_model(sample, model, cli_model, tmp_path):
+    html, js = tmp_path / "cli.html", tmp_path / "cli.json"
+    run_cli("churn-train", "kpis", "--data", SAMPLE, "--out", html, "--json", js, "--model", cli_model)
+    ours = churn.kpis(sample, model=model)
+    with open(js, encoding="utf-8") as f:
+        assert dict(ours) == json.load(f)
+    value = ours["model_clv"]
+    assert value["base"]["customers"] > 1000 and value["goal"] == 4000
+    assert sum(g["customers"] for g in value["by_segment"]) == value["base"]["customers"]
+    assert open(ours.html(tmp_path / "ours.html"), "rb").read() == html.read_bytes()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
