@@ -99,11 +99,10 @@ impl PgServer {
                 .expect("chown");
             assert!(status.success(), "chown {user} {}", data.display());
         }
-        let port = free_port();
-        let server = PgServer {
+        let mut server = PgServer {
             bin,
             data,
-            port,
+            port: 0,
             run_as,
             _dir: dir,
         };
@@ -124,15 +123,32 @@ impl PgServer {
                 "--no-sync",
             ],
         );
-        let mut options = format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        );
         if tls {
             server.make_certificate();
-            options.push_str(" -c ssl=on");
         }
-        server.pg_ctl_start(&options);
-        server
+        // The port was free when asked for, but a server starting beside this one (tests
+        // run in parallel) may take it first: a start that fails is tried again on
+        // another port, and the last failure shows the server's log.
+        for attempt in 1..=3 {
+            server.port = free_port();
+            let mut options = format!(
+                "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                server.port
+            );
+            if tls {
+                options.push_str(" -c ssl=on");
+            }
+            match server.pg_ctl_start(&options) {
+                Ok(()) => return server,
+                Err(e) if attempt == 3 => {
+                    let log =
+                        std::fs::read_to_string(server.data.join("server.log")).unwrap_or_default();
+                    panic!("{e}\nserver log:\n{log}");
+                }
+                Err(_) => {}
+            }
+        }
+        unreachable!("the last attempt returns or panics")
     }
 
     /// A test certificate authority (`root.crt` in the data directory, what clients
@@ -218,9 +234,9 @@ impl PgServer {
         }
     }
 
-    fn pg_ctl_start(&self, options: &str) {
+    fn pg_ctl_start(&self, options: &str) -> Result<(), String> {
         let log = self.data.join("server.log");
-        self.run(
+        self.try_run(
             "pg_ctl",
             &[
                 "start",
@@ -234,10 +250,16 @@ impl PgServer {
                 "-o",
                 options,
             ],
-        );
+        )
     }
 
     fn run(&self, program: &str, args: &[&str]) {
+        if let Err(e) = self.try_run(program, args) {
+            panic!("{e}");
+        }
+    }
+
+    fn try_run(&self, program: &str, args: &[&str]) -> Result<(), String> {
         let exe = self.bin.join(program);
         let mut cmd = match &self.run_as {
             Some(user) => {
@@ -248,12 +270,14 @@ impl PgServer {
             None => Command::new(&exe),
         };
         let out = cmd.args(args).output().expect("run a PostgreSQL program");
-        assert!(
-            out.status.success(),
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(format!(
             "{program} failed: {}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
-        );
+        ))
     }
 
     /// A URL for database `postgres` as user `churn`, schema `schema`, with the password.
@@ -293,7 +317,9 @@ impl PgServer {
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c fsync=off",
             self.port
         );
-        self.pg_ctl_start(&options);
+        if let Err(e) = self.pg_ctl_start(&options) {
+            panic!("{e}");
+        }
     }
 
     /// The cluster's data directory.
