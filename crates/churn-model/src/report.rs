@@ -440,10 +440,10 @@ fn survival_section(r: &SurvivalReport) -> Markup {
             (group_curves("Survival by risk band", &r.by_band))
             @if !r.by_plan.is_empty() { (group_curves("Survival by plan", &r.by_plan)) }
         }
-        @if let Some(v) = &r.value_12m {
-            h3 { "Revenue of the first 12 months: predicted vs paid" }
+        @for v in r.value_12m.iter().chain(&r.value_24m) {
+            h3 { "Revenue of the first " (v.months) " months: predicted vs paid" }
             p class="sub" {
-                (grouped(v.rows as f64, 0)) " test customers seen through 12 months (or churned before): MRR at the date times the months the curve expects them to be billed, against the months they were."
+                (grouped(v.rows as f64, 0)) " test customers seen through " (v.months) " months (or churned before): MRR at the date times the months the curve expects them to be billed, against the months they were."
             }
             (Table::new(["customers by predicted value", "predicted", "realised", "realised / predicted"])
                 .rows(v.quintiles.iter().enumerate().map(|(q, (p, a))| cells![

@@ -14,7 +14,7 @@
 use crate::preprocess::{table_cell, Cell};
 use crate::risk::{RiskBand, RiskCutoffs};
 use crate::survival::{cell_number, DEFAULT_MONTHS, INTERVAL_DAYS};
-use crate::survival::{ClvSettings, Curve, PersonPeriods, SurvivalModel, Target, LAMBDAS};
+use crate::survival::{ClvSettings, PersonPeriods, SurvivalModel, Target, LAMBDAS};
 use crate::survival_eval::{self, Calibration};
 use crate::train::TrainError;
 use churn_features::features::FeatureTable;
@@ -51,14 +51,15 @@ pub struct GroupCurve {
     pub realised: Vec<f64>,
 }
 
-/// Revenue of the first twelve months after the date, predicted against paid, over
-/// test rows seen through all twelve (or churned before) with a known MRR.
+/// Revenue of the first `months` months after the date, predicted against paid, over
+/// test rows seen through all of them (or churned before) with a known MRR.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RealisedValue {
+    pub months: u32,
     pub rows: usize,
-    /// `sum MRR * (S(0) + ... + S(11))`: billed at the start of each month.
+    /// `sum MRR * (S(0) + ... + S(months - 1))`: billed at the start of each month.
     pub predicted: f64,
-    /// `sum MRR * months still a customer at the start of a month (at most 12)`.
+    /// `sum MRR * months still a customer at the start of a month (at most months)`.
     pub realised: f64,
     /// The same per quintile of predicted value, lowest first.
     pub quintiles: Vec<(f64, f64)>,
@@ -98,6 +99,10 @@ pub struct SurvivalReport {
     pub by_band: Vec<GroupCurve>,
     pub by_plan: Vec<GroupCurve>,
     pub value_12m: Option<RealisedValue>,
+    /// The same over 24 months, when test dates leave two years of data: the curve's
+    /// later months, which the folds' fits saw little or nothing of, against what the
+    /// customers paid.
+    pub value_24m: Option<RealisedValue>,
     /// Filled in by the trainer, which has the classifier.
     pub agreement: Option<Agreement>,
     /// The final model's person-period rows and churns.
@@ -163,11 +168,7 @@ fn curves(
     rows: &[usize],
 ) -> Result<Vec<Vec<f64>>, TrainError> {
     rows.iter()
-        .map(|&r| {
-            let Curve { mut survival, .. } = model.curve_of_row(table, r)?;
-            survival.truncate(TAU_MONTHS as usize);
-            Ok(survival)
-        })
+        .map(|&r| Ok(model.curve_of_row(table, r)?.survival))
         .collect()
 }
 
@@ -206,24 +207,22 @@ fn realised_value(
     rows: &[usize],
     fold_curves: &[&[f64]],
     targets: &[Target],
+    months: u32,
 ) -> Option<RealisedValue> {
     let mut pairs: Vec<(f64, f64)> = Vec::new();
     for (i, &r) in rows.iter().enumerate() {
         let t = &targets[i];
-        // Only rows whose date leaves twelve months of data: keeping the churners of
+        // Only rows whose date leaves `months` months of data: keeping the churners of
         // younger dates but not their survivors would bias what was paid down.
-        if t.observed_intervals < TAU_MONTHS {
+        if t.observed_intervals < months || fold_curves[i].len() + 1 < months as usize {
             continue;
         }
-        let paid_months = t.event_interval.map_or(TAU_MONTHS, |k| k.min(TAU_MONTHS));
+        let paid_months = t.event_interval.map_or(months, |k| k.min(months));
         let Some(mrr) = cell_number(table_cell(table.column("mrr"), r)) else {
             continue;
         };
-        let months: f64 = 1.0
-            + fold_curves[i][..TAU_MONTHS as usize - 1]
-                .iter()
-                .sum::<f64>();
-        pairs.push((mrr * months, mrr * f64::from(paid_months)));
+        let expected: f64 = 1.0 + fold_curves[i][..months as usize - 1].iter().sum::<f64>();
+        pairs.push((mrr * expected, mrr * f64::from(paid_months)));
     }
     if pairs.is_empty() {
         return None;
@@ -242,6 +241,7 @@ fn realised_value(
         })
         .collect();
     Some(RealisedValue {
+        months,
         rows: n,
         predicted,
         realised,
@@ -426,7 +426,8 @@ pub fn fit_and_backtest(
         calibration,
         by_band,
         by_plan,
-        value_12m: realised_value(table, &pooled_rows, &curves, &pooled_targets),
+        value_12m: realised_value(table, &pooled_rows, &curves, &pooled_targets, 12),
+        value_24m: realised_value(table, &pooled_rows, &curves, &pooled_targets, 24),
         agreement: None,
         person_periods: model.person_periods,
         events: model.events,
@@ -492,5 +493,55 @@ mod tests {
         assert_eq!(late.event_interval, Some(4));
         // The data's own end.
         assert_eq!(futures.target(&table, 0, 2000).event_interval, Some(4));
+    }
+
+    #[test]
+    fn realised_value_counts_the_months_billed_of_customers_seen_long_enough() {
+        use churn_features::dataset::Values;
+        use churn_features::features::{FeatureInfo, FeatureKind};
+        let table = FeatureTable {
+            customer_ids: vec!["a".into(), "b".into(), "c".into(), "d".into()],
+            customers: vec![0, 1, 2, 3],
+            as_of: vec![Some(0); 4],
+            info: vec![FeatureInfo {
+                name: "mrr".into(),
+                description: String::new(),
+                kind: FeatureKind::Numeric,
+            }],
+            columns: vec![Values::Numeric(vec![
+                Some(10.0),
+                Some(20.0),
+                Some(30.0),
+                None,
+            ])],
+            config: Default::default(),
+        };
+        let target = |event: Option<u32>, observed: u32| Target {
+            event_interval: event,
+            observed_intervals: observed,
+        };
+        // a: churned in month 5, seen 30 months; b: still there after 26 months;
+        // c: seen 13 months only (in the 12-month check, not the 24-month one);
+        // d: no MRR, left out.
+        let targets = [
+            target(Some(5), 30),
+            target(None, 26),
+            target(None, 13),
+            target(None, 30),
+        ];
+        let flat: Vec<f64> = vec![0.5; 24];
+        let curves: Vec<&[f64]> = vec![&flat; 4];
+        let rows = [0, 1, 2, 3];
+        let v12 = realised_value(&table, &rows, &curves, &targets, 12).unwrap();
+        assert_eq!((v12.months, v12.rows), (12, 3));
+        // Paid: a 5 months, b and c 12. Predicted: 1 + 11 x 0.5 = 6.5 months each.
+        assert_eq!(v12.realised, 10.0 * 5.0 + 20.0 * 12.0 + 30.0 * 12.0);
+        assert!((v12.predicted - 6.5 * 60.0).abs() < 1e-9);
+        let v24 = realised_value(&table, &rows, &curves, &targets, 24).unwrap();
+        assert_eq!((v24.months, v24.rows), (24, 2));
+        assert_eq!(v24.realised, 10.0 * 5.0 + 20.0 * 24.0);
+        assert!((v24.predicted - 12.5 * 30.0).abs() < 1e-9);
+        // Nobody seen through 36 months: no figure rather than a figure of nobody.
+        assert!(realised_value(&table, &rows, &curves, &targets, 36).is_none());
     }
 }
