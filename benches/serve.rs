@@ -41,6 +41,7 @@ fn bench(c: &mut Criterion) {
                 explain: false,
                 top: 0,
                 warnings: true,
+                survival: true,
             };
             b.iter(|| {
                 i = (i + 1) % rows.len();

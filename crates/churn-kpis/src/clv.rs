@@ -108,6 +108,7 @@ pub fn model_clv(
         explain: false,
         top: 0,
         warnings: false,
+        survival: true,
     };
     let scored = scorer.score_batch(table.len(), |r, p| table_cell(columns[p], r), options);
     let mrr = table.column("mrr");

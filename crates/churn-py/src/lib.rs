@@ -321,7 +321,7 @@ impl Model {
     /// Scores feature rows (columns `customer_id`, optional `as_of`, features): the
     /// columns and values of `churn-score`, in input order (or the `top` customers
     /// ranked by `order`, as `--top N --order ORDER`).
-    #[pyo3(signature = (table, reasons=3, top=None, order="revenue_at_risk"))]
+    #[pyo3(signature = (table, reasons=3, top=None, order="revenue_at_risk", survival=true))]
     fn score(
         &self,
         py: Python<'_>,
@@ -329,12 +329,18 @@ impl Model {
         reasons: usize,
         top: Option<usize>,
         order: &str,
+        survival: bool,
     ) -> PyResult<PyTable> {
         let order = churn_score::Order::from_name(order).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "order `{order}`: expected revenue_at_risk, clv_at_risk or probability"
             ))
         })?;
+        if order == churn_score::Order::ClvAtRisk && !survival {
+            return Err(PyValueError::new_err(
+                "order clv_at_risk ranks by the survival model's lifetime value: it needs survival=True",
+            ));
+        }
         if order == churn_score::Order::ClvAtRisk && self.scorer.artifact().survival.is_none() {
             return Err(PyValueError::new_err(
                 "order clv_at_risk needs a model with a survival curve (trained on a data directory, format 5 or later)",
@@ -347,6 +353,7 @@ impl Model {
             explain: reasons > 0,
             top: reasons,
             warnings: false,
+            survival,
         };
         let (schema, batches) = py
             .detach(|| churn_score::score_table(&scorer, &file, options, top))
@@ -362,11 +369,12 @@ impl Model {
     /// Scores a stream of feature rows batch by batch, as the returned
     /// `pyarrow.RecordBatchReader` is read: memory stays within a few batches whatever
     /// the stream's length. Rows are numbered across the stream in errors.
-    #[pyo3(signature = (stream, reasons=3))]
+    #[pyo3(signature = (stream, reasons=3, survival=true))]
     fn score_stream(
         &self,
         stream: PyArrowType<RecordBatchStreamReader>,
         reasons: usize,
+        survival: bool,
     ) -> PyArrowType<Box<dyn RecordBatchReader + Send>> {
         let input = stream.0;
         let scorer = self.scorer.clone();
@@ -375,6 +383,7 @@ impl Model {
             explain: reasons > 0,
             top: reasons,
             warnings: false,
+            survival,
         };
         PyArrowType(Box::new(ScoreStream {
             scorer,

@@ -47,7 +47,8 @@ def test_examples_are_the_rows_of_churn_train_examples(sample, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "options", [{}, {"reasons": 0}, {"reasons": 5, "top": 25}, {"top": 25, "order": "clv_at_risk"}]
+    "options",
+    [{}, {"reasons": 0}, {"reasons": 5, "top": 25}, {"top": 25, "order": "clv_at_risk"}, {"survival": False}],
 )
 def test_scores_are_the_rows_of_churn_score(model, cli_model, features, tmp_path, options):
     source = tmp_path / "features.parquet"
@@ -59,6 +60,8 @@ def test_scores_are_the_rows_of_churn_score(model, cli_model, features, tmp_path
         args += ["--top", options["top"]]
     if "order" in options:
         args += ["--order", options["order"].replace("_", "-")]
+    if options.get("survival") is False:
+        args += ["--no-survival"]
     run_cli("churn-score", *args)
     ours = model.score(features, **options)
     assert ours.num_rows == options.get("top", features.num_rows)

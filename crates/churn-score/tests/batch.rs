@@ -226,6 +226,60 @@ fn every_row_is_scored_or_rejected_and_bad_rows_stop_by_default() {
 }
 
 #[test]
+fn no_survival_leaves_the_lifetime_columns_empty_and_every_other_value_equal() {
+    let st = churn_testkit::SavedModel::new();
+    let (_, table) = churn_testkit::latest_rows(&st.fx);
+    let features = st.dir.path().join("features.csv");
+    churn_features::features::write_table(&table, None, &features).unwrap();
+    let score = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "--model",
+            s(&st.model),
+            "--input",
+            s(&features),
+            "--output",
+            s(out),
+        ];
+        args.extend_from_slice(extra);
+        let o = churn_score(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        churn_testkit::read_rows(out)
+    };
+    let with = score(&st.dir.path().join("with.csv"), &[]);
+    let without = score(&st.dir.path().join("without.csv"), &["--no-survival"]);
+    assert_eq!(with.len(), without.len());
+    let lifetime = ["expected_lifetime_months", "clv", "clv_at_risk"];
+    assert!(with
+        .iter()
+        .all(|r| lifetime.iter().all(|c| r[*c].is_some())));
+    for (a, b) in with.iter().zip(&without) {
+        for (column, value) in b {
+            if lifetime.contains(&column.as_str()) {
+                assert_eq!(*value, None, "{column}");
+            } else {
+                assert_eq!(value, &a[column], "{column}");
+            }
+        }
+    }
+    // Ranking by lifetime value without computing it is refused by name.
+    let o = churn_score(&[
+        "--model",
+        s(&st.model),
+        "--input",
+        s(&features),
+        "--output",
+        s(&st.dir.path().join("refused.csv")),
+        "--top",
+        "5",
+        "--order",
+        "clv-at-risk",
+        "--no-survival",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("drop --no-survival"));
+}
+
+#[test]
 fn scoring_raw_data_as_of_a_date_equals_scoring_its_feature_file() {
     let st = churn_testkit::SavedModel::new();
     let (as_of, table) = churn_testkit::latest_rows(&st.fx);

@@ -70,6 +70,7 @@ fn an_empty_row_is_imputed_with_warnings_and_text_in_a_number_is_refused() {
                 explain: false,
                 top: 3,
                 warnings: true,
+                survival: true,
             },
             &mut scratch,
         )
@@ -165,6 +166,7 @@ fn no_reason_names_an_input_the_row_did_not_give() {
         explain: true,
         top: 50,
         warnings: false,
+        survival: true,
     };
     for kind in [ModelKind::Logistic, ModelKind::Gbm] {
         let scorer = Scorer::new(churn_testkit::train(&fx, kind, "m", "v1"));

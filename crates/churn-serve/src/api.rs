@@ -646,6 +646,7 @@ fn options(explain: Option<bool>, top: Option<usize>) -> Result<Options, ApiErro
         explain: explain.unwrap_or(true),
         top,
         warnings: true,
+        survival: true,
     })
 }
 

@@ -215,7 +215,13 @@ class Model:
         return self._inner.features
 
     def score(
-        self, table: TableLike, *, reasons: int = 3, top: Optional[int] = None, order: str = "revenue_at_risk"
+        self,
+        table: TableLike,
+        *,
+        reasons: int = 3,
+        top: Optional[int] = None,
+        order: str = "revenue_at_risk",
+        survival: bool = True,
     ) -> _pa.Table:
         """Scores feature rows (``customer_id``, optionally ``as_of``, and feature
         columns, as :meth:`Dataset.features` returns them): the columns and values of
@@ -223,41 +229,28 @@ class Model:
         (``revenue_at_risk``: probability x MRR; ``clv_at_risk``: probability x lifetime
         value; ``probability``), as ``churn-score --top N --order``. Raises
         :class:`DataError` at the first row that cannot be scored, naming the row and
-        column, and ``ValueError`` for an unknown order."""
-        return self._inner.score(_arrow(table, "table"), reasons, top, order)
+        column, and ``ValueError`` for an unknown order. ``survival=False`` leaves the
+        lifetime and CLV columns empty (``--no-survival``: skips the survival curve)."""
+        return self._inner.score(_arrow(table, "table"), reasons, top, order, survival)
 
     @property
     def score_schema(self) -> _pa.Schema:
         """The columns :meth:`score` returns (``churn-score``'s)."""
         return self._inner.score_schema()
 
-    def score_batches(self, stream: TableLike, *, reasons: int = 3) -> _pa.RecordBatchReader:
+    def score_batches(self, stream: TableLike, *, reasons: int = 3, survival: bool = True) -> _pa.RecordBatchReader:
         """Scores a stream of feature rows (a ``pyarrow.RecordBatchReader``, a dataset
         scanner's reader, or any table) batch by batch as the returned
         ``pyarrow.RecordBatchReader`` is read: for inputs larger than memory. The
         batches are those of :meth:`score`; a row that cannot be scored ends the stream
         with a pyarrow error carrying the same message (rows numbered across the
         stream)."""
-        return self._inner.score_stream(_arrow(stream, "stream"), reasons)
+        return self._inner.score_stream(_arrow(stream, "stream"), reasons, survival)
 
     @overload
     def predict(
         self, row: Mapping[str, Any], *, customer_id: Optional[str] = ..., explain: bool = ..., top: int = ...
     ) -> Dict[str, Any]: ...
-
-    @property
-    def score_schema(self) -> _pa.Schema:
-        """The columns :meth:`score` returns (``churn-score``'s)."""
-        return self._inner.score_schema()
-
-    def score_batches(self, stream: TableLike, *, reasons: int = 3) -> _pa.RecordBatchReader:
-        """Scores a stream of feature rows (a ``pyarrow.RecordBatchReader``, a dataset
-        scanner's reader, or any table) batch by batch as the returned
-        ``pyarrow.RecordBatchReader`` is read: for inputs larger than memory. The
-        batches are those of :meth:`score`; a row that cannot be scored ends the stream
-        with a pyarrow error carrying the same message (rows numbered across the
-        stream)."""
-        return self._inner.score_stream(_arrow(stream, "stream"), reasons)
 
     @overload
     def predict(
