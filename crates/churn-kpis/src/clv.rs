@@ -8,7 +8,7 @@
 //! worth from today. A young cohort's remaining value is close to its whole lifetime;
 //! an old cohort's is what its survivors will still pay.
 
-use crate::{pct, window, KpiOptions};
+use crate::{churned_over, pct, window, KpiOptions};
 use churn_features::features;
 use churn_features::periods::{self, Period};
 use churn_features::time::{self, Day};
@@ -225,7 +225,7 @@ fn group_values(
             let m1 = time::add_months(m0, 1);
             let mut counts: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
             for (g, ps) in group_of.iter().zip(all) {
-                let (Some(g), Some(p)) = (g, ps.iter().find(|p| p.covers(m0))) else {
+                let (Some(g), Some(churn)) = (g, churned_over(ps, m0, m1)) else {
                     continue;
                 };
                 let Some((name, _)) = members.get_key_value(g) else {
@@ -233,7 +233,7 @@ fn group_values(
                 };
                 let c = counts.entry(name.as_str()).or_default();
                 c.0 += 1;
-                c.1 += u64::from(p.end.is_some_and(|e| e <= m1));
+                c.1 += u64::from(churn);
             }
             for (name, (active, churned)) in counts {
                 churn_by_group

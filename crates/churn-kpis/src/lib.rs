@@ -129,6 +129,14 @@ pub(crate) fn churn_over(
     churn_over_where(ds, all, from, to, |_| true)
 }
 
+/// Whether a customer with active periods `ps` was active on `from` (`None` if not),
+/// and then whether that period ended by `to` (a churn over `[from, to)`).
+pub(crate) fn churned_over(ps: &[Period], from: Day, to: Day) -> Option<bool> {
+    ps.iter()
+        .find(|p| p.covers(from))
+        .map(|p| p.end.is_some_and(|e| e <= to))
+}
+
 /// [`churn_over`] for the customers (by index) that `keep` accepts.
 pub(crate) fn churn_over_where(
     ds: &Dataset,
@@ -142,11 +150,11 @@ pub(crate) fn churn_over_where(
         if !keep(i) {
             continue;
         }
-        if let Some(p) = ps.iter().find(|p| p.covers(from)) {
+        if let Some(churn) = churned_over(ps, from, to) {
             let m = periods::mrr_on(&c.subscriptions, from);
             active += 1;
             mrr += m;
-            if p.end.is_some_and(|e| e <= to) {
+            if churn {
                 churned += 1;
                 churned_mrr += m;
             }

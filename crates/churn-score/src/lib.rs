@@ -607,4 +607,17 @@ mod tests {
         use clap::CommandFactory;
         super::Args::command().debug_assert();
     }
+
+    #[test]
+    fn orders_are_named_as_on_the_command_line_or_in_python() {
+        use super::Order;
+        assert_eq!(Order::from_name("clv_at_risk"), Some(Order::ClvAtRisk));
+        assert_eq!(Order::from_name("CLV-at-risk"), Some(Order::ClvAtRisk));
+        assert_eq!(
+            Order::from_name("revenue_at_risk"),
+            Some(Order::RevenueAtRisk)
+        );
+        assert_eq!(Order::from_name("probability"), Some(Order::Probability));
+        assert_eq!(Order::from_name("lifetime"), None);
+    }
 }

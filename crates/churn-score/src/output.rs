@@ -277,14 +277,10 @@ pub enum Order {
 }
 
 impl Order {
-    /// The order named `name` (`clv_at_risk` or `clv-at-risk`, any case).
+    /// The order named `name` (`clv_at_risk` or `clv-at-risk`, any case): the names
+    /// `--order` takes.
     pub fn from_name(name: &str) -> Option<Order> {
-        match name.to_ascii_lowercase().replace('-', "_").as_str() {
-            "revenue_at_risk" => Some(Order::RevenueAtRisk),
-            "clv_at_risk" => Some(Order::ClvAtRisk),
-            "probability" => Some(Order::Probability),
-            _ => None,
-        }
+        clap::ValueEnum::from_str(&name.replace('_', "-"), true).ok()
     }
 }
 
