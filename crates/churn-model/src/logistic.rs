@@ -138,6 +138,10 @@ fn row_logit(row: &[f64], theta: &[f64]) -> f64 {
     theta[0] + row.iter().zip(&theta[1..]).map(|(a, b)| a * b).sum::<f64>()
 }
 
+// The sums below add fixed chunks' partials in chunk order, never by rayon's `sum` or
+// `reduce`: their grouping follows work stealing, so the last bits of a fit (and the
+// backtest figures built on it) would change from one run to the next.
+
 /// Mean log loss plus the L2 penalty.
 fn objective(x: &[f64], p: usize, y: &[u8], lambda: f64, theta: &[f64]) -> f64 {
     let n = y.len();
@@ -159,6 +163,8 @@ fn objective(x: &[f64], p: usize, y: &[u8], lambda: f64, theta: &[f64]) -> f64 {
                 })
                 .sum::<f64>()
         })
+        .collect::<Vec<f64>>()
+        .iter()
         .sum();
     loss / n as f64 + 0.5 * lambda * theta[1..].iter().map(|w| w * w).sum::<f64>()
 }
@@ -196,8 +202,10 @@ fn gradient_hessian(
             }
             (g, h)
         })
-        .reduce(
-            || (vec![0.0; d], vec![0.0; d * d]),
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(
+            (vec![0.0; d], vec![0.0; d * d]),
             |(mut g1, mut h1), (g2, h2)| {
                 g1.iter_mut().zip(&g2).for_each(|(a, b)| *a += b);
                 h1.iter_mut().zip(&h2).for_each(|(a, b)| *a += b);
@@ -346,6 +354,26 @@ mod tests {
         assert!(warm.iterations <= 2, "{}", warm.iterations);
         assert!(LinearModel::fit(&x, 3, &y, f64::NAN, None).is_err());
         assert!(LinearModel::fit(&x[..5], 3, &y, 0.1, None).is_err());
+    }
+
+    #[test]
+    fn a_fit_is_the_same_bits_on_any_number_of_threads() {
+        // Many chunks, so the parallel sums have many ways to be grouped.
+        let (n, p) = (40 * CHUNK + 123, 5);
+        let (x, y) = data(n, p);
+        let fit_on = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| LinearModel::fit(&x, p, &y, 1e-3, None).unwrap())
+        };
+        let reference = fit_on(1);
+        for threads in [2, 3, 4, 7] {
+            for _ in 0..3 {
+                assert_eq!(fit_on(threads), reference, "{threads} threads");
+            }
+        }
     }
 
     #[test]
