@@ -17,9 +17,11 @@ use churn_features::read::{Column, TableFile};
 use churn_features::time::{format_date, parse_date, Day};
 use churn_features::DataError;
 use churn_model::artifact;
+use churn_scoring::ScoreError;
 use churn_scoring::{table_cell, Cell, Options, Scorer, ROW_KEYS};
-use output::{out_row, OutRow, Rejects, Summary, Worklist};
+use output::{Rejects, Scores, Summary, Worklist};
 use rayon::prelude::*;
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::SyncSender;
 use std::time::Instant;
@@ -291,7 +293,7 @@ fn pipeline(
     read: impl FnOnce(&mut Job) -> Result<u64>,
 ) -> Result<Ran> {
     std::thread::scope(|scope| -> Result<Ran> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<OutRow>>(2);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Scores>(2);
         // The writer hands the sink back unfinished: only a run that read everything
         // finishes (renames) it; dropping it removes the temporary file.
         let writer = scope.spawn(move || -> Result<Worklist> {
@@ -428,7 +430,7 @@ impl Source<'_> {
 struct Job<'a> {
     scorer: &'a Scorer,
     options: Options,
-    tx: SyncSender<Vec<OutRow>>,
+    tx: SyncSender<Scores>,
     rejects: Rejects,
     summary: Summary,
     bar: &'a indicatif::ProgressBar,
@@ -439,45 +441,57 @@ impl Job<'_> {
         (self.rejects, self.summary)
     }
 
-    /// Scores `n` rows in parallel; keeps the good ones in order, hands bad ones to the
-    /// rejects (which stop the run unless --skip-invalid), and sends the rest on.
+    /// Scores `n` rows in parallel, a chunk of rows per task; keeps the good ones in
+    /// order, hands bad ones to the rejects (which stop the run unless --skip-invalid),
+    /// and sends the rest on as output columns.
     fn score_rows<'c>(
         &mut self,
         n: usize,
         cell: impl Fn(usize, usize) -> Cell<'c> + Sync,
-        id: impl Fn(usize) -> String + Sync,
+        id: impl Fn(usize) -> Cow<'c, str> + Sync,
         as_of: impl Fn(usize) -> Option<Day> + Sync,
         location: impl Fn(usize) -> String,
     ) -> Result<()> {
+        /// Rows per task: big enough that a task's set-up is noise, small enough that
+        /// both cores stay busy to the end of a 64 K-row batch.
+        const CHUNK: usize = 4096;
         let scorer = self.scorer;
         let options = self.options;
         let width = scorer.schema().len();
-        let results: Vec<_> = (0..n)
+        let reasons = if options.explain { options.top } else { 0 };
+        let chunks: Vec<(Scores, Vec<(usize, ScoreError)>)> = (0..n.div_ceil(CHUNK))
             .into_par_iter()
-            .with_min_len(256)
-            .map_init(
-                || (Vec::new(), Vec::new()),
-                |(scratch, cells), r| {
+            .map(|c| {
+                let rows = c * CHUNK..((c + 1) * CHUNK).min(n);
+                let mut scores = Scores::with_capacity(rows.len(), reasons);
+                let mut failed = Vec::new();
+                let (mut scratch, mut cells) = (Vec::new(), Vec::with_capacity(width));
+                for r in rows {
                     // Each cell once: the model, the rules and the reasons all read them.
                     cells.clear();
                     cells.extend((0..width).map(|p| cell(p, r)));
-                    let cells = &*cells;
-                    scorer
-                        .score(|p| cells[p], options, scratch)
-                        .map(|s| out_row(scorer, id(r), as_of(r), &s, |p| cells[p]))
-                },
-            )
+                    match scorer.score(|p| cells[p], options, &mut scratch) {
+                        Ok(s) => scores.push(scorer, &id(r), as_of(r), &s, |p| cells[p]),
+                        Err(e) => failed.push((r, e)),
+                    }
+                }
+                (scores, failed)
+            })
             .collect();
-        let mut rows = Vec::with_capacity(n);
-        for (i, r) in results.into_iter().enumerate() {
-            match r {
-                Ok(row) => rows.push(row),
-                Err(e) => self.rejects.add(&id(i), &location(i), &e.to_string())?,
+        let mut all: Option<Scores> = None;
+        for (scores, failed) in chunks {
+            for (r, e) in failed {
+                self.rejects.add(&id(r), &location(r), &e.to_string())?;
+            }
+            match &mut all {
+                None => all = Some(scores),
+                Some(all) => all.append(scores),
             }
         }
-        self.summary.add(&rows);
+        let all = all.unwrap_or_default();
+        self.summary.add(&all);
         self.tx
-            .send(rows)
+            .send(all)
             .map_err(|_| anyhow::anyhow!("the output writer stopped"))?;
         self.bar.inc(n as u64);
         Ok(())
@@ -526,7 +540,7 @@ impl Job<'_> {
             let scored = self.score_rows(
                 b.len(),
                 |p, r| sources[p].cell(r),
-                |r| ids.text(r).unwrap_or_default(),
+                |r| ids.text_ref(r).unwrap_or_default(),
                 |r| dates[r],
                 |r| b.location(r).to_string(),
             );
@@ -591,7 +605,7 @@ impl Job<'_> {
             self.score_rows(
                 to - from,
                 |p, r| table_cell(columns[p], from + r),
-                |r| table.customer_ids[from + r].clone(),
+                |r| Cow::Borrowed(table.customer_ids[from + r].as_str()),
                 |_| Some(as_of),
                 |r| format!("row {}", from + r + 1),
             )?;

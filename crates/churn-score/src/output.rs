@@ -3,9 +3,10 @@
 
 use anyhow::{anyhow, Result};
 use arrow_array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray, UInt8Array};
+use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use churn_features::features::FeatureTable;
-use churn_features::rules::{self, RuleInputs, RuleResult, RulesConfig, COMPONENTS};
+use churn_features::rules::{self, RuleInputs, RuleResult, RulesConfig, SignalKind, COMPONENTS};
 use churn_features::time::Day;
 use churn_features::write::TableWriter;
 use churn_scoring::{Cell, RiskBand, Scored, Scorer};
@@ -15,10 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// One output row.
-#[derive(Debug, Clone)]
-pub struct OutRow {
-    customer_id: String,
+/// The values of one output row other than its two texts (id and reasons): `Copy`, so
+/// scoring a row allocates nothing.
+#[derive(Debug, Clone, Copy)]
+struct RowScore {
     as_of: Option<Day>,
     probability: f64,
     risk_band: RiskBand,
@@ -28,54 +29,219 @@ pub struct OutRow {
     clv_at_risk: Option<f64>,
     health_score: Option<f64>,
     health_band: Option<&'static str>,
-    signals: Option<String>,
+    /// The signals that fired, one bit per [`SignalKind::ALL`] entry.
+    signals: Option<u8>,
     intervention: Option<&'static str>,
     segment: Option<&'static str>,
+}
+
+/// One output row, owned: what the top-N worklist keeps and sorts.
+#[derive(Debug, Clone)]
+pub struct OutRow {
+    score: RowScore,
+    customer_id: String,
     top_reasons: String,
 }
 
-/// The output row of a scored customer; `cell(position)` gives the values of reasons.
-pub fn out_row<'a>(
-    scorer: &Scorer,
-    customer_id: String,
-    as_of: Option<Day>,
-    s: &Scored,
-    cell: impl Fn(usize) -> Cell<'a>,
-) -> OutRow {
-    let schema = scorer.schema();
-    let mut top_reasons = String::with_capacity(32 * s.model.reasons.len());
-    for (k, reason) in s.model.reasons.iter().enumerate() {
-        if k > 0 {
-            top_reasons.push_str("; ");
+/// A text column being built: every row's text back to back, and where each ends.
+#[derive(Debug, Default)]
+struct Texts {
+    data: String,
+    ends: Vec<usize>,
+}
+
+impl Texts {
+    fn with_capacity(rows: usize, bytes: usize) -> Texts {
+        Texts {
+            data: String::with_capacity(bytes),
+            ends: Vec::with_capacity(rows),
         }
-        top_reasons.push_str(&schema[reason.feature].name);
-        top_reasons.push('=');
-        match cell(reason.feature) {
-            Cell::Number(v) => push_number(&mut top_reasons, v),
-            Cell::Text(t) => top_reasons.push_str(t),
-            Cell::Missing => top_reasons.push_str("missing"),
+    }
+
+    /// Ends the row whose text was written into `data`.
+    fn end_row(&mut self) {
+        self.ends.push(self.data.len());
+    }
+
+    fn push(&mut self, text: &str) {
+        self.data.push_str(text);
+        self.end_row();
+    }
+
+    fn get(&self, row: usize) -> &str {
+        let start = if row == 0 { 0 } else { self.ends[row - 1] };
+        &self.data[start..self.ends[row]]
+    }
+
+    fn append(&mut self, other: Texts) {
+        let base = self.data.len();
+        self.data.push_str(&other.data);
+        self.ends.extend(other.ends.iter().map(|e| e + base));
+    }
+
+    fn into_array(self) -> Result<ArrayRef> {
+        let too_long = || anyhow!("a batch's text column is over 2 GB: use smaller input batches");
+        let mut offsets = Vec::with_capacity(self.ends.len() + 1);
+        offsets.push(0i32);
+        for &e in &self.ends {
+            offsets.push(i32::try_from(e).map_err(|_| too_long())?);
         }
-        top_reasons.push_str(" (+");
-        push_fixed3(&mut top_reasons, reason.contribution);
-        top_reasons.push(')');
+        let array = StringArray::try_new(
+            OffsetBuffer::new(ScalarBuffer::from(offsets)),
+            Buffer::from(self.data.into_bytes()),
+            None,
+        )?;
+        Ok(Arc::new(array))
     }
-    let rules = s.rules.as_ref();
-    OutRow {
-        customer_id,
-        as_of,
-        probability: s.model.probability,
-        risk_band: s.model.risk_band,
-        revenue_at_risk: s.model.revenue_at_risk,
-        expected_lifetime_months: s.model.expected_lifetime_months(),
-        clv: s.model.clv(),
-        clv_at_risk: s.model.clv_at_risk(),
-        health_score: rules.and_then(|r| r.health).map(|h| h.score),
-        health_band: rules.and_then(|r| r.health).map(|h| h.band.as_str()),
-        signals: rules.map(signals_text),
-        intervention: rules.map(|r| r.intervention.as_str()),
-        segment: rules.map(|r| r.segment.as_str()),
-        top_reasons,
+}
+
+/// Scored rows as output columns under construction: rows are added one at a time
+/// (in parallel, a chunk each) without an allocation per row, chunks are appended in
+/// row order, and the whole becomes one record batch.
+#[derive(Debug, Default)]
+pub struct Scores {
+    rows: Vec<RowScore>,
+    ids: Texts,
+    reasons: Texts,
+}
+
+impl Scores {
+    /// Room for `rows` rows with `reasons` reasons each.
+    pub fn with_capacity(rows: usize, reasons: usize) -> Scores {
+        Scores {
+            rows: Vec::with_capacity(rows),
+            ids: Texts::with_capacity(rows, 12 * rows),
+            reasons: Texts::with_capacity(rows, 40 * reasons * rows),
+        }
     }
+
+    /// Adds a scored customer; `cell(position)` gives the values of reasons.
+    pub fn push<'a>(
+        &mut self,
+        scorer: &Scorer,
+        customer_id: &str,
+        as_of: Option<Day>,
+        s: &Scored,
+        cell: impl Fn(usize) -> Cell<'a>,
+    ) {
+        let schema = scorer.schema();
+        let out = &mut self.reasons.data;
+        for (k, reason) in s.model.reasons.iter().enumerate() {
+            if k > 0 {
+                out.push_str("; ");
+            }
+            out.push_str(&schema[reason.feature].name);
+            out.push('=');
+            match cell(reason.feature) {
+                Cell::Number(v) => push_number(out, v),
+                Cell::Text(t) => out.push_str(t),
+                Cell::Missing => out.push_str("missing"),
+            }
+            out.push_str(" (+");
+            push_fixed3(out, reason.contribution);
+            out.push(')');
+        }
+        self.reasons.end_row();
+        self.ids.push(customer_id);
+        let rules = s.rules.as_ref();
+        self.rows.push(RowScore {
+            as_of,
+            probability: s.model.probability,
+            risk_band: s.model.risk_band,
+            revenue_at_risk: s.model.revenue_at_risk,
+            expected_lifetime_months: s.model.expected_lifetime_months(),
+            clv: s.model.clv(),
+            clv_at_risk: s.model.clv_at_risk(),
+            health_score: rules.and_then(|r| r.health).map(|h| h.score),
+            health_band: rules.and_then(|r| r.health).map(|h| h.band.as_str()),
+            signals: rules.map(|r| {
+                r.signals
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.is_some())
+                    .fold(0u8, |mask, (k, _)| mask | 1 << k)
+            }),
+            intervention: rules.map(|r| r.intervention.as_str()),
+            segment: rules.map(|r| r.segment.as_str()),
+        });
+    }
+
+    /// Adds the rows of `other` after these.
+    pub fn append(&mut self, other: Scores) {
+        self.rows.extend(other.rows);
+        self.ids.append(other.ids);
+        self.reasons.append(other.reasons);
+    }
+
+    /// The rows, owned (for the top-N worklist).
+    fn into_rows(self) -> Vec<OutRow> {
+        (0..self.rows.len())
+            .map(|i| OutRow {
+                score: self.rows[i],
+                customer_id: self.ids.get(i).to_string(),
+                top_reasons: self.reasons.get(i).to_string(),
+            })
+            .collect()
+    }
+
+    fn from_rows(rows: &[OutRow]) -> Scores {
+        let mut scores = Scores::with_capacity(rows.len(), 0);
+        for r in rows {
+            scores.rows.push(r.score);
+            scores.ids.push(&r.customer_id);
+            scores.reasons.push(&r.top_reasons);
+        }
+        scores
+    }
+
+    fn batch(self, schema: &SchemaRef, name: &str, version: &str) -> Result<RecordBatch> {
+        let rows = &self.rows;
+        let n = rows.len();
+        let strings = |f: &dyn Fn(&RowScore) -> Option<&str>| -> ArrayRef {
+            Arc::new(rows.iter().map(f).collect::<StringArray>())
+        };
+        let floats = |f: &dyn Fn(&RowScore) -> Option<f64>| -> ArrayRef {
+            Arc::new(rows.iter().map(f).collect::<Float64Array>())
+        };
+        let signals = signal_texts();
+        let arrays: Vec<ArrayRef> = vec![
+            self.ids.into_array()?,
+            Arc::new(rows.iter().map(|r| r.as_of).collect::<Date32Array>()),
+            Arc::new(Float64Array::from_iter_values(
+                rows.iter().map(|r| r.probability),
+            )),
+            strings(&|r| Some(r.risk_band.as_str())),
+            floats(&|r| r.revenue_at_risk),
+            floats(&|r| r.expected_lifetime_months),
+            floats(&|r| r.clv),
+            floats(&|r| r.clv_at_risk),
+            floats(&|r| r.health_score),
+            strings(&|r| r.health_band),
+            strings(&|r| r.signals.map(|m| signals[usize::from(m)].as_str())),
+            strings(&|r| r.intervention),
+            strings(&|r| r.segment),
+            self.reasons.into_array()?,
+            Arc::new(StringArray::from(vec![name; n])),
+            Arc::new(StringArray::from(vec![version; n])),
+        ];
+        Ok(RecordBatch::try_new(schema.clone(), arrays)?)
+    }
+}
+
+/// The `signals` text of every set of fired signals, indexed by its bit mask.
+fn signal_texts() -> &'static [String; 32] {
+    static TEXTS: std::sync::OnceLock<[String; 32]> = std::sync::OnceLock::new();
+    TEXTS.get_or_init(|| {
+        std::array::from_fn(|mask| {
+            SignalKind::ALL
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| mask & (1 << k) != 0)
+                .map(|(_, s)| s.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    })
 }
 
 /// The signals that fired, comma-separated (the `signals` column).
@@ -204,35 +370,6 @@ pub fn schema() -> SchemaRef {
     ]))
 }
 
-fn batch(schema: &SchemaRef, rows: &[OutRow], name: &str, version: &str) -> Result<RecordBatch> {
-    let n = rows.len();
-    let strings = |f: &dyn Fn(&OutRow) -> Option<&str>| -> ArrayRef {
-        Arc::new(rows.iter().map(f).collect::<StringArray>())
-    };
-    let floats = |f: &dyn Fn(&OutRow) -> Option<f64>| -> ArrayRef {
-        Arc::new(rows.iter().map(f).collect::<Float64Array>())
-    };
-    let arrays: Vec<ArrayRef> = vec![
-        strings(&|r| Some(r.customer_id.as_str())),
-        Arc::new(rows.iter().map(|r| r.as_of).collect::<Date32Array>()),
-        floats(&|r| Some(r.probability)),
-        strings(&|r| Some(r.risk_band.as_str())),
-        floats(&|r| r.revenue_at_risk),
-        floats(&|r| r.expected_lifetime_months),
-        floats(&|r| r.clv),
-        floats(&|r| r.clv_at_risk),
-        floats(&|r| r.health_score),
-        strings(&|r| r.health_band),
-        strings(&|r| r.signals.as_deref()),
-        strings(&|r| r.intervention),
-        strings(&|r| r.segment),
-        strings(&|r| Some(r.top_reasons.as_str())),
-        Arc::new(StringArray::from(vec![name; n])),
-        Arc::new(StringArray::from(vec![version; n])),
-    ];
-    Ok(RecordBatch::try_new(schema.clone(), arrays)?)
-}
-
 /// Where the scored rows' batches end up.
 enum Dest {
     /// A file, written to a temporary file and renamed at the end.
@@ -318,14 +455,15 @@ pub struct Worklist {
 fn worklist_order(order: Order, a: &OutRow, b: &OutRow) -> std::cmp::Ordering {
     let known = |v: Option<f64>| v.unwrap_or(f64::NEG_INFINITY);
     let key = |r: &OutRow| match order {
-        Order::RevenueAtRisk => known(r.revenue_at_risk),
-        Order::ClvAtRisk => known(r.clv_at_risk),
-        Order::Probability => r.probability,
+        Order::RevenueAtRisk => known(r.score.revenue_at_risk),
+        Order::ClvAtRisk => known(r.score.clv_at_risk),
+        Order::Probability => r.score.probability,
     };
+    let (sa, sb) = (&a.score, &b.score);
     key(b)
         .total_cmp(&key(a))
-        .then(b.probability.total_cmp(&a.probability))
-        .then(known(b.revenue_at_risk).total_cmp(&known(a.revenue_at_risk)))
+        .then(sb.probability.total_cmp(&sa.probability))
+        .then(known(sb.revenue_at_risk).total_cmp(&known(sa.revenue_at_risk)))
         .then_with(|| a.customer_id.cmp(&b.customer_id))
 }
 
@@ -380,15 +518,15 @@ impl Worklist {
     }
 
     /// Adds a batch of scored rows.
-    pub fn add(&mut self, out: Vec<OutRow>) -> Result<()> {
+    pub fn add(&mut self, out: Scores) -> Result<()> {
         match self.top {
             None => {
-                let b = batch(&self.schema, &out, &self.name, &self.version)?;
+                let b = out.batch(&self.schema, &self.name, &self.version)?;
                 self.dest.as_mut().expect("open until finish").write(b)?;
             }
             Some(Top { n, order }) => {
                 // Memory stays within 2N rows whatever the input size.
-                self.kept.extend(out);
+                self.kept.extend(out.into_rows());
                 if self.kept.len() > 2 * n.max(1024) {
                     self.kept.sort_by(|a, b| worklist_order(order, a, b));
                     self.kept.truncate(n);
@@ -406,7 +544,11 @@ impl Worklist {
             self.kept.sort_by(|a, b| worklist_order(order, a, b));
             self.kept.truncate(n);
             for chunk in self.kept.chunks(64 * 1024) {
-                dest.write(batch(&self.schema, chunk, &self.name, &self.version)?)?;
+                dest.write(Scores::from_rows(chunk).batch(
+                    &self.schema,
+                    &self.name,
+                    &self.version,
+                )?)?;
             }
         }
         match dest {
@@ -545,8 +687,8 @@ pub struct Summary {
 
 impl Summary {
     /// Counts scored rows.
-    pub fn add(&mut self, rows: &[OutRow]) {
-        for r in rows {
+    pub fn add(&mut self, scores: &Scores) {
+        for r in &scores.rows {
             self.scored += 1;
             self.bands[r.risk_band as usize] += 1;
             match r.revenue_at_risk {
