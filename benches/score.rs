@@ -5,7 +5,8 @@
 //!
 //! The rows are the simulator's feature rows repeated with fresh customer ids and
 //! jittered numbers (so Parquet cannot dictionary-encode its way out). Writes
-//! `target/bench-score/{features.parquet, model}` for `benches/peer_score.py`.
+//! `target/bench-score/{features.parquet, models, peer_model.json}` for the peers
+//! `benches/peer_score.py` and `benches/peer_score_polars.py`.
 
 mod common;
 
@@ -60,6 +61,18 @@ fn main() {
     let _ = std::fs::remove_dir_all(&models);
     let a = churn_testkit::train(&fx, ModelKind::Logistic, "churn", "v1");
     churn_testkit::save(&models, &a);
+    // The model and the columns the rules read, for the polars + numpy peer
+    // (`benches/peer_score_polars.py`).
+    let rule_columns: Vec<String> = churn_features::rules::INPUTS
+        .iter()
+        .map(|input| input.feature(&a.feature_config))
+        .collect();
+    std::fs::write(
+        root.join("peer_model.json"),
+        serde_json::to_vec(&serde_json::json!({ "artifact": &a, "rule_columns": rule_columns }))
+            .unwrap(),
+    )
+    .unwrap();
     let (_, table) = churn_testkit::latest_rows(&fx);
     // One 64 K-row block of real feature rows, cycled.
     let block_rows = churn_features::read::BATCH_ROWS;
