@@ -1,5 +1,6 @@
 //! Batch scoring at scale (bench binary): `CHURN_SCORE_ROWS` (default 10,000,000) feature
-//! rows in Parquet, scored to Parquet by `churn-score` with a logistic model and the
+//! rows in Parquet, scored to Parquet by `churn-score` with a logistic model (or
+//! `CHURN_SCORE_MODEL=gbm|forest`) and the
 //! rules (and `CHURN_SCORE_REASONS` reasons per row, default 3), against the limit of
 //! just reading and writing the same files.
 //!
@@ -59,7 +60,13 @@ fn main() {
     let fx = churn_testkit::simulate(data.path(), 4000, 3);
     let models = root.join("models");
     let _ = std::fs::remove_dir_all(&models);
-    let a = churn_testkit::train(&fx, ModelKind::Logistic, "churn", "v1");
+    // `CHURN_SCORE_MODEL=gbm` (or forest) benchmarks a tree model instead.
+    let kind = match std::env::var("CHURN_SCORE_MODEL").as_deref() {
+        Ok("gbm") => ModelKind::Gbm,
+        Ok("forest") => ModelKind::Forest,
+        _ => ModelKind::Logistic,
+    };
+    let a = churn_testkit::train(&fx, kind, "churn", "v1");
     churn_testkit::save(&models, &a);
     // The model and the columns the rules read, for the polars + numpy peer
     // (`benches/peer_score_polars.py`).
@@ -225,7 +232,7 @@ fn main() {
         median(limit)
     );
     println!(
-        "read only: median {:.2} s; read + write the same columns: median {:.2} s; churn-score (logistic, rules, {reasons} reasons): median {:.2} s ({:.0} rows/s) of {runs}; peak memory {:.0} MB",
+        "read only: median {:.2} s; read + write the same columns: median {:.2} s; churn-score ({kind:?}, rules, {reasons} reasons): median {:.2} s ({:.0} rows/s) of {runs}; peak memory {:.0} MB",
         median(read_only),
         median(copy),
         median(score.clone()),

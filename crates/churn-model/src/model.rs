@@ -164,6 +164,19 @@ impl Estimator {
     }
 
     /// Each model input's contribution to the log-odds.
+    /// [`Estimator::raw`] and [`Estimator::contributions`] together: a booster walks its
+    /// trees once for both.
+    pub fn raw_and_contributions(&self, x: &[f64], out: &mut [f64]) -> f64 {
+        match self {
+            Estimator::Gbm(m) => sigmoid(m.logit_and_contributions(x, out)),
+            _ => {
+                let raw = self.raw(x);
+                self.contributions(x, out);
+                raw
+            }
+        }
+    }
+
     pub fn contributions(&self, x: &[f64], out: &mut [f64]) {
         match self {
             Estimator::Logistic(m) => m.explain(x, out),
@@ -408,15 +421,20 @@ impl ChurnModel {
                 }
             },
         )?;
-        let probability = self.probability(x);
+        let explain = explain && top > 0;
+        let probability = if explain {
+            self.calibrator
+                .apply(self.estimator.raw_and_contributions(x, contrib))
+        } else {
+            self.probability(x)
+        };
         if !probability.is_finite() {
             return Err(PrepError::NonFiniteOutput {
                 what: "probability",
             });
         }
         let mut reasons: Vec<Contribution> = Vec::new();
-        if explain && top > 0 {
-            self.estimator.contributions(x, contrib);
+        if explain {
             if contrib.iter().any(|c| !c.is_finite()) {
                 return Err(PrepError::NonFiniteOutput {
                     what: "contribution",
