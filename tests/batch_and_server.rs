@@ -2,6 +2,7 @@
 //! the library, saved as an artifact, scored in batch by `churn-score` and served by
 //! `churn-serve` gives the same answers, field by field, for the same customers.
 
+use churn_model::model::ModelKind;
 use churn_testkit::http::Client;
 use clap::Parser;
 use serde_json::{json, Value};
@@ -14,7 +15,14 @@ fn s(p: &Path) -> &str {
 
 #[test]
 fn batch_and_server_give_identical_results_for_the_same_rows() {
-    let st = churn_testkit::SavedModel::new();
+    // Each estimator has its own path through scoring and explaining.
+    for kind in [ModelKind::Gbm, ModelKind::Logistic, ModelKind::Forest] {
+        same_results(kind);
+    }
+}
+
+fn same_results(kind: ModelKind) {
+    let st = churn_testkit::SavedModel::of_kind(kind);
     let (_, table) = churn_testkit::latest_rows(&st.fx);
     let features = st.dir.path().join("features.parquet");
     churn_features::features::write_table(&table, None, &features).unwrap();
@@ -117,20 +125,39 @@ fn batch_and_server_give_identical_results_for_the_same_rows() {
             .map(|s| s["signal"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(b["signals"].clone().unwrap_or_default(), signals.join(","));
-        let reasons: Vec<&str> = p["reasons"]
+        let reasons: Vec<(&str, f64)> = p["reasons"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| r["feature"].as_str().unwrap())
+            .map(|r| {
+                (
+                    r["feature"].as_str().unwrap(),
+                    r["contribution"].as_f64().unwrap(),
+                )
+            })
             .collect();
-        let listed: Vec<&str> = b["top_reasons"]
+        // `name=value (+0.123)`: the same features in the same order, each with the
+        // server's contribution to three decimals.
+        let listed: Vec<(&str, f64)> = b["top_reasons"]
             .as_deref()
             .unwrap()
             .split("; ")
             .filter(|x| !x.is_empty())
-            .map(|x| x.split('=').next().unwrap())
+            .map(|x| {
+                let (name, rest) = x.split_once('=').unwrap();
+                let shown = rest.rsplit_once(" (+").unwrap().1.trim_end_matches(')');
+                (name, shown.parse::<f64>().unwrap())
+            })
             .collect();
-        assert_eq!(listed, reasons);
+        assert!(!reasons.is_empty() || b["top_reasons"].as_deref() == Some(""));
+        assert_eq!(listed.len(), reasons.len(), "{kind:?}: {listed:?} {reasons:?}");
+        for ((name, shown), (feature, contribution)) in listed.iter().zip(&reasons) {
+            assert_eq!(name, feature, "{kind:?}");
+            assert!(
+                (shown - contribution).abs() <= 0.0005 + 1e-9,
+                "{kind:?} {name}: {shown} vs {contribution}"
+            );
+        }
         assert_eq!(b["model_version"].as_deref(), Some("v1"));
     }
 }

@@ -199,12 +199,17 @@ pub struct SavedModel {
 }
 
 impl SavedModel {
-    /// Simulates, trains and saves.
+    /// Simulates, trains a gradient-boosted model and saves it.
     pub fn new() -> SavedModel {
+        SavedModel::of_kind(ModelKind::Gbm)
+    }
+
+    /// Simulates, trains a model of `kind` and saves it.
+    pub fn of_kind(kind: ModelKind) -> SavedModel {
         let dir = tempfile::tempdir().unwrap();
         let fx = simulate(&dir.path().join("data"), 300, 17);
         let models = dir.path().join("models");
-        save(&models, &train(&fx, ModelKind::Gbm, "churn", "v1"));
+        save(&models, &train(&fx, kind, "churn", "v1"));
         SavedModel {
             model: models.join("churn"),
             dir,
