@@ -150,7 +150,11 @@ fn same_results(kind: ModelKind) {
             })
             .collect();
         assert!(!reasons.is_empty() || b["top_reasons"].as_deref() == Some(""));
-        assert_eq!(listed.len(), reasons.len(), "{kind:?}: {listed:?} {reasons:?}");
+        assert_eq!(
+            listed.len(),
+            reasons.len(),
+            "{kind:?}: {listed:?} {reasons:?}"
+        );
         for ((name, shown), (feature, contribution)) in listed.iter().zip(&reasons) {
             assert_eq!(name, feature, "{kind:?}");
             assert!(
