@@ -143,7 +143,7 @@ impl Estimator {
             Estimator::Logistic(m) => sigmoid(m.logit(x)),
             Estimator::Gbm(m) => sigmoid(m.logit(x)),
             Estimator::Blend(l, g) => sigmoid(0.5 * (l.logit(x) + g.logit(x))),
-            Estimator::Forest(_) => self.raw_batch(x, x.len())[0],
+            Estimator::Forest(m) => m.probability(x),
         }
     }
 
