@@ -61,11 +61,10 @@ fn main() {
     let models = root.join("models");
     let _ = std::fs::remove_dir_all(&models);
     // `CHURN_SCORE_MODEL=gbm` (or forest) benchmarks a tree model instead.
-    let kind = match std::env::var("CHURN_SCORE_MODEL").as_deref() {
-        Ok("gbm") => ModelKind::Gbm,
-        Ok("forest") => ModelKind::Forest,
-        _ => ModelKind::Logistic,
-    };
+    let kind = std::env::var("CHURN_SCORE_MODEL").map_or(ModelKind::Logistic, |name| {
+        ModelKind::parse(&name)
+            .unwrap_or_else(|| panic!("CHURN_SCORE_MODEL={name} is not a model kind"))
+    });
     let a = churn_testkit::train(&fx, kind, "churn", "v1");
     churn_testkit::save(&models, &a);
     // The model and the columns the rules read, for the polars + numpy peer

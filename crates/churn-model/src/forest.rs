@@ -96,8 +96,13 @@ impl FlatForest {
     /// The probability from a sum of tree outputs, as `ForestModel::probabilities`
     /// gives it (smartcore's mean, clamped).
     fn probability_of_sum(&self, sum: f64) -> f64 {
-        (sum / self.roots.len() as f64).clamp(1e-6, 1.0 - 1e-6)
+        clamped(sum / self.roots.len() as f64)
     }
+}
+
+/// A forest's mean leaf value as a probability a log-odds can be taken of.
+fn clamped(q: f64) -> f64 {
+    q.clamp(1e-6, 1.0 - 1e-6)
 }
 
 impl std::fmt::Debug for ForestModel {
@@ -279,7 +284,7 @@ impl ForestModel {
     pub fn probabilities(&self, x: &[f64], p: usize) -> Vec<f64> {
         let n = x.len() / p.max(1);
         match DenseMatrix::new(n, p, x.to_vec(), false).and_then(|m| self.forest.predict(&m)) {
-            Ok(v) => v.into_iter().map(|q| q.clamp(1e-6, 1.0 - 1e-6)).collect(),
+            Ok(v) => v.into_iter().map(clamped).collect(),
             Err(_) => vec![f64::NAN; n],
         }
     }
@@ -395,16 +400,22 @@ mod tests {
         d.check(1).unwrap();
     }
 
-    #[test]
-    fn learns_and_round_trips() {
-        let n = 1500;
-        let mut s = 5u64;
-        let mut r = || {
+    /// Reproducible draws in [-1, 1) (a linear congruential generator: the tests need
+    /// the same numbers every run, not quality).
+    fn draws(seed: u64) -> impl FnMut() -> f64 {
+        let mut s = seed;
+        move || {
             s = s
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-        };
+        }
+    }
+
+    #[test]
+    fn learns_and_round_trips() {
+        let n = 1500;
+        let mut r = draws(5);
         let x: Vec<f64> = (0..n * 2).map(|_| r()).collect();
         let y: Vec<u8> = (0..n).map(|i| u8::from(x[2 * i] > 0.3)).collect();
         let m = ForestModel::fit(&x, 2, &y, 1).unwrap();
@@ -425,13 +436,7 @@ mod tests {
     fn flat_trees_score_as_smartcore_does() {
         // Four inputs, two of them informative, so paths split on several.
         let (n, p) = (2000, 4);
-        let mut s = 11u64;
-        let mut r = || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-        };
+        let mut r = draws(11);
         let x: Vec<f64> = (0..n * p).map(|_| r()).collect();
         let y: Vec<u8> = (0..n)
             .map(|i| u8::from(x[p * i] + 0.5 * x[p * i + 1] > 0.2))

@@ -204,26 +204,25 @@ impl FlatTrees {
                     .enumerate()
                     .map(|(i, (n, average))| {
                         let own = base + i as u32;
-                        if n.is_leaf {
-                            FlatNode {
-                                split_value: f64::NAN,
-                                leaf_value: f64::from(n.weight_value),
-                                average,
-                                feature: 0,
-                                left: own,
-                                right: own,
-                                missing: own,
-                            }
+                        let (feature, split_value, left, right, missing) = if n.is_leaf {
+                            (0, f64::NAN, own, own, own)
                         } else {
-                            FlatNode {
-                                split_value: n.split_value,
-                                leaf_value: f64::from(n.weight_value),
-                                average,
-                                feature: n.split_feature as u32,
-                                left: base + n.left_child as u32,
-                                right: base + n.right_child as u32,
-                                missing: base + n.missing_node as u32,
-                            }
+                            (
+                                n.split_feature as u32,
+                                n.split_value,
+                                base + n.left_child as u32,
+                                base + n.right_child as u32,
+                                base + n.missing_node as u32,
+                            )
+                        };
+                        FlatNode {
+                            split_value,
+                            leaf_value: f64::from(n.weight_value),
+                            average,
+                            feature,
+                            left,
+                            right,
+                            missing,
                         }
                     }),
             );

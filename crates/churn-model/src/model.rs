@@ -163,7 +163,6 @@ impl Estimator {
         }
     }
 
-    /// Each model input's contribution to the log-odds.
     /// [`Estimator::raw`] and [`Estimator::contributions`] together: a booster walks its
     /// trees once for both.
     pub fn raw_and_contributions(&self, x: &[f64], out: &mut [f64]) -> f64 {
@@ -177,6 +176,7 @@ impl Estimator {
         }
     }
 
+    /// Each model input's contribution to the log-odds.
     pub fn contributions(&self, x: &[f64], out: &mut [f64]) {
         match self {
             Estimator::Logistic(m) => m.explain(x, out),

@@ -478,17 +478,13 @@ impl Job<'_> {
                 (scores, failed)
             })
             .collect();
-        let mut all: Option<Scores> = None;
+        let mut all = Scores::with_capacity(n, reasons);
         for (scores, failed) in chunks {
             for (r, e) in failed {
                 self.rejects.add(&id(r), &location(r), &e.to_string())?;
             }
-            match &mut all {
-                None => all = Some(scores),
-                Some(all) => all.append(scores),
-            }
+            all.append(scores);
         }
-        let all = all.unwrap_or_default();
         self.summary.add(&all);
         self.tx
             .send(all)

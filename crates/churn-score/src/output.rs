@@ -154,13 +154,7 @@ impl Scores {
             clv_at_risk: s.model.clv_at_risk(),
             health_score: rules.and_then(|r| r.health).map(|h| h.score),
             health_band: rules.and_then(|r| r.health).map(|h| h.band.as_str()),
-            signals: rules.map(|r| {
-                r.signals
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.is_some())
-                    .fold(0u8, |mask, (k, _)| mask | 1 << k)
-            }),
+            signals: rules.map(signal_mask),
             intervention: rules.map(|r| r.intervention.as_str()),
             segment: rules.map(|r| r.segment.as_str()),
         });
@@ -203,7 +197,6 @@ impl Scores {
         let floats = |f: &dyn Fn(&RowScore) -> Option<f64>| -> ArrayRef {
             Arc::new(rows.iter().map(f).collect::<Float64Array>())
         };
-        let signals = signal_texts();
         let arrays: Vec<ArrayRef> = vec![
             self.ids.into_array()?,
             Arc::new(rows.iter().map(|r| r.as_of).collect::<Date32Array>()),
@@ -217,7 +210,7 @@ impl Scores {
             floats(&|r| r.clv_at_risk),
             floats(&|r| r.health_score),
             strings(&|r| r.health_band),
-            strings(&|r| r.signals.map(|m| signals[usize::from(m)].as_str())),
+            strings(&|r| r.signals.map(signals_text)),
             strings(&|r| r.intervention),
             strings(&|r| r.segment),
             self.reasons.into_array()?,
@@ -228,8 +221,18 @@ impl Scores {
     }
 }
 
-/// The `signals` text of every set of fired signals, indexed by its bit mask.
-fn signal_texts() -> &'static [String; 32] {
+/// The signals that fired, one bit per [`SignalKind::ALL`] entry.
+fn signal_mask(r: &RuleResult) -> u8 {
+    r.signals
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_some())
+        .fold(0, |mask, (k, _)| mask | 1 << k)
+}
+
+/// The signals of a [`signal_mask`], comma-separated (the `signals` column), from the
+/// 32 texts made once.
+fn signals_text(mask: u8) -> &'static str {
     static TEXTS: std::sync::OnceLock<[String; 32]> = std::sync::OnceLock::new();
     TEXTS.get_or_init(|| {
         std::array::from_fn(|mask| {
@@ -241,19 +244,8 @@ fn signal_texts() -> &'static [String; 32] {
                 .collect::<Vec<_>>()
                 .join(",")
         })
-    })
-}
-
-/// The signals that fired, comma-separated (the `signals` column).
-fn signals_text(r: &RuleResult) -> String {
-    let mut out = String::new();
-    for (k, sig) in r.fired().enumerate() {
-        if k > 0 {
-            out.push(',');
-        }
-        out.push_str(sig.kind.as_str());
-    }
-    out
+    })[usize::from(mask)]
+    .as_str()
 }
 
 /// The playbook alone on feature rows, as Arrow batches: `customer_id`, `as_of`, the
@@ -313,7 +305,7 @@ pub fn rules_table(
         }
         arrays.push(Arc::new(
             r.iter()
-                .map(|x| Some(signals_text(x)))
+                .map(|x| Some(signals_text(signal_mask(x))))
                 .collect::<StringArray>(),
         ));
         arrays.push(Arc::new(
