@@ -144,44 +144,50 @@ impl TreeModel {
 }
 
 /// A tree node as scoring reads it, every tree's in one array. A leaf points to itself
-/// (all three children; split on input 0 at NaN, which no value is below), so a walk can
-/// take a fixed number of steps without asking where it is.
+/// (all its children), so a walk can take a fixed number of steps without asking where
+/// it is, and a step is a look-up, not a branch (which way a row goes is a coin toss to
+/// the branch predictor).
 #[derive(Debug, Clone, Copy)]
 struct FlatNode {
-    split_value: f64,
-    /// The leaf's weight (a leaf), as forust adds it.
-    leaf_value: f64,
-    /// The average leaf weight under the node, for contributions: computed once, forust
-    /// recomputes them on every contributions call (~55 us a row).
-    average: f64,
+    /// A split's value (a row goes left below it); a leaf's weight, as forust adds it.
+    value: f64,
+    /// The child a row goes to: right (at or above the value, or NaN), left (below it),
+    /// missing, missing (indexed by `is_missing * 2 + (x < value)`).
+    children: [u32; 4],
+    /// The input a split reads (0 for a leaf, which reads input 0 and goes nowhere).
     feature: u32,
-    left: u32,
-    right: u32,
-    missing: u32,
+    /// A leaf's path from its root: `FlatTrees::steps[path_start..]`, as many steps as
+    /// its group of trees is walked.
+    path_start: u32,
+}
+
+/// One step of a root-to-leaf path as forust's average-path contributions count it: the
+/// input the node splits on, and the average leaf weight under the child less the
+/// node's. A path shorter than its group's walk is padded with steps adding -0.0 to
+/// input 0 (which leaves every sum as it was, to the bit).
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    feature: u32,
+    delta: f64,
 }
 
 /// Trees walked side by side: one row's walk through a tree is a chain of dependent
-/// loads and unpredictable branches; eight independent chains keep the core busy
-/// (a 540-tree booster: 4.5 -> 1.9 us a row).
+/// loads; eight independent chains keep the core busy (a 540-tree booster: 4.5 -> 1.9 us
+/// a row).
 const LANES: usize = 8;
-/// The deepest group of trees walked side by side (deeper ones are walked one by one).
-const MAX_STEPS: usize = 12;
 
-/// What [`FlatTrees::for_each_path`] walked.
-enum Paths<'p> {
-    /// A group of [`LANES`] trees' paths and the steps they took.
-    Group(&'p [[u32; MAX_STEPS + 1]; LANES], usize),
-    /// The root of one tree, to walk alone.
-    Single(u32),
-}
-
-/// Every predicting tree's nodes (each tree's root the first of its nodes), and how
-/// many steps from root to the deepest leaf each group of [`LANES`] trees takes.
+/// Every predicting tree's nodes (each tree's root the first of its nodes), padded to a
+/// whole number of groups of [`LANES`] trees with single leaves of weight -0.0, how many
+/// steps from root to the deepest leaf each group takes, and each leaf's path.
 #[derive(Debug)]
 struct FlatTrees {
     nodes: Vec<FlatNode>,
     roots: Vec<u32>,
     group_steps: Vec<usize>,
+    /// Every leaf's path, leaf after leaf: a row's contributions are the steps of the
+    /// leaves it reaches, so explaining a row walks the trees as scoring it does and
+    /// then reads these (no path recorded on the way, no averages looked up per step).
+    steps: Vec<Step>,
     base_score: f64,
     /// forust's missing value (NaN: a NaN input is missing).
     missing: f64,
@@ -189,51 +195,89 @@ struct FlatTrees {
 
 impl FlatTrees {
     fn new(b: &GradientBooster) -> FlatTrees {
+        let trees = trees(b);
+        let depth = |t: &forust_ml::tree::Tree| t.nodes.iter().map(|n| n.depth).max();
+        let group_steps: Vec<usize> = trees
+            .chunks(LANES)
+            .map(|g| g.iter().filter_map(depth).max().unwrap_or(0))
+            .collect();
+        let padding = Step {
+            feature: 0,
+            delta: -0.0,
+        };
         let mut nodes = Vec::new();
         let mut roots = Vec::new();
         let mut steps = Vec::new();
-        for t in trees(b) {
+        for (k, t) in trees.iter().enumerate() {
+            let walked = group_steps[k / LANES];
             let base = nodes.len() as u32;
             roots.push(base);
             let averages = t.distribute_leaf_weights();
-            steps.push(t.nodes.iter().map(|n| n.depth).max().unwrap_or(0));
-            nodes.extend(
-                t.nodes
-                    .iter()
-                    .zip(averages)
-                    .enumerate()
-                    .map(|(i, (n, average))| {
-                        let own = base + i as u32;
-                        let (feature, split_value, left, right, missing) = if n.is_leaf {
-                            (0, f64::NAN, own, own, own)
-                        } else {
-                            (
-                                n.split_feature as u32,
-                                n.split_value,
-                                base + n.left_child as u32,
-                                base + n.right_child as u32,
-                                base + n.missing_node as u32,
-                            )
-                        };
-                        FlatNode {
-                            split_value,
-                            leaf_value: f64::from(n.weight_value),
-                            average,
-                            feature,
-                            left,
-                            right,
-                            missing,
+            // Children come after their parent (`check_trees`), so a parent's path is
+            // known before its children's.
+            let mut paths: Vec<Option<Vec<Step>>> = vec![None; t.nodes.len()];
+            if let Some(root) = paths.first_mut() {
+                *root = Some(Vec::new());
+            }
+            for (i, n) in t.nodes.iter().enumerate() {
+                let mut path = paths[i].take().unwrap_or_default();
+                let own = base + i as u32;
+                let node = if n.is_leaf {
+                    let path_start = steps.len() as u32;
+                    path.resize(walked, padding);
+                    steps.extend_from_slice(&path);
+                    FlatNode {
+                        value: f64::from(n.weight_value),
+                        children: [own; 4],
+                        feature: 0,
+                        path_start,
+                    }
+                } else {
+                    for c in [n.left_child, n.right_child, n.missing_node] {
+                        if let Some(slot @ None) = paths.get_mut(c) {
+                            let mut to_child = path.clone();
+                            to_child.push(Step {
+                                feature: n.split_feature as u32,
+                                delta: averages[c] - averages[i],
+                            });
+                            *slot = Some(to_child);
                         }
-                    }),
-            );
+                    }
+                    let missing = base + n.missing_node as u32;
+                    FlatNode {
+                        value: n.split_value,
+                        children: [
+                            base + n.right_child as u32,
+                            base + n.left_child as u32,
+                            missing,
+                            missing,
+                        ],
+                        feature: n.split_feature as u32,
+                        path_start: 0,
+                    }
+                };
+                nodes.push(node);
+            }
+        }
+        while !roots.len().is_multiple_of(LANES) {
+            let own = nodes.len() as u32;
+            roots.push(own);
+            nodes.push(FlatNode {
+                value: -0.0,
+                children: [own; 4],
+                feature: 0,
+                path_start: steps.len() as u32,
+            });
+            steps.extend(std::iter::repeat_n(
+                padding,
+                group_steps[group_steps.len() - 1],
+            ));
         }
         FlatTrees {
             nodes,
-            group_steps: steps
-                .chunks_exact(LANES)
-                .map(|g| g.iter().copied().max().unwrap_or(0))
-                .collect(),
             roots,
+            group_steps,
+            steps,
             base_score: b.base_score,
             missing: b.missing,
         }
@@ -250,65 +294,18 @@ impl FlatTrees {
         } else {
             v == self.missing
         };
-        if is_missing {
-            node.missing
-        } else if v < node.split_value {
-            node.left
-        } else {
-            node.right
-        }
-    }
-
-    /// The path of a row through the tree rooted at `root`, one tree at a time:
-    /// `visit(node, child)` hears every step; returns the leaf.
-    fn walk(&self, root: u32, x: &[f64], mut visit: impl FnMut(u32, u32)) -> u32 {
-        let mut at = root;
-        loop {
-            let next = self.child(at, x);
-            if next == at {
-                return at;
-            }
-            visit(at, next);
-            at = next;
-        }
-    }
-
-    /// Walks the trees of each full group of [`LANES`] side by side (a [`Paths::Group`]:
-    /// each tree's nodes from root to leaf, `steps + 1` of them, the leaf repeated when
-    /// reached early) and the rest one by one ([`Paths::Single`]), in tree order.
-    #[inline(always)]
-    fn for_each_path(&self, x: &[f64], mut visit: impl FnMut(Paths<'_>)) {
-        let groups = self.roots.chunks_exact(LANES);
-        let rest = groups.remainder();
-        for (roots, &steps) in groups.zip(&self.group_steps) {
-            if steps > MAX_STEPS {
-                roots.iter().for_each(|&r| visit(Paths::Single(r)));
-                continue;
-            }
-            let mut paths = [[0u32; MAX_STEPS + 1]; LANES];
-            let mut at: [u32; LANES] = std::array::from_fn(|j| roots[j]);
-            for step in 0..steps {
-                for (path, a) in paths.iter_mut().zip(&mut at) {
-                    path[step] = *a;
-                    *a = self.child(*a, x);
-                }
-            }
-            for (path, a) in paths.iter_mut().zip(at) {
-                path[steps] = a;
-            }
-            visit(Paths::Group(&paths, steps));
-        }
-        rest.iter().for_each(|&r| visit(Paths::Single(r)));
+        node.children[usize::from(is_missing) * 2 + usize::from(v < node.value)]
     }
 
     /// The log-odds of a row: the base score plus every tree's leaf, added in tree order
-    /// (forust's sum, to the bit).
-    fn logit(&self, x: &[f64]) -> f64 {
-        // As `for_each_path`, keeping only where each walk ends.
+    /// (forust's sum, to the bit: the padding's -0.0 changes no sum); `reached(leaf,
+    /// steps)` hears each tree's leaf, in tree order, and how many steps its group was
+    /// walked. The trees of each group are walked side by side, as many steps as the
+    /// group's deepest tree needs.
+    #[inline(always)]
+    fn logit_with(&self, x: &[f64], mut reached: impl FnMut(&FlatNode, usize)) -> f64 {
         let mut acc = self.base_score;
-        let groups = self.roots.chunks_exact(LANES);
-        let rest = groups.remainder();
-        for (roots, &steps) in groups.zip(&self.group_steps) {
+        for (roots, &steps) in self.roots.chunks_exact(LANES).zip(&self.group_steps) {
             let mut at: [u32; LANES] = std::array::from_fn(|j| roots[j]);
             for _ in 0..steps {
                 for a in &mut at {
@@ -316,41 +313,29 @@ impl FlatTrees {
                 }
             }
             for a in at {
-                acc += self.nodes[a as usize].leaf_value;
+                let leaf = &self.nodes[a as usize];
+                acc += leaf.value;
+                reached(leaf, steps);
             }
-        }
-        for &root in rest {
-            acc += self.nodes[self.walk(root, x, |_, _| {}) as usize].leaf_value;
         }
         acc
     }
 
+    fn logit(&self, x: &[f64]) -> f64 {
+        self.logit_with(x, |_, _| {})
+    }
+
     /// forust's average-path contributions (`predict_contributions_row_average`: the
-    /// same sums in the same order), without its bias slot; returns the log-odds the
-    /// same walks end at ([`FlatTrees::logit`], to the bit).
+    /// same sums in the same order, each leaf's path added tree by tree), without its
+    /// bias slot; returns the log-odds ([`FlatTrees::logit`], to the bit).
     fn logit_and_contributions(&self, x: &[f64], out: &mut [f64]) -> f64 {
         out.fill(0.0);
-        let mut acc = self.base_score;
-        let mut add = |node: u32, child: u32| {
-            let (n, c) = (&self.nodes[node as usize], &self.nodes[child as usize]);
-            out[n.feature as usize] += c.average - n.average;
-        };
-        self.for_each_path(x, |paths| match paths {
-            Paths::Group(paths, steps) => {
-                for path in paths {
-                    for s in 0..steps {
-                        if path[s] != path[s + 1] {
-                            add(path[s], path[s + 1]);
-                        }
-                    }
-                    acc += self.nodes[path[steps] as usize].leaf_value;
-                }
+        self.logit_with(x, |leaf, steps| {
+            let start = leaf.path_start as usize;
+            for step in &self.steps[start..start + steps] {
+                out[step.feature as usize] += step.delta;
             }
-            Paths::Single(root) => {
-                acc += self.nodes[self.walk(root, x, &mut add) as usize].leaf_value;
-            }
-        });
-        acc
+        })
     }
 }
 
@@ -364,6 +349,9 @@ fn check_trees(b: &GradientBooster, inputs: usize) -> Result<(), String> {
         if n == 0 {
             return Err(format!("tree {k} has no nodes"));
         }
+        // A tree, not a graph: a node has one path from the root (contributions are
+        // read off each leaf's path).
+        let mut parent = vec![None; n];
         for (i, node) in t.nodes.iter().enumerate() {
             if node.is_leaf {
                 if !node.weight_value.is_finite() {
@@ -384,6 +372,11 @@ fn check_trees(b: &GradientBooster, inputs: usize) -> Result<(), String> {
                 || node.split_value.is_nan()
             {
                 return Err(format!("tree {k} has a broken node {i}"));
+            }
+            for c in [node.left_child, node.right_child, node.missing_node] {
+                if *parent[c].get_or_insert(i) != i {
+                    return Err(format!("tree {k}'s node {c} has two parents"));
+                }
             }
         }
     }
@@ -694,5 +687,31 @@ mod tests {
             assert_eq!(fused.to_bits(), logit.to_bits());
             assert_eq!(both, c);
         }
+        // Contributions are read off each leaf's one path: a decoded booster whose node
+        // hangs under two parents is refused.
+        let mut json: serde_json::Value = serde_json::from_str(&m.json).unwrap();
+        let child = |node: &serde_json::Value, side: &str| node[side].as_u64().unwrap() as usize;
+        let (k, nodes) = json["trees"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .map(|t| t["nodes"].as_array_mut().unwrap())
+            .enumerate()
+            .find(|(_, nodes)| {
+                !nodes[child(&nodes[0], "right_child")]["is_leaf"]
+                    .as_bool()
+                    .unwrap()
+            })
+            .expect("a tree whose root's right child splits");
+        // The root's left link taken to its right child's left child.
+        let grandchild = child(&nodes[child(&nodes[0], "right_child")], "left_child");
+        nodes[0]["left_child"] = grandchild.into();
+        let error = serde_json::from_value::<TreeModel>(json.to_string().into()).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("tree {k}'s node {grandchild} has two parents")),
+            "{error}"
+        );
     }
 }

@@ -163,16 +163,31 @@ impl Estimator {
         }
     }
 
-    /// [`Estimator::raw`] and [`Estimator::contributions`] together: a booster walks its
-    /// trees once for both.
+    /// [`Estimator::raw`] and [`Estimator::contributions`] together: tree models walk
+    /// their trees once for both (the same bits as the two apart).
     pub fn raw_and_contributions(&self, x: &[f64], out: &mut [f64]) -> f64 {
         match self {
             Estimator::Gbm(m) => sigmoid(m.logit_and_contributions(x, out)),
-            _ => {
+            Estimator::Forest(m) => m.probability_and_contributions(x, out),
+            Estimator::Blend(l, g) => {
+                let mut trees = vec![0.0; out.len()];
+                let tree_logit = g.logit_and_contributions(x, &mut trees);
+                Self::blend_contributions(l, x, &trees, out);
+                sigmoid(0.5 * (l.logit(x) + tree_logit))
+            }
+            Estimator::Logistic(_) => {
                 let raw = self.raw(x);
                 self.contributions(x, out);
                 raw
             }
+        }
+    }
+
+    /// A blend's contributions: the mean of the linear model's and the trees' (given).
+    fn blend_contributions(l: &LinearModel, x: &[f64], trees: &[f64], out: &mut [f64]) {
+        l.explain(x, out);
+        for (o, t) in out.iter_mut().zip(trees) {
+            *o = 0.5 * (*o + t);
         }
     }
 
@@ -185,10 +200,7 @@ impl Estimator {
             Estimator::Blend(l, g) => {
                 let mut trees = vec![0.0; out.len()];
                 g.explain(x, &mut trees);
-                l.explain(x, out);
-                for (o, t) in out.iter_mut().zip(trees) {
-                    *o = 0.5 * (*o + t);
-                }
+                Self::blend_contributions(l, x, &trees, out);
             }
         }
     }
@@ -539,5 +551,50 @@ impl ChurnModel {
             .collect();
         out.sort_by(|a, b| b.1.total_cmp(&a.1));
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explaining_a_row_scores_it_as_scoring_alone_does() {
+        // Tree models walk their trees once for the probability and the contributions
+        // (`raw_and_contributions`): the same bits as `raw` and `contributions` apart,
+        // for every kind of estimator.
+        let (n, p) = (600, 3);
+        let mut s = 11u64;
+        let mut r = move || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let x: Vec<f64> = (0..n * p).map(|_| r()).collect();
+        let y: Vec<u8> = x
+            .chunks(p)
+            .map(|row| u8::from(row[0] + 0.5 * row[1] * row[2] > 0.7))
+            .collect();
+        let linear = LinearModel::fit(&x, p, &y, 1e-3, None).unwrap();
+        let trees = TreeModel::fit(&x, p, &y, 1).unwrap();
+        let estimators = [
+            Estimator::Logistic(linear.clone()),
+            Estimator::Gbm(trees.clone()),
+            Estimator::Forest(ForestModel::fit(&x, p, &y, 1).unwrap()),
+            Estimator::Blend(linear, trees),
+        ];
+        for e in &estimators {
+            let mut explained = false;
+            for row in x.chunks(p).take(100) {
+                let (mut apart, mut together) = (vec![0.0; p], vec![0.0; p]);
+                e.contributions(row, &mut apart);
+                let raw = e.raw_and_contributions(row, &mut together);
+                assert_eq!(raw.to_bits(), e.raw(row).to_bits(), "{:?}", e.kind());
+                assert_eq!(apart, together, "{:?}", e.kind());
+                explained |= together.iter().any(|&c| c != 0.0);
+            }
+            assert!(explained, "{:?}", e.kind());
+        }
     }
 }
