@@ -97,21 +97,6 @@ impl FlatForest {
         node.children[usize::from(x[node.feature as usize] <= node.split_value)]
     }
 
-    /// The leaf a row reaches from node `from` (a tree's root, or a node on the way);
-    /// `visit(feature, node)` hears every split on the way.
-    #[inline]
-    fn leaf(&self, from: u32, x: &[f64], mut visit: impl FnMut(u32, u32)) -> f64 {
-        let mut at = from;
-        loop {
-            let next = self.child(at, x);
-            if next == at {
-                return self.nodes[at as usize].output;
-            }
-            visit(self.nodes[at as usize].feature, at);
-            at = next;
-        }
-    }
-
     /// The leaves a row reaches from each of `from` (at most [`LANES`] nodes), walked
     /// side by side.
     fn leaves(&self, from: &[u32], x: &[f64]) -> [f64; LANES] {
@@ -339,12 +324,11 @@ impl ForestModel {
     /// in tree order and divided by their number).
     pub fn probability(&self, x: &[f64]) -> f64 {
         match &self.flat {
-            Some(f) => f.probability_of_sum(
-                f.roots
+            Some(f) => f.probability_of_sum(f.roots.chunks(LANES).fold(0.0, |sum, roots| {
+                f.leaves(roots, x)[..roots.len()]
                     .iter()
-                    .map(|&r| f.leaf(r, x, |_, _| {}))
-                    .fold(0.0, |a, v| a + v),
-            ),
+                    .fold(sum, |a, v| a + v)
+            })),
             None => self.probabilities(x, x.len())[0],
         }
     }
@@ -398,17 +382,40 @@ fn occlusion(f: &FlatForest, x: &[f64], out: &mut [f64]) -> f64 {
     let mut last_tree = vec![u32::MAX; inputs];
     let mut per_input = vec![0usize; inputs + 1];
     let mut sum = 0.0;
-    for (t, &root) in f.roots.iter().enumerate() {
-        let t = t as u32;
-        let v = f.leaf(root, x, |k, node| {
-            if last_tree[k as usize] != t {
-                last_tree[k as usize] = t;
-                firsts.push((k, t, node));
-                per_input[k as usize + 1] += 1;
+    // The trees walked side by side, each one's splits (input, node) noted on the way.
+    let mut paths: [Vec<(u32, u32)>; LANES] = Default::default();
+    for (group, roots) in f.roots.chunks(LANES).enumerate() {
+        let mut at = [0u32; LANES];
+        let at = &mut at[..roots.len()];
+        at.copy_from_slice(roots);
+        paths.iter_mut().for_each(Vec::clear);
+        loop {
+            let mut moved = false;
+            for (a, path) in at.iter_mut().zip(&mut paths) {
+                let next = f.child(*a, x);
+                if next != *a {
+                    path.push((f.nodes[*a as usize].feature, *a));
+                    moved = true;
+                }
+                *a = next;
             }
-        });
-        leaves.push(v);
-        sum += v;
+            if !moved {
+                break;
+            }
+        }
+        for (lane, (&leaf, path)) in at.iter().zip(&paths).enumerate() {
+            let t = (group * LANES + lane) as u32;
+            for &(k, node) in path {
+                if last_tree[k as usize] != t {
+                    last_tree[k as usize] = t;
+                    firsts.push((k, t, node));
+                    per_input[k as usize + 1] += 1;
+                }
+            }
+            let v = f.nodes[leaf as usize].output;
+            leaves.push(v);
+            sum += v;
+        }
     }
     // Grouped by input, trees in order within an input (a counting sort: a comparison
     // sort of ~1,500 splits a row was most of the cost).
