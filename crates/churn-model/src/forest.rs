@@ -368,33 +368,35 @@ impl ForestModel {
 }
 
 /// [`ForestModel::contributions`] on the flat trees: an input's effect re-walks only
-/// the trees whose path splits on it, from the first node on the path that does (the
-/// occluded row goes the row's way down to there), and its occluded probability is the
-/// row's sum with those trees' outputs replaced (the same effects as scoring the
-/// occluded row, up to the order of additions). Returns the row's probability
+/// the trees where the occluded row leaves the row's path (at a split on the input
+/// sending 0 the other way), from there, and its occluded probability is the row's sum
+/// with those trees' outputs replaced (the same effects as scoring the occluded row,
+/// up to the order of additions). Returns the row's probability
 /// ([`ForestModel::probability`], to the bit).
 fn occlusion(f: &FlatForest, x: &[f64], out: &mut [f64]) -> f64 {
     let inputs = x.len();
     let mut leaves = Vec::with_capacity(f.roots.len());
-    // Each input's first split on each tree's path, (input, tree, node), in tree order;
-    // `last_tree[k]` is the last tree that split on input k (`u32::MAX`: none).
-    let mut firsts: Vec<(u32, u32, u32)> = Vec::new();
+    // Where the occluded row first leaves each tree's path for each input, (input,
+    // tree, the child it turns to), in tree order: at the first split on the input that
+    // sends 0 the other way from the row's value. `last_tree[k]` is the last tree found
+    // so for input k (`u32::MAX`: none).
+    let mut turns: Vec<(u32, u32, u32)> = Vec::new();
     let mut last_tree = vec![u32::MAX; inputs];
     let mut per_input = vec![0usize; inputs + 1];
     let mut sum = 0.0;
-    // The trees walked side by side, each one's splits (input, node) noted on the way.
-    let mut paths: [Vec<(u32, u32)>; LANES] = Default::default();
+    // The trees walked side by side, each one's split nodes noted on the way.
+    let mut lanes: [Vec<u32>; LANES] = Default::default();
     for (group, roots) in f.roots.chunks(LANES).enumerate() {
         let mut at = [0u32; LANES];
         let at = &mut at[..roots.len()];
         at.copy_from_slice(roots);
-        paths.iter_mut().for_each(Vec::clear);
+        lanes.iter_mut().for_each(Vec::clear);
         loop {
             let mut moved = false;
-            for (a, path) in at.iter_mut().zip(&mut paths) {
+            for (a, lane) in at.iter_mut().zip(&mut lanes) {
                 let next = f.child(*a, x);
                 if next != *a {
-                    path.push((f.nodes[*a as usize].feature, *a));
+                    lane.push(*a);
                     moved = true;
                 }
                 *a = next;
@@ -403,13 +405,16 @@ fn occlusion(f: &FlatForest, x: &[f64], out: &mut [f64]) -> f64 {
                 break;
             }
         }
-        for (lane, (&leaf, path)) in at.iter().zip(&paths).enumerate() {
+        for (lane, (&leaf, nodes)) in at.iter().zip(&lanes).enumerate() {
             let t = (group * LANES + lane) as u32;
-            for &(k, node) in path {
-                if last_tree[k as usize] != t {
-                    last_tree[k as usize] = t;
-                    firsts.push((k, t, node));
-                    per_input[k as usize + 1] += 1;
+            for &node in nodes {
+                let n = &f.nodes[node as usize];
+                let k = n.feature as usize;
+                let way = |v: f64| n.children[usize::from(v <= n.split_value)];
+                if last_tree[k] != t && way(0.0) != way(x[k]) {
+                    last_tree[k] = t;
+                    turns.push((k as u32, t, way(0.0)));
+                    per_input[k + 1] += 1;
                 }
             }
             let v = f.nodes[leaf as usize].output;
@@ -418,18 +423,19 @@ fn occlusion(f: &FlatForest, x: &[f64], out: &mut [f64]) -> f64 {
         }
     }
     // Grouped by input, trees in order within an input (a counting sort: a comparison
-    // sort of ~1,500 splits a row was most of the cost).
+    // sort of every split on a row's paths was most of the cost).
     for k in 0..inputs {
         per_input[k + 1] += per_input[k];
     }
     let mut next = per_input.clone();
-    let mut grouped = vec![(0u32, 0u32); firsts.len()];
-    for &(k, t, node) in &firsts {
-        grouped[next[k as usize]] = (t, node);
+    let mut grouped = vec![(0u32, 0u32); turns.len()];
+    for &(k, t, turn) in &turns {
+        grouped[next[k as usize]] = (t, turn);
         next[k as usize] += 1;
     }
     let probability = f.probability_of_sum(sum);
     let base = logit(probability);
+    // An input whose occluded row never leaves a path changes no leaf: its effect is 0.
     out.fill(0.0);
     let mut occluded = x.to_vec();
     let (mut changes, mut from) = (Vec::new(), Vec::with_capacity(LANES));
@@ -440,12 +446,12 @@ fn occlusion(f: &FlatForest, x: &[f64], out: &mut [f64]) -> f64 {
         }
         occluded[k] = 0.0;
         changes.clear();
-        for trees in group.chunks(LANES) {
+        for walks in group.chunks(LANES) {
             from.clear();
-            from.extend(trees.iter().map(|&(_, node)| node));
+            from.extend(walks.iter().map(|&(_, turn)| turn));
             let reached = f.leaves(&from, &occluded);
             changes.extend(
-                trees
+                walks
                     .iter()
                     .zip(reached)
                     .map(|(&(t, _), v)| v - leaves[t as usize]),
