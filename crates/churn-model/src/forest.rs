@@ -97,23 +97,33 @@ impl FlatForest {
         node.children[usize::from(x[node.feature as usize] <= node.split_value)]
     }
 
-    /// The leaves a row reaches from each of `from` (at most [`LANES`] nodes), walked
-    /// side by side.
-    fn leaves(&self, from: &[u32], x: &[f64]) -> [f64; LANES] {
-        let mut at = [0u32; LANES];
-        let at = &mut at[..from.len()];
-        at.copy_from_slice(from);
+    /// Walks a row from each of `at` (at most [`LANES`] nodes) side by side until every
+    /// walk is at a leaf, leaving the leaves in `at`; `split(lane, node)` hears each
+    /// split passed, in step order.
+    #[inline(always)]
+    fn walk(&self, at: &mut [u32], x: &[f64], mut split: impl FnMut(usize, u32)) {
         loop {
             let mut moved = false;
-            for a in at.iter_mut() {
+            for (lane, a) in at.iter_mut().enumerate() {
                 let next = self.child(*a, x);
-                moved |= next != *a;
+                if next != *a {
+                    split(lane, *a);
+                    moved = true;
+                }
                 *a = next;
             }
             if !moved {
                 break;
             }
         }
+    }
+
+    /// The leaf outputs a row reaches from each of `from` (at most [`LANES`] nodes).
+    fn leaves(&self, from: &[u32], x: &[f64]) -> [f64; LANES] {
+        let mut at = [0u32; LANES];
+        let at = &mut at[..from.len()];
+        at.copy_from_slice(from);
+        self.walk(at, x, |_, _| {});
         std::array::from_fn(|j| at.get(j).map_or(0.0, |&a| self.nodes[a as usize].output))
     }
 
@@ -391,20 +401,7 @@ fn occlusion(f: &FlatForest, x: &[f64], out: &mut [f64]) -> f64 {
         let at = &mut at[..roots.len()];
         at.copy_from_slice(roots);
         lanes.iter_mut().for_each(Vec::clear);
-        loop {
-            let mut moved = false;
-            for (a, lane) in at.iter_mut().zip(&mut lanes) {
-                let next = f.child(*a, x);
-                if next != *a {
-                    lane.push(*a);
-                    moved = true;
-                }
-                *a = next;
-            }
-            if !moved {
-                break;
-            }
-        }
+        f.walk(at, x, |lane, node| lanes[lane].push(node));
         for (lane, (&leaf, nodes)) in at.iter().zip(&lanes).enumerate() {
             let t = (group * LANES + lane) as u32;
             for &node in nodes {
