@@ -5,7 +5,8 @@
 //! just reading and writing the same files.
 //!
 //! The rows are the simulator's feature rows repeated with fresh customer ids and
-//! jittered numbers (so Parquet cannot dictionary-encode its way out). Writes
+//! jittered fractional numbers (so Parquet cannot dictionary-encode its way out; whole
+//! numbers, counts and days, stay whole as in real feature tables). Writes
 //! `target/bench-score/{features.parquet, models, peer_model.json}` for the peers
 //! `benches/peer_score.py` and `benches/peer_score_polars.py`.
 
@@ -39,7 +40,13 @@ fn jittered(batch: &RecordBatch, chunk: usize) -> RecordBatch {
                         .enumerate()
                         .map(|(i, v)| {
                             v.map(|x| {
-                                x * (1.0 + ((i * 7919 + chunk * 104_729) % 1000) as f64 * 1e-6)
+                                // Whole numbers (counts, days, scores) stay whole, as in
+                                // real feature tables.
+                                if x.fract() == 0.0 {
+                                    x
+                                } else {
+                                    x * (1.0 + ((i * 7919 + chunk * 104_729) % 1000) as f64 * 1e-6)
+                                }
                             })
                         })
                         .collect::<Float64Array>(),

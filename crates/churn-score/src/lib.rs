@@ -396,23 +396,22 @@ fn map_columns(scorer: &Scorer, names: &[String], file: &Path) -> Result<Vec<Map
 
 /// Where a schema position's cells come from in a file batch.
 enum Source<'b> {
-    /// A Float64 column, read directly (the common Parquet case).
-    Floats(&'b Float64Array),
+    /// A Float64 column's values and nulls (none when it has no null), read directly
+    /// (the common Parquet case).
+    Floats(&'b [f64], Option<&'b arrow_buffer::NullBuffer>),
     /// Any other column: text (all of a CSV) is parsed by the preprocessing.
     Column(Column<'b>),
     Absent,
 }
 
 impl Source<'_> {
+    #[inline]
     fn cell(&self, i: usize) -> Cell<'_> {
         match self {
-            Source::Floats(a) => {
-                if a.is_null(i) {
-                    Cell::Missing
-                } else {
-                    Cell::Number(a.value(i))
-                }
-            }
+            Source::Floats(values, nulls) => match nulls {
+                Some(nulls) if nulls.is_null(i) => Cell::Missing,
+                _ => Cell::Number(values[i]),
+            },
             Source::Column(c) if c.is_text() => match c.str(i) {
                 Some(s) if !s.trim().is_empty() => Cell::Text(s),
                 _ => Cell::Missing,
@@ -513,7 +512,8 @@ impl Job<'_> {
                 if let Some(f) = array.and_then(|a| a.as_any().downcast_ref::<Float64Array>()) {
                     // A NaN or infinity in a Parquet double column is a bad value, not
                     // a number: rejected by the preprocessing like text in a number.
-                    sources[m.position] = Source::Floats(f);
+                    let nulls = f.nulls().filter(|n| n.null_count() > 0);
+                    sources[m.position] = Source::Floats(f.values(), nulls);
                     continue;
                 }
                 let c = b.required(&m.name)?;
