@@ -3,7 +3,7 @@
 //! binning of one customer.
 
 use churn_model::model::ModelKind;
-use churn_scoring::{table_cell, Cell, Options, Scorer};
+use churn_scoring::{table_cell, Cell, Options, Scorer, Scratch};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 
@@ -22,7 +22,7 @@ fn bench(c: &mut Criterion) {
                     .collect()
             })
             .collect();
-        let mut scratch = Vec::new();
+        let mut scratch = Scratch::default();
         let name = kind.as_str();
         let mut i = 0;
         c.bench_function(&format!("score one customer ({name}, explain)"), |b| {

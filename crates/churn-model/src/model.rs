@@ -404,6 +404,20 @@ impl ChurnModel {
         top: usize,
         notes: bool,
     ) -> Result<Prediction, PrepError> {
+        self.predict_keeping(get, scratch, explain, top, notes, &mut [])
+    }
+
+    /// [`Model::predict`], also keeping what each input read in `kept` (see
+    /// [`Preprocessor::transform_one_keeping`]; empty keeps nothing).
+    pub fn predict_keeping<'a>(
+        &self,
+        get: impl FnMut(usize, &str) -> Cell<'a>,
+        scratch: &mut Vec<f64>,
+        explain: bool,
+        top: usize,
+        notes: bool,
+        kept: &mut [f64],
+    ) -> Result<Prediction, PrepError> {
         let keep_notes = notes;
         let p = self.preprocessor.width();
         let features = self.preprocessor.transforms.len();
@@ -417,7 +431,7 @@ impl ChurnModel {
         let missing = std::cell::Cell::from_mut(missing).as_slice_of_cells();
         let mut get = get;
         let mut notes = Vec::new();
-        self.preprocessor.transform_one(
+        self.preprocessor.transform_one_keeping(
             |i, name| {
                 let cell = get(i, name);
                 if matches!(cell, Cell::Missing) {
@@ -432,6 +446,7 @@ impl ChurnModel {
                     notes.push((i, n))
                 }
             },
+            kept,
         )?;
         let explain = explain && top > 0;
         let probability = if explain {

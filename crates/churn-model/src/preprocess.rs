@@ -286,12 +286,35 @@ impl Preprocessor {
     /// empty) bound the numeric inputs.
     pub fn transform_one<'a>(
         &self,
+        get: impl FnMut(usize, &str) -> Cell<'a>,
+        ranges: &[Option<InputRange>],
+        out: &mut [f64],
+        note: impl FnMut(usize, Note),
+    ) -> Result<(), PrepError> {
+        self.transform_one_keeping(get, ranges, out, note, &mut [])
+    }
+
+    /// [`Preprocessor::transform_one`], also keeping in `kept` (one slot per transform,
+    /// or empty) what each transform read, before scaling and with no range: a number
+    /// after `ln(1 + x)` (NaN when missing), or a category's slot (NaN when missing).
+    /// Another preprocessor that [reads like](Preprocessor::reads_like) this one
+    /// transforms the row from them with [`Preprocessor::transform_kept`]: a model with
+    /// two preprocessors reads and logs each input once.
+    pub fn transform_one_keeping<'a>(
+        &self,
         mut get: impl FnMut(usize, &str) -> Cell<'a>,
         ranges: &[Option<InputRange>],
         out: &mut [f64],
         mut note: impl FnMut(usize, Note),
+        kept: &mut [f64],
     ) -> Result<(), PrepError> {
         debug_assert_eq!(out.len(), self.width());
+        debug_assert!(kept.is_empty() || kept.len() == self.transforms.len());
+        let keep = !kept.is_empty();
+        let logged = |i: usize, v: Option<f64>| match self.log1p.get(i) {
+            Some(true) => v.map(log1p_of),
+            _ => v,
+        };
         let mut k = 0;
         for (i, t) in self.transforms.iter().enumerate() {
             match t {
@@ -321,20 +344,27 @@ impl Preprocessor {
                             }
                         },
                     };
+                    // The value before clipping, when it was clipped.
+                    let mut unclipped = None;
                     let v = match (v, ranges.get(i).copied().flatten()) {
                         (Some(x), Some(range)) => {
                             let (lo, hi) = range.bounds();
                             if x < lo || x > hi {
                                 note(i, Note::Clipped);
+                                unclipped = Some(x);
                             }
                             Some(x.clamp(lo, hi))
                         }
                         (v, _) => v,
                     };
-                    let v = match self.log1p.get(i) {
-                        Some(true) => v.map(log1p_of),
-                        _ => v,
-                    };
+                    let v = logged(i, v);
+                    if keep {
+                        kept[i] = match unclipped {
+                            Some(_) => logged(i, unclipped),
+                            None => v,
+                        }
+                        .unwrap_or(f64::NAN);
+                    }
                     if v.is_none() {
                         note(i, Note::Imputed);
                     }
@@ -357,20 +387,95 @@ impl Preprocessor {
                             Some(number_text.as_str())
                         }
                     };
-                    if let Some(v) = value {
-                        match levels.binary_search_by(|l| l.as_str().cmp(v)) {
-                            Ok(pos) => slots[pos] = 1.0,
+                    let slot =
+                        value.map(|v| match levels.binary_search_by(|l| l.as_str().cmp(v)) {
+                            Ok(pos) => pos,
                             Err(_) => {
-                                slots[levels.len()] = 1.0;
                                 note(i, Note::UnseenCategory);
+                                levels.len()
                             }
-                        }
+                        });
+                    if let Some(slot) = slot {
+                        slots[slot] = 1.0;
+                    }
+                    if keep {
+                        kept[i] = slot.map_or(f64::NAN, |s| s as f64);
                     }
                     k += levels.len() + 1;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Whether this preprocessor reads its inputs as `other` does: the same features in
+    /// the same order and kind, the same `ln(1 + x)` choices, the same levels. Scaling,
+    /// medians and indicators may differ.
+    pub fn reads_like(&self, other: &Preprocessor) -> bool {
+        let logs = |p: &Preprocessor, i: usize| p.log1p.get(i) == Some(&true);
+        self.transforms.len() == other.transforms.len()
+            && self
+                .transforms
+                .iter()
+                .zip(&other.transforms)
+                .enumerate()
+                .all(|(i, pair)| {
+                    logs(self, i) == logs(other, i)
+                        && match pair {
+                            (
+                                Transform::Numeric { name: a, .. },
+                                Transform::Numeric { name: b, .. },
+                            ) => a == b,
+                            (
+                                Transform::Categorical {
+                                    name: a,
+                                    levels: la,
+                                },
+                                Transform::Categorical {
+                                    name: b,
+                                    levels: lb,
+                                },
+                            ) => a == b && la == lb,
+                            _ => false,
+                        }
+                })
+    }
+
+    /// Transforms a row from what a preprocessor that [reads
+    /// like](Preprocessor::reads_like) this one kept
+    /// ([`Preprocessor::transform_one_keeping`]): the bits [`Preprocessor::transform_one`]
+    /// gives with no ranges.
+    pub fn transform_kept(&self, kept: &[f64], out: &mut [f64]) {
+        debug_assert_eq!(out.len(), self.width());
+        debug_assert_eq!(kept.len(), self.transforms.len());
+        let mut k = 0;
+        for (t, &value) in self.transforms.iter().zip(kept) {
+            match t {
+                Transform::Numeric {
+                    median,
+                    mean,
+                    std,
+                    indicator,
+                    ..
+                } => {
+                    let v = (!value.is_nan()).then_some(value);
+                    out[k] = (v.unwrap_or(*median) - mean) / std;
+                    k += 1;
+                    if *indicator {
+                        out[k] = if v.is_none() { 1.0 } else { 0.0 };
+                        k += 1;
+                    }
+                }
+                Transform::Categorical { levels, .. } => {
+                    let slots = &mut out[k..k + levels.len() + 1];
+                    slots.fill(0.0);
+                    if !value.is_nan() {
+                        slots[value as usize] = 1.0;
+                    }
+                    k += levels.len() + 1;
+                }
+            }
+        }
     }
 
     /// Transforms `rows` of a table into a row-major matrix (numeric inputs bounded by

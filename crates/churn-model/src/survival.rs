@@ -425,12 +425,22 @@ impl SurvivalModel {
         scratch.resize(self.preprocessor.width(), 0.0);
         self.preprocessor
             .transform_one(get, &[], scratch, |_, _| {})?;
-        let score = self
-            .weights
-            .iter()
-            .zip(scratch.iter())
-            .map(|(w, x)| w * x)
-            .sum::<f64>();
+        Ok(self.curve_of(scratch, tenure))
+    }
+
+    /// [`SurvivalModel::curve`] from what a preprocessor that [reads
+    /// like](Preprocessor::reads_like) this model's kept of the row
+    /// ([`Preprocessor::transform_one_keeping`]): the same bits, each input read once.
+    pub fn curve_kept(&self, kept: &[f64], tenure: Cell<'_>, scratch: &mut Vec<f64>) -> Curve {
+        scratch.clear();
+        scratch.resize(self.preprocessor.width(), 0.0);
+        self.preprocessor.transform_kept(kept, scratch);
+        self.curve_of(scratch, tenure)
+    }
+
+    /// The curve of a transformed row.
+    fn curve_of(&self, x: &[f64], tenure: Cell<'_>) -> Curve {
+        let score = self.weights.iter().zip(x).map(|(w, x)| w * x).sum::<f64>();
         let days = cell_number(tenure);
         let t0 = days.map_or(self.median_tenure_months, months_of_days);
         let logs = days.and_then(tabulated_tenure_logs);
@@ -450,10 +460,10 @@ impl SurvivalModel {
             s *= 1.0 - h;
             survival.push(s);
         }
-        Ok(Curve {
+        Curve {
             survival,
             last_hazard: h,
-        })
+        }
     }
 
     /// The curve of row `r` of a table.

@@ -18,7 +18,7 @@ use churn_features::time::{format_date, parse_date, Day};
 use churn_features::DataError;
 use churn_model::artifact;
 use churn_scoring::ScoreError;
-use churn_scoring::{table_cell, Cell, Options, Scorer, ROW_KEYS};
+use churn_scoring::{table_cell, Cell, Options, Scorer, Scratch, ROW_KEYS};
 use output::{Rejects, Scores, Summary, Worklist};
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -464,7 +464,7 @@ impl Job<'_> {
                 let rows = c * CHUNK..((c + 1) * CHUNK).min(n);
                 let mut scores = Scores::with_capacity(rows.len(), reasons);
                 let mut failed = Vec::new();
-                let (mut scratch, mut cells) = (Vec::new(), Vec::with_capacity(width));
+                let (mut scratch, mut cells) = (Scratch::default(), Vec::with_capacity(width));
                 for r in rows {
                     // Each cell once: the model, the rules and the reasons all read them.
                     cells.clear();

@@ -148,6 +148,16 @@ pub struct Scorer {
     /// Schema position of each survival transform, and of `tenure_days`.
     survival_pos: Vec<usize>,
     tenure_pos: Option<usize>,
+    /// Whether the survival model's preprocessor reads the inputs as the classifier's
+    /// does: then the curve is computed from what the classifier read.
+    survival_reads_like: bool,
+}
+
+/// Buffers one thread reuses from row to row, so scoring a row allocates little.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    model: Vec<f64>,
+    kept: Vec<f64>,
 }
 
 impl Scorer {
@@ -201,6 +211,10 @@ impl Scorer {
             .flat_map(|s| s.preprocessor.transforms.iter())
             .map(|t| positions[t.name()])
             .collect();
+        let survival_reads_like = artifact
+            .survival
+            .as_ref()
+            .is_some_and(|s| s.preprocessor.reads_like(&artifact.model.preprocessor));
         Scorer {
             artifact,
             positions,
@@ -210,6 +224,7 @@ impl Scorer {
             cutoffs,
             survival_pos,
             tenure_pos,
+            survival_reads_like,
         }
     }
 
@@ -254,7 +269,7 @@ impl Scorer {
         &self,
         row: impl Fn(usize) -> Cell<'a>,
         options: Options,
-        scratch: &mut Vec<f64>,
+        scratch: &mut Scratch,
     ) -> Result<Scored, ScoreError> {
         let model = self.score_model(&row, options, scratch)?;
         let rules = self.score_rules(&row);
@@ -276,7 +291,7 @@ impl Scorer {
         (0..n)
             .into_par_iter()
             .with_min_len(128)
-            .map_init(Vec::new, |scratch, r| {
+            .map_init(Scratch::default, |scratch, r| {
                 self.score(|p| row(r, p), options, scratch)
             })
             .collect()
@@ -287,14 +302,19 @@ impl Scorer {
         &self,
         row: impl Fn(usize) -> Cell<'a>,
         options: Options,
-        scratch: &mut Vec<f64>,
+        scratch: &mut Scratch,
     ) -> Result<ModelScore, ScoreError> {
-        let prediction = self.artifact.model.predict(
+        let share = options.survival && self.survival_reads_like;
+        scratch
+            .kept
+            .resize(if share { self.transform_pos.len() } else { 0 }, 0.0);
+        let prediction = self.artifact.model.predict_keeping(
             |i, _| row(self.transform_pos[i]),
-            scratch,
+            &mut scratch.model,
             options.explain,
             options.top,
             options.warnings,
+            &mut scratch.kept,
         )?;
         let p = prediction.probability;
         let mrr = self
@@ -305,7 +325,11 @@ impl Scorer {
         let survival = match &self.artifact.survival {
             Some(model) if options.survival => {
                 let tenure = self.tenure_pos.map_or(Cell::Missing, &row);
-                let curve = model.curve(|i, _| row(self.survival_pos[i]), tenure, scratch)?;
+                let curve = if share {
+                    model.curve_kept(&scratch.kept, tenure, &mut scratch.model)
+                } else {
+                    model.curve(|i, _| row(self.survival_pos[i]), tenure, &mut scratch.model)?
+                };
                 let clv = mrr.map(|m| curve.clv(m, &model.clv));
                 Some(SurvivalScore {
                     points: churn_model::survival::SHOWN_MONTHS

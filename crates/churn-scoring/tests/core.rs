@@ -2,8 +2,8 @@
 
 use churn_features::rules::{self, RuleInputs};
 use churn_model::model::ModelKind;
-use churn_model::preprocess::Note;
-use churn_scoring::{table_cell, Cell, Options, RiskBand, Scorer};
+use churn_model::preprocess::{Note, Transform};
+use churn_scoring::{table_cell, Cell, Options, RiskBand, Scorer, Scratch};
 
 #[test]
 fn scores_equal_the_model_and_the_rules_row_by_row() {
@@ -19,7 +19,7 @@ fn scores_equal_the_model_and_the_rules_row_by_row() {
             .predict_table(&table, &rows)
             .unwrap();
         let columns = scorer.table_columns(&table);
-        let mut scratch = Vec::new();
+        let mut scratch = Scratch::default();
         let mut bands = std::collections::HashSet::new();
         for r in rows {
             let s = scorer
@@ -62,7 +62,7 @@ fn an_empty_row_is_imputed_with_warnings_and_text_in_a_number_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let fx = churn_testkit::simulate(dir.path(), 200, 9);
     let scorer = Scorer::new(churn_testkit::train(&fx, ModelKind::Logistic, "m", "v1"));
-    let mut scratch = Vec::new();
+    let mut scratch = Scratch::default();
     let s = scorer
         .score(
             |_| Cell::Missing,
@@ -149,7 +149,7 @@ fn a_model_of_a_plain_table_scores_without_rules() {
         .score(
             |p| table_cell(columns[p], 0),
             Options::default(),
-            &mut Vec::new(),
+            &mut Scratch::default(),
         )
         .unwrap();
     assert_eq!(s.rules, None);
@@ -171,7 +171,7 @@ fn no_reason_names_an_input_the_row_did_not_give() {
     for kind in [ModelKind::Logistic, ModelKind::Gbm] {
         let scorer = Scorer::new(churn_testkit::train(&fx, kind, "m", "v1"));
         let columns = scorer.table_columns(&table);
-        let mut scratch = Vec::new();
+        let mut scratch = Scratch::default();
         let mut reasons = 0;
         for r in 0..table.len() {
             // Every third input left out: numbers are imputed, categories absent.
@@ -200,4 +200,79 @@ fn no_reason_names_an_input_the_row_did_not_give() {
         }
         assert!(reasons > table.len(), "{kind:?}: reasons were computed");
     }
+}
+
+#[test]
+fn the_survival_curve_from_what_the_classifier_read_is_the_curve_from_the_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = churn_testkit::simulate(dir.path(), 300, 5);
+    let scorer = Scorer::new(churn_testkit::train(&fx, ModelKind::Logistic, "m", "v1"));
+    let artifact = scorer.artifact();
+    let survival = artifact.survival.as_ref().expect("a survival model");
+    let prep = &artifact.model.preprocessor;
+    // The shared path is the one scoring takes here.
+    assert!(survival.preprocessor.reads_like(prep));
+    let input = |logged: bool, numeric: bool| {
+        prep.transforms
+            .iter()
+            .enumerate()
+            .find(|(i, t)| {
+                matches!(t, Transform::Numeric { .. }) == numeric
+                    && (!numeric || prep.log1p.get(*i) == Some(&logged))
+            })
+            .map(|(_, t)| scorer.position(t.name()).unwrap())
+            .unwrap()
+    };
+    let (clipped, missing, unseen) = (input(true, true), input(false, true), input(false, false));
+    let (_, table) = churn_testkit::latest_rows(&fx);
+    let columns = scorer.table_columns(&table);
+    let tenure = scorer.position("tenure_days").unwrap();
+    let options = Options {
+        explain: true,
+        top: 3,
+        warnings: true,
+        survival: true,
+    };
+    let mut scratch = Scratch::default();
+    let (mut clips, mut compared) = (0, 0);
+    for r in 0..table.len() {
+        // Some rows with a number far outside training (the classifier clips it, the
+        // survival model does not), a number missing, a category never seen.
+        let cell = |p: usize| match p {
+            p if p == clipped && r % 5 == 0 => Cell::Number(1e9),
+            p if p == missing && r % 7 == 0 => Cell::Missing,
+            p if p == unseen && r % 3 == 0 => Cell::Text("no such level"),
+            p => table_cell(columns[p], r),
+        };
+        let s = scorer.score(cell, options, &mut scratch).unwrap();
+        clips += s
+            .model
+            .warnings
+            .iter()
+            .filter(|w| w.note == Note::Clipped)
+            .count();
+        let curve = survival
+            .curve(
+                |_, name| cell(scorer.position(name).unwrap()),
+                cell(tenure),
+                &mut Vec::new(),
+            )
+            .unwrap();
+        let shared = s.model.survival.expect("a survival score");
+        assert_eq!(
+            shared.expected_lifetime_months.to_bits(),
+            curve.expected_lifetime_months().to_bits(),
+            "row {r}"
+        );
+        for (k, v) in shared.points {
+            assert_eq!(
+                v.to_bits(),
+                curve.survival[k as usize - 1].to_bits(),
+                "row {r}, S({k})"
+            );
+        }
+        compared += 1;
+    }
+    assert!(clips > 0, "no value was clipped: the test lost its edge");
+    assert!(compared > 100);
 }

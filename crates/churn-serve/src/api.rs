@@ -738,7 +738,7 @@ fn predict_customers(
     how: Predicting<'_>,
 ) -> Result<Vec<u8>, ApiError> {
     let opts = options(req.explain, req.top)?;
-    let mut scratch = Vec::new();
+    let mut scratch = churn_scoring::Scratch::default();
     let mut out = Vec::with_capacity(how.capacity);
     out.extend_from_slice(b"{\"model\":");
     serde_json::to_writer(&mut out, model).expect("in-memory writes succeed");
@@ -993,7 +993,7 @@ pub async fn customer_prediction(
     let cell = |p: usize| churn_scoring::table_cell(columns[p], row);
     let t1 = Instant::now();
     let model = scorer
-        .score_model(cell, opts, &mut Vec::new())
+        .score_model(cell, opts, &mut churn_scoring::Scratch::default())
         .map_err(|e| {
             ApiError::new(
                 ErrorCode::BadStoredRow,

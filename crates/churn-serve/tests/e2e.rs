@@ -38,7 +38,7 @@ fn predictions_equal_the_library_for_the_same_rows() {
             .score(
                 |i| table_cell(columns[i], row),
                 Options::default(),
-                &mut Vec::new(),
+                &mut churn_scoring::Scratch::default(),
             )
             .unwrap();
         assert_eq!(p["customer_id"], json!(s.table.customer_ids[row]));
