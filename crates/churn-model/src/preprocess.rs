@@ -29,6 +29,36 @@ pub enum Transform {
 }
 
 impl Transform {
+    /// Writes the model inputs of a value read (a number after `ln(1 + x)`, or a
+    /// category's slot; `None` when missing) at the start of `out`; returns how many.
+    fn place(&self, value: Option<f64>, out: &mut [f64]) -> usize {
+        match self {
+            Transform::Numeric {
+                median,
+                mean,
+                std,
+                indicator,
+                ..
+            } => {
+                out[0] = (value.unwrap_or(*median) - mean) / std;
+                if *indicator {
+                    out[1] = if value.is_none() { 1.0 } else { 0.0 };
+                    2
+                } else {
+                    1
+                }
+            }
+            Transform::Categorical { levels, .. } => {
+                let slots = &mut out[..levels.len() + 1];
+                slots.fill(0.0);
+                if let Some(slot) = value {
+                    slots[slot as usize] = 1.0;
+                }
+                slots.len()
+            }
+        }
+    }
+
     /// The input feature's name.
     pub fn name(&self) -> &str {
         match self {
@@ -318,13 +348,7 @@ impl Preprocessor {
         let mut k = 0;
         for (i, t) in self.transforms.iter().enumerate() {
             match t {
-                Transform::Numeric {
-                    name,
-                    median,
-                    mean,
-                    std,
-                    indicator,
-                } => {
+                Transform::Numeric { name, .. } => {
                     let v = match get(i, name) {
                         Cell::Number(x) if x.is_finite() => Some(x),
                         Cell::Number(x) => {
@@ -368,16 +392,9 @@ impl Preprocessor {
                     if v.is_none() {
                         note(i, Note::Imputed);
                     }
-                    out[k] = (v.unwrap_or(*median) - mean) / std;
-                    k += 1;
-                    if *indicator {
-                        out[k] = if v.is_none() { 1.0 } else { 0.0 };
-                        k += 1;
-                    }
+                    k += t.place(v, &mut out[k..]);
                 }
                 Transform::Categorical { name: _, levels } => {
-                    let slots = &mut out[k..k + levels.len() + 1];
-                    slots.fill(0.0);
                     let number_text;
                     let value = match get(i, t.name()) {
                         Cell::Missing => None,
@@ -395,13 +412,11 @@ impl Preprocessor {
                                 levels.len()
                             }
                         });
-                    if let Some(slot) = slot {
-                        slots[slot] = 1.0;
-                    }
+                    let slot = slot.map(|s| s as f64);
                     if keep {
-                        kept[i] = slot.map_or(f64::NAN, |s| s as f64);
+                        kept[i] = slot.unwrap_or(f64::NAN);
                     }
-                    k += levels.len() + 1;
+                    k += t.place(slot, &mut out[k..]);
                 }
             }
         }
@@ -450,31 +465,7 @@ impl Preprocessor {
         debug_assert_eq!(kept.len(), self.transforms.len());
         let mut k = 0;
         for (t, &value) in self.transforms.iter().zip(kept) {
-            match t {
-                Transform::Numeric {
-                    median,
-                    mean,
-                    std,
-                    indicator,
-                    ..
-                } => {
-                    let v = (!value.is_nan()).then_some(value);
-                    out[k] = (v.unwrap_or(*median) - mean) / std;
-                    k += 1;
-                    if *indicator {
-                        out[k] = if v.is_none() { 1.0 } else { 0.0 };
-                        k += 1;
-                    }
-                }
-                Transform::Categorical { levels, .. } => {
-                    let slots = &mut out[k..k + levels.len() + 1];
-                    slots.fill(0.0);
-                    if !value.is_nan() {
-                        slots[value as usize] = 1.0;
-                    }
-                    k += levels.len() + 1;
-                }
-            }
+            k += t.place((!value.is_nan()).then_some(value), &mut out[k..]);
         }
     }
 
