@@ -327,7 +327,7 @@ pub fn rules_table(
 /// otherwise.
 fn push_number(out: &mut String, v: f64) {
     if v.fract() == 0.0 && v.abs() < 1e15 {
-        let _ = write!(out, "{}", v as i64);
+        out.push_str(itoa::Buffer::new().format(v as i64));
     } else {
         let _ = write!(out, "{v}");
     }
@@ -336,7 +336,17 @@ fn push_number(out: &mut String, v: f64) {
 /// `v` (>= 0) with three decimals, by integer arithmetic.
 fn push_fixed3(out: &mut String, v: f64) {
     let m = (v * 1000.0).round() as i64;
-    let _ = write!(out, "{}.{:03}", m / 1000, m % 1000);
+    if m < 0 {
+        // Not a reason's contribution (those are positive): the general form.
+        let _ = write!(out, "{}.{:03}", m / 1000, m % 1000);
+        return;
+    }
+    out.push_str(itoa::Buffer::new().format(m / 1000));
+    let thousandths = (m % 1000) as u16;
+    out.push('.');
+    for digit in [thousandths / 100, thousandths / 10 % 10, thousandths % 10] {
+        out.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// The output columns.
@@ -794,5 +804,37 @@ impl Totals {
             "total revenue at risk: {:.2} per month{unknown}",
             self.revenue_at_risk
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_contributions_read_as_rust_formats_them() {
+        let mut values = vec![
+            0.0, -0.0, 1.0, -7.0, 19.0, 1e14, -1e14, 1e15, 0.5, 19.017461,
+        ];
+        values.extend((0..2000).map(|i| f64::from(i) * 0.0137 - 5.0));
+        values.extend((0..2000).map(|i| f64::from(i) * 1.7));
+        for v in values {
+            let mut got = String::new();
+            push_number(&mut got, v);
+            let expected = if v.fract() == 0.0 && v.abs() < 1e15 {
+                format!("{}", v as i64)
+            } else {
+                format!("{v}")
+            };
+            assert_eq!(got, expected, "number {v:e}");
+            let mut got = String::new();
+            push_fixed3(&mut got, v);
+            let m = (v * 1000.0).round() as i64;
+            assert_eq!(
+                got,
+                format!("{}.{:03}", m / 1000, m % 1000),
+                "contribution {v:e}"
+            );
+        }
     }
 }
