@@ -454,6 +454,9 @@ impl Job<'_> {
         /// Rows per task: big enough that a task's set-up is noise, small enough that
         /// both cores stay busy to the end of a 64 K-row batch.
         const CHUNK: usize = 4096;
+        /// Rows whose cells are gathered at once (~0.4 MB of cells for 60 columns; 32, 128
+        /// and 512 rows measured within 4 % of each other, all ahead of row by row).
+        const TILE: usize = 256;
         let scorer = self.scorer;
         let options = self.options;
         let width = scorer.schema().len();
@@ -464,14 +467,24 @@ impl Job<'_> {
                 let rows = c * CHUNK..((c + 1) * CHUNK).min(n);
                 let mut scores = Scores::with_capacity(rows.len(), reasons);
                 let mut failed = Vec::new();
-                let (mut scratch, mut cells) = (Scratch::default(), Vec::with_capacity(width));
-                for r in rows {
+                let (mut scratch, mut tile) = (Scratch::default(), Vec::new());
+                for start in rows.clone().step_by(TILE) {
+                    let tile_rows = start..(start + TILE).min(rows.end);
                     // Each cell once: the model, the rules and the reasons all read them.
-                    cells.clear();
-                    cells.extend((0..width).map(|p| cell(p, r)));
-                    match scorer.score(|p| cells[p], options, &mut scratch) {
-                        Ok(s) => scores.push(scorer, &id(r), as_of(r), &s, |p| cells[p]),
-                        Err(e) => failed.push((r, e)),
+                    // Gathered column by column, a tile of rows at a time: reading the
+                    // batch's columns row by row misses the cache at every cell.
+                    tile.clear();
+                    tile.resize(tile_rows.len() * width, Cell::Missing);
+                    for p in 0..width {
+                        for (j, r) in tile_rows.clone().enumerate() {
+                            tile[j * width + p] = cell(p, r);
+                        }
+                    }
+                    for (cells, r) in tile.chunks_exact(width).zip(tile_rows) {
+                        match scorer.score(|p| cells[p], options, &mut scratch) {
+                            Ok(s) => scores.push(scorer, &id(r), as_of(r), &s, |p| cells[p]),
+                            Err(e) => failed.push((r, e)),
+                        }
                     }
                 }
                 (scores, failed)
