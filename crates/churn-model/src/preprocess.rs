@@ -156,13 +156,17 @@ fn log1p_of(x: f64) -> f64 {
     if x == 0.0 {
         return x;
     }
-    if x < WHOLE_LOG1P as f64 {
-        let whole = x as usize;
-        if whole as f64 == x {
-            return whole_log1p()[whole];
-        }
+    match whole_below(x, WHOLE_LOG1P) {
+        Some(whole) => whole_log1p()[whole],
+        None => x.ln_1p(),
     }
-    x.ln_1p()
+}
+
+/// `x` as an index when it is a whole number in `0..limit` (the key of a table of a
+/// function of whole numbers).
+pub(crate) fn whole_below(x: f64, limit: usize) -> Option<usize> {
+    let whole = x as usize;
+    ((0.0..limit as f64).contains(&x) && whole as f64 == x).then_some(whole)
 }
 
 /// Whole numbers below this have their `ln(1 + n)` tabulated (32 KB).

@@ -236,9 +236,7 @@ const TABULATED_DAYS: usize = 4096;
 /// the same bits as computing them, which was a tenth of batch scoring's work.
 fn tabulated_tenure_logs(days: f64) -> Option<&'static [f64; TABULATED_MONTHS]> {
     static TABLE: std::sync::OnceLock<Vec<[f64; TABULATED_MONTHS]>> = std::sync::OnceLock::new();
-    if !(0.0..TABULATED_DAYS as f64).contains(&days) || (days as usize) as f64 != days {
-        return None;
-    }
+    let whole = crate::preprocess::whole_below(days, TABULATED_DAYS)?;
     let table = TABLE.get_or_init(|| {
         (0..TABULATED_DAYS)
             .map(|d| {
@@ -247,7 +245,7 @@ fn tabulated_tenure_logs(days: f64) -> Option<&'static [f64; TABULATED_MONTHS]> 
             })
             .collect()
     });
-    Some(&table[days as usize])
+    Some(&table[whole])
 }
 
 /// The person-period table of some examples, ready to fit at any L2 strength.

@@ -473,7 +473,7 @@ impl Job<'_> {
                     // Each cell once: the model, the rules and the reasons all read them.
                     // Gathered column by column, a tile of rows at a time: reading the
                     // batch's columns row by row misses the cache at every cell.
-                    tile.clear();
+                    // Every cell is written below: resizing only sets the length.
                     tile.resize(tile_rows.len() * width, Cell::Missing);
                     for p in 0..width {
                         for (j, r) in tile_rows.clone().enumerate() {
