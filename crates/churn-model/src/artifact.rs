@@ -381,7 +381,7 @@ impl Artifact {
             .enumerate()
             .map(|(i, f)| (f.name.as_str(), i))
             .collect();
-        let mut scratch = Vec::new();
+        let mut scratch = crate::model::PredictBuffers::default();
         self.model
             .predict(
                 |_, name| {

@@ -297,45 +297,65 @@ impl FlatTrees {
         node.children[usize::from(is_missing) * 2 + usize::from(v < node.value)]
     }
 
-    /// The log-odds of a row: the base score plus every tree's leaf, added in tree order
-    /// (forust's sum, to the bit: the padding's -0.0 changes no sum); `reached(leaf,
-    /// steps)` hears each tree's leaf, in tree order, and how many steps its group was
-    /// walked. The trees of each group are walked side by side, as many steps as the
-    /// group's deepest tree needs.
+    /// The leaves a row reaches in one group of trees, walked side by side as many
+    /// steps as the group's deepest tree needs.
     #[inline(always)]
-    fn logit_with(&self, x: &[f64], mut reached: impl FnMut(&FlatNode, usize)) -> f64 {
-        let mut acc = self.base_score;
-        for (roots, &steps) in self.roots.chunks_exact(LANES).zip(&self.group_steps) {
-            let mut at: [u32; LANES] = std::array::from_fn(|j| roots[j]);
-            for _ in 0..steps {
-                for a in &mut at {
-                    *a = self.child(*a, x);
-                }
-            }
-            for a in at {
-                let leaf = &self.nodes[a as usize];
-                acc += leaf.value;
-                reached(leaf, steps);
+    fn walk(&self, roots: &[u32], steps: usize, x: &[f64]) -> [u32; LANES] {
+        let mut at: [u32; LANES] = std::array::from_fn(|j| roots[j]);
+        for _ in 0..steps {
+            for a in &mut at {
+                *a = self.child(*a, x);
             }
         }
-        acc
+        at
     }
 
-    fn logit(&self, x: &[f64]) -> f64 {
-        self.logit_with(x, |_, _| {})
-    }
-
-    /// forust's average-path contributions (`predict_contributions_row_average`: the
-    /// same sums in the same order, each leaf's path added tree by tree), without its
-    /// bias slot; returns the log-odds ([`FlatTrees::logit`], to the bit).
-    fn logit_and_contributions(&self, x: &[f64], out: &mut [f64]) -> f64 {
-        out.fill(0.0);
-        self.logit_with(x, |leaf, steps| {
-            let start = leaf.path_start as usize;
-            for step in &self.steps[start..start + steps] {
-                out[step.feature as usize] += step.delta;
+    /// The log-odds of `n` rows (row-major, `p` wide) into `logits`: the base score plus
+    /// every tree's leaf, added in tree order (forust's sum, to the bit: the padding's
+    /// -0.0 changes no sum). With `contributions` (`n * p` long), also forust's
+    /// average-path contributions (`predict_contributions_row_average`: the same sums in
+    /// the same order, each leaf's path added tree by tree), without its bias slot.
+    ///
+    /// A group of trees is walked for every row of the block before the next group, so
+    /// its nodes stay in the first-level cache (a 500-tree booster's are some 270 KB):
+    /// 1 M rows with reasons 8.8 -> 7.5 s. (Walking two or four rows side by side, their
+    /// contributions' adds interleaved, measured 5-10 % slower again.)
+    fn logits(
+        &self,
+        x: &[f64],
+        p: usize,
+        logits: &mut [f64],
+        mut contributions: Option<&mut [f64]>,
+    ) {
+        debug_assert_eq!(x.len(), logits.len() * p);
+        logits.fill(self.base_score);
+        if let Some(c) = contributions.as_deref_mut() {
+            debug_assert_eq!(c.len(), x.len());
+            c.fill(0.0);
+        }
+        for (roots, &steps) in self.roots.chunks_exact(LANES).zip(&self.group_steps) {
+            for (r, acc) in logits.iter_mut().enumerate() {
+                let at = self.walk(roots, steps, &x[r * p..(r + 1) * p]);
+                match contributions.as_deref_mut() {
+                    None => {
+                        for a in at {
+                            *acc += self.nodes[a as usize].value;
+                        }
+                    }
+                    Some(c) => {
+                        let out = &mut c[r * p..(r + 1) * p];
+                        for a in at {
+                            let leaf = &self.nodes[a as usize];
+                            *acc += leaf.value;
+                            let start = leaf.path_start as usize;
+                            for step in &self.steps[start..start + steps] {
+                                out[step.feature as usize] += step.delta;
+                            }
+                        }
+                    }
+                }
             }
-        })
+        }
     }
 }
 
@@ -540,7 +560,9 @@ impl TreeModel {
         // Tree by tree on the row slice: forust's `predict` allocates per tree (~24 us a
         // row); this is the same sum in the same order as its
         // `predict_row_from_row_slice`, on the flat nodes.
-        self.flat.logit(x)
+        let mut logit = [0.0];
+        self.flat.logits(x, x.len(), &mut logit, None);
+        logit[0]
     }
 
     /// Log-odds for many rows (row-major), in parallel.
@@ -552,16 +574,29 @@ impl TreeModel {
 
     /// Each input's contribution to the log-odds (forust's average-path method).
     pub fn contributions(&self, x: &[f64], out: &mut [f64]) {
-        // forust's average-path method (`predict_contributions_row_average`: the same
-        // sums in the same order) with the node averages cached, on the flat nodes; its
-        // bias slot is not an input's and is left out.
-        self.flat.logit_and_contributions(x, out);
+        self.logit_and_contributions(x, out);
     }
 
     /// [`TreeModel::logit`] and [`TreeModel::contributions`] from one walk through the
     /// trees (what explaining a row needs; the same bits as the two apart).
     pub fn logit_and_contributions(&self, x: &[f64], out: &mut [f64]) -> f64 {
-        self.flat.logit_and_contributions(x, out)
+        let mut logit = [0.0];
+        self.flat.logits(x, x.len(), &mut logit, Some(out));
+        logit[0]
+    }
+
+    /// The log-odds of a block of rows (row-major, `p` wide, as many as `logits` is
+    /// long) on this thread, and with `contributions` (`p` a row) each input's
+    /// contribution: the same bits as [`TreeModel::logit_and_contributions`] row by
+    /// row, faster (forust's average-path method, without its bias slot).
+    pub fn logits_of_block(
+        &self,
+        x: &[f64],
+        p: usize,
+        logits: &mut [f64],
+        contributions: Option<&mut [f64]>,
+    ) {
+        self.flat.logits(x, p, logits, contributions);
     }
 }
 
@@ -672,7 +707,7 @@ mod tests {
         );
         let mut rows: Vec<[f64; 2]> = (0..300).map(|_| [r(), r()]).collect();
         rows.extend([[f64::NAN, 0.9], [0.9, f64::NAN], [f64::NAN, f64::NAN]]);
-        for row in rows {
+        for &row in &rows {
             let theirs = m.booster.predict_contributions(
                 &Matrix::new(&row, 1, 2),
                 ContributionsMethod::Average,
@@ -686,6 +721,21 @@ mod tests {
             let fused = m.logit_and_contributions(&row, &mut both);
             assert_eq!(fused.to_bits(), logit.to_bits());
             assert_eq!(both, c);
+        }
+        // A block of rows (here all of them, with the NaN rows among them) gives each
+        // row's bits, with and without contributions.
+        let block: Vec<f64> = rows.iter().flatten().copied().collect();
+        let mut logits = vec![0.0; rows.len()];
+        let mut contributions = vec![0.0; block.len()];
+        m.logits_of_block(&block, 2, &mut logits, Some(&mut contributions));
+        let mut plain = vec![0.0; rows.len()];
+        m.logits_of_block(&block, 2, &mut plain, None);
+        for (r, row) in rows.iter().enumerate() {
+            let mut one = [0.0; 2];
+            let logit = m.logit_and_contributions(row, &mut one);
+            assert_eq!(logits[r].to_bits(), logit.to_bits(), "row {r}");
+            assert_eq!(plain[r].to_bits(), logit.to_bits(), "row {r}");
+            assert_eq!(contributions[2 * r..2 * r + 2], one, "row {r}");
         }
         // Contributions are read off each leaf's one path: a decoded booster whose node
         // hangs under two parents is refused.

@@ -163,31 +163,57 @@ impl Estimator {
         }
     }
 
-    /// [`Estimator::raw`] and [`Estimator::contributions`] together: tree models walk
-    /// their trees once for both (the same bits as the two apart).
-    pub fn raw_and_contributions(&self, x: &[f64], out: &mut [f64]) -> f64 {
-        match self {
-            Estimator::Gbm(m) => sigmoid(m.logit_and_contributions(x, out)),
-            Estimator::Forest(m) => m.probability_and_contributions(x, out),
-            Estimator::Blend(l, g) => {
-                let mut trees = vec![0.0; out.len()];
-                let tree_logit = g.logit_and_contributions(x, &mut trees);
-                Self::blend_contributions(l, x, &trees, out);
-                sigmoid(0.5 * (l.logit(x) + tree_logit))
+    /// [`Estimator::raw`] of a block of rows (row-major, `p` wide, as many as `raw` is
+    /// long) on this thread and, with `contributions` (`p` a row), each row's
+    /// [`Estimator::contributions`]: the same bits as the two row by row. Tree models
+    /// walk their trees once for both, a group of trees for every row of the block
+    /// before the next (see [`TreeModel::logits_of_block`]).
+    pub fn raw_rows(
+        &self,
+        x: &[f64],
+        p: usize,
+        raw: &mut [f64],
+        contributions: Option<&mut [f64]>,
+    ) {
+        let row = |r: usize| &x[r * p..(r + 1) * p];
+        match (self, contributions) {
+            (Estimator::Gbm(m), contributions) => {
+                m.logits_of_block(x, p, raw, contributions);
+                raw.iter_mut().for_each(|r| *r = sigmoid(*r));
             }
-            Estimator::Logistic(_) => {
-                let raw = self.raw(x);
-                self.contributions(x, out);
-                raw
+            (Estimator::Blend(l, g), mut contributions) => {
+                // The trees' logits and contributions first, then the linear model's
+                // row by row.
+                g.logits_of_block(x, p, raw, contributions.as_deref_mut());
+                let mut linear = vec![0.0; p];
+                for (r, raw) in raw.iter_mut().enumerate() {
+                    *raw = sigmoid(0.5 * (l.logit(row(r)) + *raw));
+                    if let Some(c) = contributions.as_deref_mut() {
+                        let out = &mut c[r * p..(r + 1) * p];
+                        Self::blend_contributions(l, row(r), &mut linear, out);
+                    }
+                }
+            }
+            (_, Some(c)) => {
+                for (r, raw) in raw.iter_mut().enumerate() {
+                    *raw = self.raw(row(r));
+                    self.contributions(row(r), &mut c[r * p..(r + 1) * p]);
+                }
+            }
+            (_, None) => {
+                for (r, raw) in raw.iter_mut().enumerate() {
+                    *raw = self.raw(row(r));
+                }
             }
         }
     }
 
-    /// A blend's contributions: the mean of the linear model's and the trees' (given).
-    fn blend_contributions(l: &LinearModel, x: &[f64], trees: &[f64], out: &mut [f64]) {
-        l.explain(x, out);
-        for (o, t) in out.iter_mut().zip(trees) {
-            *o = 0.5 * (*o + t);
+    /// A blend's contributions: the mean of the linear model's (into `linear`) and the
+    /// trees' (given in `trees`, replaced by the mean).
+    fn blend_contributions(l: &LinearModel, x: &[f64], linear: &mut [f64], trees: &mut [f64]) {
+        l.explain(x, linear);
+        for (t, o) in trees.iter_mut().zip(linear.iter()) {
+            *t = 0.5 * (*o + *t);
         }
     }
 
@@ -198,9 +224,9 @@ impl Estimator {
             Estimator::Forest(m) => m.explain(x, out),
             Estimator::Gbm(m) => m.explain(x, out),
             Estimator::Blend(l, g) => {
-                let mut trees = vec![0.0; out.len()];
-                g.explain(x, &mut trees);
-                Self::blend_contributions(l, x, &trees, out);
+                let mut linear = vec![0.0; out.len()];
+                g.explain(x, out);
+                Self::blend_contributions(l, x, &mut linear, out);
             }
         }
     }
@@ -249,6 +275,19 @@ pub struct Prediction {
     pub reasons: Vec<Contribution>,
     /// (feature index, note) for imputed values and unseen categories.
     pub notes: Vec<(usize, Note)>,
+}
+
+/// Buffers [`ChurnModel::predict_rows`] reuses from call to call, so predicting
+/// allocates little.
+#[derive(Debug, Default)]
+pub struct PredictBuffers {
+    /// The rows' model inputs, row after row.
+    x: Vec<f64>,
+    contributions: Vec<f64>,
+    raw: Vec<f64>,
+    per_feature: Vec<f64>,
+    /// Whether each row's feature was not given, row after row.
+    missing: Vec<bool>,
 }
 
 impl ChurnModel {
@@ -394,78 +433,127 @@ impl ChurnModel {
     }
 
     /// Predicts one row given by a lookup from feature index and name to a value;
-    /// `scratch` is reused between calls. With `explain`, the top `top` features pushing
-    /// the probability up are returned, largest first; with `notes`, what was imputed.
+    /// `buffers` are reused between calls. With `explain`, the top `top` features
+    /// pushing the probability up are returned, largest first; with `notes`, what was
+    /// imputed. One row of [`ChurnModel::predict_rows`].
     pub fn predict<'a>(
         &self,
-        get: impl FnMut(usize, &str) -> Cell<'a>,
-        scratch: &mut Vec<f64>,
+        mut get: impl FnMut(usize, &str) -> Cell<'a>,
+        buffers: &mut PredictBuffers,
         explain: bool,
         top: usize,
         notes: bool,
     ) -> Result<Prediction, PrepError> {
-        self.predict_keeping(get, scratch, explain, top, notes, &mut [])
+        let mut out = Vec::with_capacity(1);
+        self.predict_rows(
+            1,
+            |_, i, name| get(i, name),
+            buffers,
+            explain,
+            top,
+            notes,
+            &mut [],
+            &mut out,
+        );
+        out.pop().expect("one row predicted")
     }
 
-    /// [`Model::predict`], also keeping what each input read in `kept` (see
-    /// [`Preprocessor::transform_one_keeping`]; empty keeps nothing).
-    pub fn predict_keeping<'a>(
+    /// Predicts rows `0..n`, `get(row, feature index, name)` giving a cell, into `out`
+    /// (cleared first; in row order) as [`ChurnModel::predict`] does each, also keeping
+    /// what each input read in `kept` (`n` x the number of features, row after row; see
+    /// [`Preprocessor::transform_one_keeping`]; empty keeps nothing). The estimator sees
+    /// the rows as one block ([`Estimator::raw_rows`]); a row that cannot be
+    /// preprocessed gets its error and the others their predictions.
+    #[allow(clippy::too_many_arguments)]
+    pub fn predict_rows<'a>(
         &self,
-        get: impl FnMut(usize, &str) -> Cell<'a>,
-        scratch: &mut Vec<f64>,
+        n: usize,
+        mut get: impl FnMut(usize, usize, &str) -> Cell<'a>,
+        buffers: &mut PredictBuffers,
         explain: bool,
         top: usize,
         notes: bool,
         kept: &mut [f64],
-    ) -> Result<Prediction, PrepError> {
-        let keep_notes = notes;
+        out: &mut Vec<Result<Prediction, PrepError>>,
+    ) {
         let p = self.preprocessor.width();
         let features = self.preprocessor.transforms.len();
-        scratch.resize(2 * p + 2 * features, 0.0);
-        let (x, rest) = scratch.split_at_mut(p);
-        let (contrib, rest) = rest.split_at_mut(p);
-        let (per_feature, missing) = rest.split_at_mut(features);
-        missing.fill(0.0);
-        // Inputs not given (a number imputed with the training median, a category
-        // absent), marked as they are read.
-        let missing = std::cell::Cell::from_mut(missing).as_slice_of_cells();
-        let mut get = get;
-        let mut notes = Vec::new();
-        self.preprocessor.transform_one_keeping(
-            |i, name| {
-                let cell = get(i, name);
-                if matches!(cell, Cell::Missing) {
-                    missing[i].set(1.0);
-                }
-                cell
-            },
-            &self.input_ranges,
-            x,
-            |i, n| {
-                if keep_notes {
-                    notes.push((i, n))
-                }
-            },
-            kept,
-        )?;
         let explain = explain && top > 0;
-        let probability = if explain {
-            self.calibrator
-                .apply(self.estimator.raw_and_contributions(x, contrib))
-        } else {
-            self.probability(x)
-        };
-        if !probability.is_finite() {
-            return Err(PrepError::NonFiniteOutput {
-                what: "probability",
+        let PredictBuffers {
+            x,
+            contributions,
+            raw,
+            per_feature,
+            missing,
+        } = buffers;
+        x.resize(n * p, 0.0);
+        raw.resize(n, 0.0);
+        contributions.resize(if explain { n * p } else { 0 }, 0.0);
+        per_feature.resize(features, 0.0);
+        missing.clear();
+        missing.resize(n * features, false);
+        out.clear();
+        for r in 0..n {
+            let row_missing = &mut missing[r * features..(r + 1) * features];
+            let row_kept = match kept.len() {
+                0 => &mut [][..],
+                _ => &mut kept[r * features..(r + 1) * features],
+            };
+            let mut row_notes = Vec::new();
+            let prepared = self.preprocessor.transform_one_keeping(
+                |i, name| {
+                    let cell = get(r, i, name);
+                    // Inputs not given (a number imputed with the training median, a
+                    // category absent), marked as they are read.
+                    if matches!(cell, Cell::Missing) {
+                        row_missing[i] = true;
+                    }
+                    cell
+                },
+                &self.input_ranges,
+                &mut x[r * p..(r + 1) * p],
+                |i, note| {
+                    if notes {
+                        row_notes.push((i, note))
+                    }
+                },
+                row_kept,
+            );
+            out.push(match prepared {
+                Ok(()) => Ok(Prediction {
+                    probability: f64::NAN,
+                    reasons: Vec::new(),
+                    notes: row_notes,
+                }),
+                Err(e) => {
+                    // The estimator still sees the row (the block is scored whole):
+                    // zeros, not what was half written.
+                    x[r * p..(r + 1) * p].fill(0.0);
+                    Err(e)
+                }
             });
         }
-        let mut reasons: Vec<Contribution> = Vec::new();
-        if explain {
+        self.estimator
+            .raw_rows(x, p, raw, explain.then_some(&mut contributions[..]));
+        for (r, result) in out.iter_mut().enumerate() {
+            let Ok(prediction) = result else { continue };
+            let probability = self.calibrator.apply(raw[r]);
+            if !probability.is_finite() {
+                *result = Err(PrepError::NonFiniteOutput {
+                    what: "probability",
+                });
+                continue;
+            }
+            prediction.probability = probability;
+            if !explain {
+                continue;
+            }
+            let contrib = &contributions[r * p..(r + 1) * p];
             if contrib.iter().any(|c| !c.is_finite()) {
-                return Err(PrepError::NonFiniteOutput {
+                *result = Err(PrepError::NonFiniteOutput {
                     what: "contribution",
                 });
+                continue;
             }
             per_feature.fill(0.0);
             for (k, c) in contrib.iter().enumerate() {
@@ -474,9 +562,11 @@ impl ChurnModel {
             // Top-k by insertion into a short sorted list: no sort of every feature. An
             // input not given (a number imputed with the training median, a category
             // absent) is never a reason: the reasons explain with what was given.
+            let row_missing = &missing[r * features..(r + 1) * features];
+            let reasons = &mut prediction.reasons;
             reasons.reserve(top + 1);
             for (feature, &contribution) in per_feature.iter().enumerate() {
-                if missing[feature].get() != 0.0
+                if row_missing[feature]
                     || contribution <= 0.0
                     || (reasons.len() == top && contribution <= reasons[top - 1].contribution)
                 {
@@ -493,11 +583,6 @@ impl ChurnModel {
                 reasons.truncate(top);
             }
         }
-        Ok(Prediction {
-            probability,
-            reasons,
-            notes,
-        })
     }
 
     /// Calibrated probabilities for `rows` of a table.
@@ -574,10 +659,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn explaining_a_row_scores_it_as_scoring_alone_does() {
-        // Tree models walk their trees once for the probability and the contributions
-        // (`raw_and_contributions`): the same bits as `raw` and `contributions` apart,
-        // for every kind of estimator.
+    fn a_block_of_rows_scores_as_each_row_alone_does() {
+        // `raw_rows` scores and explains a block of rows at once (tree models walk their
+        // trees once for the probability and the contributions, a group of trees for
+        // every row before the next): the same bits as `raw` and `contributions` row by
+        // row, for every kind of estimator.
         let (n, p) = (600, 3);
         let mut s = 11u64;
         let mut r = move || {
@@ -599,17 +685,26 @@ mod tests {
             Estimator::Forest(ForestModel::fit(&x, p, &y, 1).unwrap()),
             Estimator::Blend(linear, trees),
         ];
+        let block = &x[..100 * p];
         for e in &estimators {
-            let mut explained = false;
-            for row in x.chunks(p).take(100) {
-                let (mut apart, mut together) = (vec![0.0; p], vec![0.0; p]);
+            let (mut raw, mut plain) = (vec![0.0; 100], vec![0.0; 100]);
+            let mut together = vec![0.0; 100 * p];
+            e.raw_rows(block, p, &mut raw, Some(&mut together));
+            e.raw_rows(block, p, &mut plain, None);
+            for (r, row) in block.chunks(p).enumerate() {
+                let mut apart = vec![0.0; p];
                 e.contributions(row, &mut apart);
-                let raw = e.raw_and_contributions(row, &mut together);
-                assert_eq!(raw.to_bits(), e.raw(row).to_bits(), "{:?}", e.kind());
-                assert_eq!(apart, together, "{:?}", e.kind());
-                explained |= together.iter().any(|&c| c != 0.0);
+                let alone = e.raw(row).to_bits();
+                assert_eq!(raw[r].to_bits(), alone, "{:?} row {r}", e.kind());
+                assert_eq!(plain[r].to_bits(), alone, "{:?} row {r}", e.kind());
+                assert_eq!(
+                    apart,
+                    together[r * p..(r + 1) * p],
+                    "{:?} row {r}",
+                    e.kind()
+                );
             }
-            assert!(explained, "{:?}", e.kind());
+            assert!(together.iter().any(|&c| c != 0.0), "{:?}", e.kind());
         }
     }
 }

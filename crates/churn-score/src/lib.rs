@@ -480,12 +480,14 @@ impl Job<'_> {
                             tile[j * width + p] = cell(p, r);
                         }
                     }
-                    for (cells, r) in tile.chunks_exact(width).zip(tile_rows) {
-                        match scorer.score(|p| cells[p], options, &mut scratch) {
-                            Ok(s) => scores.push(scorer, &id(r), as_of(r), &s, |p| cells[p]),
+                    let cells = |j: usize, p: usize| tile[j * width + p];
+                    scorer.score_rows(tile_rows.len(), cells, options, &mut scratch, |j, s| {
+                        let r = start + j;
+                        match s {
+                            Ok(s) => scores.push(scorer, &id(r), as_of(r), &s, |p| cells(j, p)),
                             Err(e) => failed.push((r, e)),
                         }
-                    }
+                    });
                 }
                 (scores, failed)
             })

@@ -12,6 +12,7 @@ use churn_features::dataset::Values;
 use churn_features::features::{FeatureInfo, FeatureKind, FeatureTable};
 use churn_features::rules::{self, RuleInputs, RuleResult, INPUTS};
 use churn_model::artifact::Artifact;
+use churn_model::model::{PredictBuffers, Prediction};
 use churn_model::preprocess::{Note, PrepError, Transform};
 use std::collections::HashMap;
 
@@ -156,7 +157,9 @@ pub struct Scorer {
 /// Buffers one thread reuses from row to row, so scoring a row allocates little.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    model: Vec<f64>,
+    model: PredictBuffers,
+    predictions: Vec<Result<Prediction, PrepError>>,
+    survival: Vec<f64>,
     kept: Vec<f64>,
 }
 
@@ -264,16 +267,40 @@ impl Scorer {
         self.artifact.rules_apply
     }
 
-    /// Scores one row; `row(position)` gives the cell at a schema position.
+    /// Scores one row; `row(position)` gives the cell at a schema position. One row of
+    /// [`Scorer::score_rows`].
     pub fn score<'a>(
         &self,
         row: impl Fn(usize) -> Cell<'a>,
         options: Options,
         scratch: &mut Scratch,
     ) -> Result<Scored, ScoreError> {
-        let model = self.score_model(&row, options, scratch)?;
-        let rules = self.score_rules(&row);
-        Ok(Scored { model, rules })
+        let mut scored = None;
+        self.score_rows(1, |_, p| row(p), options, scratch, |_, s| scored = Some(s));
+        scored.expect("one row scored")
+    }
+
+    /// Scores rows `0..n` on this thread, `row(r, position)` giving a cell of row `r`;
+    /// `each(r, result)` hears them in row order. The model sees the rows as one block
+    /// (a tree model walks a group of trees for every row before the next): a tile of a
+    /// few hundred rows is what batch scoring hands it.
+    pub fn score_rows<'a>(
+        &self,
+        n: usize,
+        row: impl Fn(usize, usize) -> Cell<'a>,
+        options: Options,
+        scratch: &mut Scratch,
+        mut each: impl FnMut(usize, Result<Scored, ScoreError>),
+    ) {
+        self.score_models(n, &row, options, scratch, |r, model| {
+            each(
+                r,
+                model.map(|model| Scored {
+                    model,
+                    rules: self.score_rules(|p| row(r, p)),
+                }),
+            )
+        });
     }
 
     /// Scores rows `0..n` in parallel (rayon), `row(r, position)` giving a cell of row
@@ -304,18 +331,62 @@ impl Scorer {
         options: Options,
         scratch: &mut Scratch,
     ) -> Result<ModelScore, ScoreError> {
+        let mut scored = None;
+        self.score_models(1, |_, p| row(p), options, scratch, |_, s| scored = Some(s));
+        scored.expect("one row scored")
+    }
+
+    /// The model part of [`Scorer::score_rows`].
+    pub fn score_models<'a>(
+        &self,
+        n: usize,
+        row: impl Fn(usize, usize) -> Cell<'a>,
+        options: Options,
+        scratch: &mut Scratch,
+        mut each: impl FnMut(usize, Result<ModelScore, ScoreError>),
+    ) {
         let share = options.survival && self.survival_reads_like;
-        scratch
-            .kept
-            .resize(if share { self.transform_pos.len() } else { 0 }, 0.0);
-        let prediction = self.artifact.model.predict_keeping(
-            |i, _| row(self.transform_pos[i]),
-            &mut scratch.model,
+        let features = self.transform_pos.len();
+        let Scratch {
+            model,
+            predictions,
+            survival,
+            kept,
+        } = scratch;
+        kept.resize(if share { n * features } else { 0 }, 0.0);
+        self.artifact.model.predict_rows(
+            n,
+            |r, i, _| row(r, self.transform_pos[i]),
+            model,
             options.explain,
             options.top,
             options.warnings,
-            &mut scratch.kept,
-        )?;
+            kept,
+            predictions,
+        );
+        for (r, prediction) in predictions.drain(..).enumerate() {
+            let kept = match share {
+                true => &kept[r * features..(r + 1) * features],
+                false => &[][..],
+            };
+            let score = prediction.map_err(ScoreError::from).and_then(|prediction| {
+                self.model_score(|p| row(r, p), prediction, options, kept, survival)
+            });
+            each(r, score);
+        }
+    }
+
+    /// A row's model score from its prediction: revenue at risk, and the survival
+    /// curve from what the classifier read (`kept`, when the survival model reads the
+    /// inputs alike) or from the row.
+    fn model_score<'a>(
+        &self,
+        row: impl Fn(usize) -> Cell<'a>,
+        prediction: Prediction,
+        options: Options,
+        kept: &[f64],
+        scratch: &mut Vec<f64>,
+    ) -> Result<ModelScore, ScoreError> {
         let p = prediction.probability;
         let mrr = self
             .mrr_pos
@@ -325,10 +396,10 @@ impl Scorer {
         let survival = match &self.artifact.survival {
             Some(model) if options.survival => {
                 let tenure = self.tenure_pos.map_or(Cell::Missing, &row);
-                let curve = if share {
-                    model.curve_kept(&scratch.kept, tenure, &mut scratch.model)
+                let curve = if kept.is_empty() {
+                    model.curve(|i, _| row(self.survival_pos[i]), tenure, scratch)?
                 } else {
-                    model.curve(|i, _| row(self.survival_pos[i]), tenure, &mut scratch.model)?
+                    model.curve_kept(kept, tenure, scratch)
                 };
                 let clv = mrr.map(|m| curve.clv(m, &model.clv));
                 Some(SurvivalScore {

@@ -276,3 +276,57 @@ fn the_survival_curve_from_what_the_classifier_read_is_the_curve_from_the_cells(
     assert!(clips > 0, "no value was clipped: the test lost its edge");
     assert!(compared > 100);
 }
+
+#[test]
+fn a_block_of_rows_scores_as_each_row_alone_does() {
+    // Batch scoring hands the scorer a tile of rows at once (a tree model walks a group
+    // of trees for every row before the next): every row's answer, survival and reasons
+    // included, is the one it gets alone, and a row that cannot be scored fails alone.
+    let dir = tempfile::tempdir().unwrap();
+    let fx = churn_testkit::simulate(dir.path(), 300, 5);
+    let (_, table) = churn_testkit::latest_rows(&fx);
+    for kind in [ModelKind::Gbm, ModelKind::Logistic, ModelKind::Blend] {
+        let scorer = Scorer::new(churn_testkit::train(&fx, kind, "m", "v1"));
+        let columns = scorer.table_columns(&table);
+        let prep = &scorer.artifact().model.preprocessor;
+        let numeric = prep
+            .transforms
+            .iter()
+            .find(|t| matches!(t, Transform::Numeric { .. }))
+            .map(|t| scorer.position(t.name()).unwrap())
+            .unwrap();
+        // Some rows with a number that is not one (an error), some with it missing.
+        let cell = |r: usize, p: usize| match p {
+            p if p == numeric && r % 11 == 4 => Cell::Text("not a number"),
+            p if p == numeric && r.is_multiple_of(7) => Cell::Missing,
+            p => table_cell(columns[p], r),
+        };
+        let options = Options {
+            top: 3,
+            ..Options::default()
+        };
+        let mut scratch = Scratch::default();
+        let (mut failed, mut block_rows) = (0, 0);
+        for start in (0..table.len()).step_by(37) {
+            let n = 37.min(table.len() - start);
+            let mut block = Vec::new();
+            scorer.score_rows(
+                n,
+                |j, p| cell(start + j, p),
+                options,
+                &mut scratch,
+                |j, s| block.push((j, s)),
+            );
+            assert_eq!(block.len(), n);
+            for (j, s) in block {
+                let r = start + j;
+                let alone = scorer.score(|p| cell(r, p), options, &mut Scratch::default());
+                assert_eq!(s, alone, "{kind:?} row {r}");
+                failed += usize::from(s.is_err());
+                block_rows += 1;
+            }
+        }
+        assert_eq!(block_rows, table.len());
+        assert_eq!(failed, (0..table.len()).filter(|r| r % 11 == 4).count());
+    }
+}
