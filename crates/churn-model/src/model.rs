@@ -194,6 +194,12 @@ impl Estimator {
                     }
                 }
             }
+            (Estimator::Forest(m), Some(c)) => {
+                // One walk for the probability and the occlusion effects.
+                for (r, raw) in raw.iter_mut().enumerate() {
+                    *raw = m.probability_and_contributions(row(r), &mut c[r * p..(r + 1) * p]);
+                }
+            }
             (_, Some(c)) => {
                 for (r, raw) in raw.iter_mut().enumerate() {
                     *raw = self.raw(row(r));
