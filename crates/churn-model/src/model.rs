@@ -294,6 +294,8 @@ pub struct PredictBuffers {
     per_feature: Vec<f64>,
     /// Whether each row's feature was not given, row after row.
     missing: Vec<bool>,
+    /// Each row's preprocessing: its first error.
+    results: Vec<Result<(), PrepError>>,
 }
 
 impl ChurnModel {
@@ -491,6 +493,7 @@ impl ChurnModel {
             raw,
             per_feature,
             missing,
+            results,
         } = buffers;
         x.resize(n * p, 0.0);
         raw.resize(n, 0.0);
@@ -499,45 +502,43 @@ impl ChurnModel {
         missing.clear();
         missing.resize(n * features, false);
         out.clear();
-        for r in 0..n {
-            let row_missing = &mut missing[r * features..(r + 1) * features];
-            let row_kept = match kept.len() {
-                0 => &mut [][..],
-                _ => &mut kept[r * features..(r + 1) * features],
-            };
-            let mut row_notes = Vec::new();
-            let prepared = self.preprocessor.transform_one_keeping(
-                |i, name| {
-                    let cell = get(r, i, name);
-                    // Inputs not given (a number imputed with the training median, a
-                    // category absent), marked as they are read.
-                    if matches!(cell, Cell::Missing) {
-                        row_missing[i] = true;
-                    }
-                    cell
-                },
-                &self.input_ranges,
-                &mut x[r * p..(r + 1) * p],
-                |i, note| {
-                    if notes {
-                        row_notes.push((i, note))
-                    }
-                },
-                row_kept,
-            );
-            out.push(match prepared {
-                Ok(()) => Ok(Prediction {
-                    probability: f64::NAN,
-                    reasons: Vec::new(),
-                    notes: row_notes,
-                }),
-                Err(e) => {
-                    // The estimator still sees the row (the block is scored whole):
-                    // zeros, not what was half written.
-                    x[r * p..(r + 1) * p].fill(0.0);
-                    Err(e)
+        out.extend((0..n).map(|_| {
+            Ok(Prediction {
+                probability: f64::NAN,
+                reasons: Vec::new(),
+                notes: Vec::new(),
+            })
+        }));
+        results.clear();
+        results.resize_with(n, || Ok(()));
+        self.preprocessor.transform_rows_keeping(
+            n,
+            |r, i, name| {
+                let cell = get(r, i, name);
+                // Inputs not given (a number imputed with the training median, a
+                // category absent), marked as they are read.
+                if matches!(cell, Cell::Missing) {
+                    missing[r * features + i] = true;
                 }
-            });
+                cell
+            },
+            &self.input_ranges,
+            x,
+            |r, i, note| {
+                if let (true, Ok(prediction)) = (notes, &mut out[r]) {
+                    prediction.notes.push((i, note));
+                }
+            },
+            kept,
+            results,
+        );
+        for (r, result) in results.iter_mut().enumerate() {
+            if let Err(e) = std::mem::replace(result, Ok(())) {
+                // The estimator still sees the row (the block is scored whole): zeros,
+                // not what was half written.
+                x[r * p..(r + 1) * p].fill(0.0);
+                out[r] = Err(e);
+            }
         }
         self.estimator
             .raw_rows(x, p, raw, explain.then_some(&mut contributions[..]));

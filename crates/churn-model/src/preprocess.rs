@@ -164,6 +164,7 @@ fn log1p_of(x: f64) -> f64 {
 
 /// `x` as an index when it is a whole number in `0..limit` (the key of a table of a
 /// function of whole numbers).
+#[inline]
 pub(crate) fn whole_below(x: f64, limit: usize) -> Option<usize> {
     let whole = x as usize;
     ((0.0..limit as f64).contains(&x) && whole as f64 == x).then_some(whole)
@@ -342,89 +343,135 @@ impl Preprocessor {
         mut note: impl FnMut(usize, Note),
         kept: &mut [f64],
     ) -> Result<(), PrepError> {
-        debug_assert_eq!(out.len(), self.width());
-        debug_assert!(kept.is_empty() || kept.len() == self.transforms.len());
+        let mut result = [Ok(())];
+        self.transform_rows_keeping(
+            1,
+            |_, i, name| get(i, name),
+            ranges,
+            out,
+            |_, i, n| note(i, n),
+            kept,
+            &mut result,
+        );
+        let [result] = result;
+        result
+    }
+
+    /// [`Preprocessor::transform_one_keeping`] for rows `0..n` at once, `get(row,
+    /// transform, name)` giving a cell: row `r`'s inputs go to `out[r * width..]`, what
+    /// it read to `kept[r * transforms..]` (when `kept` is not empty), `note(row,
+    /// transform, note)` hears what happened to a value, and `results[r]` (`Ok` on the
+    /// way in) gets the row's first error, after which the row is not read further
+    /// (its inputs are then unspecified). Input by input across the rows: each input's
+    /// constants are read once for the block, not once per cell; the bits are the
+    /// row-by-row ones.
+    #[allow(clippy::too_many_arguments)]
+    pub fn transform_rows_keeping<'a>(
+        &self,
+        n: usize,
+        mut get: impl FnMut(usize, usize, &str) -> Cell<'a>,
+        ranges: &[Option<InputRange>],
+        out: &mut [f64],
+        mut note: impl FnMut(usize, usize, Note),
+        kept: &mut [f64],
+        results: &mut [Result<(), PrepError>],
+    ) {
+        let p = self.width();
+        let features = self.transforms.len();
+        debug_assert_eq!(out.len(), n * p);
+        debug_assert!(kept.is_empty() || kept.len() == n * features);
+        debug_assert_eq!(results.len(), n);
         let keep = !kept.is_empty();
-        let logged = |i: usize, v: Option<f64>| match self.log1p.get(i) {
-            Some(true) => v.map(log1p_of),
-            _ => v,
-        };
         let mut k = 0;
         for (i, t) in self.transforms.iter().enumerate() {
+            let logged = self.log1p.get(i) == Some(&true);
+            let log = |v: Option<f64>| if logged { v.map(log1p_of) } else { v };
             match t {
                 Transform::Numeric { name, .. } => {
-                    let v = match get(i, name) {
-                        Cell::Number(x) if x.is_finite() => Some(x),
-                        Cell::Number(x) => {
-                            return Err(PrepError::NotFinite {
-                                feature: name.clone(),
-                                value: x,
-                            })
+                    let bounds = ranges.get(i).copied().flatten().map(|r| r.bounds());
+                    for r in 0..n {
+                        if results[r].is_err() {
+                            continue;
                         }
-                        Cell::Missing => None,
-                        Cell::Text(s) => match s.trim().parse::<f64>() {
-                            Ok(x) if x.is_finite() => Some(x),
-                            _ => {
-                                return Err(PrepError::ExpectedNumber {
+                        let v = match get(r, i, name) {
+                            Cell::Number(x) if x.is_finite() => Some(x),
+                            Cell::Number(x) => {
+                                results[r] = Err(PrepError::NotFinite {
                                     feature: name.clone(),
-                                    found: s.to_string(),
-                                })
+                                    value: x,
+                                });
+                                continue;
                             }
-                        },
-                    };
-                    // The value before clipping, when it was clipped.
-                    let mut unclipped = None;
-                    let v = match (v, ranges.get(i).copied().flatten()) {
-                        (Some(x), Some(range)) => {
-                            let (lo, hi) = range.bounds();
-                            if x < lo || x > hi {
-                                note(i, Note::Clipped);
-                                unclipped = Some(x);
+                            Cell::Missing => None,
+                            Cell::Text(s) => match s.trim().parse::<f64>() {
+                                Ok(x) if x.is_finite() => Some(x),
+                                _ => {
+                                    results[r] = Err(PrepError::ExpectedNumber {
+                                        feature: name.clone(),
+                                        found: s.to_string(),
+                                    });
+                                    continue;
+                                }
+                            },
+                        };
+                        // The value before clipping, when it was clipped.
+                        let mut unclipped = None;
+                        let v = match (v, bounds) {
+                            (Some(x), Some((lo, hi))) => {
+                                if x < lo || x > hi {
+                                    note(r, i, Note::Clipped);
+                                    unclipped = Some(x);
+                                }
+                                Some(x.clamp(lo, hi))
                             }
-                            Some(x.clamp(lo, hi))
+                            (v, _) => v,
+                        };
+                        let v = log(v);
+                        if keep {
+                            kept[r * features + i] = match unclipped {
+                                Some(_) => log(unclipped),
+                                None => v,
+                            }
+                            .unwrap_or(f64::NAN);
                         }
-                        (v, _) => v,
-                    };
-                    let v = logged(i, v);
-                    if keep {
-                        kept[i] = match unclipped {
-                            Some(_) => logged(i, unclipped),
-                            None => v,
+                        if v.is_none() {
+                            note(r, i, Note::Imputed);
                         }
-                        .unwrap_or(f64::NAN);
+                        t.place(v, &mut out[r * p + k..(r + 1) * p]);
                     }
-                    if v.is_none() {
-                        note(i, Note::Imputed);
-                    }
-                    k += t.place(v, &mut out[k..]);
                 }
-                Transform::Categorical { name: _, levels } => {
-                    let number_text;
-                    let value = match get(i, t.name()) {
-                        Cell::Missing => None,
-                        Cell::Text(s) => Some(s),
-                        Cell::Number(x) => {
-                            number_text = format_number(x);
-                            Some(number_text.as_str())
+                Transform::Categorical { name, levels } => {
+                    for r in 0..n {
+                        if results[r].is_err() {
+                            continue;
                         }
-                    };
-                    let slot =
-                        value.map(|v| match levels.binary_search_by(|l| l.as_str().cmp(v)) {
-                            Ok(pos) => pos,
-                            Err(_) => {
-                                note(i, Note::UnseenCategory);
-                                levels.len()
+                        let number_text;
+                        let value = match get(r, i, name) {
+                            Cell::Missing => None,
+                            Cell::Text(s) => Some(s),
+                            Cell::Number(x) => {
+                                number_text = format_number(x);
+                                Some(number_text.as_str())
                             }
-                        });
-                    let slot = slot.map(|s| s as f64);
-                    if keep {
-                        kept[i] = slot.unwrap_or(f64::NAN);
+                        };
+                        let slot =
+                            value.map(|v| match levels.binary_search_by(|l| l.as_str().cmp(v)) {
+                                Ok(pos) => pos,
+                                Err(_) => {
+                                    note(r, i, Note::UnseenCategory);
+                                    levels.len()
+                                }
+                            });
+                        let slot = slot.map(|s| s as f64);
+                        if keep {
+                            kept[r * features + i] = slot.unwrap_or(f64::NAN);
+                        }
+                        t.place(slot, &mut out[r * p + k..(r + 1) * p]);
                     }
-                    k += t.place(slot, &mut out[k..]);
                 }
             }
+            k += t.width();
         }
-        Ok(())
     }
 
     /// Whether this preprocessor reads its inputs as `other` does: the same features in
@@ -742,5 +789,82 @@ mod tests {
         // A constant input still has room around it.
         let constant = InputRange { min: 5.0, max: 5.0 };
         assert_eq!(constant.bounds(), (0.0, 10.0));
+    }
+
+    #[test]
+    fn a_block_of_rows_transforms_as_each_row_alone_does() {
+        let t = table();
+        let rows: Vec<usize> = (0..12).collect();
+        let p = Preprocessor::fit_with(&t, &rows, &[0, 1], true);
+        let ranges = p.ranges(&t, &rows);
+        // Numbers, missing cells, text that parses and text that does not, a value to
+        // clip, a non-finite one, an unseen category, a number as a category.
+        let x_cells = [
+            Cell::Number(3.0),
+            Cell::Missing,
+            Cell::Text(" 7 "),
+            Cell::Text("seven"),
+            Cell::Number(1e9),
+            Cell::Number(f64::INFINITY),
+            Cell::Number(0.0),
+        ];
+        let plan_cells = [
+            Cell::Text("a"),
+            Cell::Text("b"),
+            Cell::Missing,
+            Cell::Text("a"),
+            Cell::Text("never-seen"),
+            Cell::Text("b"),
+            Cell::Number(3.0),
+        ];
+        let n = x_cells.len();
+        let cell = |r: usize, i: usize| if i == 0 { x_cells[r] } else { plan_cells[r] };
+        let (w, f) = (p.width(), p.transforms.len());
+        let mut out = vec![0.0; n * w];
+        let mut kept = vec![0.0; n * f];
+        let mut notes = Vec::new();
+        let mut results: Vec<Result<(), PrepError>> = (0..n).map(|_| Ok(())).collect();
+        p.transform_rows_keeping(
+            n,
+            |r, i, _| cell(r, i),
+            &ranges,
+            &mut out,
+            |r, i, note| notes.push((r, i, note)),
+            &mut kept,
+            &mut results,
+        );
+        let failed: Vec<usize> = (0..n).filter(|&r| results[r].is_err()).collect();
+        assert_eq!(failed, [3, 5]);
+        for r in 0..n {
+            let mut row_out = vec![0.0; w];
+            let mut row_kept = vec![0.0; f];
+            let mut row_notes = Vec::new();
+            let alone = p.transform_one_keeping(
+                |i, _| cell(r, i),
+                &ranges,
+                &mut row_out,
+                |i, note| row_notes.push((i, note)),
+                &mut row_kept,
+            );
+            match (&results[r], alone) {
+                (Err(block), Err(alone)) => assert_eq!(block.to_string(), alone.to_string()),
+                (Ok(()), Ok(())) => {
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&out[r * w..(r + 1) * w]), bits(&row_out), "row {r}");
+                    assert_eq!(bits(&kept[r * f..(r + 1) * f]), bits(&row_kept), "row {r}");
+                    let block_notes: Vec<(usize, Note)> = notes
+                        .iter()
+                        .filter(|(nr, _, _)| *nr == r)
+                        .map(|&(_, i, note)| (i, note))
+                        .collect();
+                    assert_eq!(block_notes, row_notes, "row {r}");
+                }
+                (block, alone) => panic!("row {r}: block {block:?}, alone {alone:?}"),
+            }
+        }
+        // What the rows were meant to exercise did happen.
+        assert!(notes.contains(&(1, 0, Note::Imputed)));
+        assert!(notes.contains(&(4, 0, Note::Clipped)));
+        assert!(notes.contains(&(4, 1, Note::UnseenCategory)));
     }
 }
