@@ -198,7 +198,8 @@ pub struct Dataset {
     pub catalog: Option<Catalog>,
     /// The events file, streamed on demand.
     pub events: Option<TableFile>,
-    /// The events' first and last instant, when the file's statistics tell (Parquet).
+    /// The events' first and last instant (from a Parquet file's statistics, else read
+    /// from the file).
     pub event_span: Option<(Ts, Ts)>,
     /// Rows of the small tables that reference unknown customers (events are reported
     /// by the scan that reads them).
@@ -507,8 +508,7 @@ impl Dataset {
 
     /// The first and last day of each table with rows: subscriptions (starts and the
     /// last day before an end), payments (due and paid), tickets and surveys, and
-    /// events when the file's statistics tell (Parquet; a CSV events file is not read
-    /// for this).
+    /// events (a Parquet file's statistics, else its timestamps read).
     pub fn table_spans(&self) -> Vec<(&'static str, Day, Day)> {
         use crate::time::day_of;
         let mut spans: Vec<(&'static str, Day, Day)> = Vec::new();

@@ -791,6 +791,33 @@ fn the_data_span_includes_parquet_events_and_names_each_table() {
     );
 }
 
+#[test]
+fn csv_events_span_the_data_as_parquet_events_do() {
+    // The same data as above with the events as CSV: their span is read from the file,
+    // so the data ends on the same day whichever format holds the events.
+    let dir = dir_with(&[
+        (
+            "subscriptions.csv",
+            "customer_id,start_date,end_date,mrr,plan\nA,2024-01-01,2024-09-01,100,pro\n",
+        ),
+        (
+            "events.csv",
+            "customer_id,timestamp,event_type\nA,2024-10-20T01:00:00Z,login\nA,not a time,login\nA, 2024-02-01T00:00:00Z ,login\n",
+        ),
+    ]);
+    let ds = Dataset::open(dir.path()).unwrap();
+    let (first, end) = ds.date_range();
+    assert_eq!(churn_features::time::format_date(first), "2024-02-01");
+    assert_eq!(churn_features::time::format_date(end), "2024-10-21");
+    // The cell that is not a time is left to the events reader, which names it.
+    let mut vocab = churn_features::dataset::Vocabulary::default();
+    let e = ds
+        .for_each_event_batch(&mut vocab, |_| Ok(()))
+        .unwrap_err()
+        .to_string();
+    check(&e, &["events.csv", "line 3", "timestamp", "not a time"]);
+}
+
 /// Subscriptions as Arrow columns: `end_date` all null (Arrow's Null type, as pandas
 /// and pyarrow give a column of `None`s).
 fn subscriptions_batch(mrr: ArrayRef) -> RecordBatch {

@@ -93,6 +93,37 @@ fn every_table_round_trips_through_csv_and_parquet() {
 }
 
 #[test]
+fn the_data_spans_the_same_dates_whichever_format_holds_it() {
+    // The consumer preset has no tickets, payments or surveys: the events are its only
+    // activity, so their span decides where the data starts and ends.
+    for preset in [churn_sim::Preset::Saas, churn_sim::Preset::ConsumerApp] {
+        let spans: Vec<_> = [
+            OutputFormat::Csv,
+            OutputFormat::Parquet,
+            OutputFormat::Mixed,
+        ]
+        .into_iter()
+        .map(|format| {
+            let dir = tempfile::tempdir().unwrap();
+            let cfg = SimConfig {
+                preset,
+                ..small(format)
+            };
+            generate(&cfg, dir.path(), |_, _| {}).unwrap();
+            let ds = Dataset::open(dir.path()).unwrap();
+            (ds.date_range(), ds.table_spans())
+        })
+        .collect();
+        assert!(
+            spans[0].1.iter().any(|(table, _, _)| *table == "events"),
+            "{preset:?}: the CSV events' span is not known"
+        );
+        assert_eq!(spans[0], spans[1], "{preset:?}: CSV and Parquet");
+        assert_eq!(spans[1], spans[2], "{preset:?}: Parquet and mixed");
+    }
+}
+
+#[test]
 fn same_seed_same_bytes_other_seed_other_data() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut cfg = small(OutputFormat::Mixed);
