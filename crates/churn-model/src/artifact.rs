@@ -23,10 +23,11 @@ const MAGIC: &[u8; 8] = b"CHURNMDL";
 /// Bumped whenever the serialised structs change. Version 2 added the input ranges and
 /// the probe rows, version 3 the feature settings, version 4 the reference profile,
 /// version 5 the survival model, version 6 its features' effect changing with the months
-/// ahead; older files still load (without them, with the default feature settings they
-/// were trained with, without a profile to monitor against or a survival curve, with a
-/// constant effect).
-pub const FORMAT_VERSION: u32 = 6;
+/// ahead, version 7 its rule past the fitted data's follow-up; older files still load
+/// (without them, with the default feature settings they were trained with, without a
+/// profile to monitor against or a survival curve, with a constant effect, with the
+/// features counting in full at every month).
+pub const FORMAT_VERSION: u32 = 7;
 /// Training rows kept as probes at most.
 const PROBES: usize = 8;
 /// How far a probe's recomputed probability may stray from the recorded one.
@@ -138,7 +139,7 @@ struct SurvivalModelV5 {
 
 impl From<SurvivalModelV5> for SurvivalModel {
     fn from(m: SurvivalModelV5) -> SurvivalModel {
-        SurvivalModel {
+        SurvivalModel::from(SurvivalModelV6 {
             preprocessor: m.preprocessor,
             weights: m.weights,
             intercept: m.intercept,
@@ -152,13 +153,54 @@ impl From<SurvivalModelV5> for SurvivalModel {
             events: m.events,
             score_scale: 1.0,
             score_decay: 0.0,
+        })
+    }
+}
+
+/// The survival model of format version 6: no extrapolation rule (the features count
+/// in full at every month).
+#[derive(Deserialize)]
+struct SurvivalModelV6 {
+    preprocessor: crate::preprocess::Preprocessor,
+    weights: Vec<f64>,
+    intercept: f64,
+    baseline: Vec<f64>,
+    observed_groups: usize,
+    tenure_weight: f64,
+    median_tenure_months: f64,
+    months: u32,
+    clv: crate::survival::ClvSettings,
+    person_periods: usize,
+    events: usize,
+    score_scale: f64,
+    score_decay: f64,
+}
+
+impl From<SurvivalModelV6> for SurvivalModel {
+    fn from(m: SurvivalModelV6) -> SurvivalModel {
+        SurvivalModel {
+            preprocessor: m.preprocessor,
+            weights: m.weights,
+            intercept: m.intercept,
+            baseline: m.baseline,
+            observed_groups: m.observed_groups,
+            tenure_weight: m.tenure_weight,
+            median_tenure_months: m.median_tenure_months,
+            months: m.months,
+            clv: m.clv,
+            person_periods: m.person_periods,
+            events: m.events,
+            score_scale: m.score_scale,
+            score_decay: m.score_decay,
+            follow_up: 0,
+            beyond_score: 0.0,
         }
     }
 }
 
-/// `model.bin` of format version 5.
+/// `model.bin` of format versions 5 and 6, whose survival model was `S`.
 #[derive(Deserialize)]
-struct ArtifactV5 {
+struct ArtifactWith<S> {
     name: String,
     version: String,
     model: ChurnModel,
@@ -169,11 +211,16 @@ struct ArtifactV5 {
     probes: Vec<Probe>,
     feature_config: FeatureConfig,
     profile: Option<Profile>,
-    survival: Option<SurvivalModelV5>,
+    survival: Option<S>,
 }
 
-impl From<ArtifactV5> for Artifact {
-    fn from(a: ArtifactV5) -> Artifact {
+/// `model.bin` of format version 6.
+type ArtifactV6 = ArtifactWith<SurvivalModelV6>;
+/// `model.bin` of format version 5.
+type ArtifactV5 = ArtifactWith<SurvivalModelV5>;
+
+impl<S: Into<SurvivalModel>> From<ArtifactWith<S>> for Artifact {
+    fn from(a: ArtifactWith<S>) -> Artifact {
         Artifact {
             name: a.name,
             version: a.version,
@@ -185,7 +232,7 @@ impl From<ArtifactV5> for Artifact {
             probes: a.probes,
             feature_config: a.feature_config,
             profile: a.profile,
-            survival: a.survival.map(SurvivalModel::from),
+            survival: a.survival.map(Into::into),
         }
     }
 }
@@ -579,6 +626,9 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Artifact, ArtifactError> {
                 .map(|(old, used)| (Artifact::from(old), used))
         } else if version == 5 {
             bincode::serde::decode_from_slice::<ArtifactV5, _>(payload, config)
+                .map(|(old, used)| (Artifact::from(old), used))
+        } else if version == 6 {
+            bincode::serde::decode_from_slice::<ArtifactV6, _>(payload, config)
                 .map(|(old, used)| (Artifact::from(old), used))
         } else {
             bincode::serde::decode_from_slice(payload, config)

@@ -13,7 +13,9 @@
 //! preprocessing, numbers as `ln(1 + x)` where heavy-tailed), a baseline per group of
 //! intervals (1, 2, 3, 4-6, 7-12, 13-24: flexible where data is dense) and the customer's
 //! tenure at the interval. Intervals beyond what the data observed take the last
-//! observed group's baseline.
+//! observed group's baseline, and there every customer's score `w.x` counts as that of
+//! an average survivor of the observed intervals (the data never saw how much today's
+//! features tell past them).
 //!
 //! From the hazards: the survival curve `S(k) = prod (1 - h(j))`, the median time to
 //! churn (the first `k` with `S(k) <= 0.5`, or "beyond the horizon"), the expected
@@ -144,6 +146,13 @@ pub struct SurvivalModel {
     /// The score `w.x` counts `score_scale + score_decay * ln k` in interval `k`.
     pub score_scale: f64,
     pub score_decay: f64,
+    /// The last interval the fitted data observed (0: not recorded, in files before
+    /// format 7). Beyond it every customer's score counts as `beyond_score`.
+    pub follow_up: u32,
+    /// The mean score `w.x` of the fitted customers, each weighted by its modelled
+    /// chance of still being there after `follow_up` intervals: the score of an average
+    /// survivor.
+    pub beyond_score: f64,
 }
 
 /// One customer's survival.
@@ -349,8 +358,11 @@ impl PersonPeriods {
             events: self.ys.iter().filter(|&&y| y == 1).count(),
             score_scale: 1.0,
             score_decay: 0.0,
+            follow_up: 0,
+            beyond_score: 0.0,
         };
         if !decaying {
+            self.set_extrapolation(&mut model);
             return Ok(model);
         }
         let weights = &model.weights;
@@ -369,7 +381,42 @@ impl PersonPeriods {
         model.tenure_weight = m2.weights[groups - 1];
         model.score_scale = m2.weights[groups];
         model.score_decay = m2.weights[groups + 1];
+        self.set_extrapolation(&mut model);
         Ok(model)
+    }
+
+    /// Sets what `model` predicts past the last interval these rows observed: there
+    /// the data never saw how much today's features still tell, so every customer's
+    /// score counts as an average survivor's (the spread of the curves stops growing
+    /// where the data stopped; the baseline and each customer's tenure still move the
+    /// hazard).
+    fn set_extrapolation(&self, model: &mut SurvivalModel) {
+        let follow_up = self.intervals.iter().copied().max().unwrap_or(0);
+        let p = self.preprocessor.width();
+        let (mut weight, mut weighted_score) = (0.0, 0.0);
+        // Each example's first interval holds its features and its tenure term
+        // `ln(1 + t0 + 1)`.
+        for (row, _) in self
+            .xs
+            .chunks_exact(self.width)
+            .zip(&self.intervals)
+            .filter(|(_, &k)| k == 1)
+        {
+            let x = &row[..p];
+            let t0 = row[self.width - 1].exp_m1() - 1.0;
+            let score: f64 = model.weights.iter().zip(x).map(|(w, x)| w * x).sum();
+            let survival: f64 = (1..=follow_up)
+                .map(|k| 1.0 - model.hazard(score, k, (t0 + f64::from(k)).ln_1p()))
+                .product();
+            weight += survival;
+            weighted_score += survival * score;
+        }
+        model.follow_up = follow_up;
+        model.beyond_score = if weight > 0.0 {
+            weighted_score / weight
+        } else {
+            0.0
+        };
     }
 }
 
@@ -402,6 +449,7 @@ impl SurvivalModel {
             && self.intercept.is_finite()
             && self.score_scale.is_finite()
             && self.score_decay.is_finite()
+            && self.beyond_score.is_finite()
             && self.tenure_weight.is_finite()
             && self.median_tenure_months.is_finite();
         if fits {
@@ -436,6 +484,15 @@ impl SurvivalModel {
         self.curve_of(scratch, tenure)
     }
 
+    /// The hazard of interval `k` for a customer of score `w.x` whose tenure term is
+    /// `ln_tenure` (`ln(1 + tenure months at k)`).
+    #[inline]
+    fn hazard(&self, score: f64, k: u32, ln_tenure: f64) -> f64 {
+        let g = group_of(k).min(self.observed_groups - 1);
+        let effect = self.score_scale + self.score_decay * ln_month(k);
+        sigmoid(self.intercept + score * effect + self.baseline[g] + self.tenure_weight * ln_tenure)
+    }
+
     /// The curve of a transformed row.
     fn curve_of(&self, x: &[f64], tenure: Cell<'_>) -> Curve {
         let score = self.weights.iter().zip(x).map(|(w, x)| w * x).sum::<f64>();
@@ -446,15 +503,16 @@ impl SurvivalModel {
         let mut survival = Vec::with_capacity(self.months as usize);
         let mut h = 0.0;
         for k in 1..=self.months {
-            let g = group_of(k).min(self.observed_groups - 1);
-            let effect = self.score_scale + self.score_decay * ln_month(k);
             let ln_tenure = match logs {
                 Some(logs) if k as usize <= TABULATED_MONTHS => logs[k as usize - 1],
                 _ => (t0 + f64::from(k)).ln_1p(),
             };
-            h = sigmoid(
-                self.intercept + score * effect + self.baseline[g] + self.tenure_weight * ln_tenure,
-            );
+            let score = if self.follow_up > 0 && k > self.follow_up {
+                self.beyond_score
+            } else {
+                score
+            };
+            h = self.hazard(score, k, ln_tenure);
             s *= 1.0 - h;
             survival.push(s);
         }
@@ -493,6 +551,29 @@ mod tests {
         }
     }
 
+    /// A table of numeric columns, one customer per row.
+    fn numeric_table(columns: Vec<(&str, Vec<Option<f64>>)>) -> FeatureTable {
+        let n = columns.first().map_or(0, |(_, v)| v.len());
+        FeatureTable {
+            customer_ids: (0..n).map(|i| format!("C{i}")).collect(),
+            customers: (0..n as u32).collect(),
+            as_of: vec![None; n],
+            info: columns
+                .iter()
+                .map(|(name, _)| FeatureInfo {
+                    name: (*name).into(),
+                    description: String::new(),
+                    kind: FeatureKind::Numeric,
+                })
+                .collect(),
+            columns: columns
+                .into_iter()
+                .map(|(_, v)| Values::Numeric(v))
+                .collect(),
+            config: Default::default(),
+        }
+    }
+
     /// `n` customers with a constant monthly hazard `h` whatever their features,
     /// followed for 1 to `max_follow` intervals.
     fn constant_hazard(
@@ -518,20 +599,10 @@ mod tests {
                 observed_intervals: follow,
             });
         }
-        let info = |name: &str| FeatureInfo {
-            name: name.into(),
-            description: String::new(),
-            kind: FeatureKind::Numeric,
-        };
-        let table = FeatureTable {
-            customer_ids: (0..n).map(|i| format!("C{i}")).collect(),
-            customers: (0..n as u32).collect(),
-            as_of: vec![None; n],
-            info: vec![info("noise"), info("tenure_days")],
-            columns: vec![Values::Numeric(noise), Values::Numeric(tenure)],
-            config: Default::default(),
-        };
-        (table, targets)
+        (
+            numeric_table(vec![("noise", noise), ("tenure_days", tenure)]),
+            targets,
+        )
     }
 
     #[test]
@@ -670,5 +741,89 @@ mod tests {
         assert_eq!(Target::of(100, Some(500), 400).event_interval, None);
         assert_eq!(open.intervals(24), (3, false));
         assert_eq!(Target::of(100, Some(131), 400).intervals(24), (2, true));
+    }
+
+    #[test]
+    fn past_the_fitted_follow_up_every_customer_counts_as_an_average_survivor() {
+        // Risky customers (monthly hazard 15 %) and safe ones (2 %), all of the same
+        // tenure, followed for at most six months.
+        let n = 6000;
+        let mut draws = Draws(5);
+        let mut risk = Vec::with_capacity(n);
+        let mut targets = Vec::with_capacity(n);
+        for i in 0..n {
+            let risky = i % 2 == 0;
+            risk.push(Some(f64::from(u8::from(risky))));
+            let h = if risky { 0.15 } else { 0.02 };
+            let mut churn = 1;
+            while draws.uniform() >= h {
+                churn += 1;
+            }
+            let follow = 1 + (draws.uniform() * 6.0) as u32;
+            targets.push(Target {
+                event_interval: (churn <= follow).then_some(churn),
+                observed_intervals: follow,
+            });
+        }
+        let table = numeric_table(vec![("risk", risk), ("tenure_days", vec![Some(400.0); n])]);
+        let rows: Vec<usize> = (0..n).collect();
+        let m = SurvivalModel::fit(
+            &table,
+            &rows,
+            &targets,
+            24,
+            ClvSettings::default(),
+            LAMBDAS[0],
+            false,
+        )
+        .unwrap();
+        assert_eq!(m.follow_up, 6);
+        let hazards = |r: usize| -> Vec<f64> {
+            let s = m.curve_of_row(&table, r).unwrap().survival;
+            std::iter::once(1.0)
+                .chain(s.iter().copied())
+                .zip(&s)
+                .map(|(before, after)| 1.0 - after / before)
+                .collect()
+        };
+        let (risky, safe) = (hazards(0), hazards(1));
+        // Within the follow-up the features tell the two apart as the data did.
+        for k in 0..6 {
+            assert!(
+                (risky[k] - 0.15).abs() < 0.03,
+                "risky month {}: {}",
+                k + 1,
+                risky[k]
+            );
+            assert!(
+                (safe[k] - 0.02).abs() < 0.01,
+                "safe month {}: {}",
+                k + 1,
+                safe[k]
+            );
+        }
+        // Past it both take the hazard of the survivors' mean score (log-odds) after six
+        // months: closer to the safe (0.98^6 = 89 % of them are left, 0.85^6 = 38 % of
+        // the risky).
+        let logit = |h: f64| (h / (1.0 - h)).ln();
+        let survivor = sigmoid((0.89 * logit(0.02) + 0.38 * logit(0.15)) / (0.89 + 0.38));
+        for k in 6..24 {
+            // (The same hazard; recovered from two different curves' ratios.)
+            assert!((risky[k] - safe[k]).abs() < 1e-12, "month {}", k + 1);
+            assert!(
+                (risky[k] - survivor).abs() < 0.01,
+                "month {}: {}",
+                k + 1,
+                risky[k]
+            );
+        }
+        // A model from before the rule (follow-up not recorded) keeps the features'
+        // effect at every month.
+        let old = SurvivalModel {
+            follow_up: 0,
+            ..m.clone()
+        };
+        let curve = old.curve_of_row(&table, 0).unwrap().survival;
+        assert!((1.0 - curve[12] / curve[11] - 0.15).abs() < 0.03);
     }
 }

@@ -108,6 +108,9 @@ pub struct SurvivalReport {
     /// The final model's person-period rows and churns.
     pub person_periods: usize,
     pub events: usize,
+    /// The last month the final model's data observed: past it every customer counts
+    /// as an average survivor (see `SurvivalModel::follow_up`).
+    pub follow_up_months: u32,
 }
 
 /// The examples' futures: `ends[r]` is the end of row `r`'s active period (none while
@@ -431,6 +434,7 @@ pub fn fit_and_backtest(
         agreement: None,
         person_periods: model.person_periods,
         events: model.events,
+        follow_up_months: model.follow_up,
     };
     Ok(Some((model, Some(report))))
 }

@@ -195,7 +195,7 @@ fn format_1_files_still_load_without_ranges_or_probes() {
 }
 
 #[test]
-fn format_5_files_load_with_a_constant_effect() {
+fn format_5_and_6_files_load_with_a_constant_effect_and_no_extrapolation_rule() {
     use churn_model::survival::{ClvSettings, SurvivalModel, Target};
     let (mut a, ex) = trained(ModelKind::Logistic);
     let rows: Vec<usize> = (0..ex.features.len()).collect();
@@ -217,28 +217,47 @@ fn format_5_files_load_with_a_constant_effect() {
         true,
     )
     .unwrap();
+    assert_eq!(survival.follow_up, 4);
     survival.score_scale = 0.75;
     survival.score_decay = -0.25;
+    survival.beyond_score = 0.5;
     a.survival = Some(survival);
     let models = tempfile::tempdir().unwrap();
     let version = artifact::save(models.path(), &a, &[]).unwrap();
     let (now, _) = artifact::load(&version).unwrap();
     assert_eq!(now.survival, a.survival);
-    // A format-5 file is this one without the survival model's last two fields (two
-    // f64s, the last 16 bytes of the payload).
-    let mut bytes = std::fs::read(version.join("model.bin")).unwrap();
-    let tail = bytes.split_off(bytes.len() - 16);
-    assert_eq!(tail[..8], 0.75f64.to_le_bytes());
-    bytes[8..12].copy_from_slice(&5u32.to_le_bytes());
-    let len = (bytes.len() - 52) as u64;
-    bytes[12..20].copy_from_slice(&len.to_le_bytes());
-    rechecksum(&mut bytes);
-    let old = artifact::decode(&bytes, std::path::Path::new("model.bin")).unwrap();
+    let bytes = std::fs::read(version.join("model.bin")).unwrap();
+    // An older file is this one without the survival model's last fields, with its
+    // format version and length.
+    let older = |mut bytes: Vec<u8>, cut: usize, format: u32| -> Vec<u8> {
+        bytes.truncate(bytes.len() - cut);
+        bytes[8..12].copy_from_slice(&format.to_le_bytes());
+        let len = (bytes.len() - 52) as u64;
+        bytes[12..20].copy_from_slice(&len.to_le_bytes());
+        rechecksum(&mut bytes);
+        bytes
+    };
+    // Format 6: without the follow-up (a one-byte varint, 4) and the survivors' score.
+    assert_eq!(bytes[bytes.len() - 9], 4);
+    assert_eq!(bytes[bytes.len() - 8..], 0.5f64.to_le_bytes());
+    let v6 = artifact::decode(
+        &older(bytes.clone(), 9, 6),
+        std::path::Path::new("model.bin"),
+    )
+    .unwrap();
     let mut expected = a.survival.clone().unwrap();
+    (expected.follow_up, expected.beyond_score) = (0, 0.0);
+    assert_eq!(v6.survival, Some(expected.clone()));
+    // Format 5: also without the effect's scale and change (two f64s).
+    assert_eq!(
+        bytes[bytes.len() - 25..bytes.len() - 17],
+        0.75f64.to_le_bytes()
+    );
+    let v5 = artifact::decode(&older(bytes, 25, 5), std::path::Path::new("model.bin")).unwrap();
     (expected.score_scale, expected.score_decay) = (1.0, 0.0);
-    assert_eq!(old.survival, Some(expected));
-    assert_eq!(old.model, a.model);
-    assert_eq!(old.features, a.features);
+    assert_eq!(v5.survival, Some(expected));
+    assert_eq!(v5.model, a.model);
+    assert_eq!(v5.features, a.features);
 }
 
 #[test]
