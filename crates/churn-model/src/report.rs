@@ -423,7 +423,8 @@ fn survival_section(r: &SurvivalReport) -> Markup {
             "Backtest: fitted on the examples before each test date (" (r.test_dates.join(", "))
             ") with their futures censored at that date, judged on the " (grouped(r.rows as f64, 0))
             " customers active on the test dates (" (grouped(r.churns as f64, 0)) " churned within 12 months; later months censored where the data ends). "
-            "The survival model gives each customer's chance of still being a customer month by month; lifetime and CLV follow from it."
+            "The survival model gives each customer's chance of still being a customer month by month; lifetime and CLV follow from it. "
+            "Past month " (r.follow_up_months) ", the last its data observed, every customer counts as an average survivor: the data never saw how much today's features tell beyond it."
         }
         (churn_report::tiles([
             ("concordance (Harrell, 12 months)", opt(r.concordance, 3)),

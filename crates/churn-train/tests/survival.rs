@@ -67,6 +67,12 @@ fn the_survival_backtest_beats_one_curve_for_everyone_and_its_revenue_comes_true
     assert_eq!(&saved, r);
     let html = std::fs::read_to_string(version.join("report.html")).unwrap();
     assert!(html.contains("Time to churn (survival model)"));
+    // The final model's follow-up: the data's months after its first observation date.
+    let follow_up = r["follow_up_months"].as_u64().unwrap();
+    assert!((2..24).contains(&follow_up), "{r}");
+    assert!(html.contains(&format!(
+        "Past month {follow_up}, the last its data observed"
+    )));
 
     // The KPI page values today's customers with the model, per cohort, segment and plan.
     let kpis = |model: &std::path::Path, name: &str| -> serde_json::Value {
