@@ -17,9 +17,12 @@ fn a_constant_hazard_values_every_group_at_its_arpa_over_the_hazard() {
         .survival
         .as_mut()
         .expect("trained on a data directory");
+    // No feature, baseline or tenure effect, in the data's months or past them (where
+    // every customer counts as an average survivor, whose score is then 0 too).
     survival.weights.iter_mut().for_each(|w| *w = 0.0);
     survival.baseline.iter_mut().for_each(|b| *b = 0.0);
     survival.tenure_weight = 0.0;
+    survival.beyond_score = 0.0;
     survival.intercept = (h / (1.0 - h)).ln();
     let v = model_clv(&ds, opts, &Scorer::new(artifact.clone()), Some(4000.0)).unwrap();
     let close =
