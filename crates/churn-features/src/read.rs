@@ -49,6 +49,16 @@ const MIN_DAY: Day = -25_567;
 /// The day after the last day a date may be (2200-01-01).
 pub(crate) const MAX_DAY: Day = 84_006;
 
+/// The instants a timestamp cell may hold: from [`MIN_DAY`] to before [`MAX_DAY`].
+fn valid_instants() -> std::ops::Range<Ts> {
+    time::day_start(MIN_DAY)..time::day_start(MAX_DAY)
+}
+
+/// Widens `span` (first, last) to take in `t`.
+fn widen(span: &mut Option<(Ts, Ts)>, t: Ts) {
+    *span = Some(span.map_or((t, t), |(a, z)| (a.min(t), z.max(t))));
+}
+
 /// The most columns a table file may have: wider files are refused before any column
 /// is read (a 10 MB header of a million columns would otherwise take gigabytes).
 pub const MAX_COLUMNS: usize = 2048;
@@ -556,7 +566,7 @@ impl TableFile {
         let at = headers
             .iter()
             .position(|h| h.trim_ascii() == column.as_bytes())?;
-        let range = time::day_start(MIN_DAY)..time::day_start(MAX_DAY);
+        let valid = valid_instants();
         let mut span: Option<(Ts, Ts)> = None;
         let mut record = csv::ByteRecord::new();
         while let Ok(true) = reader.read_byte_record(&mut record) {
@@ -564,9 +574,9 @@ impl TableFile {
                 .get(at)
                 .and_then(|field| std::str::from_utf8(field).ok())
                 .and_then(time::parse_timestamp)
-                .filter(|t| range.contains(t));
+                .filter(|t| valid.contains(t));
             if let Some(t) = t {
-                span = Some(span.map_or((t, t), |(a, z)| (a.min(t), z.max(t))));
+                widen(&mut span, t);
             }
         }
         span
@@ -604,7 +614,7 @@ impl TableFile {
             if let Some(c) = b.column(column)? {
                 for i in 0..b.len() {
                     if let Ok(Some(t)) = c.timestamp(i) {
-                        span = Some(span.map_or((t, t), |(a, z)| (a.min(t), z.max(t))));
+                        widen(&mut span, t);
                     }
                 }
             }
@@ -1292,13 +1302,11 @@ impl Column<'_> {
     /// between 1900-01-01 and 2199-12-31.
     pub fn timestamp(&self, i: usize) -> Result<Option<Ts>> {
         match self.raw_timestamp(i)? {
-            Some(t) if !(time::day_start(MIN_DAY)..time::day_start(MAX_DAY)).contains(&t) => {
-                Err(self.bad(
-                    i,
-                    "a time between 1900-01-01 and 2199-12-31",
-                    self.found_day(i),
-                ))
-            }
+            Some(t) if !valid_instants().contains(&t) => Err(self.bad(
+                i,
+                "a time between 1900-01-01 and 2199-12-31",
+                self.found_day(i),
+            )),
             t => Ok(t),
         }
     }

@@ -532,8 +532,8 @@ impl ChurnModel {
             kept,
             results,
         );
-        for (r, result) in results.iter_mut().enumerate() {
-            if let Err(e) = std::mem::replace(result, Ok(())) {
+        for (r, result) in results.drain(..).enumerate() {
+            if let Err(e) = result {
                 // The estimator still sees the row (the block is scored whole): zeros,
                 // not what was half written.
                 x[r * p..(r + 1) * p].fill(0.0);

@@ -170,6 +170,26 @@ pub(crate) fn whole_below(x: f64, limit: usize) -> Option<usize> {
     ((0.0..limit as f64).contains(&x) && whole as f64 == x).then_some(whole)
 }
 
+/// The number a numeric input's cell holds (`None` when missing): a finite number, or
+/// text that parses as one; anything else is the error naming `feature`.
+fn number_in(feature: &str, cell: Cell<'_>) -> Result<Option<f64>, PrepError> {
+    match cell {
+        Cell::Number(x) if x.is_finite() => Ok(Some(x)),
+        Cell::Number(x) => Err(PrepError::NotFinite {
+            feature: feature.to_string(),
+            value: x,
+        }),
+        Cell::Missing => Ok(None),
+        Cell::Text(s) => match s.trim().parse::<f64>() {
+            Ok(x) if x.is_finite() => Ok(Some(x)),
+            _ => Err(PrepError::ExpectedNumber {
+                feature: feature.to_string(),
+                found: s.to_string(),
+            }),
+        },
+    }
+}
+
 /// Whole numbers below this have their `ln(1 + n)` tabulated (32 KB).
 const WHOLE_LOG1P: usize = 4096;
 
@@ -393,26 +413,12 @@ impl Preprocessor {
                         if results[r].is_err() {
                             continue;
                         }
-                        let v = match get(r, i, name) {
-                            Cell::Number(x) if x.is_finite() => Some(x),
-                            Cell::Number(x) => {
-                                results[r] = Err(PrepError::NotFinite {
-                                    feature: name.clone(),
-                                    value: x,
-                                });
+                        let v = match number_in(name, get(r, i, name)) {
+                            Ok(v) => v,
+                            Err(e) => {
+                                results[r] = Err(e);
                                 continue;
                             }
-                            Cell::Missing => None,
-                            Cell::Text(s) => match s.trim().parse::<f64>() {
-                                Ok(x) if x.is_finite() => Some(x),
-                                _ => {
-                                    results[r] = Err(PrepError::ExpectedNumber {
-                                        feature: name.clone(),
-                                        found: s.to_string(),
-                                    });
-                                    continue;
-                                }
-                            },
                         };
                         // The value before clipping, when it was clipped.
                         let mut unclipped = None;

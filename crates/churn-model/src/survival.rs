@@ -549,6 +549,20 @@ mod tests {
             self.0 ^= self.0 << 17;
             (self.0 >> 11) as f64 / (1u64 << 53) as f64
         }
+
+        /// A customer's future at a constant monthly hazard `h`, followed for 1 to
+        /// `max_follow` intervals.
+        fn target(&mut self, h: f64, max_follow: u32) -> Target {
+            let mut churn = 1;
+            while self.uniform() >= h {
+                churn += 1;
+            }
+            let follow = 1 + (self.uniform() * f64::from(max_follow)) as u32;
+            Target {
+                event_interval: (churn <= follow).then_some(churn),
+                observed_intervals: follow,
+            }
+        }
     }
 
     /// A table of numeric columns, one customer per row.
@@ -589,15 +603,7 @@ mod tests {
         for _ in 0..n {
             noise.push(Some(draws.uniform()));
             tenure.push(Some((draws.uniform() * 900.0).floor()));
-            let mut churn = 1;
-            while draws.uniform() >= h {
-                churn += 1;
-            }
-            let follow = 1 + (draws.uniform() * f64::from(max_follow)) as u32;
-            targets.push(Target {
-                event_interval: (churn <= follow).then_some(churn),
-                observed_intervals: follow,
-            });
+            targets.push(draws.target(h, max_follow));
         }
         (
             numeric_table(vec![("noise", noise), ("tenure_days", tenure)]),
@@ -755,15 +761,7 @@ mod tests {
             let risky = i % 2 == 0;
             risk.push(Some(f64::from(u8::from(risky))));
             let h = if risky { 0.15 } else { 0.02 };
-            let mut churn = 1;
-            while draws.uniform() >= h {
-                churn += 1;
-            }
-            let follow = 1 + (draws.uniform() * 6.0) as u32;
-            targets.push(Target {
-                event_interval: (churn <= follow).then_some(churn),
-                observed_intervals: follow,
-            });
+            targets.push(draws.target(h, 6));
         }
         let table = numeric_table(vec![("risk", risk), ("tenure_days", vec![Some(400.0); n])]);
         let rows: Vec<usize> = (0..n).collect();
