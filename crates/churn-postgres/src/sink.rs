@@ -35,6 +35,19 @@ enum Message {
     Finish,
 }
 
+/// How a [`TableWriter`]'s transaction ends once its rows are in.
+enum Commit {
+    /// This SQL, ending with `COMMIT`.
+    Sql(String),
+    /// The staging table takes the target's place ([`swap_in`]).
+    Swap {
+        target: String,
+        staging: String,
+        /// The target's own (quoted) name, without its schema.
+        name: String,
+    },
+}
+
 /// Writes record batches of one schema into a table (see [`WriteMode`]). Nothing is
 /// visible to other sessions until [`finish`](TableWriter::finish) commits; dropping
 /// the writer unfinished (or the process dying) rolls everything back.
@@ -91,11 +104,15 @@ impl TableWriter {
                         quote(schema_name),
                         columns.join(", ")
                     ),
-                    format!("COPY {staging_q} ({}) FROM STDIN (FORMAT binary)", names.join(", ")),
                     format!(
-                        "DROP TABLE IF EXISTS {target}; ALTER TABLE {staging_q} RENAME TO {}; COMMIT;",
-                        quote(table_name)
+                        "COPY {staging_q} ({}) FROM STDIN (FORMAT binary)",
+                        names.join(", ")
                     ),
+                    Commit::Swap {
+                        target: target.clone(),
+                        staging: staging_q,
+                        name: quote(table_name),
+                    },
                     None,
                 )
             }
@@ -113,7 +130,7 @@ impl TableWriter {
                         "COPY {target} ({}, scored_at) FROM STDIN (FORMAT binary)",
                         names.join(", ")
                     ),
-                    "COMMIT;".to_string(),
+                    Commit::Sql("COMMIT;".to_string()),
                     Some(now),
                 )
             }
@@ -140,9 +157,16 @@ impl TableWriter {
                         copy::trailer(&mut end);
                         writer.write_all(&end).map_err(|e| failed_io(&shown, e))?;
                         let rows = writer.finish().map_err(|e| failed("writing rows", e))?;
-                        client
-                            .batch_execute(&finish)
-                            .map_err(|e| failed("committing", e))?;
+                        match &finish {
+                            Commit::Sql(sql) => client
+                                .batch_execute(sql)
+                                .map_err(|e| failed("committing", e))?,
+                            Commit::Swap {
+                                target,
+                                staging,
+                                name,
+                            } => swap_in(&mut client, target, staging, name, &shown)?,
+                        }
                         return Ok(rows);
                     }
                 }
@@ -238,6 +262,120 @@ impl Drop for TableWriter {
             let _ = w.join();
         }
     }
+}
+
+/// Puts the filled `staging` table in the place of `target` (qualified and quoted;
+/// `name` its quoted table name) and commits. A new table is renamed in. An old one is
+/// dropped and the new one renamed in, after which the old table's privileges, comment,
+/// indexes and constraints are made again on it: the people and tools granted the
+/// worklist keep reading it, a lookup index stays. When views depend on the old table
+/// (a `DROP` would fail, or destroy them with `CASCADE`), it is emptied and refilled
+/// from the staging table instead, which needs the same columns; with other columns
+/// the write fails, naming the views. Triggers, row security policies and the owner
+/// are not carried.
+fn swap_in(
+    client: &mut postgres::Client,
+    target: &str,
+    staging: &str,
+    name: &str,
+    shown: &str,
+) -> Result<()> {
+    let failed = |what: &str, e: postgres::Error| query_failed(shown, what, e);
+    let oid_of = |client: &mut postgres::Client, table: &str| {
+        client
+            .query_one("SELECT to_regclass($1)::oid", &[&table])
+            .map(|row| row.get::<_, Option<u32>>(0))
+            .map_err(|e| failed("looking up the table", e))
+    };
+    let Some(old) = oid_of(client, target)? else {
+        return client
+            .batch_execute(&format!("ALTER TABLE {staging} RENAME TO {name}; COMMIT;"))
+            .map_err(|e| failed("committing", e));
+    };
+    let new = oid_of(client, staging)?.ok_or_else(|| PgError::Aborted {
+        target: shown.to_string(),
+    })?;
+    let strings = |client: &mut postgres::Client,
+                   sql: &str,
+                   params: &[&(dyn postgres::types::ToSql + Sync)],
+                   what: &str| {
+        client
+            .query(sql, params)
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| r.get::<_, String>(0))
+                    .collect::<Vec<_>>()
+            })
+            .map_err(|e| failed(what, e))
+    };
+    let views = strings(
+        client,
+        "SELECT DISTINCT r.ev_class::regclass::text FROM pg_depend d \
+         JOIN pg_rewrite r ON r.oid = d.objid \
+         WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = $1 AND r.ev_class <> $1 \
+         ORDER BY 1",
+        &[&old],
+        "looking up the views on the table",
+    )?;
+    if !views.is_empty() {
+        let columns_sql = "SELECT coalesce(string_agg(quote_ident(attname) || ' ' || \
+             format_type(atttypid, atttypmod), ', ' ORDER BY attnum), '') FROM pg_attribute \
+             WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped";
+        let old_columns = strings(client, columns_sql, &[&old], "reading the table's columns")?;
+        let new_columns = strings(client, columns_sql, &[&new], "reading the table's columns")?;
+        if old_columns != new_columns {
+            return Err(PgError::Query {
+                target: shown.to_string(),
+                what: "replacing the table".into(),
+                cause: format!(
+                    "views depend on it ({}) and its columns ({}) are not the new rows' ({}): change or drop the views, or write to another table; the old table is unchanged",
+                    views.join(", "),
+                    old_columns.concat(),
+                    new_columns.concat()
+                ),
+            });
+        }
+        return client
+            .batch_execute(&format!(
+                "LOCK TABLE {target} IN ACCESS EXCLUSIVE MODE; TRUNCATE {target}; \
+                 INSERT INTO {target} SELECT * FROM {staging}; DROP TABLE {staging}; COMMIT;"
+            ))
+            .map_err(|e| failed("refilling the table its views read", e));
+    }
+    // What the old table had, as statements naming the target (the new table's name
+    // once renamed).
+    let carried = strings(
+        client,
+        "SELECT format('GRANT %s ON %s TO %s%s', a.privilege_type, $2::text, \
+             CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, \
+             CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) \
+         FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1 AND a.grantee <> c.relowner \
+         UNION ALL \
+         SELECT format('COMMENT ON TABLE %s IS %L', $2::text, obj_description($1, 'pg_class')) \
+         WHERE obj_description($1, 'pg_class') IS NOT NULL \
+         UNION ALL \
+         SELECT format('ALTER TABLE %s ADD CONSTRAINT %I %s', $2::text, conname, pg_get_constraintdef(oid)) \
+         FROM pg_constraint WHERE conrelid = $1 AND contype IN ('p', 'u', 'c', 'f', 'x') \
+         UNION ALL \
+         SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i \
+         WHERE i.indrelid = $1 AND NOT EXISTS \
+             (SELECT 1 FROM pg_constraint k WHERE k.conrelid = $1 AND k.conindid = i.indexrelid)",
+        &[&old, &target],
+        "reading the table's privileges, comment and indexes",
+    )?;
+    let mut sql = format!("DROP TABLE {target}; ALTER TABLE {staging} RENAME TO {name};");
+    for statement in &carried {
+        sql.push(' ');
+        sql.push_str(statement);
+        sql.push(';');
+    }
+    sql.push_str(" COMMIT;");
+    client.batch_execute(&sql).map_err(|e| {
+        failed(
+            "replacing the table (and making its privileges, comment and indexes again)",
+            e,
+        )
+    })
 }
 
 fn query_failed(target: &str, what: &str, e: postgres::Error) -> PgError {

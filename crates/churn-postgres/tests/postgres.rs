@@ -265,6 +265,100 @@ fn readers_see_the_old_worklist_or_the_new_one_never_a_mix() {
 }
 
 #[test]
+fn a_replaced_worklist_keeps_its_grants_comment_indexes_and_views() {
+    let Some(server) = PgServer::start("churn-postgres: what a replaced worklist keeps") else {
+        return;
+    };
+    let location = PgLocation::parse(&format!("{}&table=churn_scores", server.url("cs"))).unwrap();
+    write_worklist(&location, "v0", 1, 100);
+    let mut c = client(&server);
+    c.batch_execute(
+        "CREATE ROLE cs_tool; GRANT USAGE ON SCHEMA cs TO cs_tool; \
+         GRANT SELECT ON cs.churn_scores TO cs_tool; \
+         COMMENT ON TABLE cs.churn_scores IS 'nightly worklist, do not edit'; \
+         CREATE INDEX churn_scores_probability ON cs.churn_scores (churn_probability); \
+         ALTER TABLE cs.churn_scores ADD CONSTRAINT churn_scores_pk PRIMARY KEY (customer_id);",
+    )
+    .unwrap();
+    let kept = |c: &mut postgres::Client| -> (bool, Option<String>, i64, i64) {
+        let row = c
+            .query_one(
+                "SELECT has_table_privilege('cs_tool', 'cs.churn_scores', 'SELECT'), \
+                 obj_description('cs.churn_scores'::regclass, 'pg_class'), \
+                 (SELECT count(*) FROM pg_indexes WHERE schemaname = 'cs' AND indexname = 'churn_scores_probability'), \
+                 (SELECT count(*) FROM pg_constraint WHERE conname = 'churn_scores_pk' AND contype = 'p')",
+                &[],
+            )
+            .unwrap();
+        (row.get(0), row.get(1), row.get(2), row.get(3))
+    };
+    let expected = (
+        true,
+        Some("nightly worklist, do not edit".to_string()),
+        1,
+        1,
+    );
+    let versions = |c: &mut postgres::Client| -> (i64, String, String) {
+        let row = c
+            .query_one(
+                "SELECT count(*), min(model_version), max(model_version) FROM cs.churn_scores",
+                &[],
+            )
+            .unwrap();
+        (row.get(0), row.get(1), row.get(2))
+    };
+
+    // Renamed in: privileges, comment, index and key made again on the new table.
+    write_worklist(&location, "v1", 1, 200);
+    assert_eq!(versions(&mut c), (200, "v1".into(), "v1".into()));
+    assert_eq!(kept(&mut c), expected);
+
+    // With a view on it: emptied and refilled, the view still reads it.
+    c.batch_execute(
+        "CREATE VIEW cs.high_risk AS SELECT customer_id FROM cs.churn_scores WHERE churn_probability > 0.5",
+    )
+    .unwrap();
+    write_worklist(&location, "v2", 1, 300);
+    assert_eq!(versions(&mut c), (300, "v2".into(), "v2".into()));
+    assert_eq!(kept(&mut c), expected);
+    let high: i64 = c
+        .query_one("SELECT count(*) FROM cs.high_risk", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(high, 149, "rows 151..299 of 300 are above 0.5");
+
+    // Other columns while a view reads the table: refused by name, the old table kept.
+    let other = arrow_array::RecordBatch::try_from_iter([(
+        "customer_id",
+        std::sync::Arc::new(arrow_array::StringArray::from(vec!["x"])) as arrow_array::ArrayRef,
+    )])
+    .unwrap();
+    let mut w = churn_postgres::TableWriter::create(
+        &location,
+        "churn_scores",
+        &other.schema(),
+        churn_postgres::WriteMode::Replace,
+    )
+    .unwrap();
+    w.write(&other).unwrap();
+    let err = w.finish().unwrap_err().to_string();
+    assert!(
+        err.contains("cs.high_risk") && err.contains("views depend on it"),
+        "{err}"
+    );
+    assert_eq!(versions(&mut c), (300, "v2".into(), "v2".into()));
+    assert_eq!(kept(&mut c), expected);
+    let staging: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'cs' AND tablename LIKE 'churn_scores_churn_%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(staging, 0, "no staging table left behind");
+}
+
+#[test]
 fn a_writer_killed_mid_write_leaves_the_old_worklist() {
     let Some(server) = PgServer::start("churn-postgres: kill -9 mid-write") else {
         return;
