@@ -6,6 +6,7 @@ use crate::artifact::{Artifact, FORMAT_VERSION};
 use crate::calibrate::Calibrator;
 use crate::model::{Estimator, ModelKind};
 use crate::preprocess::Transform;
+use crate::survival::SurvivalModel;
 use crate::train::{CandidateScore, Evaluation, TrainOutcome};
 use churn_features::features::{FeatureConfig, FeatureInfo};
 use churn_features::rules::RulesConfig;
@@ -42,6 +43,12 @@ pub struct ModelCard<'a> {
     /// The chosen candidate's pooled backtest (or cross-validation) figures.
     pub metrics: &'a Evaluation,
     pub candidates: &'a [CandidateScore],
+    /// The survival model, when trained (docs/survival.md): its preprocessing, hazard
+    /// weights, baseline per group of months, tenure effect, how the score's effect
+    /// changes with the months ahead, the last month its data observed (`follow_up`)
+    /// and the average survivor's score used past it (`beyond_score`), and the CLV
+    /// settings. Its backtest is in `survival.json`.
+    pub survival: Option<&'a SurvivalModel>,
     pub training_data: TrainingData,
 }
 
@@ -94,6 +101,7 @@ impl<'a> ModelCard<'a> {
             rules: &artifact.rules,
             metrics: &outcome.overall,
             candidates: &outcome.candidates,
+            survival: artifact.survival.as_ref(),
             training_data,
         }
     }

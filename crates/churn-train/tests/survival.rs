@@ -73,6 +73,21 @@ fn the_survival_backtest_beats_one_curve_for_everyone_and_its_revenue_comes_true
     assert!(html.contains(&format!(
         "Past month {follow_up}, the last its data observed"
     )));
+    // The model card describes the survival model the version scores with.
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(version.join("model.json")).unwrap()).unwrap();
+    let model = &card["survival"];
+    assert_eq!(model["follow_up"].as_u64(), Some(follow_up), "{model}");
+    assert!(model["beyond_score"].as_f64().is_some(), "{model}");
+    assert_eq!(
+        model["weights"].as_array().map(Vec::len),
+        Some(
+            model["preprocessor"]["output_names"]
+                .as_array()
+                .unwrap()
+                .len()
+        )
+    );
 
     // The KPI page values today's customers with the model, per cohort, segment and plan.
     let kpis = |model: &std::path::Path, name: &str| -> serde_json::Value {
