@@ -1,6 +1,6 @@
 //! In-process scoring through the shared core (criterion): one customer's feature row to
-//! probability, risk band, reasons and rule results; a batch of 1,000; and live drift's
-//! binning of one customer.
+//! probability, risk band, reasons and rule results; a request of 100 customers answered
+//! as the server answers it; a batch of 1,000; and live drift's binning of one customer.
 
 use churn_model::model::ModelKind;
 use churn_scoring::{table_cell, Cell, Options, Scorer, Scratch};
@@ -61,6 +61,13 @@ fn bench(c: &mut Criterion) {
                 }
             })
         });
+        // A request of 100 customers as the server answers it (parsing, checks, scoring,
+        // rules, JSON), in process.
+        let body = request_body(&table, 100);
+        c.bench_function(
+            &format!("answer a request of 100 customers ({name})"),
+            |b| b.iter(|| black_box(churn_serve::predict_in_process(&scorer, &body).unwrap())),
+        );
         let batch: Vec<&Vec<Cell>> = (0..1000).map(|k| &rows[k % rows.len()]).collect();
         c.bench_function(
             &format!("score 1000 customers ({name}, explain, score_batch on all cores)"),
@@ -102,6 +109,27 @@ fn bench(c: &mut Criterion) {
             })
         },
     );
+}
+
+/// A `POST /v1/predict` body of the table's first `n` rows (cycled).
+fn request_body(table: &churn_features::features::FeatureTable, n: usize) -> Vec<u8> {
+    use churn_features::dataset::Values;
+    use serde_json::{json, Map, Value};
+    let customers: Vec<Value> = (0..n)
+        .map(|k| {
+            let r = k % table.len();
+            let mut features = Map::new();
+            for (info, column) in table.info.iter().zip(&table.columns) {
+                let v = match column {
+                    Values::Numeric(v) => v[r].map_or(Value::Null, |x| json!(x)),
+                    Values::Categorical(v) => v[r].as_ref().map_or(Value::Null, |s| json!(s)),
+                };
+                features.insert(info.name.clone(), v);
+            }
+            json!({"customer_id": table.customer_ids[r], "features": features})
+        })
+        .collect();
+    serde_json::to_vec(&json!({ "customers": customers })).unwrap()
 }
 
 criterion_group!(benches, bench);

@@ -253,6 +253,13 @@ fn client_mistakes_get_4xx_json_errors_naming_the_field() {
         "{}",
         r.text()
     );
+    // The error is the first bad customer's, whichever check finds it (a wrong type at
+    // 1 before a missing id at 2).
+    let r = post(
+        &mut c,
+        json!({"customers": [{"features": row}, {"features": wrong}, {"features": anonymous}]}),
+    );
+    expect_error(&r, 400, "wrong_type", Some("customers[1].features.mrr"));
     for blank in ["", "  "] {
         let r = post(
             &mut c,
@@ -307,9 +314,9 @@ fn client_mistakes_get_4xx_json_errors_naming_the_field() {
     // None of it was a server error, and the server still answers.
     let metrics = c.get("/metrics").unwrap().text();
     assert!(!metrics.contains("status=\"5"), "{metrics}");
-    // A string, an object and a boolean for a number or a category.
+    // A string (twice), an object and a boolean for a number or a category.
     assert!(
-        metrics.contains("churn_http_errors_total{code=\"wrong_type\"} 3"),
+        metrics.contains("churn_http_errors_total{code=\"wrong_type\"} 4"),
         "{metrics}"
     );
     let r = post(&mut c, json!({"customers": [{"features": row}]}));
