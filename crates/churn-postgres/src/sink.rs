@@ -292,6 +292,11 @@ fn swap_in(
             .batch_execute(&format!("ALTER TABLE {staging} RENAME TO {name}; COMMIT;"))
             .map_err(|e| failed("committing", e));
     };
+    // Locked before its privileges, indexes and views are read, so that what is carried
+    // is what the table has when it is replaced (the `DROP` took this lock anyway).
+    client
+        .batch_execute(&format!("LOCK TABLE {target} IN ACCESS EXCLUSIVE MODE"))
+        .map_err(|e| failed("locking the table", e))?;
     let new = oid_of(client, staging)?.ok_or_else(|| PgError::Aborted {
         target: shown.to_string(),
     })?;
@@ -337,8 +342,8 @@ fn swap_in(
         }
         return client
             .batch_execute(&format!(
-                "LOCK TABLE {target} IN ACCESS EXCLUSIVE MODE; TRUNCATE {target}; \
-                 INSERT INTO {target} SELECT * FROM {staging}; DROP TABLE {staging}; COMMIT;"
+                "TRUNCATE {target}; INSERT INTO {target} SELECT * FROM {staging}; \
+                 DROP TABLE {staging}; COMMIT;"
             ))
             .map_err(|e| failed("refilling the table its views read", e));
     }
