@@ -7,6 +7,8 @@ use churn_scoring::{table_cell, Cell, Options, Scorer, Scratch};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 
+mod common;
+
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let fx = churn_testkit::simulate(dir.path(), 2000, 3);
@@ -63,7 +65,7 @@ fn bench(c: &mut Criterion) {
         });
         // A request of 100 customers as the server answers it (parsing, checks, scoring,
         // rules, JSON), in process.
-        let body = request_body(&table, 100);
+        let body = common::request_body(&table, 100);
         c.bench_function(
             &format!("answer a request of 100 customers ({name})"),
             |b| b.iter(|| black_box(churn_serve::predict_in_process(&scorer, &body).unwrap())),
@@ -109,27 +111,6 @@ fn bench(c: &mut Criterion) {
             })
         },
     );
-}
-
-/// A `POST /v1/predict` body of the table's first `n` rows (cycled).
-fn request_body(table: &churn_features::features::FeatureTable, n: usize) -> Vec<u8> {
-    use churn_features::dataset::Values;
-    use serde_json::{json, Map, Value};
-    let customers: Vec<Value> = (0..n)
-        .map(|k| {
-            let r = k % table.len();
-            let mut features = Map::new();
-            for (info, column) in table.info.iter().zip(&table.columns) {
-                let v = match column {
-                    Values::Numeric(v) => v[r].map_or(Value::Null, |x| json!(x)),
-                    Values::Categorical(v) => v[r].as_ref().map_or(Value::Null, |s| json!(s)),
-                };
-                features.insert(info.name.clone(), v);
-            }
-            json!({"customer_id": table.customer_ids[r], "features": features})
-        })
-        .collect();
-    serde_json::to_vec(&json!({ "customers": customers })).unwrap()
 }
 
 criterion_group!(benches, bench);

@@ -195,20 +195,8 @@ fn main() {
     let (a, _) = churn_model::artifact::load(&dir).unwrap();
     let (_, table) = churn_testkit::latest_rows(&fx);
     let scorer = churn_scoring::Scorer::new(a);
-    let columns = scorer.table_columns(&table);
-    let mut features = serde_json::Map::new();
-    for (f, col) in scorer.schema().iter().zip(&columns) {
-        let v = match churn_scoring::table_cell(*col, 0) {
-            churn_scoring::Cell::Missing => serde_json::Value::Null,
-            churn_scoring::Cell::Number(x) => serde_json::json!(x),
-            churn_scoring::Cell::Text(s) => serde_json::json!(s),
-        };
-        features.insert(f.name.clone(), v);
-    }
-    let body = serde_json::to_vec(&serde_json::json!({
-        "customers": [{"customer_id": table.customer_ids[0], "features": features}]
-    }))
-    .unwrap();
+    // One customer's row, every feature given (as a client sends it).
+    let body = common::request_body(&table, 1);
     println!(
         "request body {} bytes ({} features); server runtime threads {threads}",
         body.len(),
