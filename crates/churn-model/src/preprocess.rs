@@ -407,18 +407,29 @@ impl Preprocessor {
             let logged = self.log1p.get(i) == Some(&true);
             let log = |v: Option<f64>| if logged { v.map(log1p_of) } else { v };
             match t {
-                Transform::Numeric { name, .. } => {
+                Transform::Numeric {
+                    name,
+                    median,
+                    mean,
+                    std,
+                    indicator,
+                } => {
                     let bounds = ranges.get(i).copied().flatten().map(|r| r.bounds());
                     for r in 0..n {
                         if results[r].is_err() {
                             continue;
                         }
-                        let v = match number_in(name, get(r, i, name)) {
-                            Ok(v) => v,
-                            Err(e) => {
-                                results[r] = Err(e);
-                                continue;
-                            }
+                        let v = match get(r, i, name) {
+                            // The common cell, decided here without a call.
+                            Cell::Number(x) if x.is_finite() => Some(x),
+                            Cell::Missing => None,
+                            cell => match number_in(name, cell) {
+                                Ok(v) => v,
+                                Err(e) => {
+                                    results[r] = Err(e);
+                                    continue;
+                                }
+                            },
                         };
                         // The value before clipping, when it was clipped.
                         let mut unclipped = None;
@@ -443,7 +454,12 @@ impl Preprocessor {
                         if v.is_none() {
                             note(r, i, Note::Imputed);
                         }
-                        t.place(v, &mut out[r * p + k..(r + 1) * p]);
+                        // `Transform::place`, with the transform's constants read once.
+                        let row = &mut out[r * p + k..(r + 1) * p];
+                        row[0] = (v.unwrap_or(*median) - mean) / std;
+                        if *indicator {
+                            row[1] = if v.is_none() { 1.0 } else { 0.0 };
+                        }
                     }
                 }
                 Transform::Categorical { name, levels } => {

@@ -155,8 +155,24 @@ pub struct SurvivalModel {
     pub beyond_score: f64,
 }
 
-/// One customer's survival.
+/// A model's per-interval terms ([`SurvivalModel::terms`]).
 #[derive(Debug, Clone, PartialEq)]
+pub struct CurveTerms {
+    intervals: Vec<IntervalTerms>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct IntervalTerms {
+    /// `score_scale + score_decay * ln k`.
+    effect: f64,
+    /// The interval's baseline log-odds.
+    baseline: f64,
+    /// Past the fitted follow-up, where the score is the average survivor's.
+    beyond: bool,
+}
+
+/// One customer's survival.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Curve {
     /// `S(1)` to `S(K)`: the chance of still being a customer after each interval.
     pub survival: Vec<f64>,
@@ -474,14 +490,58 @@ impl SurvivalModel {
         Ok(self.curve_of(scratch, tenure))
     }
 
+    /// [`SurvivalModel::curve`] with this model's `terms` ([`SurvivalModel::terms`]),
+    /// into `curve` (its buffer reused from row to row).
+    pub fn curve_with<'a>(
+        &self,
+        terms: &CurveTerms,
+        get: impl FnMut(usize, &str) -> Cell<'a>,
+        tenure: Cell<'_>,
+        scratch: &mut Vec<f64>,
+        curve: &mut Curve,
+    ) -> Result<(), PrepError> {
+        scratch.clear();
+        scratch.resize(self.preprocessor.width(), 0.0);
+        self.preprocessor
+            .transform_one(get, &[], scratch, |_, _| {})?;
+        self.curve_into(terms, scratch, tenure, curve);
+        Ok(())
+    }
+
     /// [`SurvivalModel::curve`] from what a preprocessor that [reads
     /// like](Preprocessor::reads_like) this model's kept of the row
     /// ([`Preprocessor::transform_one_keeping`]): the same bits, each input read once.
-    pub fn curve_kept(&self, kept: &[f64], tenure: Cell<'_>, scratch: &mut Vec<f64>) -> Curve {
+    /// `terms` are this model's ([`SurvivalModel::terms`]); `curve` is overwritten
+    /// (its buffer reused from row to row).
+    pub fn curve_kept(
+        &self,
+        terms: &CurveTerms,
+        kept: &[f64],
+        tenure: Cell<'_>,
+        scratch: &mut Vec<f64>,
+        curve: &mut Curve,
+    ) {
         scratch.clear();
         scratch.resize(self.preprocessor.width(), 0.0);
         self.preprocessor.transform_kept(kept, scratch);
-        self.curve_of(scratch, tenure)
+        self.curve_into(terms, scratch, tenure, curve);
+    }
+
+    /// What every curve of this model computes alike, interval by interval: worked out
+    /// once for a batch instead of once a row.
+    pub fn terms(&self) -> CurveTerms {
+        CurveTerms {
+            intervals: (1..=self.months)
+                .map(|k| {
+                    let g = group_of(k).min(self.observed_groups - 1);
+                    IntervalTerms {
+                        effect: self.score_scale + self.score_decay * ln_month(k),
+                        baseline: self.baseline[g],
+                        beyond: self.follow_up > 0 && k > self.follow_up,
+                    }
+                })
+                .collect(),
+        }
     }
 
     /// The hazard of interval `k` for a customer of score `w.x` whose tenure term is
@@ -495,31 +555,38 @@ impl SurvivalModel {
 
     /// The curve of a transformed row.
     fn curve_of(&self, x: &[f64], tenure: Cell<'_>) -> Curve {
+        let mut curve = Curve::default();
+        self.curve_into(&self.terms(), x, tenure, &mut curve);
+        curve
+    }
+
+    /// The curve of a transformed row into `curve`: [`SurvivalModel::hazard`] interval
+    /// by interval (the same bits), its terms looked up. Every interval's log-odds
+    /// first and the products after, so the intervals' `exp` do not wait on each other.
+    fn curve_into(&self, terms: &CurveTerms, x: &[f64], tenure: Cell<'_>, curve: &mut Curve) {
+        debug_assert_eq!(terms.intervals.len(), self.months as usize);
         let score = self.weights.iter().zip(x).map(|(w, x)| w * x).sum::<f64>();
         let days = cell_number(tenure);
         let t0 = days.map_or(self.median_tenure_months, months_of_days);
         let logs = days.and_then(tabulated_tenure_logs);
-        let mut s = 1.0;
-        let mut survival = Vec::with_capacity(self.months as usize);
-        let mut h = 0.0;
-        for k in 1..=self.months {
+        let survival = &mut curve.survival;
+        survival.clear();
+        survival.extend(terms.intervals.iter().enumerate().map(|(i, t)| {
             let ln_tenure = match logs {
-                Some(logs) if k as usize <= TABULATED_MONTHS => logs[k as usize - 1],
-                _ => (t0 + f64::from(k)).ln_1p(),
+                Some(logs) if i < TABULATED_MONTHS => logs[i],
+                _ => (t0 + (i + 1) as f64).ln_1p(),
             };
-            let score = if self.follow_up > 0 && k > self.follow_up {
-                self.beyond_score
-            } else {
-                score
-            };
-            h = self.hazard(score, k, ln_tenure);
+            let score = if t.beyond { self.beyond_score } else { score };
+            self.intercept + score * t.effect + t.baseline + self.tenure_weight * ln_tenure
+        }));
+        let mut s = 1.0;
+        let mut h = 0.0;
+        for z in survival.iter_mut() {
+            h = sigmoid(*z);
             s *= 1.0 - h;
-            survival.push(s);
+            *z = s;
         }
-        Curve {
-            survival,
-            last_hazard: h,
-        }
+        curve.last_hazard = h;
     }
 
     /// The curve of row `r` of a table.

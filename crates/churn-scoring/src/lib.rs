@@ -14,6 +14,7 @@ use churn_features::rules::{self, RuleInputs, RuleResult, INPUTS};
 use churn_model::artifact::Artifact;
 use churn_model::model::{PredictBuffers, Prediction};
 use churn_model::preprocess::{Note, PrepError, Transform};
+use churn_model::survival::{Curve, CurveTerms, SHOWN_MONTHS};
 use std::collections::HashMap;
 
 pub use churn_model::preprocess::Cell;
@@ -89,6 +90,16 @@ pub struct ModelScore {
     pub survival: Option<SurvivalScore>,
 }
 
+impl SurvivalScore {
+    /// `(k, S(k))` for the months of [`SHOWN_MONTHS`] the curve reaches.
+    pub fn points(&self) -> impl Iterator<Item = (u32, f64)> + '_ {
+        SHOWN_MONTHS
+            .iter()
+            .zip(&self.shown)
+            .filter_map(|(&k, s)| s.map(|s| (k, s)))
+    }
+}
+
 impl ModelScore {
     /// The survival model's expected remaining lifetime, if it has one.
     pub fn expected_lifetime_months(&self) -> Option<f64> {
@@ -109,9 +120,10 @@ impl ModelScore {
 /// What the survival model says about one customer (see [`churn_model::survival`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SurvivalScore {
-    /// `(k, S(k))` for k in [`churn_model::survival::SHOWN_MONTHS`]: the chance of still
-    /// being a customer after k 30-day months.
-    pub points: Vec<(u32, f64)>,
+    /// `S(k)` for k in [`SHOWN_MONTHS`] (none past the curve's end): the chance of
+    /// still being a customer after k 30-day months. A fixed array: scoring a row
+    /// allocates nothing for it.
+    pub shown: [Option<f64>; SHOWN_MONTHS.len()],
     /// The first month after which survival is at most one half; `None`: beyond the
     /// curve.
     pub median_months: Option<u32>,
@@ -152,6 +164,8 @@ pub struct Scorer {
     /// Whether the survival model's preprocessor reads the inputs as the classifier's
     /// does: then the curve is computed from what the classifier read.
     survival_reads_like: bool,
+    /// The survival model's per-interval terms, worked out once.
+    survival_terms: Option<CurveTerms>,
 }
 
 /// Buffers one thread reuses from row to row, so scoring a row allocates little.
@@ -161,6 +175,7 @@ pub struct Scratch {
     predictions: Vec<Result<Prediction, PrepError>>,
     survival: Vec<f64>,
     kept: Vec<f64>,
+    curve: Curve,
 }
 
 impl Scorer {
@@ -218,7 +233,9 @@ impl Scorer {
             .survival
             .as_ref()
             .is_some_and(|s| s.preprocessor.reads_like(&artifact.model.preprocessor));
+        let survival_terms = artifact.survival.as_ref().map(|s| s.terms());
         Scorer {
+            survival_terms,
             artifact,
             positions,
             transform_pos,
@@ -352,6 +369,7 @@ impl Scorer {
             predictions,
             survival,
             kept,
+            curve,
         } = scratch;
         kept.resize(if share { n * features } else { 0 }, 0.0);
         self.artifact.model.predict_rows(
@@ -370,7 +388,7 @@ impl Scorer {
                 false => &[][..],
             };
             let score = prediction.map_err(ScoreError::from).and_then(|prediction| {
-                self.model_score(|p| row(r, p), prediction, options, kept, survival)
+                self.model_score(|p| row(r, p), prediction, options, kept, survival, curve)
             });
             each(r, score);
         }
@@ -386,6 +404,7 @@ impl Scorer {
         options: Options,
         kept: &[f64],
         scratch: &mut Vec<f64>,
+        curve: &mut Curve,
     ) -> Result<ModelScore, ScoreError> {
         let p = prediction.probability;
         let mrr = self
@@ -393,21 +412,23 @@ impl Scorer {
             .and_then(|m| number(row(m)))
             .filter(|mrr| (0.0..=MAX_MRR).contains(mrr));
         let revenue_at_risk = mrr.map(|mrr| p * mrr);
-        let survival = match &self.artifact.survival {
-            Some(model) if options.survival => {
+        let survival = match (&self.artifact.survival, &self.survival_terms) {
+            (Some(model), Some(terms)) if options.survival => {
                 let tenure = self.tenure_pos.map_or(Cell::Missing, &row);
-                let curve = if kept.is_empty() {
-                    model.curve(|i, _| row(self.survival_pos[i]), tenure, scratch)?
+                if kept.is_empty() {
+                    model.curve_with(
+                        terms,
+                        |i, _| row(self.survival_pos[i]),
+                        tenure,
+                        scratch,
+                        curve,
+                    )?;
                 } else {
-                    model.curve_kept(kept, tenure, scratch)
-                };
+                    model.curve_kept(terms, kept, tenure, scratch, curve);
+                }
                 let clv = mrr.map(|m| curve.clv(m, &model.clv));
                 Some(SurvivalScore {
-                    points: churn_model::survival::SHOWN_MONTHS
-                        .iter()
-                        .filter(|&&k| k <= model.months)
-                        .map(|&k| (k, curve.survival[k as usize - 1]))
-                        .collect(),
+                    shown: SHOWN_MONTHS.map(|k| curve.survival.get(k as usize - 1).copied()),
                     median_months: curve.median_months(),
                     expected_lifetime_months: curve.expected_lifetime_months(),
                     clv,

@@ -264,7 +264,7 @@ fn the_survival_curve_from_what_the_classifier_read_is_the_curve_from_the_cells(
             curve.expected_lifetime_months().to_bits(),
             "row {r}"
         );
-        for (k, v) in shared.points {
+        for (k, v) in shared.points() {
             assert_eq!(
                 v.to_bits(),
                 curve.survival[k as usize - 1].to_bits(),

@@ -488,9 +488,8 @@ pub fn prediction_out<'a>(
         warnings: warnings_out(scorer, &s.model.warnings),
         survival: s.model.survival.as_ref().map(|v| SurvivalOut {
             points: v
-                .points
-                .iter()
-                .map(|&(months, probability)| SurvivalPoint {
+                .points()
+                .map(|(months, probability)| SurvivalPoint {
                     months,
                     probability,
                 })
