@@ -562,9 +562,13 @@ impl ChurnModel {
                 });
                 continue;
             }
-            per_feature.fill(0.0);
-            for (k, c) in contrib.iter().enumerate() {
-                per_feature[self.preprocessor.output_source[k]] += c;
+            // A feature's inputs are side by side (checked on load): each feature's sum
+            // is a run, added in the order the inputs come.
+            let mut start = 0;
+            for (sum, t) in per_feature.iter_mut().zip(&self.preprocessor.transforms) {
+                let end = start + t.width();
+                *sum = contrib[start..end].iter().fold(0.0, |a, c| a + c);
+                start = end;
             }
             // Top-k by insertion into a short sorted list: no sort of every feature. An
             // input not given (a number imputed with the training median, a category

@@ -542,6 +542,41 @@ impl Preprocessor {
         }
     }
 
+    /// `weights . x` for the `x` that [`Preprocessor::transform_kept`] makes of `kept`,
+    /// without making it: the same products added in the same order (so the same bits
+    /// as that dot product).
+    pub fn dot_kept(&self, kept: &[f64], weights: &[f64]) -> f64 {
+        debug_assert_eq!(weights.len(), self.width());
+        debug_assert_eq!(kept.len(), self.transforms.len());
+        let mut sum = -0.0;
+        let mut k = 0;
+        for (t, &value) in self.transforms.iter().zip(kept) {
+            let value = (!value.is_nan()).then_some(value);
+            match t {
+                Transform::Numeric {
+                    median,
+                    mean,
+                    std,
+                    indicator,
+                    ..
+                } => {
+                    sum += weights[k] * ((value.unwrap_or(*median) - mean) / std);
+                    if *indicator {
+                        sum += weights[k + 1] * if value.is_none() { 1.0 } else { 0.0 };
+                    }
+                }
+                Transform::Categorical { levels, .. } => {
+                    let slot = value.map(|v| v as usize);
+                    for (j, w) in weights[k..k + levels.len() + 1].iter().enumerate() {
+                        sum += w * if slot == Some(j) { 1.0 } else { 0.0 };
+                    }
+                }
+            }
+            k += t.width();
+        }
+        sum
+    }
+
     /// Transforms `rows` of a table into a row-major matrix (numeric inputs bounded by
     /// `ranges`, by transform, or not at all when it is empty).
     pub fn transform_table(

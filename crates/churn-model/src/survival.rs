@@ -504,7 +504,7 @@ impl SurvivalModel {
         scratch.resize(self.preprocessor.width(), 0.0);
         self.preprocessor
             .transform_one(get, &[], scratch, |_, _| {})?;
-        self.curve_into(terms, scratch, tenure, curve);
+        self.curve_into(terms, self.score(scratch), tenure, curve);
         Ok(())
     }
 
@@ -518,13 +518,10 @@ impl SurvivalModel {
         terms: &CurveTerms,
         kept: &[f64],
         tenure: Cell<'_>,
-        scratch: &mut Vec<f64>,
         curve: &mut Curve,
     ) {
-        scratch.clear();
-        scratch.resize(self.preprocessor.width(), 0.0);
-        self.preprocessor.transform_kept(kept, scratch);
-        self.curve_into(terms, scratch, tenure, curve);
+        let score = self.preprocessor.dot_kept(kept, &self.weights);
+        self.curve_into(terms, score, tenure, curve);
     }
 
     /// What every curve of this model computes alike, interval by interval: worked out
@@ -553,19 +550,27 @@ impl SurvivalModel {
         sigmoid(self.intercept + score * effect + self.baseline[g] + self.tenure_weight * ln_tenure)
     }
 
+    /// The score `w.x` of a transformed row.
+    fn score(&self, x: &[f64]) -> f64 {
+        // `-0.0 +` as `Iterator::sum` and `Preprocessor::dot_kept` start.
+        self.weights
+            .iter()
+            .zip(x)
+            .fold(-0.0, |sum, (w, x)| sum + w * x)
+    }
+
     /// The curve of a transformed row.
     fn curve_of(&self, x: &[f64], tenure: Cell<'_>) -> Curve {
         let mut curve = Curve::default();
-        self.curve_into(&self.terms(), x, tenure, &mut curve);
+        self.curve_into(&self.terms(), self.score(x), tenure, &mut curve);
         curve
     }
 
-    /// The curve of a transformed row into `curve`: [`SurvivalModel::hazard`] interval
+    /// The curve of a row of score `w.x` into `curve`: [`SurvivalModel::hazard`] interval
     /// by interval (the same bits), its terms looked up. Every interval's log-odds
     /// first and the products after, so the intervals' `exp` do not wait on each other.
-    fn curve_into(&self, terms: &CurveTerms, x: &[f64], tenure: Cell<'_>, curve: &mut Curve) {
+    fn curve_into(&self, terms: &CurveTerms, score: f64, tenure: Cell<'_>, curve: &mut Curve) {
         debug_assert_eq!(terms.intervals.len(), self.months as usize);
-        let score = self.weights.iter().zip(x).map(|(w, x)| w * x).sum::<f64>();
         let days = cell_number(tenure);
         let t0 = days.map_or(self.median_tenure_months, months_of_days);
         let logs = days.and_then(tabulated_tenure_logs);

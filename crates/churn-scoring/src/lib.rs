@@ -424,7 +424,7 @@ impl Scorer {
                         curve,
                     )?;
                 } else {
-                    model.curve_kept(terms, kept, tenure, scratch, curve);
+                    model.curve_kept(terms, kept, tenure, curve);
                 }
                 let clv = mrr.map(|m| curve.clv(m, &model.clv));
                 Some(SurvivalScore {
