@@ -40,7 +40,7 @@ impl Transform {
                 indicator,
                 ..
             } => {
-                out[0] = (value.unwrap_or(*median) - mean) / std;
+                out[0] = (value.unwrap_or(*median) - mean) * (1.0 / std);
                 if *indicator {
                     out[1] = if value.is_none() { 1.0 } else { 0.0 };
                     2
@@ -74,6 +74,10 @@ impl Transform {
         }
     }
 }
+
+/// A preprocessor's scales ([`Preprocessor::scales`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scales(Vec<f64>);
 
 /// One input value as a caller provides it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -353,8 +357,8 @@ impl Preprocessor {
     /// or empty) what each transform read, before scaling and with no range: a number
     /// after `ln(1 + x)` (NaN when missing), or a category's slot (NaN when missing).
     /// Another preprocessor that [reads like](Preprocessor::reads_like) this one
-    /// transforms the row from them with [`Preprocessor::transform_kept`]: a model with
-    /// two preprocessors reads and logs each input once.
+    /// scores the row from them with [`Preprocessor::dot_kept`]: a model with two
+    /// preprocessors reads and logs each input once.
     pub fn transform_one_keeping<'a>(
         &self,
         mut get: impl FnMut(usize, &str) -> Cell<'a>,
@@ -415,6 +419,7 @@ impl Preprocessor {
                     indicator,
                 } => {
                     let bounds = ranges.get(i).copied().flatten().map(|r| r.bounds());
+                    let scale = 1.0 / std;
                     for r in 0..n {
                         if results[r].is_err() {
                             continue;
@@ -456,7 +461,7 @@ impl Preprocessor {
                         }
                         // `Transform::place`, with the transform's constants read once.
                         let row = &mut out[r * p + k..(r + 1) * p];
-                        row[0] = (v.unwrap_or(*median) - mean) / std;
+                        row[0] = (v.unwrap_or(*median) - mean) * scale;
                         if *indicator {
                             row[1] = if v.is_none() { 1.0 } else { 0.0 };
                         }
@@ -529,38 +534,41 @@ impl Preprocessor {
                 })
     }
 
-    /// Transforms a row from what a preprocessor that [reads
-    /// like](Preprocessor::reads_like) this one kept
-    /// ([`Preprocessor::transform_one_keeping`]): the bits [`Preprocessor::transform_one`]
-    /// gives with no ranges.
-    pub fn transform_kept(&self, kept: &[f64], out: &mut [f64]) {
-        debug_assert_eq!(out.len(), self.width());
-        debug_assert_eq!(kept.len(), self.transforms.len());
-        let mut k = 0;
-        for (t, &value) in self.transforms.iter().zip(kept) {
-            k += t.place((!value.is_nan()).then_some(value), &mut out[k..]);
-        }
+    /// The scale `1 / std` of each numeric input (NaN for a category), worked out once
+    /// for [`Preprocessor::dot_kept`]'s rows.
+    pub fn scales(&self) -> Scales {
+        Scales(
+            self.transforms
+                .iter()
+                .map(|t| match t {
+                    Transform::Numeric { std, .. } => 1.0 / std,
+                    Transform::Categorical { .. } => f64::NAN,
+                })
+                .collect(),
+        )
     }
 
-    /// `weights . x` for the `x` that [`Preprocessor::transform_kept`] makes of `kept`,
-    /// without making it: the same products added in the same order (so the same bits
-    /// as that dot product).
-    pub fn dot_kept(&self, kept: &[f64], weights: &[f64]) -> f64 {
+    /// `weights . x`, where `x` is the row [`Preprocessor::transform_one`] gives (with no
+    /// ranges) for the cells that a preprocessor that [reads
+    /// like](Preprocessor::reads_like) this one `kept`
+    /// ([`Preprocessor::transform_one_keeping`]). The row is not made: its products
+    /// are added in the order of that dot product, so the bits are its bits.
+    pub fn dot_kept(&self, scales: &Scales, kept: &[f64], weights: &[f64]) -> f64 {
         debug_assert_eq!(weights.len(), self.width());
         debug_assert_eq!(kept.len(), self.transforms.len());
+        debug_assert_eq!(scales.0.len(), self.transforms.len());
         let mut sum = -0.0;
         let mut k = 0;
-        for (t, &value) in self.transforms.iter().zip(kept) {
+        for ((t, &value), scale) in self.transforms.iter().zip(kept).zip(&scales.0) {
             let value = (!value.is_nan()).then_some(value);
             match t {
                 Transform::Numeric {
                     median,
                     mean,
-                    std,
                     indicator,
                     ..
                 } => {
-                    sum += weights[k] * ((value.unwrap_or(*median) - mean) / std);
+                    sum += weights[k] * ((value.unwrap_or(*median) - mean) * scale);
                     if *indicator {
                         sum += weights[k + 1] * if value.is_none() { 1.0 } else { 0.0 };
                     }
