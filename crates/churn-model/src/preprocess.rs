@@ -551,8 +551,9 @@ impl Preprocessor {
     /// `weights . x`, where `x` is the row [`Preprocessor::transform_one`] gives (with no
     /// ranges) for the cells that a preprocessor that [reads
     /// like](Preprocessor::reads_like) this one `kept`
-    /// ([`Preprocessor::transform_one_keeping`]). The row is not made: its products
-    /// are added in the order of that dot product, so the bits are its bits.
+    /// ([`Preprocessor::transform_one_keeping`]). The row is not made: its nonzero
+    /// products are added in the order of that dot product, so the bits are its bits
+    /// (but for the sign of a zero sum).
     pub fn dot_kept(&self, scales: &Scales, kept: &[f64], weights: &[f64]) -> f64 {
         debug_assert_eq!(weights.len(), self.width());
         debug_assert_eq!(kept.len(), self.transforms.len());
@@ -569,14 +570,16 @@ impl Preprocessor {
                     ..
                 } => {
                     sum += weights[k] * ((value.unwrap_or(*median) - mean) * scale);
-                    if *indicator {
-                        sum += weights[k + 1] * if value.is_none() { 1.0 } else { 0.0 };
+                    // The indicator's and the other levels' products are w * 0.0, a zero:
+                    // adding it changes no sum but a zero one's sign, which no
+                    // probability sees.
+                    if *indicator && value.is_none() {
+                        sum += weights[k + 1];
                     }
                 }
-                Transform::Categorical { levels, .. } => {
-                    let slot = value.map(|v| v as usize);
-                    for (j, w) in weights[k..k + levels.len() + 1].iter().enumerate() {
-                        sum += w * if slot == Some(j) { 1.0 } else { 0.0 };
+                Transform::Categorical { .. } => {
+                    if let Some(slot) = value {
+                        sum += weights[k + slot as usize];
                     }
                 }
             }
