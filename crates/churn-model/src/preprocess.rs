@@ -40,7 +40,7 @@ impl Transform {
                 indicator,
                 ..
             } => {
-                out[0] = (value.unwrap_or(*median) - mean) * (1.0 / std);
+                out[0] = (value.unwrap_or(*median) - mean) / std;
                 if *indicator {
                     out[1] = if value.is_none() { 1.0 } else { 0.0 };
                     2
@@ -74,10 +74,6 @@ impl Transform {
         }
     }
 }
-
-/// A preprocessor's scales ([`Preprocessor::scales`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scales(Vec<f64>);
 
 /// One input value as a caller provides it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -419,7 +415,6 @@ impl Preprocessor {
                     indicator,
                 } => {
                     let bounds = ranges.get(i).copied().flatten().map(|r| r.bounds());
-                    let scale = 1.0 / std;
                     for r in 0..n {
                         if results[r].is_err() {
                             continue;
@@ -461,7 +456,7 @@ impl Preprocessor {
                         }
                         // `Transform::place`, with the transform's constants read once.
                         let row = &mut out[r * p + k..(r + 1) * p];
-                        row[0] = (v.unwrap_or(*median) - mean) * scale;
+                        row[0] = (v.unwrap_or(*median) - mean) / std;
                         if *indicator {
                             row[1] = if v.is_none() { 1.0 } else { 0.0 };
                         }
@@ -534,42 +529,28 @@ impl Preprocessor {
                 })
     }
 
-    /// The scale `1 / std` of each numeric input (NaN for a category), worked out once
-    /// for [`Preprocessor::dot_kept`]'s rows.
-    pub fn scales(&self) -> Scales {
-        Scales(
-            self.transforms
-                .iter()
-                .map(|t| match t {
-                    Transform::Numeric { std, .. } => 1.0 / std,
-                    Transform::Categorical { .. } => f64::NAN,
-                })
-                .collect(),
-        )
-    }
-
     /// `weights . x`, where `x` is the row [`Preprocessor::transform_one`] gives (with no
     /// ranges) for the cells that a preprocessor that [reads
     /// like](Preprocessor::reads_like) this one `kept`
     /// ([`Preprocessor::transform_one_keeping`]). The row is not made: its nonzero
     /// products are added in the order of that dot product, so the bits are its bits
     /// (but for the sign of a zero sum).
-    pub fn dot_kept(&self, scales: &Scales, kept: &[f64], weights: &[f64]) -> f64 {
+    pub fn dot_kept(&self, kept: &[f64], weights: &[f64]) -> f64 {
         debug_assert_eq!(weights.len(), self.width());
         debug_assert_eq!(kept.len(), self.transforms.len());
-        debug_assert_eq!(scales.0.len(), self.transforms.len());
         let mut sum = -0.0;
         let mut k = 0;
-        for ((t, &value), scale) in self.transforms.iter().zip(kept).zip(&scales.0) {
+        for (t, &value) in self.transforms.iter().zip(kept) {
             let value = (!value.is_nan()).then_some(value);
             match t {
                 Transform::Numeric {
                     median,
                     mean,
+                    std,
                     indicator,
                     ..
                 } => {
-                    sum += weights[k] * ((value.unwrap_or(*median) - mean) * scale);
+                    sum += weights[k] * ((value.unwrap_or(*median) - mean) / std);
                     // The indicator's and the other levels' products are w * 0.0, a zero:
                     // adding it changes no sum but a zero one's sign, which no
                     // probability sees.
@@ -680,6 +661,62 @@ mod tests {
                 "log1p_of({x:e})"
             );
         }
+    }
+
+    #[test]
+    fn a_number_is_scaled_as_stored_models_were_trained_to_the_bit() {
+        // Tree models split on the values training computed (histogram cut points are
+        // data values): a scaling off by one ulp sends a row sitting on a cut point the
+        // other way, and every model file's probe check then refuses it. Multiplying by
+        // a precomputed 1 / std did exactly that (a gbm probe moved by 8 %): the
+        // formula is part of the model format.
+        let transforms = vec![
+            Transform::Numeric {
+                name: "plain".into(),
+                median: 0.7,
+                mean: 3.3,
+                std: 2.9,
+                indicator: true,
+            },
+            Transform::Numeric {
+                name: "logged".into(),
+                median: 1.1,
+                mean: 1.7,
+                std: 0.3,
+                indicator: false,
+            },
+        ];
+        let p = Preprocessor {
+            output_names: vec!["plain".into(), "plain__missing".into(), "logged".into()],
+            output_source: vec![0, 0, 1],
+            transforms,
+            log1p: vec![false, true],
+        };
+        let mut out = [0.0; 3];
+        let mut kept = [0.0; 2];
+        for k in 0..5000 {
+            let x = f64::from(k) * 0.37 + 0.01;
+            p.transform_one_keeping(|_, _| Cell::Number(x), &[], &mut out, |_, _| {}, &mut kept)
+                .unwrap();
+            assert_eq!(out[0].to_bits(), ((x - 3.3) / 2.9).to_bits(), "x = {x}");
+            assert_eq!(out[1].to_bits(), 0.0f64.to_bits());
+            assert_eq!(
+                out[2].to_bits(),
+                ((x.ln_1p() - 1.7) / 0.3).to_bits(),
+                "x = {x}"
+            );
+            let weights = [0.3, -1.2, 0.8];
+            let dot = weights.iter().zip(&out).fold(-0.0, |s, (w, x)| s + w * x);
+            assert_eq!(
+                p.dot_kept(&kept, &weights).to_bits(),
+                dot.to_bits(),
+                "x = {x}"
+            );
+        }
+        p.transform_one(|_, _| Cell::Missing, &[], &mut out, |_, _| {})
+            .unwrap();
+        assert_eq!(out[0].to_bits(), ((0.7 - 3.3) / 2.9f64).to_bits());
+        assert_eq!(out[1], 1.0);
     }
 
     fn table() -> FeatureTable {

@@ -26,7 +26,7 @@
 //! `MRR / h`, the KPI page's ARPA / churn).
 
 use crate::logistic::{sigmoid, LinearModel};
-use crate::preprocess::{model_features, table_cell, Cell, PrepError, Preprocessor, Scales};
+use crate::preprocess::{model_features, table_cell, Cell, PrepError, Preprocessor};
 use crate::train::TrainError;
 use churn_features::features::FeatureTable;
 use churn_features::time::Day;
@@ -159,8 +159,6 @@ pub struct SurvivalModel {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CurveTerms {
     intervals: Vec<IntervalTerms>,
-    /// The survival preprocessor's scales.
-    scales: Scales,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -522,9 +520,7 @@ impl SurvivalModel {
         tenure: Cell<'_>,
         curve: &mut Curve,
     ) {
-        let score = self
-            .preprocessor
-            .dot_kept(&terms.scales, kept, &self.weights);
+        let score = self.preprocessor.dot_kept(kept, &self.weights);
         self.curve_into(terms, score, tenure, curve);
     }
 
@@ -542,7 +538,6 @@ impl SurvivalModel {
                     }
                 })
                 .collect(),
-            scales: self.preprocessor.scales(),
         }
     }
 

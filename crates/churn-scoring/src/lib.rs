@@ -90,16 +90,6 @@ pub struct ModelScore {
     pub survival: Option<SurvivalScore>,
 }
 
-impl SurvivalScore {
-    /// `(k, S(k))` for the months of [`SHOWN_MONTHS`] the curve reaches.
-    pub fn points(&self) -> impl Iterator<Item = (u32, f64)> + '_ {
-        SHOWN_MONTHS
-            .iter()
-            .zip(&self.shown)
-            .filter_map(|(&k, s)| s.map(|s| (k, s)))
-    }
-}
-
 impl ModelScore {
     /// The survival model's expected remaining lifetime, if it has one.
     pub fn expected_lifetime_months(&self) -> Option<f64> {
@@ -132,6 +122,16 @@ pub struct SurvivalScore {
     pub clv: Option<f64>,
     /// The churn probability x CLV: the value this month's churn risk puts in play.
     pub clv_at_risk: Option<f64>,
+}
+
+impl SurvivalScore {
+    /// `(k, S(k))` for the months of [`SHOWN_MONTHS`] the curve reaches.
+    pub fn points(&self) -> impl Iterator<Item = (u32, f64)> + '_ {
+        SHOWN_MONTHS
+            .iter()
+            .zip(&self.shown)
+            .filter_map(|(&k, s)| s.map(|s| (k, s)))
+    }
 }
 
 /// The model's and the rules' answers for one customer.
