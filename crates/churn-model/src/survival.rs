@@ -483,11 +483,9 @@ impl SurvivalModel {
         tenure: Cell<'_>,
         scratch: &mut Vec<f64>,
     ) -> Result<Curve, PrepError> {
-        scratch.clear();
-        scratch.resize(self.preprocessor.width(), 0.0);
-        self.preprocessor
-            .transform_one(get, &[], scratch, |_, _| {})?;
-        Ok(self.curve_of(scratch, tenure))
+        let mut curve = Curve::default();
+        self.curve_with(&self.terms(), get, tenure, scratch, &mut curve)?;
+        Ok(curve)
     }
 
     /// [`SurvivalModel::curve`] with this model's `terms` ([`SurvivalModel::terms`]),
@@ -557,13 +555,6 @@ impl SurvivalModel {
             .iter()
             .zip(x)
             .fold(-0.0, |sum, (w, x)| sum + w * x)
-    }
-
-    /// The curve of a transformed row.
-    fn curve_of(&self, x: &[f64], tenure: Cell<'_>) -> Curve {
-        let mut curve = Curve::default();
-        self.curve_into(&self.terms(), self.score(x), tenure, &mut curve);
-        curve
     }
 
     /// The curve of a row of score `w.x` into `curve`: [`SurvivalModel::hazard`] interval
