@@ -40,7 +40,7 @@ impl Transform {
                 indicator,
                 ..
             } => {
-                out[0] = (value.unwrap_or(*median) - mean) / std;
+                out[0] = scaled(value, *median, *mean, *std);
                 if *indicator {
                     out[1] = if value.is_none() { 1.0 } else { 0.0 };
                     2
@@ -73,6 +73,15 @@ impl Transform {
             Transform::Categorical { levels, .. } => levels.len() + 1,
         }
     }
+}
+
+/// A numeric input's model value: `(value, or the median when missing, - mean) / std`.
+/// The formula is part of the model format: tree splits sit on values it gave in
+/// training, so a result an ulp off (multiplying by `1 / std`, say) moves rows across
+/// them and fails stored models' probe checks.
+#[inline(always)]
+fn scaled(value: Option<f64>, median: f64, mean: f64, std: f64) -> f64 {
+    (value.unwrap_or(median) - mean) / std
 }
 
 /// One input value as a caller provides it.
@@ -456,7 +465,7 @@ impl Preprocessor {
                         }
                         // `Transform::place`, with the transform's constants read once.
                         let row = &mut out[r * p + k..(r + 1) * p];
-                        row[0] = (v.unwrap_or(*median) - mean) / std;
+                        row[0] = scaled(v, *median, *mean, *std);
                         if *indicator {
                             row[1] = if v.is_none() { 1.0 } else { 0.0 };
                         }
@@ -550,7 +559,7 @@ impl Preprocessor {
                     indicator,
                     ..
                 } => {
-                    sum += weights[k] * ((value.unwrap_or(*median) - mean) / std);
+                    sum += weights[k] * scaled(value, *median, *mean, *std);
                     // The indicator's and the other levels' products are w * 0.0, a zero:
                     // adding it changes no sum but a zero one's sign, which no
                     // probability sees.

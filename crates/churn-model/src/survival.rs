@@ -526,26 +526,31 @@ impl SurvivalModel {
     /// once for a batch instead of once a row.
     pub fn terms(&self) -> CurveTerms {
         CurveTerms {
-            intervals: (1..=self.months)
-                .map(|k| {
-                    let g = group_of(k).min(self.observed_groups - 1);
-                    IntervalTerms {
-                        effect: self.score_scale + self.score_decay * ln_month(k),
-                        baseline: self.baseline[g],
-                        beyond: self.follow_up > 0 && k > self.follow_up,
-                    }
-                })
-                .collect(),
+            intervals: (1..=self.months).map(|k| self.interval(k)).collect(),
         }
     }
 
-    /// The hazard of interval `k` for a customer of score `w.x` whose tenure term is
-    /// `ln_tenure` (`ln(1 + tenure months at k)`).
-    #[inline]
-    fn hazard(&self, score: f64, k: u32, ln_tenure: f64) -> f64 {
+    /// The terms of interval `k`.
+    fn interval(&self, k: u32) -> IntervalTerms {
         let g = group_of(k).min(self.observed_groups - 1);
-        let effect = self.score_scale + self.score_decay * ln_month(k);
-        sigmoid(self.intercept + score * effect + self.baseline[g] + self.tenure_weight * ln_tenure)
+        IntervalTerms {
+            effect: self.score_scale + self.score_decay * ln_month(k),
+            baseline: self.baseline[g],
+            beyond: self.follow_up > 0 && k > self.follow_up,
+        }
+    }
+
+    /// The log-odds of the hazard in an interval of terms `t` for a customer of score
+    /// `w.x` whose tenure term is `ln_tenure` (`ln(1 + tenure months at k)`).
+    #[inline]
+    fn log_odds(&self, t: &IntervalTerms, score: f64, ln_tenure: f64) -> f64 {
+        self.intercept + score * t.effect + t.baseline + self.tenure_weight * ln_tenure
+    }
+
+    /// The hazard of interval `k` for a customer of score `w.x` whose tenure term is
+    /// `ln_tenure`.
+    fn hazard(&self, score: f64, k: u32, ln_tenure: f64) -> f64 {
+        sigmoid(self.log_odds(&self.interval(k), score, ln_tenure))
     }
 
     /// The score `w.x` of a transformed row.
@@ -573,7 +578,7 @@ impl SurvivalModel {
                 _ => (t0 + (i + 1) as f64).ln_1p(),
             };
             let score = if t.beyond { self.beyond_score } else { score };
-            self.intercept + score * t.effect + t.baseline + self.tenure_weight * ln_tenure
+            self.log_odds(t, score, ln_tenure)
         }));
         let mut s = 1.0;
         let mut h = 0.0;
