@@ -18,7 +18,7 @@ use churn_features::time::{format_date, parse_date, Day};
 use churn_features::DataError;
 use churn_model::artifact;
 use churn_scoring::ScoreError;
-use churn_scoring::{table_cell, Cell, Options, Scorer, Scratch, ROW_KEYS};
+use churn_scoring::{table_cell, Cell, Options, Scorer, Scratch, ROW_KEYS, TILE_ROWS};
 use output::{Rejects, Scores, Summary, Worklist};
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -454,10 +454,6 @@ impl Job<'_> {
         /// Rows per task: big enough that a task's set-up is noise, small enough that
         /// both cores stay busy to the end of a 64 K-row batch.
         const CHUNK: usize = 4096;
-        /// Rows handed to the model at once: a tree model walks a group of trees for every
-        /// row of the tile before the next group; the preprocessing reads the tile input by
-        /// input, each a run of one column.
-        const TILE: usize = 256;
         let scorer = self.scorer;
         let options = self.options;
         let reasons = if options.explain { options.top } else { 0 };
@@ -468,8 +464,8 @@ impl Job<'_> {
                 let mut scores = Scores::with_capacity(rows.len(), reasons);
                 let mut failed = Vec::new();
                 let mut scratch = Scratch::default();
-                for start in rows.clone().step_by(TILE) {
-                    let tile_rows = start..(start + TILE).min(rows.end);
+                for start in rows.clone().step_by(TILE_ROWS) {
+                    let tile_rows = start..(start + TILE_ROWS).min(rows.end);
                     let cells = |j: usize, p: usize| cell(p, start + j);
                     scorer.score_rows(tile_rows.len(), cells, options, &mut scratch, |j, s| {
                         let r = start + j;

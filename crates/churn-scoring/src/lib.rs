@@ -24,6 +24,11 @@ pub use churn_model::preprocess::Cell;
 /// empty.
 pub const MAX_MRR: f64 = 1e12;
 
+/// Rows handed to the model at once by batch scoring ([`Scorer::score_batch`],
+/// `churn-score`): a tree model takes the tile's rows side by side, and the
+/// preprocessing reads it input by input, each a run of one column.
+pub const TILE_ROWS: usize = 256;
+
 /// Columns of a feature file that are not features: accepted in any row and ignored.
 pub const ROW_KEYS: [&str; 3] = ["customer_id", "as_of", "label"];
 
@@ -321,7 +326,8 @@ impl Scorer {
     }
 
     /// Scores rows `0..n` in parallel (rayon), `row(r, position)` giving a cell of row
-    /// `r`; results in row order.
+    /// `r`; results in row order. Each task scores a tile of [`TILE_ROWS`] rows through
+    /// [`Scorer::score_rows`].
     pub fn score_batch<'a, F>(
         &self,
         n: usize,
@@ -332,13 +338,23 @@ impl Scorer {
         F: Fn(usize, usize) -> Cell<'a> + Sync,
     {
         use rayon::prelude::*;
-        (0..n)
+        let tiles: Vec<Vec<Result<Scored, ScoreError>>> = (0..n.div_ceil(TILE_ROWS))
             .into_par_iter()
-            .with_min_len(128)
-            .map_init(Scratch::default, |scratch, r| {
-                self.score(|p| row(r, p), options, scratch)
+            .map_init(Scratch::default, |scratch, tile| {
+                let first = tile * TILE_ROWS;
+                let rows = (n - first).min(TILE_ROWS);
+                let mut scored = Vec::with_capacity(rows);
+                self.score_rows(
+                    rows,
+                    |j, p| row(first + j, p),
+                    options,
+                    scratch,
+                    |_, s| scored.push(s),
+                );
+                scored
             })
-            .collect()
+            .collect();
+        tiles.into_iter().flatten().collect()
     }
 
     /// The model part of [`Scorer::score`].

@@ -328,5 +328,12 @@ fn a_block_of_rows_scores_as_each_row_alone_does() {
         }
         assert_eq!(block_rows, table.len());
         assert_eq!(failed, (0..table.len()).filter(|r| r % 11 == 4).count());
+        // `score_batch` (tiles in parallel): the same answers, in row order.
+        let batch = scorer.score_batch(table.len(), cell, options);
+        assert_eq!(batch.len(), table.len());
+        for (r, s) in batch.into_iter().enumerate() {
+            let alone = scorer.score(|p| cell(r, p), options, &mut Scratch::default());
+            assert_eq!(s, alone, "{kind:?} row {r} of score_batch");
+        }
     }
 }
