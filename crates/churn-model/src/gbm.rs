@@ -242,23 +242,15 @@ const ALWAYS_LEFT: u8 = u8::MAX;
 const MAX_BINNED_DEPTH: usize = 6;
 
 impl BinnedTrees {
-    /// The binned form of `trees` (each tree's nodes in `nodes` from `roots[k]` on), or
-    /// `None` when a tree is deeper than [`MAX_BINNED_DEPTH`], an input has more than 255
-    /// split values, or nothing splits.
+    /// The binned form of `trees` (each tree's nodes in `nodes` from `roots[k]` on, the
+    /// deepest leaf `depth` splits from its root), or `None` when that is deeper than
+    /// [`MAX_BINNED_DEPTH`], an input has more than 255 split values, or nothing splits.
     fn new(
         trees: &[forust_ml::tree::Tree],
         roots: &[u32],
         nodes: &[FlatNode],
+        depth: usize,
     ) -> Option<BinnedTrees> {
-        fn depth(t: &forust_ml::tree::Tree, i: usize) -> usize {
-            let n = &t.nodes[i];
-            if n.is_leaf {
-                0
-            } else {
-                1 + depth(t, n.left_child).max(depth(t, n.right_child))
-            }
-        }
-        let depth = trees.iter().map(|t| depth(t, 0)).max()?;
         if depth == 0 || depth > MAX_BINNED_DEPTH {
             return None;
         }
@@ -279,11 +271,12 @@ impl BinnedTrees {
             }
             inputs.push((input, v));
         }
-        let column: std::collections::HashMap<usize, usize> = inputs
-            .iter()
-            .enumerate()
-            .map(|(c, (input, _))| (*input, c))
-            .collect();
+        // `inputs` is in input order: a split's column is found by bisection.
+        let column = |input: usize| {
+            inputs
+                .binary_search_by_key(&input, |(i, _)| *i)
+                .expect("every split's input is listed")
+        };
         let width = (1 << depth) - 1;
         let mut splits = Vec::with_capacity(trees.len() * width);
         let mut leaves = Vec::with_capacity(trees.len() * (width + 1));
@@ -299,7 +292,7 @@ impl BinnedTrees {
                         splits.push((0, ALWAYS_LEFT));
                         next.extend([i, i]);
                     } else {
-                        let c = column[&n.split_feature];
+                        let c = column(n.split_feature);
                         let place = inputs[c].1.partition_point(|v| *v < n.split_value);
                         splits.push((c as u16, place as u8));
                         next.extend([n.left_child, n.right_child]);
@@ -444,7 +437,10 @@ impl FlatTrees {
                 .all(|n| n.is_leaf || n.missing_node == n.right_child);
         FlatTrees {
             binned: nan_goes_right
-                .then(|| BinnedTrees::new(trees, &roots, &nodes))
+                .then(|| {
+                    let depth = group_steps.iter().copied().max().unwrap_or(0);
+                    BinnedTrees::new(trees, &roots, &nodes, depth)
+                })
                 .flatten(),
             nodes,
             roots,
@@ -618,6 +614,9 @@ fn check_trees(b: &GradientBooster, inputs: usize) -> Result<(), String> {
         if n == 0 {
             return Err(format!("tree {k} has no nodes"));
         }
+        if t.nodes[0].depth != 0 {
+            return Err(format!("tree {k}'s root is at depth {}", t.nodes[0].depth));
+        }
         // A tree, not a graph: a node has one path from the root (contributions are
         // read off each leaf's path).
         let mut parent = vec![None; n];
@@ -645,6 +644,18 @@ fn check_trees(b: &GradientBooster, inputs: usize) -> Result<(), String> {
             for c in [node.left_child, node.right_child, node.missing_node] {
                 if *parent[c].get_or_insert(i) != i {
                     return Err(format!("tree {k}'s node {c} has two parents"));
+                }
+            }
+        }
+        // Scoring walks each tree as many steps as its deepest node's depth: a depth
+        // that is not its parent's plus one would stop a walk short of a leaf.
+        for (c, p) in parent.iter().enumerate() {
+            if let Some(p) = *p {
+                let (child, above) = (t.nodes[c].depth, t.nodes[p].depth);
+                if above.checked_add(1) != Some(child) {
+                    return Err(format!(
+                        "tree {k}'s node {c} is at depth {child}, under node {p} at depth {above}"
+                    ));
                 }
             }
         }
@@ -799,7 +810,8 @@ impl TreeModel {
     }
 
     /// Checks every tree against `inputs` model inputs: split features in range, child
-    /// links pointing forward (so a walk always ends at a leaf) and finite weights.
+    /// links pointing forward, each child one level below its parent (so a walk of the
+    /// deepest node's depth in steps always ends at a leaf) and finite weights.
     pub fn check(&self, inputs: usize) -> Result<(), String> {
         check_trees(&self.booster, inputs)
     }
@@ -1036,12 +1048,39 @@ mod tests {
             .expect("a tree whose root's right child splits");
         // The root's left link taken to its right child's left child.
         let grandchild = child(&nodes[child(&nodes[0], "right_child")], "left_child");
+        let left = nodes[0]["left_child"].clone();
         nodes[0]["left_child"] = grandchild.into();
-        let error = serde_json::from_value::<TreeModel>(json.to_string().into()).unwrap_err();
-        assert!(
-            error
+        let refused = |json: &serde_json::Value| {
+            serde_json::from_value::<TreeModel>(json.to_string().into())
+                .unwrap_err()
                 .to_string()
-                .contains(&format!("tree {k}'s node {grandchild} has two parents")),
+        };
+        let error = refused(&json);
+        assert!(
+            error.contains(&format!("tree {k}'s node {grandchild} has two parents")),
+            "{error}"
+        );
+        // A leaf said to sit a level higher than it does: the walk, as many steps as
+        // the deepest depth, would stop on a split. Refused; so is a root not at 0.
+        let nodes = json["trees"][k]["nodes"].as_array_mut().unwrap();
+        nodes[0]["left_child"] = left;
+        let depth = nodes[grandchild]["depth"].as_u64().unwrap();
+        nodes[grandchild]["depth"] = (depth - 1).into();
+        let error = refused(&json);
+        assert!(
+            error.contains(&format!(
+                "tree {k}'s node {grandchild} is at depth {}, under node",
+                depth - 1
+            )),
+            "{error}"
+        );
+        let nodes = json["trees"][k]["nodes"].as_array_mut().unwrap();
+        nodes[grandchild]["depth"] = depth.into();
+        serde_json::from_value::<TreeModel>(json.to_string().into()).expect("repaired");
+        json["trees"][k]["nodes"][0]["depth"] = 1.into();
+        let error = refused(&json);
+        assert!(
+            error.contains(&format!("tree {k}'s root is at depth 1")),
             "{error}"
         );
     }
