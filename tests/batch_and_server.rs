@@ -88,6 +88,22 @@ fn same_results(kind: ModelKind) {
     assert_eq!(r.status, 200, "{}", r.text());
     let served = r.json()["predictions"].as_array().unwrap().clone();
     assert_eq!(served.len(), batch.len());
+    // A customer asked alone is scored alone (a gradient-boosted model walks its trees
+    // for one row, and compares bins for a tile of many): the same answer, every
+    // number to the bit (JSON numbers print the shortest text that reads back the same).
+    for r in [0, table.len() / 2, table.len() - 1] {
+        let body = serde_json::to_vec(&json!({"customers": [customers[r]], "top": 3})).unwrap();
+        let alone = Client::connect(addr)
+            .unwrap()
+            .post("/v1/predict", &body)
+            .unwrap();
+        assert_eq!(alone.status, 200, "{}", alone.text());
+        assert_eq!(
+            alone.json()["predictions"][0],
+            served[r],
+            "{kind:?} row {r}"
+        );
+    }
     let text = |v: &Value| v.as_str().map(str::to_string);
     for (b, p) in batch.iter().zip(&served) {
         assert_eq!(b["customer_id"], text(&p["customer_id"]));

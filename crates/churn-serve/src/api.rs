@@ -749,86 +749,91 @@ fn predict_customers(
         Duration::ZERO,
         Duration::ZERO,
     );
-    for (i, raw) in req.customers.iter().enumerate() {
-        if how.cancelled.load(Ordering::Relaxed) {
-            return Err(ApiError::new(
-                ErrorCode::Timeout,
-                "the request timed out; its scoring was stopped",
-            ));
-        }
-        let t0 = Instant::now();
-        let c = parse_customer(raw).map_err(|e| {
-            let mut err = bad_json(e);
-            err.message = format!("customers[{i}]: {}", err.message);
-            err.at(format!("customers[{i}]"))
-        })?;
-        // Without an id an answer cannot be matched to its customer by anything but
-        // its position, so a request without one is refused rather than answered `null`.
-        let id = c.customer_id.as_ref().map(|t| t.0.to_string()).or_else(|| {
-            c.features.iter().rev().find_map(|(k, v)| match v {
-                Raw::Str(s) if k.0 == "customer_id" => Some(s.to_string()),
-                Raw::Number(n) if k.0 == "customer_id" => Some(n.to_string()),
-                _ => None,
-            })
-        });
-        if id
-            .as_deref()
-            .is_some_and(|id| id.chars().count() > MAX_CUSTOMER_ID_CHARS)
-        {
-            return Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!("customers[{i}]: `customer_id` is longer than {MAX_CUSTOMER_ID_CHARS} characters"),
-            )
-            .at(format!("customers[{i}].customer_id")));
-        }
-        let blank = match id.as_deref() {
-            Some(id) => id.trim().is_empty(),
-            None => how.require_id,
-        };
-        if blank {
-            return Err(ApiError::new(
-                ErrorCode::MissingCustomerId,
-                format!(
-                    "customers[{i}]: `customer_id` is required (a non-blank string beside `features`, or inside them as in a feature table row), so that each prediction can be matched to its customer"
-                ),
-            )
-            .at(format!("customers[{i}].customer_id")));
+    // A tile of customers goes through the model together (a gradient-boosted model
+    // scores blocks of rows as comparisons of bins), as churn-score scores a file. A
+    // request fails with its first bad customer's error, in customer order, as when
+    // customers were taken one by one: each stage stops at its first failure, and a
+    // later stage runs only on the customers before it.
+    for (tile, raws) in req.customers.chunks(churn_scoring::TILE_ROWS).enumerate() {
+        let first = tile * churn_scoring::TILE_ROWS;
+        let (mut parsed, mut ids) = (Vec::with_capacity(raws.len()), Vec::new());
+        let mut failed = None;
+        for (j, raw) in raws.iter().enumerate() {
+            if how.cancelled.load(Ordering::Relaxed) {
+                failed = Some(ApiError::new(
+                    ErrorCode::Timeout,
+                    "the request timed out; its scoring was stopped",
+                ));
+                break;
+            }
+            let t0 = Instant::now();
+            match parse_with_id(raw, first + j, how.require_id) {
+                Ok((customer, id)) => {
+                    parsed.push(customer);
+                    ids.push(id);
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            parse += t0.elapsed();
         }
         let t1 = Instant::now();
-        let mut cells = Vec::with_capacity(scorer.schema().len());
-        row_cells(scorer, &c.features, i, &mut cells)?;
+        let mut cells = Vec::with_capacity(parsed.len());
+        for (j, customer) in parsed.iter().enumerate() {
+            let mut row = Vec::with_capacity(scorer.schema().len());
+            if let Err(e) = row_cells(scorer, &customer.features, first + j, &mut row) {
+                failed = Some(e);
+                break;
+            }
+            cells.push(row);
+        }
         let t2 = Instant::now();
-        let row = |p: usize| cells[p];
-        let model = scorer.score_model(row, opts, &mut scratch).map_err(|e| {
-            let code = match e.0 {
-                PrepError::NonFiniteOutput { .. } => ErrorCode::NotScorable,
-                _ => ErrorCode::WrongType,
-            };
-            ApiError::new(code, e.to_string()).at(format!("customers[{i}].features"))
-        })?;
-        let t3 = Instant::now();
-        let rule_result = scorer.score_rules(row);
-        let t4 = Instant::now();
-        if let Some(m) = how.metrics {
-            m.predicted(model.risk_band);
-        }
-        if let Some(d) = how.drift {
-            d.observe(row, model.probability);
-        }
-        let scored = Scored {
-            model,
-            rules: rule_result,
-        };
-        if i > 0 {
-            out.push(b',');
-        }
-        serde_json::to_writer(&mut out, &prediction_out(scorer, &scored, row, id, None))
-            .expect("in-memory writes succeed");
-        parse += t1 - t0;
         validate += t2 - t1;
-        predict += t3 - t2;
-        rules += t4 - t3;
-        serialise += t4.elapsed();
+        let mut models = Vec::with_capacity(cells.len());
+        scorer.score_models(
+            cells.len(),
+            |j, p| cells[j][p],
+            opts,
+            &mut scratch,
+            |_, m| models.push(m),
+        );
+        predict += t2.elapsed();
+        for (j, (model, id)) in models.into_iter().zip(ids).enumerate() {
+            let i = first + j;
+            let t3 = Instant::now();
+            let model = model.map_err(|e| {
+                let code = match e.0 {
+                    PrepError::NonFiniteOutput { .. } => ErrorCode::NotScorable,
+                    _ => ErrorCode::WrongType,
+                };
+                ApiError::new(code, e.to_string()).at(format!("customers[{i}].features"))
+            })?;
+            let row = |p: usize| cells[j][p];
+            let rule_result = scorer.score_rules(row);
+            let t4 = Instant::now();
+            if let Some(m) = how.metrics {
+                m.predicted(model.risk_band);
+            }
+            if let Some(d) = how.drift {
+                d.observe(row, model.probability);
+            }
+            let scored = Scored {
+                model,
+                rules: rule_result,
+            };
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, &prediction_out(scorer, &scored, row, id, None))
+                .expect("in-memory writes succeed");
+            rules += t4 - t3;
+            serialise += t4.elapsed();
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
     }
     out.extend_from_slice(b"]}");
     if let Some(m) = how.metrics {
@@ -839,6 +844,56 @@ fn predict_customers(
         m.phase(Phase::Serialise, serialise);
     }
     Ok(out)
+}
+
+/// Parses customer `i` of a request and its id (beside `features`, or among them as in
+/// a feature table row): refused when longer than [`MAX_CUSTOMER_ID_CHARS`], or blank or
+/// absent where `require_id`.
+fn parse_with_id<'de>(
+    raw: &'de serde_json::value::RawValue,
+    i: usize,
+    require_id: bool,
+) -> Result<(crate::body::ParsedCustomer<'de>, Option<String>), ApiError> {
+    let c = parse_customer(raw).map_err(|e| {
+        let mut err = bad_json(e);
+        err.message = format!("customers[{i}]: {}", err.message);
+        err.at(format!("customers[{i}]"))
+    })?;
+    // Without an id an answer cannot be matched to its customer by anything but
+    // its position, so a request without one is refused rather than answered `null`.
+    let id = c.customer_id.as_ref().map(|t| t.0.to_string()).or_else(|| {
+        c.features.iter().rev().find_map(|(k, v)| match v {
+            Raw::Str(s) if k.0 == "customer_id" => Some(s.to_string()),
+            Raw::Number(n) if k.0 == "customer_id" => Some(n.to_string()),
+            _ => None,
+        })
+    });
+    if id
+        .as_deref()
+        .is_some_and(|id| id.chars().count() > MAX_CUSTOMER_ID_CHARS)
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "customers[{i}]: `customer_id` is longer than {MAX_CUSTOMER_ID_CHARS} characters"
+            ),
+        )
+        .at(format!("customers[{i}].customer_id")));
+    }
+    let blank = match id.as_deref() {
+        Some(id) => id.trim().is_empty(),
+        None => require_id,
+    };
+    if blank {
+        return Err(ApiError::new(
+            ErrorCode::MissingCustomerId,
+            format!(
+                "customers[{i}]: `customer_id` is required (a non-blank string beside `features`, or inside them as in a feature table row), so that each prediction can be matched to its customer"
+            ),
+        )
+        .at(format!("customers[{i}].customer_id")));
+    }
+    Ok((c, id))
 }
 
 /// Answers a `POST /v1/predict` body with one model in this process, as the server

@@ -179,3 +179,96 @@ async fn every_client_mistake_is_a_4xx_naming_its_field() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(e["error"]["code"], json!("bad_json"));
 }
+
+/// Customers are checked and scored a tile at a time, but a request with several bad
+/// customers fails on the first of them in customer order, whatever the kind of
+/// mistake (its JSON, its id, a feature's value), within a tile and across tiles.
+#[tokio::test]
+async fn a_request_fails_on_its_first_bad_customer() {
+    let s = setup();
+    let api = Api::new(s.models.path());
+    let good = |k: usize| {
+        let mut r = row_json(&s.table, k % s.table.len());
+        r.insert("customer_id".into(), json!(format!("C{k}")));
+        json!({ "features": r })
+    };
+    let unknown_feature = |k: usize| {
+        let mut c = good(k);
+        c["features"]["favourite_colour"] = json!("red");
+        c
+    };
+    let blank_id = |k: usize| {
+        let mut c = good(k);
+        c["features"]["customer_id"] = json!(" ");
+        c
+    };
+    let not_json_shaped = |_: usize| json!({"features": 5});
+    let tile = churn_scoring::TILE_ROWS;
+    type Bad<'a> = &'a dyn Fn(usize) -> Value;
+    // Customers, the bad ones (where, how), the error's code and field.
+    type Case<'a> = (usize, Vec<(usize, Bad<'a>)>, &'a str, String);
+    let cases: Vec<Case> = vec![
+        (
+            4,
+            vec![(1, &unknown_feature), (2, &blank_id)],
+            "unknown_feature",
+            "customers[1].features.favourite_colour".into(),
+        ),
+        (
+            4,
+            vec![(1, &blank_id), (2, &unknown_feature)],
+            "missing_customer_id",
+            "customers[1].customer_id".into(),
+        ),
+        (
+            4,
+            vec![(0, &unknown_feature), (3, &not_json_shaped)],
+            "unknown_feature",
+            "customers[0].features.favourite_colour".into(),
+        ),
+        (
+            4,
+            vec![(2, &not_json_shaped), (3, &unknown_feature)],
+            "invalid_request",
+            "customers[2]".into(),
+        ),
+        // The first bad customer in a later tile, another bad one after it.
+        (
+            tile + 20,
+            vec![(tile + 3, &unknown_feature), (tile + 9, &blank_id)],
+            "unknown_feature",
+            format!("customers[{}].features.favourite_colour", tile + 3),
+        ),
+        // The last customer of the first tile, and a bad one in the next.
+        (
+            tile + 5,
+            vec![(tile - 1, &blank_id), (tile, &unknown_feature)],
+            "missing_customer_id",
+            format!("customers[{}].customer_id", tile - 1),
+        ),
+    ];
+    for (n, bad, code, field) in cases {
+        let customers: Vec<Value> = (0..n)
+            .map(|k| match bad.iter().find(|(at, _)| *at == k) {
+                Some((_, make)) => make(k),
+                None => good(k),
+            })
+            .collect();
+        let (status, e) = api.post(json!({ "customers": customers })).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {e}");
+        assert_eq!(e["error"]["code"], json!(code), "{field}: {e}");
+        assert_eq!(e["error"]["field"], json!(field), "{e}");
+    }
+    // With no bad customer, every one is answered, in order.
+    let customers: Vec<Value> = (0..tile + 5).map(good).collect();
+    let (status, answer) = api.post(json!({ "customers": customers })).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let ids: Vec<&str> = answer["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["customer_id"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..tile + 5).map(|k| format!("C{k}")).collect();
+    assert_eq!(ids, expected);
+}
