@@ -502,8 +502,23 @@ impl SurvivalModel {
         scratch.resize(self.preprocessor.width(), 0.0);
         self.preprocessor
             .transform_one(get, &[], scratch, |_, _| {})?;
-        self.curve_into(terms, self.score(scratch), tenure, curve);
+        self.curve_of_inputs(terms, scratch, tenure, curve);
         Ok(())
+    }
+
+    /// [`SurvivalModel::curve`] from the row's inputs as this model's preprocessor made
+    /// them (`x`, its width; [`Preprocessor::transform_rows_keeping`] makes a block of
+    /// rows input by input): the same bits as [`SurvivalModel::curve_with`]. `curve` is
+    /// overwritten (its buffer reused from row to row).
+    pub fn curve_of_inputs(
+        &self,
+        terms: &CurveTerms,
+        x: &[f64],
+        tenure: Cell<'_>,
+        curve: &mut Curve,
+    ) {
+        debug_assert_eq!(x.len(), self.preprocessor.width());
+        self.curve_into(terms, self.score(x), tenure, curve);
     }
 
     /// [`SurvivalModel::curve`] from what a preprocessor that [reads

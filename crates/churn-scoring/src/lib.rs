@@ -178,9 +178,20 @@ pub struct Scorer {
 pub struct Scratch {
     model: PredictBuffers,
     predictions: Vec<Result<Prediction, PrepError>>,
+    /// The tile's inputs to the survival model, when they are not the classifier's.
     survival: Vec<f64>,
+    survival_results: Vec<Result<(), PrepError>>,
     kept: Vec<f64>,
     curve: Curve,
+}
+
+/// What a row's survival curve is computed from.
+enum SurvivalInputs<'k> {
+    /// What the classifier's preprocessor kept of the row (the survival model reads the
+    /// inputs alike).
+    Kept(&'k [f64]),
+    /// The row's inputs from the survival model's own preprocessor.
+    Own(Result<&'k [f64], PrepError>),
 }
 
 impl Scorer {
@@ -378,16 +389,42 @@ impl Scorer {
         scratch: &mut Scratch,
         mut each: impl FnMut(usize, Result<ModelScore, ScoreError>),
     ) {
-        let share = options.survival && self.survival_reads_like;
+        let wanted = options
+            .survival
+            .then_some(self.artifact.survival.as_ref())
+            .flatten();
+        let share = wanted.is_some() && self.survival_reads_like;
         let features = self.transform_pos.len();
         let Scratch {
             model,
             predictions,
             survival,
+            survival_results,
             kept,
             curve,
         } = scratch;
         kept.resize(if share { n * features } else { 0 }, 0.0);
+        // A survival model reading the inputs otherwise preprocesses the whole tile
+        // input by input, as the classifier's preprocessor does.
+        let own_width = match wanted {
+            Some(model) if !share => {
+                let width = model.preprocessor.width();
+                survival.resize(n * width, 0.0);
+                survival_results.clear();
+                survival_results.resize(n, Ok(()));
+                model.preprocessor.transform_rows_keeping(
+                    n,
+                    |r, i, _| row(r, self.survival_pos[i]),
+                    &[],
+                    survival,
+                    |_, _, _| {},
+                    &mut [],
+                    survival_results,
+                );
+                width
+            }
+            _ => 0,
+        };
         self.artifact.model.predict_rows(
             n,
             |r, i, _| row(r, self.transform_pos[i]),
@@ -399,27 +436,33 @@ impl Scorer {
             predictions,
         );
         for (r, prediction) in predictions.drain(..).enumerate() {
-            let kept = match share {
-                true => &kept[r * features..(r + 1) * features],
-                false => &[][..],
+            let inputs = if share {
+                Some(SurvivalInputs::Kept(
+                    &kept[r * features..(r + 1) * features],
+                ))
+            } else if own_width > 0 {
+                let result = std::mem::replace(&mut survival_results[r], Ok(()));
+                Some(SurvivalInputs::Own(
+                    result.map(|()| &survival[r * own_width..(r + 1) * own_width]),
+                ))
+            } else {
+                None
             };
-            let score = prediction.map_err(ScoreError::from).and_then(|prediction| {
-                self.model_score(|p| row(r, p), prediction, options, kept, survival, curve)
-            });
+            // The classifier's error comes first, as when the row is scored alone.
+            let score = prediction
+                .map_err(ScoreError::from)
+                .and_then(|prediction| self.model_score(|p| row(r, p), prediction, inputs, curve));
             each(r, score);
         }
     }
 
     /// A row's model score from its prediction: revenue at risk, and the survival
-    /// curve from what the classifier read (`kept`, when the survival model reads the
-    /// inputs alike) or from the row.
+    /// curve from its `inputs` (`None`: no curve).
     fn model_score<'a>(
         &self,
         row: impl Fn(usize) -> Cell<'a>,
         prediction: Prediction,
-        options: Options,
-        kept: &[f64],
-        scratch: &mut Vec<f64>,
+        inputs: Option<SurvivalInputs<'_>>,
         curve: &mut Curve,
     ) -> Result<ModelScore, ScoreError> {
         let p = prediction.probability;
@@ -428,19 +471,12 @@ impl Scorer {
             .and_then(|m| number(row(m)))
             .filter(|mrr| (0.0..=MAX_MRR).contains(mrr));
         let revenue_at_risk = mrr.map(|mrr| p * mrr);
-        let survival = match (&self.artifact.survival, &self.survival_terms) {
-            (Some(model), Some(terms)) if options.survival => {
+        let survival = match (&self.artifact.survival, &self.survival_terms, inputs) {
+            (Some(model), Some(terms), Some(inputs)) => {
                 let tenure = self.tenure_pos.map_or(Cell::Missing, &row);
-                if kept.is_empty() {
-                    model.curve_with(
-                        terms,
-                        |i, _| row(self.survival_pos[i]),
-                        tenure,
-                        scratch,
-                        curve,
-                    )?;
-                } else {
-                    model.curve_kept(terms, kept, tenure, curve);
+                match inputs {
+                    SurvivalInputs::Kept(kept) => model.curve_kept(terms, kept, tenure, curve),
+                    SurvivalInputs::Own(x) => model.curve_of_inputs(terms, x?, tenure, curve),
                 }
                 let clv = mrr.map(|m| curve.clv(m, &model.clv));
                 Some(SurvivalScore {

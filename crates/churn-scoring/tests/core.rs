@@ -3,7 +3,7 @@
 use churn_features::rules::{self, RuleInputs};
 use churn_model::model::ModelKind;
 use churn_model::preprocess::{Note, Transform};
-use churn_scoring::{table_cell, Cell, Options, RiskBand, Scorer, Scratch};
+use churn_scoring::{table_cell, Cell, Options, RiskBand, ScoreError, Scored, Scorer, Scratch};
 
 #[test]
 fn scores_equal_the_model_and_the_rules_row_by_row() {
@@ -203,78 +203,91 @@ fn no_reason_names_an_input_the_row_did_not_give() {
 }
 
 #[test]
-fn the_survival_curve_from_what_the_classifier_read_is_the_curve_from_the_cells() {
+fn the_survival_curve_scored_in_a_block_is_the_curve_from_the_cells() {
+    // A logistic model's survival model reads the inputs as the classifier does, so the
+    // curve comes from what the classifier read; a gbm's does not, so the survival
+    // model preprocesses the block itself. Either way: the curve of the row's cells.
     let dir = tempfile::tempdir().unwrap();
     let fx = churn_testkit::simulate(dir.path(), 300, 5);
-    let scorer = Scorer::new(churn_testkit::train(&fx, ModelKind::Logistic, "m", "v1"));
-    let artifact = scorer.artifact();
-    let survival = artifact.survival.as_ref().expect("a survival model");
-    let prep = &artifact.model.preprocessor;
-    // The shared path is the one scoring takes here.
-    assert!(survival.preprocessor.reads_like(prep));
-    let input = |logged: bool, numeric: bool| {
-        prep.transforms
-            .iter()
-            .enumerate()
-            .find(|(i, t)| {
-                matches!(t, Transform::Numeric { .. }) == numeric
-                    && (!numeric || prep.log1p.get(*i) == Some(&logged))
-            })
-            .map(|(_, t)| scorer.position(t.name()).unwrap())
-            .unwrap()
-    };
-    let (clipped, missing, unseen) = (input(true, true), input(false, true), input(false, false));
     let (_, table) = churn_testkit::latest_rows(&fx);
-    let columns = scorer.table_columns(&table);
-    let tenure = scorer.position("tenure_days").unwrap();
-    let options = Options {
-        explain: true,
-        top: 3,
-        warnings: true,
-        survival: true,
-    };
-    let mut scratch = Scratch::default();
-    let (mut clips, mut compared) = (0, 0);
-    for r in 0..table.len() {
-        // Some rows with a number far outside training (the classifier clips it, the
+    for kind in [ModelKind::Logistic, ModelKind::Gbm] {
+        let scorer = Scorer::new(churn_testkit::train(&fx, kind, "m", "v1"));
+        let artifact = scorer.artifact();
+        let survival = artifact.survival.as_ref().expect("a survival model");
+        let prep = &survival.preprocessor;
+        assert_eq!(
+            prep.reads_like(&artifact.model.preprocessor),
+            kind == ModelKind::Logistic,
+            "{kind:?}: the path under test"
+        );
+        let input = |logged: bool, numeric: bool| {
+            prep.transforms
+                .iter()
+                .enumerate()
+                .find(|(i, t)| {
+                    matches!(t, Transform::Numeric { .. }) == numeric
+                        && (!numeric || prep.log1p.get(*i) == Some(&logged))
+                })
+                .map(|(_, t)| scorer.position(t.name()).unwrap())
+                .unwrap()
+        };
+        let (large, missing, unseen) = (input(true, true), input(false, true), input(false, false));
+        let columns = scorer.table_columns(&table);
+        let tenure = scorer.position("tenure_days").unwrap();
+        let options = Options {
+            explain: true,
+            top: 3,
+            warnings: true,
+            survival: true,
+        };
+        // Some rows with a number far outside training (a logistic model clips it, the
         // survival model does not), a number missing, a category never seen.
-        let cell = |p: usize| match p {
-            p if p == clipped && r % 5 == 0 => Cell::Number(1e9),
-            p if p == missing && r % 7 == 0 => Cell::Missing,
-            p if p == unseen && r % 3 == 0 => Cell::Text("no such level"),
+        let cell = |r: usize, p: usize| match p {
+            p if p == large && r.is_multiple_of(5) => Cell::Number(1e9),
+            p if p == missing && r.is_multiple_of(7) => Cell::Missing,
+            p if p == unseen && r.is_multiple_of(3) => Cell::Text("no such level"),
             p => table_cell(columns[p], r),
         };
-        let s = scorer.score(cell, options, &mut scratch).unwrap();
-        clips += s
-            .model
-            .warnings
-            .iter()
-            .filter(|w| w.note == Note::Clipped)
-            .count();
-        let curve = survival
-            .curve(
-                |_, name| cell(scorer.position(name).unwrap()),
-                cell(tenure),
-                &mut Vec::new(),
-            )
-            .unwrap();
-        let shared = s.model.survival.expect("a survival score");
-        assert_eq!(
-            shared.expected_lifetime_months.to_bits(),
-            curve.expected_lifetime_months().to_bits(),
-            "row {r}"
-        );
-        for (k, v) in shared.points() {
+        let (mut clips, mut compared) = (0, 0);
+        for (r, s) in scored_in_blocks(&scorer, table.len(), cell, options)
+            .into_iter()
+            .enumerate()
+        {
+            let s = s.unwrap();
+            clips += s
+                .model
+                .warnings
+                .iter()
+                .filter(|w| w.note == Note::Clipped)
+                .count();
+            let curve = survival
+                .curve(
+                    |_, name| cell(r, scorer.position(name).unwrap()),
+                    cell(r, tenure),
+                    &mut Vec::new(),
+                )
+                .unwrap();
+            let scored = s.model.survival.expect("a survival score");
             assert_eq!(
-                v.to_bits(),
-                curve.survival[k as usize - 1].to_bits(),
-                "row {r}, S({k})"
+                scored.expected_lifetime_months.to_bits(),
+                curve.expected_lifetime_months().to_bits(),
+                "{kind:?} row {r}"
             );
+            for (k, v) in scored.points() {
+                assert_eq!(
+                    v.to_bits(),
+                    curve.survival[k as usize - 1].to_bits(),
+                    "{kind:?} row {r}, S({k})"
+                );
+            }
+            compared += 1;
         }
-        compared += 1;
+        if kind == ModelKind::Logistic {
+            assert!(clips > 0, "no value was clipped: the test lost its edge");
+        }
+        assert_eq!(compared, table.len());
+        assert!(compared > 100);
     }
-    assert!(clips > 0, "no value was clipped: the test lost its edge");
-    assert!(compared > 100);
 }
 
 #[test]
@@ -305,26 +318,15 @@ fn a_block_of_rows_scores_as_each_row_alone_does() {
             top: 3,
             ..Options::default()
         };
-        let mut scratch = Scratch::default();
         let (mut failed, mut block_rows) = (0, 0);
-        for start in (0..table.len()).step_by(37) {
-            let n = 37.min(table.len() - start);
-            let mut block = Vec::new();
-            scorer.score_rows(
-                n,
-                |j, p| cell(start + j, p),
-                options,
-                &mut scratch,
-                |j, s| block.push((j, s)),
-            );
-            assert_eq!(block.len(), n);
-            for (j, s) in block {
-                let r = start + j;
-                let alone = scorer.score(|p| cell(r, p), options, &mut Scratch::default());
-                assert_eq!(s, alone, "{kind:?} row {r}");
-                failed += usize::from(s.is_err());
-                block_rows += 1;
-            }
+        for (r, s) in scored_in_blocks(&scorer, table.len(), cell, options)
+            .into_iter()
+            .enumerate()
+        {
+            let alone = scorer.score(|p| cell(r, p), options, &mut Scratch::default());
+            assert_eq!(s, alone, "{kind:?} row {r}");
+            failed += usize::from(s.is_err());
+            block_rows += 1;
         }
         assert_eq!(block_rows, table.len());
         assert_eq!(failed, (0..table.len()).filter(|r| r % 11 == 4).count());
@@ -336,4 +338,31 @@ fn a_block_of_rows_scores_as_each_row_alone_does() {
             assert_eq!(s, alone, "{kind:?} row {r} of score_batch");
         }
     }
+}
+
+/// Scores rows `0..n` through [`Scorer::score_rows`] in blocks of 37 (the last one
+/// shorter), one scratch reused from block to block: every row's result, in row order.
+fn scored_in_blocks<'a>(
+    scorer: &Scorer,
+    n: usize,
+    cell: impl Fn(usize, usize) -> Cell<'a>,
+    options: Options,
+) -> Vec<Result<Scored, ScoreError>> {
+    let mut scratch = Scratch::default();
+    let mut all = Vec::with_capacity(n);
+    for start in (0..n).step_by(37) {
+        let rows = 37.min(n - start);
+        scorer.score_rows(
+            rows,
+            |j, p| cell(start + j, p),
+            options,
+            &mut scratch,
+            |j, s| {
+                assert_eq!(start + j, all.len(), "rows heard in order");
+                all.push(s);
+            },
+        );
+        assert_eq!(all.len(), start + rows, "every row of the block heard");
+    }
+    all
 }
