@@ -416,11 +416,24 @@ impl TableFile {
     pub fn for_each_batch(
         &self,
         columns: &[&str],
+        visit: impl FnMut(&Batch) -> Result<()>,
+    ) -> Result<()> {
+        self.for_each_batch_keeping(columns, &[], visit)
+    }
+
+    /// [`TableFile::for_each_batch`], with the text columns named in `keep_dictionaries`
+    /// dictionary-encoded when every Parquet row group stores them with a dictionary:
+    /// a row's text then lies in its batch's dictionary, so rows of one value share one
+    /// string (and [`PerValue`] works once per value).
+    pub fn for_each_batch_keeping(
+        &self,
+        columns: &[&str],
+        keep_dictionaries: &[&str],
         mut visit: impl FnMut(&Batch) -> Result<()>,
     ) -> Result<()> {
         match self.format {
             Format::Parquet => {
-                let parquet = self.open_parquet(&[])?;
+                let parquet = self.open_parquet(keep_dictionaries)?;
                 let all: Vec<usize> = (0..parquet.row_groups()).collect();
                 parquet.read_row_groups(self, columns, all, &mut visit)
             }

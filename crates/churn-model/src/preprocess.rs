@@ -84,6 +84,42 @@ fn scaled(value: Option<f64>, median: f64, mean: f64, std: f64) -> f64 {
     (value.unwrap_or(median) - mean) / std
 }
 
+/// The level slots of the texts a block's rows gave for one category, by the text's
+/// address: rows of a dictionary-encoded column (see `TableFile::for_each_batch_keeping`
+/// in churn-features) share their value's string, so each value is looked up once a
+/// block. Two live strings at one address and of one length are the same bytes, and
+/// only borrowed texts (alive for the whole block) are kept. Texts at addresses of
+/// their own (a CSV's) fill the few places at once; after the first text finds no
+/// place, the places are no longer searched.
+#[derive(Default)]
+struct SeenTexts {
+    places: [(usize, usize, usize); SeenTexts::PLACES],
+    used: usize,
+}
+
+impl SeenTexts {
+    const PLACES: usize = 16;
+
+    #[inline]
+    fn get_or(&mut self, text: &str, look_up: impl Fn(&str) -> usize) -> usize {
+        let key = (text.as_ptr().addr(), text.len());
+        if self.used <= Self::PLACES {
+            if let Some(&(_, _, slot)) = self.places[..self.used]
+                .iter()
+                .find(|&&(addr, len, _)| (addr, len) == key)
+            {
+                return slot;
+            }
+        }
+        let slot = look_up(text);
+        if self.used < Self::PLACES {
+            self.places[self.used] = (key.0, key.1, slot);
+        }
+        self.used = self.used.saturating_add(1);
+        slot
+    }
+}
+
 /// One input value as a caller provides it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Cell<'a> {
@@ -472,27 +508,23 @@ impl Preprocessor {
                     }
                 }
                 Transform::Categorical { name, levels } => {
+                    let level = |v: &str| match levels.binary_search_by(|l| l.as_str().cmp(v)) {
+                        Ok(pos) => pos,
+                        Err(_) => levels.len(),
+                    };
+                    let mut seen = SeenTexts::default();
                     for r in 0..n {
                         if results[r].is_err() {
                             continue;
                         }
-                        let number_text;
-                        let value = match get(r, i, name) {
+                        let slot = match get(r, i, name) {
                             Cell::Missing => None,
-                            Cell::Text(s) => Some(s),
-                            Cell::Number(x) => {
-                                number_text = format_number(x);
-                                Some(number_text.as_str())
-                            }
+                            Cell::Text(s) => Some(seen.get_or(s, level)),
+                            Cell::Number(x) => Some(level(&format_number(x))),
                         };
-                        let slot =
-                            value.map(|v| match levels.binary_search_by(|l| l.as_str().cmp(v)) {
-                                Ok(pos) => pos,
-                                Err(_) => {
-                                    note(r, i, Note::UnseenCategory);
-                                    levels.len()
-                                }
-                            });
+                        if slot == Some(levels.len()) {
+                            note(r, i, Note::UnseenCategory);
+                        }
                         let slot = slot.map(|s| s as f64);
                         if keep {
                             kept[r * features + i] = slot.unwrap_or(f64::NAN);
@@ -726,6 +758,80 @@ mod tests {
             .unwrap();
         assert_eq!(out[0].to_bits(), ((0.7 - 3.3) / 2.9f64).to_bits());
         assert_eq!(out[1], 1.0);
+    }
+
+    #[test]
+    fn a_block_looks_up_a_shared_text_once_and_answers_as_row_by_row() {
+        // Rows of a dictionary-encoded column borrow their value's one string, and a
+        // block looks each address up once. Whatever the texts' addresses (shared, each
+        // its own, more than the places kept, a prefix at a level's own address), the
+        // block's inputs and notes are the row-by-row ones.
+        let levels: Vec<String> = ["basic", "enterprise", "pro"].map(String::from).into();
+        let p = Preprocessor {
+            output_names: vec![
+                "plan=basic".into(),
+                "plan=enterprise".into(),
+                "plan=pro".into(),
+                "plan=__other".into(),
+            ],
+            output_source: vec![0; 4],
+            transforms: vec![Transform::Categorical {
+                name: "plan".into(),
+                levels,
+            }],
+            log1p: Vec::new(),
+        };
+        let dictionary: Vec<String> = ["pro", "basic", "gold", "enterprise"]
+            .map(String::from)
+            .into();
+        let own: Vec<String> = (0..60)
+            .map(|i| ["pro", "basic", "gold", "enterprise"][i % 4].to_string())
+            .collect();
+        let n = 240;
+        let cell = |r: usize| match r {
+            r if r % 11 == 0 => Cell::Missing,
+            r if r % 13 == 0 => Cell::Number(3.0),
+            // "ent" at "enterprise"'s address: another text.
+            r if r % 17 == 0 => Cell::Text(&dictionary[3][..3]),
+            r if r % 5 == 1 => Cell::Text(&own[(r / 5) % own.len()]),
+            r => Cell::Text(&dictionary[(r * 7) % dictionary.len()]),
+        };
+        let mut block = vec![0.0; n * 4];
+        let mut block_kept = vec![0.0; n];
+        let mut block_notes = Vec::new();
+        let mut results = vec![Ok(()); n];
+        p.transform_rows_keeping(
+            n,
+            |r, _, _| cell(r),
+            &[],
+            &mut block,
+            |r, _, note| block_notes.push((r, note)),
+            &mut block_kept,
+            &mut results,
+        );
+        assert!(results.iter().all(Result::is_ok));
+        let mut notes = Vec::new();
+        for r in 0..n {
+            let (mut out, mut kept) = ([0.0; 4], [0.0]);
+            p.transform_one_keeping(
+                |_, _| cell(r),
+                &[],
+                &mut out,
+                |_, note| notes.push((r, note)),
+                &mut kept,
+            )
+            .unwrap();
+            assert_eq!(out, block[r * 4..(r + 1) * 4], "row {r}");
+            assert_eq!(kept[0].to_bits(), block_kept[r].to_bits(), "row {r}");
+        }
+        assert_eq!(notes, block_notes);
+        // The rows took every path: unseen texts, prefixes, numbers and gaps.
+        let unseen = notes
+            .iter()
+            .filter(|(_, n)| *n == Note::UnseenCategory)
+            .count();
+        assert!(unseen > 60, "{unseen} unseen");
+        assert!((0..n).any(|r| block[r * 4 + 1] == 1.0));
     }
 
     fn table() -> FeatureTable {

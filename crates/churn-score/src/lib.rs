@@ -500,11 +500,18 @@ impl Job<'_> {
             .with_context(|| format!("reading the feature table {}", input.display()))?;
         let mapped = map_columns(self.scorer, &names, input)?;
         let mut wanted: Vec<&str> = mapped.iter().map(|m| m.name.as_str()).collect();
+        // A category's rows then share their level's string, which the preprocessing
+        // looks up once a tile.
+        let categories: Vec<&str> = mapped
+            .iter()
+            .filter(|m| self.scorer.schema()[m.position].kind == FeatureKind::Categorical)
+            .map(|m| m.name.as_str())
+            .collect();
         wanted.extend(["customer_id", "as_of"]);
         let mut rows_in = 0u64;
         let mut failure: Option<anyhow::Error> = None;
         let width = self.scorer.schema().len();
-        file.for_each_batch(&wanted, |b| {
+        file.for_each_batch_keeping(&wanted, &categories, |b| {
             let ids = b.required("customer_id")?;
             let as_of = b.column("as_of")?;
             let mut sources: Vec<Source> = (0..width).map(|_| Source::Absent).collect();
