@@ -421,9 +421,9 @@ impl Scorer {
                     &mut [],
                     survival_results,
                 );
-                width
+                Some(width)
             }
-            _ => 0,
+            _ => None,
         };
         self.artifact.model.predict_rows(
             n,
@@ -440,7 +440,7 @@ impl Scorer {
                 Some(SurvivalInputs::Kept(
                     &kept[r * features..(r + 1) * features],
                 ))
-            } else if own_width > 0 {
+            } else if let Some(own_width) = own_width {
                 let result = std::mem::replace(&mut survival_results[r], Ok(()));
                 Some(SurvivalInputs::Own(
                     result.map(|()| &survival[r * own_width..(r + 1) * own_width]),
