@@ -483,32 +483,18 @@ impl SurvivalModel {
         tenure: Cell<'_>,
         scratch: &mut Vec<f64>,
     ) -> Result<Curve, PrepError> {
-        let mut curve = Curve::default();
-        self.curve_with(&self.terms(), get, tenure, scratch, &mut curve)?;
-        Ok(curve)
-    }
-
-    /// [`SurvivalModel::curve`] with this model's `terms` ([`SurvivalModel::terms`]),
-    /// into `curve` (its buffer reused from row to row).
-    pub fn curve_with<'a>(
-        &self,
-        terms: &CurveTerms,
-        get: impl FnMut(usize, &str) -> Cell<'a>,
-        tenure: Cell<'_>,
-        scratch: &mut Vec<f64>,
-        curve: &mut Curve,
-    ) -> Result<(), PrepError> {
         scratch.clear();
         scratch.resize(self.preprocessor.width(), 0.0);
         self.preprocessor
             .transform_one(get, &[], scratch, |_, _| {})?;
-        self.curve_of_inputs(terms, scratch, tenure, curve);
-        Ok(())
+        let mut curve = Curve::default();
+        self.curve_of_inputs(&self.terms(), scratch, tenure, &mut curve);
+        Ok(curve)
     }
 
     /// [`SurvivalModel::curve`] from the row's inputs as this model's preprocessor made
     /// them (`x`, its width; [`Preprocessor::transform_rows_keeping`] makes a block of
-    /// rows input by input): the same bits as [`SurvivalModel::curve_with`]. `curve` is
+    /// rows input by input): the same bits as [`SurvivalModel::curve`]. `curve` is
     /// overwritten (its buffer reused from row to row).
     pub fn curve_of_inputs(
         &self,
