@@ -97,6 +97,8 @@ impl Texts {
 
 /// The output's float columns from `revenue_at_risk` to `health_score`, in order.
 const NUMBERS: usize = 5;
+/// `revenue_at_risk`'s place among [`Scores::numbers`] (the summary adds it up).
+const REVENUE_AT_RISK: usize = 0;
 
 /// Scored rows as output columns under construction, one vector per column: rows are
 /// added one at a time (in parallel, a chunk each) without an allocation per row,
@@ -774,7 +776,7 @@ impl Summary {
         for band in &scores.risk_band {
             self.bands[*band as usize] += 1;
         }
-        for v in &scores.numbers[0] {
+        for v in &scores.numbers[REVENUE_AT_RISK] {
             match v {
                 Some(v) => self.revenue_at_risk += v,
                 None => self.revenue_unknown += 1,
