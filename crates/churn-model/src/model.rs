@@ -200,10 +200,13 @@ impl Estimator {
                     *raw = m.probability_and_contributions(row(r), &mut c[r * p..(r + 1) * p]);
                 }
             }
-            (_, Some(c)) => {
+            (Estimator::Logistic(m), Some(c)) => {
+                // The log-odds add up the contributions: the products `logit` adds,
+                // in its order, so the same bits without multiplying twice.
                 for (r, raw) in raw.iter_mut().enumerate() {
-                    *raw = self.raw(row(r));
-                    self.contributions(row(r), &mut c[r * p..(r + 1) * p]);
+                    let out = &mut c[r * p..(r + 1) * p];
+                    m.contributions(row(r), out);
+                    *raw = sigmoid(m.intercept + out.iter().sum::<f64>());
                 }
             }
             (_, None) => {
@@ -556,7 +559,8 @@ impl ChurnModel {
                 continue;
             }
             let contrib = &contributions[r * p..(r + 1) * p];
-            if contrib.iter().any(|c| !c.is_finite()) {
+            // A fold without an early exit: the compiler checks a vector at a time.
+            if !contrib.iter().fold(true, |ok, c| ok & c.is_finite()) {
                 *result = Err(PrepError::NonFiniteOutput {
                     what: "contribution",
                 });
@@ -567,7 +571,12 @@ impl ChurnModel {
             let mut start = 0;
             for (sum, t) in per_feature.iter_mut().zip(&self.preprocessor.transforms) {
                 let end = start + t.width();
-                *sum = contrib[start..end].iter().fold(0.0, |a, c| a + c);
+                *sum = match &contrib[start..end] {
+                    // `0.0 + c` is `c` but for a -0.0, which no reason is: the sum
+                    // without its loop (most features are one input).
+                    [c] => *c,
+                    run => run.iter().fold(0.0, |a, c| a + c),
+                };
                 start = end;
             }
             // Top-k by insertion into a short sorted list: no sort of every feature. An
@@ -575,13 +584,16 @@ impl ChurnModel {
             // absent) is never a reason: the reasons explain with what was given.
             let row_missing = &missing[r * features..(r + 1) * features];
             let reasons = &mut prediction.reasons;
-            reasons.reserve(top + 1);
             for (feature, &contribution) in per_feature.iter().enumerate() {
                 if row_missing[feature]
                     || contribution <= 0.0
                     || (reasons.len() == top && contribution <= reasons[top - 1].contribution)
                 {
                     continue;
+                }
+                if reasons.capacity() == 0 {
+                    // Only a row with a reason allocates.
+                    reasons.reserve_exact(top + 1);
                 }
                 let at = reasons.partition_point(|r| r.contribution >= contribution);
                 reasons.insert(
