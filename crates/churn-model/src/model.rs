@@ -579,32 +579,15 @@ impl ChurnModel {
                 };
                 start = end;
             }
-            // Top-k by insertion into a short sorted list: no sort of every feature. An
-            // input not given (a number imputed with the training median, a category
+            // An input not given (a number imputed with the training median, a category
             // absent) is never a reason: the reasons explain with what was given.
             let row_missing = &missing[r * features..(r + 1) * features];
-            let reasons = &mut prediction.reasons;
-            for (feature, &contribution) in per_feature.iter().enumerate() {
-                if row_missing[feature]
-                    || contribution <= 0.0
-                    || (reasons.len() == top && contribution <= reasons[top - 1].contribution)
-                {
-                    continue;
-                }
-                if reasons.capacity() == 0 {
-                    // Only a row with a reason allocates.
-                    reasons.reserve_exact(top + 1);
-                }
-                let at = reasons.partition_point(|r| r.contribution >= contribution);
-                reasons.insert(
-                    at,
-                    Contribution {
-                        feature,
-                        contribution,
-                    },
-                );
-                reasons.truncate(top);
-            }
+            top_reasons(
+                per_feature,
+                |feature| !row_missing[feature],
+                top,
+                &mut prediction.reasons,
+            );
         }
     }
 
@@ -677,9 +660,76 @@ impl ChurnModel {
     }
 }
 
+/// The `top` features of largest positive contribution among the `given` ones, largest
+/// first, the earlier feature first among equals, into `reasons` (empty; it allocates
+/// only when a feature qualifies). Insertion into a short sorted list: no sort of every
+/// feature, and swaps where an insertion's shift was a `memmove` call.
+fn top_reasons(
+    per_feature: &[f64],
+    given: impl Fn(usize) -> bool,
+    top: usize,
+    reasons: &mut Vec<Contribution>,
+) {
+    if top == 0 {
+        return;
+    }
+    for (feature, &contribution) in per_feature.iter().enumerate() {
+        if contribution <= 0.0
+            || (reasons.len() == top && contribution <= reasons[top - 1].contribution)
+            || !given(feature)
+        {
+            continue;
+        }
+        let reason = Contribution {
+            feature,
+            contribution,
+        };
+        if reasons.len() < top {
+            if reasons.capacity() == 0 {
+                reasons.reserve_exact(top);
+            }
+            reasons.push(reason);
+        } else {
+            // In place of the smallest, which it beats.
+            reasons[top - 1] = reason;
+        }
+        // Up past the smaller ones, stopping after the equal ones.
+        let mut at = reasons.len() - 1;
+        while at > 0 && reasons[at - 1].contribution < contribution {
+            reasons.swap(at - 1, at);
+            at -= 1;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_are_the_largest_given_contributions_in_order() {
+        use proptest::prelude::*;
+        // Few distinct values, so ties are common; a full stable sort is the reference.
+        let cases = (
+            prop::collection::vec((-3i8..=3, any::<bool>()), 0..40),
+            0usize..8,
+        );
+        proptest!(|((features, top) in cases)| {
+            let per_feature: Vec<f64> = features.iter().map(|&(v, _)| f64::from(v) * 0.5).collect();
+            let mut reasons = Vec::new();
+            top_reasons(&per_feature, |f| features[f].1, top, &mut reasons);
+            let mut expected: Vec<(usize, f64)> = per_feature
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|&(f, c)| c > 0.0 && features[f].1)
+                .collect();
+            expected.sort_by(|a, b| b.1.total_cmp(&a.1));
+            expected.truncate(top);
+            let got: Vec<(usize, f64)> = reasons.iter().map(|r| (r.feature, r.contribution)).collect();
+            prop_assert_eq!(got, expected);
+        });
+    }
 
     #[test]
     fn a_block_of_rows_scores_as_each_row_alone_does() {
