@@ -132,6 +132,14 @@ impl LinearModel {
             *o = w * v;
         }
     }
+
+    /// [`LinearModel::logit`] and [`LinearModel::contributions`] at once: the log-odds
+    /// add up the contributions, the products `logit` adds in its order, so the same
+    /// bits with one multiply per input.
+    pub fn logit_and_contributions(&self, x: &[f64], out: &mut [f64]) -> f64 {
+        self.contributions(x, out);
+        self.intercept + out.iter().sum::<f64>()
+    }
 }
 
 fn row_logit(row: &[f64], theta: &[f64]) -> f64 {

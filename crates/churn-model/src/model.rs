@@ -201,12 +201,9 @@ impl Estimator {
                 }
             }
             (Estimator::Logistic(m), Some(c)) => {
-                // The log-odds add up the contributions: the products `logit` adds,
-                // in its order, so the same bits without multiplying twice.
                 for (r, raw) in raw.iter_mut().enumerate() {
                     let out = &mut c[r * p..(r + 1) * p];
-                    m.contributions(row(r), out);
-                    *raw = sigmoid(m.intercept + out.iter().sum::<f64>());
+                    *raw = sigmoid(m.logit_and_contributions(row(r), out));
                 }
             }
             (_, None) => {
