@@ -187,11 +187,15 @@ impl Estimator {
                 g.logits_of_block(x, p, raw, contributions.as_deref_mut());
                 let mut linear = vec![0.0; p];
                 for (r, raw) in raw.iter_mut().enumerate() {
-                    *raw = sigmoid(0.5 * (l.logit(row(r)) + *raw));
-                    if let Some(c) = contributions.as_deref_mut() {
-                        let out = &mut c[r * p..(r + 1) * p];
-                        Self::blend_contributions(l, row(r), &mut linear, out);
-                    }
+                    let linear_logit = match contributions.as_deref_mut() {
+                        Some(c) => {
+                            let logit = l.logit_and_contributions(row(r), &mut linear);
+                            Self::blend_contributions(&linear, &mut c[r * p..(r + 1) * p]);
+                            logit
+                        }
+                        None => l.logit(row(r)),
+                    };
+                    *raw = sigmoid(0.5 * (linear_logit + *raw));
                 }
             }
             (Estimator::Forest(m), Some(c)) => {
@@ -214,11 +218,10 @@ impl Estimator {
         }
     }
 
-    /// A blend's contributions: the mean of the linear model's (into `linear`) and the
+    /// A blend's contributions: the mean of the linear model's (`linear`) and the
     /// trees' (given in `trees`, replaced by the mean).
-    fn blend_contributions(l: &LinearModel, x: &[f64], linear: &mut [f64], trees: &mut [f64]) {
-        l.explain(x, linear);
-        for (t, o) in trees.iter_mut().zip(linear.iter()) {
+    fn blend_contributions(linear: &[f64], trees: &mut [f64]) {
+        for (t, o) in trees.iter_mut().zip(linear) {
             *t = 0.5 * (*o + *t);
         }
     }
@@ -232,7 +235,8 @@ impl Estimator {
             Estimator::Blend(l, g) => {
                 let mut linear = vec![0.0; out.len()];
                 g.explain(x, out);
-                Self::blend_contributions(l, x, &mut linear, out);
+                l.explain(x, &mut linear);
+                Self::blend_contributions(&linear, out);
             }
         }
     }
