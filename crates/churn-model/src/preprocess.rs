@@ -541,48 +541,70 @@ impl Preprocessor {
     /// the same order and kind, the same `ln(1 + x)` choices, the same levels. Scaling,
     /// medians and indicators may differ.
     pub fn reads_like(&self, other: &Preprocessor) -> bool {
+        self.logs_after(other)
+            .is_some_and(|logs| !logs.contains(&true))
+    }
+
+    /// When this preprocessor's row can be worked out from what `other` kept of the
+    /// cells ([`Preprocessor::transform_one_keeping`]), the inputs it takes `ln(1 + x)`
+    /// of on top (see [`Preprocessor::dot_kept`]): the same features in the same order
+    /// and kind and the same levels, every input `other` logs logged here too (a logged
+    /// value does not give its input back to the bit). Scaling, medians and indicators
+    /// may differ. `None` when it cannot be; no `true` when the two [read
+    /// alike](Preprocessor::reads_like).
+    pub fn logs_after(&self, other: &Preprocessor) -> Option<Vec<bool>> {
         let logs = |p: &Preprocessor, i: usize| p.log1p.get(i) == Some(&true);
-        self.transforms.len() == other.transforms.len()
-            && self
-                .transforms
-                .iter()
-                .zip(&other.transforms)
-                .enumerate()
-                .all(|(i, pair)| {
-                    logs(self, i) == logs(other, i)
-                        && match pair {
-                            (
-                                Transform::Numeric { name: a, .. },
-                                Transform::Numeric { name: b, .. },
-                            ) => a == b,
-                            (
-                                Transform::Categorical {
-                                    name: a,
-                                    levels: la,
-                                },
-                                Transform::Categorical {
-                                    name: b,
-                                    levels: lb,
-                                },
-                            ) => a == b && la == lb,
-                            _ => false,
-                        }
-                })
+        if self.transforms.len() != other.transforms.len() {
+            return None;
+        }
+        self.transforms
+            .iter()
+            .zip(&other.transforms)
+            .enumerate()
+            .map(|(i, pair)| {
+                let same = match pair {
+                    (Transform::Numeric { name: a, .. }, Transform::Numeric { name: b, .. }) => {
+                        a == b
+                    }
+                    (
+                        Transform::Categorical {
+                            name: a,
+                            levels: la,
+                        },
+                        Transform::Categorical {
+                            name: b,
+                            levels: lb,
+                        },
+                    ) => a == b && la == lb,
+                    _ => false,
+                };
+                match (same, logs(self, i), logs(other, i)) {
+                    (false, _, _) | (true, false, true) => None,
+                    (true, mine, theirs) => Some(mine && !theirs),
+                }
+            })
+            .collect()
     }
 
     /// `weights . x`, where `x` is the row [`Preprocessor::transform_one`] gives (with no
-    /// ranges) for the cells that a preprocessor that [reads
-    /// like](Preprocessor::reads_like) this one `kept`
-    /// ([`Preprocessor::transform_one_keeping`]). The row is not made: its nonzero
-    /// products are added in the order of that dot product, so the bits are its bits
-    /// (but for the sign of a zero sum).
-    pub fn dot_kept(&self, kept: &[f64], weights: &[f64]) -> f64 {
+    /// ranges) for the cells that another preprocessor `kept`
+    /// ([`Preprocessor::transform_one_keeping`]); `logs` are this one's
+    /// [`Preprocessor::logs_after`] that one (empty when they [read
+    /// alike](Preprocessor::reads_like)). The row is not made: its nonzero products are
+    /// added in the order of that dot product, so the bits are its bits (but for the
+    /// sign of a zero sum).
+    pub fn dot_kept(&self, kept: &[f64], logs: &[bool], weights: &[f64]) -> f64 {
         debug_assert_eq!(weights.len(), self.width());
         debug_assert_eq!(kept.len(), self.transforms.len());
+        debug_assert!(logs.is_empty() || logs.len() == kept.len());
         let mut sum = -0.0;
         let mut k = 0;
-        for (t, &value) in self.transforms.iter().zip(kept) {
+        for (i, (t, &value)) in self.transforms.iter().zip(kept).enumerate() {
             let value = (!value.is_nan()).then_some(value);
+            let value = match logs.get(i) {
+                Some(true) => value.map(log1p_of),
+                _ => value,
+            };
             match t {
                 Transform::Numeric {
                     median,
@@ -733,8 +755,22 @@ mod tests {
             transforms,
             log1p: vec![false, true],
         };
+        // A preprocessor logging nothing keeps the values as read: this one logs the
+        // second on top of them (and not the other way round).
+        let unlogged = Preprocessor {
+            log1p: Vec::new(),
+            ..p.clone()
+        };
+        let logs = p
+            .logs_after(&unlogged)
+            .expect("computable from what it keeps");
+        assert_eq!(logs, [false, true]);
+        assert_eq!(unlogged.logs_after(&p), None);
+        assert_eq!(p.logs_after(&p), Some(vec![false, false]));
         let mut out = [0.0; 3];
         let mut kept = [0.0; 2];
+        let mut kept_as_read = [0.0; 2];
+        let mut unused = [0.0; 3];
         for k in 0..5000 {
             let x = f64::from(k) * 0.37 + 0.01;
             p.transform_one_keeping(|_, _| Cell::Number(x), &[], &mut out, |_, _| {}, &mut kept)
@@ -749,9 +785,23 @@ mod tests {
             let weights = [0.3, -1.2, 0.8];
             let dot = weights.iter().zip(&out).fold(-0.0, |s, (w, x)| s + w * x);
             assert_eq!(
-                p.dot_kept(&kept, &weights).to_bits(),
+                p.dot_kept(&kept, &[], &weights).to_bits(),
                 dot.to_bits(),
                 "x = {x}"
+            );
+            unlogged
+                .transform_one_keeping(
+                    |_, _| Cell::Number(x),
+                    &[],
+                    &mut unused,
+                    |_, _| {},
+                    &mut kept_as_read,
+                )
+                .unwrap();
+            assert_eq!(
+                p.dot_kept(&kept_as_read, &logs, &weights).to_bits(),
+                dot.to_bits(),
+                "x = {x}, logged on top"
             );
         }
         p.transform_one(|_, _| Cell::Missing, &[], &mut out, |_, _| {})

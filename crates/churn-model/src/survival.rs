@@ -507,19 +507,20 @@ impl SurvivalModel {
         self.curve_into(terms, self.score(x), tenure, curve);
     }
 
-    /// [`SurvivalModel::curve`] from what a preprocessor that [reads
-    /// like](Preprocessor::reads_like) this model's kept of the row
-    /// ([`Preprocessor::transform_one_keeping`]): the same bits, each input read once.
+    /// [`SurvivalModel::curve`] from what another preprocessor kept of the row
+    /// ([`Preprocessor::transform_one_keeping`]), `logs` being this model's
+    /// [`Preprocessor::logs_after`] that one: the same bits, each input read once.
     /// `terms` are this model's ([`SurvivalModel::terms`]); `curve` is overwritten
     /// (its buffer reused from row to row).
     pub fn curve_kept(
         &self,
         terms: &CurveTerms,
         kept: &[f64],
+        logs: &[bool],
         tenure: Cell<'_>,
         curve: &mut Curve,
     ) {
-        let score = self.preprocessor.dot_kept(kept, &self.weights);
+        let score = self.preprocessor.dot_kept(kept, logs, &self.weights);
         self.curve_into(terms, score, tenure, curve);
     }
 

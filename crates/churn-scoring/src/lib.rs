@@ -166,9 +166,12 @@ pub struct Scorer {
     /// Schema position of each survival transform, and of `tenure_days`.
     survival_pos: Vec<usize>,
     tenure_pos: Option<usize>,
-    /// Whether the survival model's preprocessor reads the inputs as the classifier's
-    /// does: then the curve is computed from what the classifier read.
-    survival_reads_like: bool,
+    /// When the survival model's preprocessor can work from what the classifier's kept
+    /// of a row (the same inputs, perhaps some logged on top: see
+    /// [`logs_after`](churn_model::preprocess::Preprocessor::logs_after)), the inputs it
+    /// logs on top: then the curve comes from what the classifier read, each cell read
+    /// once.
+    survival_from_kept: Option<Vec<bool>>,
     /// The survival model's per-interval terms, worked out once.
     survival_terms: Option<CurveTerms>,
 }
@@ -245,10 +248,10 @@ impl Scorer {
             .flat_map(|s| s.preprocessor.transforms.iter())
             .map(|t| positions[t.name()])
             .collect();
-        let survival_reads_like = artifact
+        let survival_from_kept = artifact
             .survival
             .as_ref()
-            .is_some_and(|s| s.preprocessor.reads_like(&artifact.model.preprocessor));
+            .and_then(|s| s.preprocessor.logs_after(&artifact.model.preprocessor));
         let survival_terms = artifact.survival.as_ref().map(|s| s.terms());
         Scorer {
             survival_terms,
@@ -260,7 +263,7 @@ impl Scorer {
             cutoffs,
             survival_pos,
             tenure_pos,
-            survival_reads_like,
+            survival_from_kept,
         }
     }
 
@@ -393,7 +396,7 @@ impl Scorer {
             .survival
             .then_some(self.artifact.survival.as_ref())
             .flatten();
-        let share = wanted.is_some() && self.survival_reads_like;
+        let share = wanted.is_some() && self.survival_from_kept.is_some();
         let features = self.transform_pos.len();
         let Scratch {
             model,
@@ -475,7 +478,10 @@ impl Scorer {
             (Some(model), Some(terms), Some(inputs)) => {
                 let tenure = self.tenure_pos.map_or(Cell::Missing, &row);
                 match inputs {
-                    SurvivalInputs::Kept(kept) => model.curve_kept(terms, kept, tenure, curve),
+                    SurvivalInputs::Kept(kept) => {
+                        let logs = self.survival_from_kept.as_deref().unwrap_or_default();
+                        model.curve_kept(terms, kept, logs, tenure, curve)
+                    }
                     SurvivalInputs::Own(x) => model.curve_of_inputs(terms, x?, tenure, curve),
                 }
                 let clv = mrr.map(|m| curve.clv(m, &model.clv));

@@ -204,22 +204,41 @@ fn no_reason_names_an_input_the_row_did_not_give() {
 
 #[test]
 fn the_survival_curve_scored_in_a_block_is_the_curve_from_the_cells() {
-    // A logistic model's survival model reads the inputs as the classifier does, so the
-    // curve comes from what the classifier read; a gbm's does not, so the survival
-    // model preprocesses the block itself. Either way: the curve of the row's cells.
+    // Three paths, one answer (the curve of the row's cells): a logistic model's
+    // survival model reads the inputs as the classifier does, so the curve comes from
+    // what the classifier read; a gbm's classifier logs no input, so the survival model
+    // logs what the classifier read; and a survival model that does not log an input
+    // the classifier logs preprocesses the block itself.
     let dir = tempfile::tempdir().unwrap();
     let fx = churn_testkit::simulate(dir.path(), 300, 5);
     let (_, table) = churn_testkit::latest_rows(&fx);
-    for kind in [ModelKind::Logistic, ModelKind::Gbm] {
-        let scorer = Scorer::new(churn_testkit::train(&fx, kind, "m", "v1"));
+    for (kind, own) in [
+        (ModelKind::Logistic, false),
+        (ModelKind::Gbm, false),
+        (ModelKind::Logistic, true),
+    ] {
+        let mut artifact = churn_testkit::train(&fx, kind, "m", "v1");
+        if own {
+            // Its last logged input read as it comes: the model's weights then fit
+            // another curve, but the paths must still agree on it.
+            let logs = &mut artifact.survival.as_mut().unwrap().preprocessor.log1p;
+            let last = logs.iter().rposition(|&l| l).expect("a logged input");
+            logs[last] = false;
+        }
+        let scorer = Scorer::new(artifact);
         let artifact = scorer.artifact();
         let survival = artifact.survival.as_ref().expect("a survival model");
         let prep = &survival.preprocessor;
-        assert_eq!(
-            prep.reads_like(&artifact.model.preprocessor),
-            kind == ModelKind::Logistic,
-            "{kind:?}: the path under test"
-        );
+        let logs_on_top = prep
+            .logs_after(&artifact.model.preprocessor)
+            .map(|logs| logs.contains(&true));
+        let expected = match (kind, own) {
+            (_, true) => None,
+            (ModelKind::Logistic, false) => Some(false),
+            _ => Some(true),
+        };
+        assert_eq!(logs_on_top, expected, "{kind:?} {own}: the path under test");
+        let kind = format!("{kind:?}{}", if own { " (own inputs)" } else { "" });
         let input = |logged: bool, numeric: bool| {
             prep.transforms
                 .iter()
@@ -271,18 +290,18 @@ fn the_survival_curve_scored_in_a_block_is_the_curve_from_the_cells() {
             assert_eq!(
                 scored.expected_lifetime_months.to_bits(),
                 curve.expected_lifetime_months().to_bits(),
-                "{kind:?} row {r}"
+                "{kind} row {r}"
             );
             for (k, v) in scored.points() {
                 assert_eq!(
                     v.to_bits(),
                     curve.survival[k as usize - 1].to_bits(),
-                    "{kind:?} row {r}, S({k})"
+                    "{kind} row {r}, S({k})"
                 );
             }
             compared += 1;
         }
-        if kind == ModelKind::Logistic {
+        if kind.starts_with("Logistic") {
             assert!(clips > 0, "no value was clipped: the test lost its edge");
         }
         assert_eq!(compared, table.len());
