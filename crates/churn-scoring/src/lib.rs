@@ -191,7 +191,7 @@ pub struct Scratch {
 /// What a row's survival curve is computed from.
 enum SurvivalInputs<'k> {
     /// What the classifier's preprocessor kept of the row (the survival model reads the
-    /// inputs alike).
+    /// inputs alike, or logs some of them on top).
     Kept(&'k [f64]),
     /// The row's inputs from the survival model's own preprocessor.
     Own(Result<&'k [f64], PrepError>),
@@ -407,8 +407,8 @@ impl Scorer {
             curve,
         } = scratch;
         kept.resize(if share { n * features } else { 0 }, 0.0);
-        // A survival model reading the inputs otherwise preprocesses the whole tile
-        // input by input, as the classifier's preprocessor does.
+        // A survival model that cannot work from what the classifier kept preprocesses
+        // the whole tile input by input, as the classifier's preprocessor does.
         let own_width = match wanted {
             Some(model) if !share => {
                 let width = model.preprocessor.width();
