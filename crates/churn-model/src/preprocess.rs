@@ -396,10 +396,10 @@ impl Preprocessor {
 
     /// [`Preprocessor::transform_one`], also keeping in `kept` (one slot per transform,
     /// or empty) what each transform read, before scaling and with no range: a number
-    /// after `ln(1 + x)` (NaN when missing), or a category's slot (NaN when missing).
-    /// Another preprocessor that [reads like](Preprocessor::reads_like) this one
-    /// scores the row from them with [`Preprocessor::dot_kept`]: a model with two
-    /// preprocessors reads and logs each input once.
+    /// (after `ln(1 + x)` where this preprocessor logs it; NaN when missing), or a
+    /// category's slot (NaN when missing). Another preprocessor that can work from
+    /// them ([`Preprocessor::logs_after`]) scores the row with
+    /// [`Preprocessor::dot_kept`]: a model with two preprocessors reads each input once.
     pub fn transform_one_keeping<'a>(
         &self,
         mut get: impl FnMut(usize, &str) -> Cell<'a>,
@@ -537,21 +537,13 @@ impl Preprocessor {
         }
     }
 
-    /// Whether this preprocessor reads its inputs as `other` does: the same features in
-    /// the same order and kind, the same `ln(1 + x)` choices, the same levels. Scaling,
-    /// medians and indicators may differ.
-    pub fn reads_like(&self, other: &Preprocessor) -> bool {
-        self.logs_after(other)
-            .is_some_and(|logs| !logs.contains(&true))
-    }
-
     /// When this preprocessor's row can be worked out from what `other` kept of the
     /// cells ([`Preprocessor::transform_one_keeping`]), the inputs it takes `ln(1 + x)`
     /// of on top (see [`Preprocessor::dot_kept`]): the same features in the same order
     /// and kind and the same levels, every input `other` logs logged here too (a logged
     /// value does not give its input back to the bit). Scaling, medians and indicators
-    /// may differ. `None` when it cannot be; no `true` when the two [read
-    /// alike](Preprocessor::reads_like).
+    /// may differ. `None` when it cannot be; no `true` when the two read alike (the
+    /// same `ln(1 + x)` choices).
     pub fn logs_after(&self, other: &Preprocessor) -> Option<Vec<bool>> {
         let logs = |p: &Preprocessor, i: usize| p.log1p.get(i) == Some(&true);
         if self.transforms.len() != other.transforms.len() {
@@ -589,8 +581,8 @@ impl Preprocessor {
     /// `weights . x`, where `x` is the row [`Preprocessor::transform_one`] gives (with no
     /// ranges) for the cells that another preprocessor `kept`
     /// ([`Preprocessor::transform_one_keeping`]); `logs` are this one's
-    /// [`Preprocessor::logs_after`] that one (empty when they [read
-    /// alike](Preprocessor::reads_like)). The row is not made: its nonzero products are
+    /// [`Preprocessor::logs_after`] that one (all `false`, or empty, when they read
+    /// alike). The row is not made: its nonzero products are
     /// added in the order of that dot product, so the bits are its bits (but for the
     /// sign of a zero sum).
     pub fn dot_kept(&self, kept: &[f64], logs: &[bool], weights: &[f64]) -> f64 {
